@@ -1,0 +1,1 @@
+"""function-runner's error API (FastAPI), served under ``/api/v1/errors``."""

@@ -1,0 +1,1 @@
+"""Routers of the error API, one per resource."""

@@ -1,0 +1,106 @@
+"""The value a classifier returns, and the rules users add to a classifier."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Collection
+from typing import Any
+
+from error_handling.categories import Category, Reason
+
+#: Messages safe to show an end user, by category, when neither the error nor a rule gives one.
+DEFAULT_USER_MESSAGES: dict[Category, str] = {
+    Category.TRANSIENT: "A service we depend on is temporarily unavailable. We will try again shortly.",
+    Category.RESOURCE: "The system is busy. Your request is queued and will run when capacity frees up.",
+    Category.VALIDATION: "The request could not be processed because some of its input is invalid.",
+    Category.PERMANENT: "The request could not be completed. Our team has been notified.",
+}
+
+#: More specific user messages by reason code; they win over the category's default.
+REASON_USER_MESSAGES: dict[str, str] = {
+    Reason.RATE_LIMITED.value: "A service we depend on is receiving too many requests. We will try again shortly.",
+    Reason.TIMEOUT.value: "A service we depend on took too long to answer. We will try again shortly.",
+    Reason.QUOTA_EXCEEDED.value: "A usage quota has been reached. Your request will run when it is available again.",
+    Reason.PAYLOAD_TOO_LARGE.value: "The request is too large to be processed. Please make it smaller.",
+    Reason.CONTENT_POLICY.value: "The request was declined by a content policy. Please change it and try again.",
+    Reason.AUTH_FAILED.value: "The request could not be completed because of a configuration problem.",
+    Reason.NOT_FOUND.value: "Something the request refers to could not be found.",
+}
+
+
+def default_user_message(category: Category, reason: str) -> str:
+    """Return the built-in end-user message for a category and reason."""
+    return REASON_USER_MESSAGES.get(reason, DEFAULT_USER_MESSAGES[category])
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Classification:
+    """What went wrong, as far as routing is concerned.
+
+    Attributes:
+        category: which route the failure takes.
+        reason: a stable reason code (a :class:`~error_handling.categories.Reason` value or a user code).
+        retry_after: seconds the server (or the error) asked us to wait, if it said so.
+        fingerprint: a short hex digest grouping the same error across tasks and runs.
+        user_message: a message safe to show an end user: no internals, no secrets.
+        resource: for the ``resource`` category, the name of the resource gate to wait on.
+        exc_type: the qualified class name of the exception (``module.Class``), if there was one.
+        message: the technical message, already redacted.
+        status_code: the HTTP status the error carried, if any.
+        rule: a short description of the rule that matched (for operators debugging rules).
+    """
+
+    category: Category
+    reason: str
+    retry_after: float | None = None
+    fingerprint: str = ""
+    user_message: str = ""
+    resource: str | None = None
+    exc_type: str | None = None
+    message: str = ""
+    status_code: int | None = None
+    rule: str = ""
+
+    def replace(self, **changes: Any) -> Classification:
+        """Return a copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)
+
+
+#: Types a rule's ``exception`` may be given as.
+ExceptionSpec = str | type[BaseException]
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """A user rule: when every given condition matches, the failure gets this category and reason.
+
+    Conditions (all optional, all given ones must match):
+        exception: qualified class names (``"openai.RateLimitError"``) or classes, matched along the MRO.
+        message: a regular expression searched in ``str(exc)``.
+        status: HTTP statuses (an int, a range or a collection of ints) found on the exception.
+        predicate: any callable ``exc -> bool``.
+
+    Result:
+        category, reason, and optionally resource, retry_after, user_message.
+    """
+
+    category: Category
+    reason: str
+    exception: ExceptionSpec | tuple[ExceptionSpec, ...] | None = None
+    message: str | re.Pattern[str] | None = None
+    status: int | range | Collection[int] | None = None
+    predicate: Callable[[BaseException], bool] | None = None
+    resource: str | None = None
+    retry_after: float | None = None
+    user_message: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "category", Category(self.category))
+        object.__setattr__(self, "reason", str(self.reason))
+        if isinstance(self.message, str):
+            object.__setattr__(self, "message", re.compile(self.message))
+        if self.exception is not None and not isinstance(self.exception, tuple):
+            object.__setattr__(self, "exception", (self.exception,))
+        if isinstance(self.status, int):
+            object.__setattr__(self, "status", (self.status,))

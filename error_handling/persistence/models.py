@@ -1,0 +1,293 @@
+"""SQLAlchemy 2 models: the system of record.
+
+Every table is prefixed ``fr_`` so the schema can live beside an application's own tables.
+
+- ``fr_tasks``: one row per task that failed at least once, with its payload (secrets sealed) and its
+  state. A task reaches exactly one terminal state (``succeeded``, ``failed_fast``, ``dead_lettered``,
+  ``discarded``); moving out of a terminal state is refused by the repository.
+- ``fr_failed_attempts``: every failed execution, unique per ``(task_id, attempt)``.
+- ``fr_scheduled_runs``: delayed work as rows (invariant 3): scheduled retries (``kind='retry'``) and
+  resource waits (``kind='resource_wait'``), unique per ``(task_id, attempt)``.
+- ``fr_dead_letters``: tasks that will not be retried automatically, with everything needed to replay.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+#: Auto-incrementing 64-bit ids on Postgres, SQLite's rowid alias on SQLite.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+#: JSON documents: ``jsonb`` on Postgres, JSON text elsewhere.
+Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use timezone-aware UTC times")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class TaskState(str, enum.Enum):
+    """Where a task that failed at least once stands."""
+
+    #: A retry is scheduled.
+    RETRYING = "retrying"
+    #: Parked until a resource is available.
+    WAITING = "waiting"
+    #: Terminal: a later attempt succeeded.
+    SUCCEEDED = "succeeded"
+    #: Terminal: failed validation; the user was told why; no retry.
+    FAILED_FAST = "failed_fast"
+    #: Terminal: in the dead-letter queue.
+    DEAD_LETTERED = "dead_lettered"
+    #: Terminal: an operator discarded it.
+    DISCARDED = "discarded"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the state is final."""
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({TaskState.SUCCEEDED, TaskState.FAILED_FAST, TaskState.DEAD_LETTERED, TaskState.DISCARDED})
+
+
+class DecisionKind(str, enum.Enum):
+    """The decision recorded with a failed attempt."""
+
+    RETRY = "retry"
+    WAIT = "wait"
+    FAIL_FAST = "fail_fast"
+    DEAD_LETTER = "dead_letter"
+
+
+class RunKind(str, enum.Enum):
+    """What a scheduled run is."""
+
+    #: A transient failure's delayed retry.
+    RETRY = "retry"
+    #: A task parked on a resource gate.
+    RESOURCE_WAIT = "resource_wait"
+
+
+class RunStatus(str, enum.Enum):
+    """Lifecycle of a scheduled run."""
+
+    #: Not yet due, or due and not yet published.
+    PENDING = "pending"
+    #: Published to the broker; no worker has started it yet.
+    DISPATCHED = "dispatched"
+    #: A worker claimed it and is running it.
+    RUNNING = "running"
+    #: The run's execution finished (success or a recorded failure).
+    DONE = "done"
+    #: A resource wait passed its deadline and was dead-lettered.
+    EXPIRED = "expired"
+    #: Cancelled by an operator (the task was discarded).
+    CANCELLED = "cancelled"
+
+
+class DeadLetterStatus(str, enum.Enum):
+    """Lifecycle of a dead letter."""
+
+    #: In the queue, waiting for an operator.
+    PENDING = "pending"
+    #: Published again as a new task.
+    REPLAYED = "replayed"
+    #: Discarded by an operator.
+    DISCARDED = "discarded"
+
+
+def _enum(enum_cls: type[enum.Enum], name: str) -> sa.Enum:
+    return sa.Enum(
+        enum_cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+#: Deterministic constraint names, so migrations and models compare equal on every database.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base of function-runner's tables."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+    type_annotation_map: dict[Any, Any] = {dt.datetime: UTCDateTime()}
+
+
+def utcnow() -> dt.datetime:
+    """Return the current time, timezone-aware, in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+class TaskRecord(Base):
+    """A task that failed at least once: its payload and its one state."""
+
+    __tablename__ = "fr_tasks"
+
+    task_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    task_name: Mapped[str] = mapped_column(sa.String(255), index=True)
+    queue: Mapped[str | None] = mapped_column(sa.String(255))
+    state: Mapped[TaskState] = mapped_column(_enum(TaskState, "fr_task_state"), index=True)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    #: Positional arguments, with secret values sealed (encrypted).
+    args: Mapped[Any] = mapped_column(Json)
+    #: Keyword arguments, with secret values sealed (encrypted).
+    kwargs: Mapped[Any] = mapped_column(Json)
+    #: Routing and delivery options (exchange, routing_key, priority, ...).
+    options: Mapped[Any] = mapped_column(Json)
+    #: The message's custom headers, with secret values sealed.
+    headers: Mapped[Any] = mapped_column(Json)
+    #: False when the payload could not be stored faithfully (not JSON-serialisable).
+    replayable: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    root_id: Mapped[str | None] = mapped_column(sa.String(255), index=True)
+    parent_id: Mapped[str | None] = mapped_column(sa.String(255))
+    #: The dead letter this task is a replay of.
+    replay_of: Mapped[int | None] = mapped_column(BigId, index=True)
+    last_category: Mapped[str | None] = mapped_column(sa.String(32))
+    last_reason: Mapped[str | None] = mapped_column(sa.String(64))
+    #: For a failed-fast task, the message for the user.
+    user_message: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = mapped_column(index=True)
+    updated_at: Mapped[dt.datetime]
+    terminal_at: Mapped[dt.datetime | None]
+
+
+class FailedAttempt(Base):
+    """One failed execution of a task and the decision taken about it."""
+
+    __tablename__ = "fr_failed_attempts"
+    __table_args__ = (
+        sa.UniqueConstraint("task_id", "attempt", name="uq_fr_failed_attempts_task_attempt"),
+        sa.Index("ix_fr_failed_attempts_task_name_failed_at", "task_name", "failed_at"),
+        sa.Index("ix_fr_failed_attempts_category_failed_at", "category", "failed_at"),
+        sa.Index("ix_fr_failed_attempts_reason_failed_at", "reason", "failed_at"),
+        sa.Index("ix_fr_failed_attempts_fingerprint_failed_at", "fingerprint", "failed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(sa.String(255))
+    attempt: Mapped[int] = mapped_column(sa.Integer)
+    task_name: Mapped[str] = mapped_column(sa.String(255))
+    queue: Mapped[str | None] = mapped_column(sa.String(255))
+    worker: Mapped[str | None] = mapped_column(sa.String(255))
+    exc_type: Mapped[str | None] = mapped_column(sa.String(255))
+    #: The technical message, redacted.
+    message: Mapped[str] = mapped_column(sa.Text)
+    #: The traceback, redacted.
+    traceback: Mapped[str | None] = mapped_column(sa.Text)
+    category: Mapped[str] = mapped_column(sa.String(32))
+    reason: Mapped[str] = mapped_column(sa.String(64))
+    resource: Mapped[str | None] = mapped_column(sa.String(64))
+    retry_after: Mapped[float | None] = mapped_column(sa.Float)
+    fingerprint: Mapped[str] = mapped_column(sa.String(32))
+    user_message: Mapped[str | None] = mapped_column(sa.Text)
+    status_code: Mapped[int | None] = mapped_column(sa.Integer)
+    rule: Mapped[str | None] = mapped_column(sa.String(255))
+    decision: Mapped[DecisionKind] = mapped_column(_enum(DecisionKind, "fr_decision_kind"))
+    decision_reason: Mapped[str | None] = mapped_column(sa.String(64))
+    #: For a retry, when it is due; for a wait, its deadline.
+    decision_at: Mapped[dt.datetime | None]
+    #: For a retry, the delay in seconds.
+    delay: Mapped[float | None] = mapped_column(sa.Float)
+    started_at: Mapped[dt.datetime | None]
+    failed_at: Mapped[dt.datetime] = mapped_column(index=True)
+    duration_ms: Mapped[float | None] = mapped_column(sa.Float)
+
+
+class ScheduledRun(Base):
+    """Delayed work as a row: a scheduled retry or a resource wait."""
+
+    __tablename__ = "fr_scheduled_runs"
+    __table_args__ = (
+        sa.UniqueConstraint("task_id", "attempt", name="uq_fr_scheduled_runs_task_attempt"),
+        sa.Index("ix_fr_scheduled_runs_status_due_at", "status", "due_at"),
+        sa.CheckConstraint(
+            "kind <> 'resource_wait' OR (resource IS NOT NULL AND deadline IS NOT NULL)",
+            name="ck_fr_scheduled_runs_wait_has_resource",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[RunKind] = mapped_column(_enum(RunKind, "fr_run_kind"))
+    task_id: Mapped[str] = mapped_column(sa.String(255))
+    #: The attempt number this run will execute as.
+    attempt: Mapped[int] = mapped_column(sa.Integer)
+    resource: Mapped[str | None] = mapped_column(sa.String(64))
+    deadline: Mapped[dt.datetime | None]
+    #: When the dispatcher should next act on it.
+    due_at: Mapped[dt.datetime]
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "fr_run_status"))
+    #: Identifies the one published message allowed to run it (idempotency with task id + attempt).
+    dispatch_token: Mapped[str | None] = mapped_column(sa.String(64))
+    dispatch_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    dispatched_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+
+class DeadLetterRecord(Base):
+    """A task that will not be retried automatically, with everything needed to replay it."""
+
+    __tablename__ = "fr_dead_letters"
+    __table_args__ = (sa.Index("ix_fr_dead_letters_status_created_at", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    task_name: Mapped[str] = mapped_column(sa.String(255), index=True)
+    queue: Mapped[str | None] = mapped_column(sa.String(255))
+    #: Why it was dead-lettered (``retries_exhausted``, ``resource_wait_timeout``, or the error's reason).
+    reason: Mapped[str] = mapped_column(sa.String(64), index=True)
+    category: Mapped[str | None] = mapped_column(sa.String(32))
+    #: The reason code of the last failure.
+    last_reason: Mapped[str | None] = mapped_column(sa.String(64))
+    exc_type: Mapped[str | None] = mapped_column(sa.String(255))
+    message: Mapped[str | None] = mapped_column(sa.Text)
+    fingerprint: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    attempts: Mapped[int] = mapped_column(sa.Integer)
+    args: Mapped[Any] = mapped_column(Json)
+    kwargs: Mapped[Any] = mapped_column(Json)
+    options: Mapped[Any] = mapped_column(Json)
+    headers: Mapped[Any] = mapped_column(Json)
+    replayable: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    status: Mapped[DeadLetterStatus] = mapped_column(_enum(DeadLetterStatus, "fr_dead_letter_status"))
+    replayed_task_id: Mapped[str | None] = mapped_column(sa.String(255))
+    replayed_at: Mapped[dt.datetime | None]
+    discarded_reason: Mapped[str | None] = mapped_column(sa.Text)
+    discarded_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(index=True)
+    updated_at: Mapped[dt.datetime]

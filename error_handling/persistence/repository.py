@@ -1,0 +1,475 @@
+"""Keyword-only repository functions: the only code that writes function-runner's tables.
+
+The wrapper, the dispatcher, the API and the CLI all go through these functions, each called inside
+one transaction (:func:`error_handling.persistence.db.transaction`). The functions that change a task
+lock its ``fr_tasks`` row first (``SELECT ... FOR UPDATE`` on Postgres; SQLite serialises writers), so
+redeliveries, duplicate dispatches and racing processes see one another's writes and cannot record a
+second terminal state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from error_handling.categories import Category, Reason
+from error_handling.classification import Classification
+from error_handling.persistence.models import (
+    TERMINAL_STATES,
+    DeadLetterRecord,
+    DeadLetterStatus,
+    DecisionKind,
+    FailedAttempt,
+    RunKind,
+    RunStatus,
+    ScheduledRun,
+    TaskRecord,
+    TaskState,
+)
+from error_handling.policy import DeadLetter, Decision, FailFast, RandomSource, RecoveryPolicy, Retry, Wait, budget_group, decide
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskPayload:
+    """What is needed to run a task again. ``args``, ``kwargs`` and ``headers`` have secrets sealed."""
+
+    task_name: str
+    args: Any
+    kwargs: Any
+    options: dict[str, Any]
+    headers: dict[str, Any]
+    queue: str | None = None
+    replayable: bool = True
+    root_id: str | None = None
+    parent_id: str | None = None
+    replay_of: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class FailureReport:
+    """One failed execution, as the wrapper saw it (message and traceback already redacted)."""
+
+    task_id: str
+    attempt: int
+    payload: TaskPayload
+    classification: Classification
+    traceback: str | None
+    failed_at: dt.datetime
+    started_at: dt.datetime | None = None
+    worker: str | None = None
+    #: The scheduled run this execution came from, if any.
+    run_id: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Recorded:
+    """The outcome of :func:`record_failure`.
+
+    Attributes:
+        decision: the decision taken (for a duplicate, rebuilt from the first record).
+        duplicate: True when this attempt had already been recorded (a redelivery); nothing was written.
+        dead_letter_id: the dead letter created, if the decision was to dead-letter.
+        run_id: the scheduled run created for a retry or a wait.
+    """
+
+    decision: Decision
+    duplicate: bool = False
+    dead_letter_id: int | None = None
+    run_id: int | None = None
+
+
+def _lock_task(session: Session, task_id: str) -> TaskRecord | None:
+    return session.execute(
+        sa.select(TaskRecord).where(TaskRecord.task_id == task_id).with_for_update()
+    ).scalar_one_or_none()
+
+
+def _insert_ignoring_conflicts(session: Session, table: sa.Table, values: dict[str, Any]) -> None:
+    """``INSERT ... ON CONFLICT DO NOTHING`` on Postgres and SQLite."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        session.execute(pg_insert(table).values(**values).on_conflict_do_nothing())
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        session.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing())
+
+
+def _ensure_task(session: Session, *, task_id: str, payload: TaskPayload, now: dt.datetime) -> TaskRecord:
+    task = _lock_task(session, task_id)
+    if task is not None:
+        return task
+    _insert_ignoring_conflicts(
+        session,
+        TaskRecord.__table__,  # type: ignore[arg-type]
+        {
+            "task_id": task_id,
+            "task_name": payload.task_name,
+            "queue": payload.queue,
+            "state": TaskState.RETRYING,
+            "attempts": 0,
+            "args": payload.args,
+            "kwargs": payload.kwargs,
+            "options": payload.options,
+            "headers": payload.headers,
+            "replayable": payload.replayable,
+            "root_id": payload.root_id,
+            "parent_id": payload.parent_id,
+            "replay_of": payload.replay_of,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    task = _lock_task(session, task_id)
+    assert task is not None  # inserted above, or by a concurrent writer we waited for
+    return task
+
+
+def _decision_from_attempt(row: FailedAttempt) -> Decision:
+    """Rebuild the decision stored with an attempt (for answering a redelivery)."""
+    at = row.decision_at or row.failed_at
+    if row.decision is DecisionKind.RETRY:
+        return Retry(at=at, delay=row.delay or 0.0)
+    if row.decision is DecisionKind.WAIT:
+        return Wait(resource=row.resource or "", deadline=at, check_at=at)
+    if row.decision is DecisionKind.FAIL_FAST:
+        return FailFast(reason=row.decision_reason or row.reason, user_message=row.user_message or "")
+    return DeadLetter(reason=row.decision_reason or row.reason)
+
+
+def _failures_in_group(session: Session, task_id: str, classification: Classification) -> int:
+    query = sa.select(sa.func.count()).select_from(FailedAttempt).where(FailedAttempt.task_id == task_id)
+    if budget_group(classification) == "unclassified":
+        query = query.where(FailedAttempt.reason == Reason.UNCLASSIFIED.value)
+    else:
+        query = query.where(
+            FailedAttempt.category == classification.category.value,
+            FailedAttempt.reason != Reason.UNCLASSIFIED.value,
+        )
+    return int(session.execute(query).scalar_one())
+
+
+def _waiting_since(session: Session, task_id: str, resource: str | None) -> dt.datetime | None:
+    return session.execute(
+        sa.select(sa.func.min(ScheduledRun.created_at)).where(
+            ScheduledRun.task_id == task_id,
+            ScheduledRun.kind == RunKind.RESOURCE_WAIT,
+            ScheduledRun.resource == resource,
+        )
+    ).scalar_one_or_none()
+
+
+def _finish_run(session: Session, run_id: int | None, now: dt.datetime) -> None:
+    if run_id is not None:
+        session.execute(
+            sa.update(ScheduledRun)
+            .where(ScheduledRun.id == run_id, ScheduledRun.status.in_([RunStatus.DISPATCHED, RunStatus.RUNNING, RunStatus.PENDING]))
+            .values(status=RunStatus.DONE, updated_at=now)
+        )
+
+
+def _add_dead_letter(
+    session: Session,
+    *,
+    task: TaskRecord,
+    reason: str,
+    last: FailedAttempt | None,
+    now: dt.datetime,
+) -> DeadLetterRecord:
+    letter = DeadLetterRecord(
+        task_id=task.task_id,
+        task_name=task.task_name,
+        queue=task.queue,
+        reason=reason,
+        category=last.category if last else task.last_category,
+        last_reason=last.reason if last else task.last_reason,
+        exc_type=last.exc_type if last else None,
+        message=last.message if last else None,
+        fingerprint=last.fingerprint if last else None,
+        attempts=task.attempts,
+        args=task.args,
+        kwargs=task.kwargs,
+        options=task.options,
+        headers=task.headers,
+        replayable=task.replayable,
+        status=DeadLetterStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(letter)
+    session.flush()
+    return letter
+
+
+def record_failure(
+    session: Session,
+    *,
+    report: FailureReport,
+    policy: RecoveryPolicy,
+    rng: RandomSource | None = None,
+) -> Recorded:
+    """Record a failed attempt and carry out the policy's decision, in the caller's transaction.
+
+    Writes the attempt, the decision's entry (scheduled retry, resource wait, fail-fast outcome or dead
+    letter) and the task's new state. A redelivered attempt that was already recorded writes nothing
+    and returns the first decision with ``duplicate=True``. A task already in a terminal state also
+    writes nothing.
+    """
+    now = report.failed_at
+    task = _ensure_task(session, task_id=report.task_id, payload=report.payload, now=now)
+    existing = session.execute(
+        sa.select(FailedAttempt).where(FailedAttempt.task_id == report.task_id, FailedAttempt.attempt == report.attempt)
+    ).scalar_one_or_none()
+    if existing is not None:
+        return Recorded(decision=_decision_from_attempt(existing), duplicate=True)
+    if task.state in TERMINAL_STATES:
+        return Recorded(decision=DeadLetter(reason=f"already_{task.state.value}"), duplicate=True)
+
+    c = report.classification
+    failures = _failures_in_group(session, report.task_id, c) + 1
+    waiting_since = _waiting_since(session, report.task_id, c.resource) if c.category is Category.RESOURCE else None
+    decision = decide(c, failures=failures, now=now, policy=policy, waiting_since=waiting_since, rng=rng)
+
+    attempt = FailedAttempt(
+        task_id=report.task_id,
+        attempt=report.attempt,
+        task_name=report.payload.task_name,
+        queue=report.payload.queue,
+        worker=report.worker,
+        exc_type=c.exc_type,
+        message=c.message,
+        traceback=report.traceback,
+        category=c.category.value,
+        reason=c.reason,
+        resource=c.resource,
+        retry_after=c.retry_after,
+        fingerprint=c.fingerprint,
+        user_message=c.user_message,
+        status_code=c.status_code,
+        rule=c.rule[:255] if c.rule else None,
+        decision=_decision_kind(decision),
+        decision_reason=getattr(decision, "reason", None),
+        decision_at=_decision_at(decision),
+        delay=decision.delay if isinstance(decision, Retry) else None,
+        started_at=report.started_at,
+        failed_at=now,
+        duration_ms=(now - report.started_at).total_seconds() * 1000 if report.started_at else None,
+    )
+    session.add(attempt)
+    _finish_run(session, report.run_id, now)
+    task.attempts = max(task.attempts, report.attempt)
+    task.last_category = c.category.value
+    task.last_reason = c.reason
+    task.updated_at = now
+
+    result = Recorded(decision=decision)
+    if isinstance(decision, Retry | Wait):
+        run = ScheduledRun(
+            kind=RunKind.RETRY if isinstance(decision, Retry) else RunKind.RESOURCE_WAIT,
+            task_id=report.task_id,
+            attempt=report.attempt + 1,
+            resource=decision.resource if isinstance(decision, Wait) else None,
+            deadline=decision.deadline if isinstance(decision, Wait) else None,
+            due_at=decision.at if isinstance(decision, Retry) else decision.check_at,
+            status=RunStatus.PENDING,
+            dispatch_count=0,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(run)
+        task.state = TaskState.RETRYING if isinstance(decision, Retry) else TaskState.WAITING
+        session.flush()
+        result = dataclasses.replace(result, run_id=run.id)
+    elif isinstance(decision, FailFast):
+        task.state = TaskState.FAILED_FAST
+        task.user_message = decision.user_message
+        task.terminal_at = now
+    else:
+        task.state = TaskState.DEAD_LETTERED
+        task.terminal_at = now
+        session.flush()
+        letter = _add_dead_letter(session, task=task, reason=decision.reason, last=attempt, now=now)
+        result = dataclasses.replace(result, dead_letter_id=letter.id)
+    return result
+
+
+def _decision_kind(decision: Decision) -> DecisionKind:
+    if isinstance(decision, Retry):
+        return DecisionKind.RETRY
+    if isinstance(decision, Wait):
+        return DecisionKind.WAIT
+    if isinstance(decision, FailFast):
+        return DecisionKind.FAIL_FAST
+    return DecisionKind.DEAD_LETTER
+
+
+def _decision_at(decision: Decision) -> dt.datetime | None:
+    if isinstance(decision, Retry):
+        return decision.at
+    if isinstance(decision, Wait):
+        return decision.deadline
+    return None
+
+
+def record_success(session: Session, *, task_id: str, run_id: int | None, now: dt.datetime) -> bool:
+    """Record that a task which had failed before has now succeeded. Returns False if already terminal."""
+    _finish_run(session, run_id, now)
+    task = _lock_task(session, task_id)
+    if task is None or task.state in TERMINAL_STATES:
+        return False
+    task.state = TaskState.SUCCEEDED
+    task.terminal_at = now
+    task.updated_at = now
+    return True
+
+
+def claim_run(session: Session, *, run_id: int, token: str, now: dt.datetime) -> bool:
+    """Claim a scheduled run for execution by the message carrying ``token``.
+
+    The first message of a run to arrive claims it; a redelivery of that same message (a worker lost
+    mid-run) may claim it again; any other copy (a duplicate dispatch) is refused, so each
+    ``(task_id, attempt)`` runs once.
+    """
+    result = session.execute(
+        sa.update(ScheduledRun)
+        .where(
+            ScheduledRun.id == run_id,
+            sa.or_(
+                ScheduledRun.status.in_([RunStatus.PENDING, RunStatus.DISPATCHED]),
+                sa.and_(ScheduledRun.status == RunStatus.RUNNING, ScheduledRun.dispatch_token == token),
+            ),
+        )
+        .values(status=RunStatus.RUNNING, dispatch_token=token, updated_at=now)
+    )
+    return bool(result.rowcount)
+
+
+@dataclasses.dataclass(frozen=True)
+class Dispatch:
+    """A due run, ready to publish: the task's payload (still sealed) plus the run's identity."""
+
+    run_id: int
+    kind: RunKind
+    task_id: str
+    attempt: int
+    token: str
+    task_name: str
+    args: Any
+    kwargs: Any
+    options: dict[str, Any]
+    headers: dict[str, Any]
+    root_id: str | None
+    parent_id: str | None
+
+
+def claim_due_runs(
+    session: Session,
+    *,
+    now: dt.datetime,
+    limit: int,
+    redispatch_after: dt.timedelta,
+) -> tuple[list[Dispatch], list[ScheduledRun]]:
+    """Lock due runs (``FOR UPDATE SKIP LOCKED``) and mark them dispatched in the caller's transaction.
+
+    Returns the runs to publish, and the resource waits that passed their deadline (to be
+    dead-lettered with :func:`expire_wait`). A run dispatched more than ``redispatch_after`` ago whose
+    message never started (lost with a broker restart) is due again; its copies are harmless because
+    only one message per run may claim it.
+    """
+    due = sa.or_(
+        sa.and_(ScheduledRun.status == RunStatus.PENDING, ScheduledRun.due_at <= now),
+        sa.and_(ScheduledRun.status == RunStatus.DISPATCHED, ScheduledRun.dispatched_at <= now - redispatch_after),
+    )
+    runs = (
+        session.execute(
+            sa.select(ScheduledRun)
+            .where(due)
+            .order_by(ScheduledRun.due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        .scalars()
+        .all()
+    )
+    if not runs:
+        return [], []
+    tasks = {
+        t.task_id: t
+        for t in session.execute(
+            sa.select(TaskRecord).where(TaskRecord.task_id.in_({r.task_id for r in runs}))
+        ).scalars()
+    }
+    dispatches: list[Dispatch] = []
+    expired: list[ScheduledRun] = []
+    for run in runs:
+        task = tasks.get(run.task_id)
+        if task is None or task.state in TERMINAL_STATES:
+            run.status = RunStatus.CANCELLED
+            run.updated_at = now
+            continue
+        if run.kind is RunKind.RESOURCE_WAIT and run.deadline is not None and run.deadline <= now:
+            expired.append(run)
+            continue
+        token = uuid.uuid4().hex
+        run.status = RunStatus.DISPATCHED
+        run.dispatch_token = token
+        run.dispatch_count += 1
+        run.dispatched_at = now
+        run.updated_at = now
+        dispatches.append(
+            Dispatch(
+                run_id=run.id,
+                kind=run.kind,
+                task_id=run.task_id,
+                attempt=run.attempt,
+                token=token,
+                task_name=task.task_name,
+                args=task.args,
+                kwargs=task.kwargs,
+                options=dict(task.options or {}),
+                headers=dict(task.headers or {}),
+                root_id=task.root_id,
+                parent_id=task.parent_id,
+            )
+        )
+    return dispatches, expired
+
+
+def expire_wait(session: Session, *, run: ScheduledRun, now: dt.datetime) -> int | None:
+    """Dead-letter a task whose resource wait passed its deadline. Returns the dead letter's id."""
+    task = _lock_task(session, run.task_id)
+    run.status = RunStatus.EXPIRED
+    run.updated_at = now
+    if task is None or task.state in TERMINAL_STATES:
+        return None
+    last = session.execute(
+        sa.select(FailedAttempt)
+        .where(FailedAttempt.task_id == run.task_id)
+        .order_by(FailedAttempt.attempt.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    task.state = TaskState.DEAD_LETTERED
+    task.terminal_at = now
+    task.updated_at = now
+    letter = _add_dead_letter(session, task=task, reason=Reason.RESOURCE_WAIT_TIMEOUT.value, last=last, now=now)
+    return letter.id
+
+
+def task_history(session: Session, *, task_id: str) -> tuple[TaskRecord | None, Sequence[FailedAttempt], Sequence[ScheduledRun]]:
+    """Return a task's record, its failed attempts and its scheduled runs, oldest first."""
+    task = session.get(TaskRecord, task_id)
+    attempts = session.execute(
+        sa.select(FailedAttempt).where(FailedAttempt.task_id == task_id).order_by(FailedAttempt.attempt)
+    ).scalars().all()
+    runs = session.execute(
+        sa.select(ScheduledRun).where(ScheduledRun.task_id == task_id).order_by(ScheduledRun.attempt)
+    ).scalars().all()
+    return task, attempts, runs

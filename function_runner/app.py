@@ -1,0 +1,81 @@
+"""Celery app factory and :func:`install`, which attaches function-runner to an existing app."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from celery import Celery
+
+from error_handling.classification import Rule
+from error_handling.policy import RecoveryPolicy
+from function_runner.runtime import APP_ATTRIBUTE, Runtime
+from function_runner.settings import Settings
+
+
+def broker_options(settings: Settings) -> dict[str, Any]:
+    """Celery configuration for the broker these settings name."""
+    url = settings.effective_broker_url
+    conf: dict[str, Any] = {"broker_url": url, "broker_connection_retry_on_startup": True}
+    if url.startswith("filesystem://"):
+        folder = settings.broker_folder
+        (folder / "processed").mkdir(parents=True, exist_ok=True)
+        conf["broker_transport_options"] = {
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+        }
+    elif url.startswith(("redis://", "rediss://", "redis+socket://", "sentinel://", "sqs://")):
+        conf["broker_transport_options"] = {"visibility_timeout": settings.visibility_timeout}
+    if settings.result_backend:
+        conf["result_backend"] = settings.result_backend
+    return conf
+
+
+def install(
+    app: Celery,
+    settings: Settings | None = None,
+    *,
+    rules: Sequence[Rule] = (),
+    policy: RecoveryPolicy | None = None,
+    configure_broker: bool = False,
+) -> Runtime:
+    """Attach function-runner to ``app`` and return its runtime.
+
+    Args:
+        app: any Celery app; its tasks opt in with ``base=RecoverableTask``.
+        settings: function-runner settings (default: read from the environment).
+        rules: app-wide classifier rules, evaluated before the built-ins.
+        policy: the app-wide recovery policy (default: from the settings).
+        configure_broker: also set the app's broker from ``settings`` (off for an app you configured).
+    """
+    settings = settings or Settings()
+    runtime = Runtime(settings, rules=rules, policy=policy)
+    setattr(app, APP_ATTRIBUTE, runtime)
+    if configure_broker:
+        app.conf.update(broker_options(settings))
+    return runtime
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    main: str = "function_runner",
+    include: Sequence[str] = (),
+    rules: Sequence[Rule] = (),
+    policy: RecoveryPolicy | None = None,
+) -> Celery:
+    """Create a Celery app configured from function-runner's settings, with the runtime installed."""
+    settings = settings or Settings()
+    app = Celery(main, include=list(include))
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        accept_content=["json"],
+        **broker_options(settings),
+    )
+    install(app, settings, rules=rules, policy=policy)
+    return app

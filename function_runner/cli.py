@@ -1,0 +1,183 @@
+"""The ``function-runner`` command line (typer).
+
+Commands:
+    demo         every route end to end on the embedded default (no servers)
+    worker       a Celery worker for your app (``celery -A APP worker`` with our defaults)
+    dispatcher   publishes due retries and released resource waits
+    api          the error API (FastAPI, served by uvicorn)
+    db           upgrade / downgrade / current: the database schema
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import signal
+import sys
+from types import FrameType
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError as SettingsValidationError
+from rich.console import Console
+
+from error_handling.exceptions import FunctionRunnerError
+
+app = typer.Typer(
+    name="function-runner",
+    help="Make Celery task fleets survive failure: classify, retry, wait, dead-letter, replay.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Manage function-runner's database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+err = Console(stderr=True)
+
+AppOption = Annotated[
+    str | None,
+    typer.Option("--app", "-A", help="Your Celery app, as 'module' or 'module:attribute' (default: one built from settings)."),
+]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from function_runner.settings import Settings
+
+    try:
+        return Settings()
+    except SettingsValidationError as exc:
+        problems = "; ".join(f"FUNCTION_RUNNER_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise _fail(f"invalid settings: {problems}") from None
+
+
+def _load_app(spec: str | None):  # type: ignore[no-untyped-def]
+    from celery import Celery
+
+    from function_runner.app import create_app
+
+    if not spec:
+        return create_app(_settings())
+    module_name, _, attribute = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise _fail(f"cannot import {module_name!r}: {exc}") from None
+    candidates = [attribute] if attribute else ["app", "celery"]
+    for name in candidates:
+        found = getattr(module, name, None)
+        if isinstance(found, Celery):
+            return found
+    raise _fail(f"no Celery app found in {spec!r} (looked for {', '.join(candidates)})")
+
+
+def _logging(level: str) -> None:
+    from error_handling.redaction import RedactingFilter
+
+    handler = logging.StreamHandler()
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+@app.command()
+def demo(
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show the worker's output too.")] = False,
+) -> None:
+    """Run every route end to end on the embedded default (SQLite + filesystem broker), no servers."""
+    from function_runner.demo import run_demo
+
+    raise typer.Exit(run_demo(keep=verbose))
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker(
+    ctx: typer.Context,
+    celery_app: AppOption = None,
+) -> None:
+    """Start a Celery worker; extra arguments go to ``celery worker`` (e.g. --pool, --concurrency, -Q)."""
+    celery = _load_app(celery_app)
+    celery.worker_main(["worker", *ctx.args])
+
+
+@app.command()
+def dispatcher(
+    celery_app: AppOption = None,
+    log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
+    once: Annotated[bool, typer.Option("--once", help="Run one pass and exit.")] = False,
+) -> None:
+    """Publish due retries and released resource waits; any number may run at once."""
+    from function_runner.dispatcher import Dispatcher
+
+    _logging(log_level)
+    celery = _load_app(celery_app)
+    runner = Dispatcher(celery)
+    if once:
+        try:
+            result = runner.run_once()
+        except FunctionRunnerError as exc:
+            raise _fail(str(exc), code=1) from None
+        typer.echo(f"published={result.published} expired={result.expired}")
+        return
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        runner.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    runner.run_forever()
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    log_level: Annotated[str, typer.Option(help="Logging level.")] = "info",
+) -> None:
+    """Serve the error API under /api/v1/errors (OpenAPI at /docs)."""
+    import uvicorn
+
+    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, log_level=log_level.lower())
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Migrate the database up (to the latest schema by default)."""
+    from function_runner.migrate import upgrade
+
+    try:
+        upgrade(_settings().effective_database_url, revision)
+    except FunctionRunnerError as exc:
+        raise _fail(str(exc), code=1) from None
+    typer.echo(f"database at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "base") -> None:
+    """Migrate the database down (removing every function-runner table by default)."""
+    from function_runner.migrate import downgrade
+
+    try:
+        downgrade(_settings().effective_database_url, revision)
+    except FunctionRunnerError as exc:
+        raise _fail(str(exc), code=1) from None
+    typer.echo(f"database at {revision}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

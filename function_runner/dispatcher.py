@@ -1,0 +1,127 @@
+"""The dispatcher: publishes due scheduled retries and released resource waits.
+
+Any number of dispatchers may run against one database. Each pass claims a batch of due rows with
+``SELECT ... FOR UPDATE SKIP LOCKED`` (on SQLite a write transaction, so one dispatcher at a time),
+publishes them and marks them dispatched in the same transaction. If a dispatcher dies after
+publishing but before committing, another publishes the run again; the copies carry different
+dispatch tokens and only the first one to reach a worker runs (``claim_run``), so each
+``(task_id, attempt)`` executes once.
+
+Resource waits are released when their check interval comes round (the re-run is the check) and
+dead-lettered as ``resource_wait_timeout`` once past their deadline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import threading
+from typing import Any
+
+from celery import Celery
+from kombu.exceptions import OperationalError as BrokerError
+from sqlalchemy.orm import Session
+
+from error_handling.exceptions import StorageUnavailable
+from error_handling.persistence import repository
+from error_handling.persistence.models import utcnow
+from error_handling.sealing import unseal_secrets
+from function_runner import headers as H
+from function_runner.events import log_event
+from function_runner.runtime import Runtime, runtime_for
+
+
+@dataclasses.dataclass
+class PassResult:
+    """What one dispatcher pass did."""
+
+    published: int = 0
+    expired: int = 0
+
+
+class Dispatcher:
+    """Publishes due runs of one app's database to its broker.
+
+    Args:
+        app: the Celery app to publish through (its broker and routing).
+        runtime: the function-runner runtime (default: the app's).
+    """
+
+    def __init__(self, app: Celery, runtime: Runtime | None = None) -> None:
+        self.app = app
+        self.runtime = runtime or runtime_for(app)
+        self.settings = self.runtime.settings
+        self._stop = threading.Event()
+
+    def run_once(self, *, now: dt.datetime | None = None) -> PassResult:
+        """Claim, publish and mark one batch of due runs. Returns what it did.
+
+        Raises:
+            StorageUnavailable: if the database is unreachable.
+        """
+        moment = now or utcnow()
+        with self.app.producer_or_acquire() as producer:
+            return self.runtime.in_transaction(lambda s: self._pass(s, producer, moment), patience=0)
+
+    def _pass(self, session: Session, producer: Any, now: dt.datetime) -> PassResult:
+        result = PassResult()
+        dispatches, expired = repository.claim_due_runs(
+            session,
+            now=now,
+            limit=self.settings.dispatcher_batch_size,
+            redispatch_after=dt.timedelta(seconds=self.settings.redispatch_after),
+        )
+        for run in expired:
+            letter = repository.expire_wait(session, run=run, now=now)
+            result.expired += 1
+            log_event("dispatcher.wait_expired", task_id=run.task_id, resource=run.resource, dead_letter=letter)
+        for dispatch in dispatches:
+            self._publish(dispatch, producer)
+            result.published += 1
+        return result
+
+    def _publish(self, dispatch: repository.Dispatch, producer: Any) -> None:
+        sealer = self.runtime.sealer
+        headers = dict(unseal_secrets(dispatch.headers, sealer=sealer) or {})
+        headers.update({H.ATTEMPT: dispatch.attempt, H.RUN: dispatch.run_id, H.TOKEN: dispatch.token})
+        options = dict(dispatch.options)
+        time_limit = options.pop("time_limit", None)
+        soft_time_limit = options.pop("soft_time_limit", None)
+        self.app.send_task(
+            dispatch.task_name,
+            args=unseal_secrets(dispatch.args, sealer=sealer),
+            kwargs=unseal_secrets(dispatch.kwargs, sealer=sealer),
+            task_id=dispatch.task_id,
+            headers=headers,
+            root_id=dispatch.root_id,
+            parent_id=dispatch.parent_id,
+            producer=producer,
+            time_limit=time_limit,
+            soft_time_limit=soft_time_limit,
+            **options,
+        )
+
+    def run_forever(self) -> None:
+        """Dispatch until :meth:`stop` is called; survive database outages by waiting them out."""
+        log_event("dispatcher.started", interval=self.settings.dispatcher_interval)
+        while not self._stop.is_set():
+            try:
+                result = self.run_once()
+            except StorageUnavailable:
+                log_event("dispatcher.storage_unavailable", level=logging.WARNING)
+                self._stop.wait(self.settings.dispatcher_interval)
+                continue
+            except (BrokerError, ConnectionError) as exc:  # nothing was marked: the batch stays due
+                log_event("dispatcher.broker_unavailable", level=logging.WARNING, error=type(exc).__name__)
+                self._stop.wait(self.settings.dispatcher_interval)
+                continue
+            if result.published or result.expired:
+                log_event("dispatcher.pass", published=result.published, expired=result.expired)
+            if result.published < self.settings.dispatcher_batch_size:
+                self._stop.wait(self.settings.dispatcher_interval)
+        log_event("dispatcher.stopped")
+
+    def stop(self) -> None:
+        """Ask :meth:`run_forever` to return after the current pass."""
+        self._stop.set()

@@ -1,0 +1,15 @@
+"""Names of the message headers function-runner adds to the tasks it publishes."""
+
+from __future__ import annotations
+
+#: The attempt number of this execution (1 when absent).
+ATTEMPT = "fr_attempt"
+#: The id of the scheduled run (retry or released wait) this message executes.
+RUN = "fr_run"
+#: The dispatch token that identifies the one message allowed to execute the run.
+TOKEN = "fr_token"
+#: The id of the dead letter this task replays.
+REPLAY_OF = "fr_replay_of"
+
+#: Every header of ours; they are stripped from the headers recorded for replay.
+ALL = frozenset({ATTEMPT, RUN, TOKEN, REPLAY_OF})

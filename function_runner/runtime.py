@@ -1,0 +1,131 @@
+"""The per-app runtime: settings, classifier, policy, sealer, and a database engine per process.
+
+A :class:`Runtime` is attached to a Celery app by :func:`function_runner.install` (or lazily, from the
+environment, the first time a :class:`~function_runner.task.RecoverableTask` of the app fails). Its
+engine is created on first use *in each process*: a prefork child never reuses its parent's
+connections.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from error_handling.classification import Rule
+from error_handling.classifier import Classifier
+from error_handling.exceptions import StorageUnavailable
+from error_handling.persistence.db import make_engine, make_sessionmaker, transaction
+from error_handling.policy import RecoveryPolicy
+from error_handling.redaction import Redactor
+from error_handling.sealing import Sealer
+from function_runner.settings import Settings
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+T = TypeVar("T")
+
+#: Attribute under which the runtime hangs on a Celery app.
+APP_ATTRIBUTE = "function_runner"
+
+
+class Runtime:
+    """Everything the wrapper and the dispatcher need, built once per app from one :class:`Settings`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        rules: Sequence[Rule] = (),
+        policy: RecoveryPolicy | None = None,
+    ) -> None:
+        self.settings = settings
+        self.classifier = Classifier(rules)
+        self.policy = policy or settings.recovery_policy()
+        self.redactor = Redactor(extra_keys=settings.redact_keys)
+        self._sealer: Sealer | None = None
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._engine: Engine | None = None
+        self._sessions: sessionmaker[Session] | None = None
+
+    @property
+    def sealer(self) -> Sealer:
+        """The sealer for secret values (loaded on first use)."""
+        if self._sealer is None:
+            self._sealer = self.settings.sealer()
+        return self._sealer
+
+    @property
+    def engine(self) -> Engine:
+        """This process's engine (created on first use, again after a fork)."""
+        self._ensure_engine()
+        assert self._engine is not None
+        return self._engine
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """This process's session factory."""
+        self._ensure_engine()
+        assert self._sessions is not None
+        return self._sessions
+
+    def _ensure_engine(self) -> None:
+        pid = os.getpid()
+        if self._pid == pid and self._sessions is not None:
+            return
+        with self._lock:
+            if self._pid != pid or self._sessions is None:
+                if self._engine is not None and self._pid != pid:
+                    self._engine.dispose(close=False)  # the parent's connections stay the parent's
+                self._engine = make_engine(self.settings.effective_database_url)
+                self._sessions = make_sessionmaker(self._engine)
+                self._pid = pid
+
+    def in_transaction(self, work: Callable[[Session], T], *, patience: float | None = None) -> T:
+        """Run ``work`` in one transaction, retrying while the database is unavailable.
+
+        Args:
+            work: called with the session; it must be safe to run again after a rollback.
+            patience: seconds to keep retrying (default: ``storage_retry_timeout``); 0 tries once.
+
+        Raises:
+            StorageUnavailable: if the database is still unreachable when patience runs out.
+        """
+        patience = self.settings.storage_retry_timeout if patience is None else patience
+        deadline = time.monotonic() + patience
+        delay = 0.1
+        while True:
+            try:
+                with transaction(self.sessions) as session:
+                    return work(session)
+            except StorageUnavailable:
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def close(self) -> None:
+        """Dispose of this process's engine."""
+        with self._lock:
+            if self._engine is not None:
+                self._engine.dispose()
+            self._engine = None
+            self._sessions = None
+            self._pid = None
+
+
+def runtime_for(app: Celery) -> Runtime:
+    """Return the runtime attached to ``app``, attaching one built from the environment if needed."""
+    runtime: Any = getattr(app, APP_ATTRIBUTE, None)
+    if isinstance(runtime, Runtime):
+        return runtime
+    runtime = Runtime(Settings())
+    setattr(app, APP_ATTRIBUTE, runtime)
+    return runtime

@@ -1,0 +1,151 @@
+"""Settings: one validated object, read from ``FUNCTION_RUNNER_*`` environment variables.
+
+Every setting has a default that works with no server at all (the *embedded default*: a SQLite file and
+kombu's filesystem transport under ``data_dir``). Production sets at least ``database_url``,
+``broker_url`` and ``encryption_key``. The README's settings table lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from error_handling.policy import (
+    DEFAULT_BASE_DELAY,
+    DEFAULT_MAX_DELAY,
+    DEFAULT_MAX_RETRY_AFTER,
+    DEFAULT_RESOURCE_CHECK_INTERVAL,
+    DEFAULT_RESOURCE_WAIT_TIMEOUT,
+    DEFAULT_TRANSIENT_MAX_ATTEMPTS,
+    DEFAULT_UNCLASSIFIED_MAX_ATTEMPTS,
+    FullJitterBackoff,
+    RecoveryPolicy,
+)
+from error_handling.sealing import Sealer, generate_key
+
+#: Name of the key file created under ``data_dir`` when no ``encryption_key`` is set.
+KEY_FILE_NAME = "encryption.key"
+
+
+class Settings(BaseSettings):
+    """function-runner's settings. Each field is read from ``FUNCTION_RUNNER_<FIELD NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="FUNCTION_RUNNER_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(
+        default=Path(".function-runner"),
+        description="Where the embedded default keeps its SQLite file, broker folders and key file.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the system of record, e.g. postgresql://user@host/db. "
+        "Default: a SQLite file in data_dir.",
+    )
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker URL, e.g. redis://localhost:6379/0. Default: kombu's filesystem "
+        "transport in data_dir (no server).",
+    )
+    result_backend: str | None = Field(default=None, description="Celery result backend URL (optional).")
+    encryption_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key(s), comma-separated (first encrypts, all decrypt), sealing secret "
+        "values kept for replay. Default: a key file created in data_dir (single machine only).",
+    )
+    retry_base_delay: float = Field(default=DEFAULT_BASE_DELAY, gt=0, description="First backoff step (s).")
+    retry_max_delay: float = Field(default=DEFAULT_MAX_DELAY, gt=0, description="Backoff ceiling (s).")
+    transient_max_attempts: int = Field(
+        default=DEFAULT_TRANSIENT_MAX_ATTEMPTS, ge=1, description="Executions allowed to fail transiently."
+    )
+    unclassified_max_attempts: int = Field(
+        default=DEFAULT_UNCLASSIFIED_MAX_ATTEMPTS, ge=1, description="Executions allowed to fail unclassified."
+    )
+    resource_wait_timeout: float = Field(
+        default=DEFAULT_RESOURCE_WAIT_TIMEOUT, gt=0, description="How long a task may wait for a resource (s)."
+    )
+    resource_check_interval: float = Field(
+        default=DEFAULT_RESOURCE_CHECK_INTERVAL, gt=0, description="How often a waiting task is re-checked (s)."
+    )
+    max_retry_after: float = Field(default=DEFAULT_MAX_RETRY_AFTER, gt=0, description="Cap on server retry hints (s).")
+    dispatcher_interval: float = Field(default=1.0, gt=0, description="Dispatcher poll interval (s).")
+    dispatcher_batch_size: int = Field(default=500, ge=1, le=10_000, description="Runs claimed per transaction.")
+    redispatch_after: float = Field(
+        default=600.0,
+        gt=0,
+        description="A dispatched run whose message never started is published again after this (s).",
+    )
+    storage_retry_timeout: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long a worker keeps trying to record a failure before it gives the message "
+        "back to the broker unacked (s).",
+    )
+    visibility_timeout: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Redis/SQS transports: seconds before an unacked message of a lost worker is "
+        "delivered again. Keep it longer than your longest task.",
+    )
+    redact_keys: list[str] = Field(default_factory=list, description="Extra key names whose values are secret.")
+
+    @field_validator("database_url", "broker_url", "result_backend")
+    @classmethod
+    def _blank_is_default(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, with the embedded SQLite default filled in."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'function-runner.sqlite3').resolve()}"
+
+    @property
+    def effective_broker_url(self) -> str:
+        """The broker URL, with the embedded filesystem default filled in."""
+        return self.broker_url or "filesystem://"
+
+    @property
+    def broker_folder(self) -> Path:
+        """The folder the embedded filesystem broker exchanges messages through."""
+        return (self.data_dir / "broker").resolve()
+
+    def recovery_policy(self) -> RecoveryPolicy:
+        """The app-wide default policy these settings describe."""
+        return RecoveryPolicy(
+            backoff=FullJitterBackoff(base=self.retry_base_delay, max_delay=self.retry_max_delay),
+            transient_max_attempts=self.transient_max_attempts,
+            unclassified_max_attempts=self.unclassified_max_attempts,
+            resource_wait_timeout=self.resource_wait_timeout,
+            resource_check_interval=self.resource_check_interval,
+            max_retry_after=self.max_retry_after,
+        )
+
+    def sealer(self) -> Sealer:
+        """The sealer for secret values, from ``encryption_key`` or the key file in ``data_dir``."""
+        if self.encryption_key is not None and self.encryption_key.get_secret_value():
+            return Sealer(self.encryption_key.get_secret_value())
+        return Sealer(_key_file(self.data_dir))
+
+
+def _key_file(data_dir: Path) -> str:
+    path = data_dir / KEY_FILE_NAME
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        warnings.warn(
+            f"FUNCTION_RUNNER_ENCRYPTION_KEY is not set; created {path}. Set the same key on every "
+            "machine of a fleet, or dead letters sealed on one cannot be replayed from another.",
+            stacklevel=3,
+        )
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(generate_key())
+    return path.read_text().strip()

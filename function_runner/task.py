@@ -1,0 +1,248 @@
+"""The error-classifying task wrapper: ``@app.task(base=RecoverableTask)`` or ``@function_runner.task``.
+
+On success a first attempt costs nothing: no database round trip. On an exception the wrapper
+classifies it, asks the policy for a decision and records the failed attempt together with the
+decision's entry in ONE transaction, and only then lets Celery ack the message:
+
+- retry or resource wait: a row the dispatcher publishes when due (never a broker ETA); the Celery
+  state becomes ``RETRY``;
+- fail fast or dead letter: terminal; the exception is re-raised so Celery stores ``FAILURE``.
+
+If the database cannot be reached within ``storage_retry_timeout``, the message is rejected with
+``requeue=True``: it goes back to the broker unacked and its failure is recorded once the database is
+back (invariant 1).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+from celery import Task, shared_task
+from celery.exceptions import Ignore, Reject, Retry
+
+from error_handling.classification import Classification, Rule
+from error_handling.exceptions import StorageUnavailable
+from error_handling.persistence import repository
+from error_handling.persistence.models import FailedAttempt, utcnow
+from error_handling.policy import DeadLetter, FailFast, RecoveryPolicy
+from error_handling.policy import Retry as RetryDecision
+from error_handling.policy import Wait as WaitDecision
+from error_handling.sealing import seal_secrets
+from function_runner import headers as H
+from function_runner import logs as _logs  # noqa: F401  (redacts Celery's log lines in workers)
+from function_runner.events import log_event
+from function_runner.runtime import Runtime, runtime_for
+
+#: Exceptions that steer Celery itself; the wrapper never classifies them.
+CONTROL_FLOW: tuple[type[BaseException], ...] = (Retry, Ignore, Reject)
+
+#: Delivery options kept with a task so it can be published again the same way.
+_KEPT_DELIVERY_INFO = ("exchange", "routing_key", "priority")
+
+
+class RecoverableTask(Task):  # type: ignore[misc]
+    """A Celery task whose failures are classified, recorded and routed.
+
+    Class attributes (set them as task options: ``@app.task(base=RecoverableTask, recovery_policy=...)``):
+        recovery_policy: a :class:`~error_handling.policy.RecoveryPolicy`, or a dict of overrides of the
+            app's policy (``{"transient_max_attempts": 3}``).
+        recovery_rules: classifier rules for this task, evaluated before the app's and the built-ins.
+    """
+
+    acks_late = True
+    reject_on_worker_lost = True
+    recovery_policy: ClassVar[RecoveryPolicy | dict[str, Any] | None] = None
+    recovery_rules: ClassVar[Sequence[Rule]] = ()
+
+    @property
+    def attempt(self) -> int:
+        """The attempt number of the current execution: 1 for the first, 2 for the first retry, ..."""
+        value = _int_header(_custom_headers(self.request), H.ATTEMPT, default=1)
+        return int(value)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        request = self.request
+        if request.called_directly:
+            return self.run(*args, **kwargs)
+        runtime = runtime_for(self.app)
+        custom = _custom_headers(request)
+        attempt = _int_header(custom, H.ATTEMPT, default=1)
+        run_id = _int_header(custom, H.RUN, default=None)
+        token = custom.get(H.TOKEN)
+        if run_id is not None and token:
+            self._claim(runtime, run_id=run_id, token=str(token), attempt=attempt)
+        elif _redelivered(request) and self._already_recorded(runtime, attempt):
+            log_event("task.duplicate_skipped", task_id=request.id, task=self.name, attempt=attempt)
+            raise Ignore()
+        started_at = utcnow()
+        try:
+            result = self.run(*args, **kwargs)
+        except CONTROL_FLOW:
+            raise
+        except Exception as exc:  # the outermost boundary: every failure of the body is classified here
+            self._on_failure(runtime, exc, args=args, kwargs=kwargs, attempt=attempt, run_id=run_id, started_at=started_at)
+            raise  # not reached: _on_failure always raises
+        if run_id is not None:
+            self._on_recovered(runtime, run_id=run_id, attempt=attempt)
+        return result
+
+    # -- steps ---------------------------------------------------------------------------------------
+
+    def _claim(self, runtime: Runtime, *, run_id: int, token: str, attempt: int) -> None:
+        now = utcnow()
+        try:
+            claimed = runtime.in_transaction(lambda s: repository.claim_run(s, run_id=run_id, token=token, now=now))
+        except StorageUnavailable as exc:
+            log_event("task.storage_unavailable", level=logging.WARNING, task_id=self.request.id, step="claim")
+            raise Reject(str(exc), requeue=True) from exc
+        if not claimed:
+            log_event("task.duplicate_skipped", task_id=self.request.id, task=self.name, attempt=attempt, run=run_id)
+            raise Ignore()
+
+    def _already_recorded(self, runtime: Runtime, attempt: int) -> bool:
+        task_id = self.request.id
+
+        def lookup(session: Any) -> bool:
+            found = session.query(FailedAttempt.id).filter_by(task_id=task_id, attempt=attempt).first()
+            return found is not None
+
+        try:
+            return runtime.in_transaction(lookup)
+        except StorageUnavailable as exc:
+            raise Reject(str(exc), requeue=True) from exc
+
+    def _on_recovered(self, runtime: Runtime, *, run_id: int, attempt: int) -> None:
+        task_id = self.request.id
+        now = utcnow()
+        try:
+            runtime.in_transaction(lambda s: repository.record_success(s, task_id=task_id, run_id=run_id, now=now))
+        except StorageUnavailable as exc:
+            log_event("task.storage_unavailable", level=logging.WARNING, task_id=task_id, step="success")
+            raise Reject(str(exc), requeue=True) from exc
+        log_event("task.recovered", task_id=task_id, task=self.name, attempt=attempt)
+
+    def _on_failure(
+        self,
+        runtime: Runtime,
+        exc: Exception,
+        *,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        attempt: int,
+        run_id: int | None,
+        started_at: dt.datetime,
+    ) -> None:
+        request = self.request
+        classification = self._classify(runtime, exc)
+        report = repository.FailureReport(
+            task_id=request.id,
+            attempt=attempt,
+            payload=self._payload(runtime, args, kwargs),
+            classification=classification,
+            traceback=runtime.redactor.redact_text("".join(traceback.format_exception(exc))),
+            failed_at=utcnow(),
+            started_at=started_at,
+            worker=request.hostname,
+            run_id=run_id,
+        )
+        policy = runtime.policy.merged(self.recovery_policy)
+        try:
+            recorded = runtime.in_transaction(lambda s: repository.record_failure(s, report=report, policy=policy))
+        except StorageUnavailable as db_exc:
+            log_event(
+                "task.storage_unavailable",
+                level=logging.ERROR,
+                task_id=request.id,
+                task=self.name,
+                attempt=attempt,
+                step="record_failure",
+            )
+            raise Reject(f"failure not recorded, message requeued: {db_exc}", requeue=True) from exc
+        decision = recorded.decision
+        log_event(
+            "task.failed",
+            level=logging.WARNING,
+            task_id=request.id,
+            task=self.name,
+            attempt=attempt,
+            category=classification.category.value,
+            reason=classification.reason,
+            decision=type(decision).__name__,
+            duplicate=recorded.duplicate,
+        )
+        if isinstance(decision, RetryDecision):
+            raise Retry(f"retry scheduled in {decision.delay:.2f}s", exc=exc, when=decision.at) from exc
+        if isinstance(decision, WaitDecision):
+            raise Retry(f"waiting for resource {decision.resource!r}", exc=exc, when=decision.check_at) from exc
+        if isinstance(decision, FailFast | DeadLetter):
+            raise exc
+        raise AssertionError(f"unknown decision {decision!r}")  # pragma: no cover
+
+    def _classify(self, runtime: Runtime, exc: BaseException) -> Classification:
+        c = runtime.classifier.classify(exc, rules=self.recovery_rules)
+        redact = runtime.redactor.redact_text
+        return c.replace(message=redact(c.message), user_message=redact(c.user_message))
+
+    def _payload(self, runtime: Runtime, args: tuple[Any, ...], kwargs: dict[str, Any]) -> repository.TaskPayload:
+        request = self.request
+        delivery = request.delivery_info or {}
+        options = {key: delivery[key] for key in _KEPT_DELIVERY_INFO if delivery.get(key) not in (None, "")}
+        if request.timelimit and any(request.timelimit):
+            options["time_limit"], options["soft_time_limit"] = request.timelimit
+        custom = {k: v for k, v in _custom_headers(request).items() if k not in H.ALL}
+        seal: Callable[[Any], Any] = lambda value: seal_secrets(value, redactor=runtime.redactor, sealer=runtime.sealer)
+        replay_of = _int_header(_custom_headers(request), H.REPLAY_OF, default=None)
+        return repository.TaskPayload(
+            task_name=self.name,
+            args=seal(list(args)),
+            kwargs=seal(dict(kwargs)),
+            options=options,
+            headers=seal(custom),
+            queue=delivery.get("routing_key"),
+            replayable=_json_faithful(args, kwargs),
+            root_id=request.root_id,
+            parent_id=request.parent_id,
+            replay_of=replay_of,
+        )
+
+
+def _custom_headers(request: Any) -> dict[str, Any]:
+    headers = getattr(request, "headers", None)
+    return dict(headers) if isinstance(headers, dict) else {}
+
+
+def _int_header(headers: dict[str, Any], name: str, *, default: int | None) -> Any:
+    value = headers.get(name)
+    try:
+        return int(value) if value is not None else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _redelivered(request: Any) -> bool:
+    delivery = request.delivery_info or {}
+    return bool(delivery.get("redelivered"))
+
+
+def _json_faithful(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether args and kwargs survive a JSON round trip unchanged (tuples aside)."""
+    try:
+        json.dumps([args, kwargs], allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def task(*args: Any, **options: Any) -> Any:
+    """Declare a recoverable task on the current app, like Celery's ``shared_task``.
+
+    ``@function_runner.task`` or ``@function_runner.task(recovery_policy={...}, name=...)``. Any Celery
+    task option works; ``base`` defaults to :class:`RecoverableTask`.
+    """
+    options.setdefault("base", RecoverableTask)
+    return shared_task(*args, **options)

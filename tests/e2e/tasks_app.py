@@ -1,0 +1,99 @@
+"""The Celery app the end-to-end tests run in real ``celery worker`` processes.
+
+Its settings come from the environment the test gives the worker (database, broker, policy). Each
+task records its own ground truth in Redis (``FR_TEST_STATE_URL``): how many times its body started,
+so tests can compare the database's record with what really happened.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import redis
+
+from error_handling.exceptions import PermanentError, ResourceError, TransientError, ValidationError
+from function_runner.app import create_app
+from function_runner.settings import Settings
+from function_runner.task import RecoverableTask
+
+app = create_app(Settings(), main="fr_e2e")
+app.conf.update(worker_send_task_events=False, broker_pool_limit=4)
+
+_state: redis.Redis | None = None
+
+
+def state() -> redis.Redis:
+    """The Redis connection that holds the tests' ground truth."""
+    global _state
+    if _state is None:
+        _state = redis.Redis.from_url(os.environ["FR_TEST_STATE_URL"], decode_responses=True)
+    return _state
+
+
+def started(task: RecoverableTask) -> int:
+    """Count a start of this task's body; return how many starts so far."""
+    return int(state().incr(f"started:{task.request.id}"))
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.flaky")
+def flaky(self: RecoverableTask, fail_times: int, api_key: str | None = None) -> str:
+    """Fails transiently ``fail_times`` times, then succeeds."""
+    n = started(self)
+    if n <= fail_times:
+        raise TransientError(f"upstream 503 on start {n} key={api_key}", reason="service_unavailable", retry_after=0.1)
+    return "ok"
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.needs_gpu")
+def needs_gpu(self: RecoverableTask) -> str:
+    """Waits (as a resource failure) until the test sets the ``gpu-free`` key."""
+    started(self)
+    if not state().get("gpu-free"):
+        raise ResourceError("CUDA out of memory", resource="gpu", reason="gpu_unavailable")
+    return "rendered"
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.validate")
+def validate(self: RecoverableTask, amount: Any) -> str:
+    """Fails validation."""
+    started(self)
+    raise ValidationError(f"amount must be positive, got {amount!r}", user_message="Amount must be positive.")
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.permanent")
+def permanent(self: RecoverableTask, password: str | None = None, note: str = "") -> str:
+    """Fails permanently."""
+    started(self)
+    raise PermanentError(f"credentials revoked ({note})", reason="auth_failed")
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.slow_then")
+def slow_then(self: RecoverableTask, outcome: str) -> str:
+    """On its first start, signals and blocks (to be killed); afterwards succeeds or fails per ``outcome``."""
+    n = started(self)
+    if n == 1:
+        state().set(f"running:{self.request.id}", os.getpid())
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # blocks until the test kills this process
+            time.sleep(0.05)
+    if outcome == "permanent":
+        raise PermanentError("failed after the crash")
+    return "survived"
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.transient_once_then_ok")
+def transient_once_then_ok(self: RecoverableTask, retry_after: float) -> str:
+    """Fails once with a retry hint of ``retry_after`` seconds, then succeeds."""
+    n = started(self)
+    if n == 1:
+        raise TransientError("rate limited", reason="rate_limited", retry_after=retry_after)
+    return "ok"
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.count")
+def count(self: RecoverableTask) -> str:
+    """Counts its starts and succeeds (for duplicate-dispatch tests)."""
+    started(self)
+    return "ok"

@@ -1,0 +1,108 @@
+"""Nothing is lost: workers SIGKILLed mid-task, the database unreachable when a task fails, and a
+scheduled retry that outlives every worker and the dispatcher."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis as redis_lib
+import sqlalchemy as sa
+from celery import Celery
+
+from tests.e2e.conftest import rows, task_state, wait_terminal
+from tests.support import services
+from tests.support.processes import Process
+from tests.support.proxy import CuttableProxy
+from tests.support.waiting import wait_until
+
+
+def test_pool_process_killed_mid_task_runs_again_and_ends_once(
+    publisher: Celery, start_worker: Callable[..., Process], engine: sa.Engine, state: redis_lib.Redis
+) -> None:
+    worker = start_worker(concurrency=1)
+    task_id = publisher.send_task("e2e.slow_then", args=["permanent"]).id
+    pid = int(wait_until(lambda: state.get(f"running:{task_id}"), what="the task to start"))
+    assert pid in worker.children()
+    os.kill(pid, signal.SIGKILL)
+
+    assert wait_terminal(engine, [task_id]) == {task_id: "dead_lettered"}
+    assert state.get(f"started:{task_id}") == "2"  # ran again after the kill, not lost
+    assert len(rows(engine, "fr_failed_attempts", task_id=task_id)) == 1
+    assert len(rows(engine, "fr_dead_letters", task_id=task_id)) == 1
+
+
+def test_whole_worker_killed_mid_task_is_redelivered_to_a_new_worker(
+    publisher: Celery, start_worker: Callable[..., Process], engine: sa.Engine, state: redis_lib.Redis
+) -> None:
+    first = start_worker(concurrency=1)
+    task_id = publisher.send_task("e2e.slow_then", args=["permanent"]).id
+    wait_until(lambda: state.get(f"running:{task_id}"), what="the task to start")
+    first.kill()  # the main process and its pool, at once: nothing gets to ack or reject
+
+    start_worker(concurrency=1)  # restores the unacked message once its visibility timeout passes
+    assert wait_terminal(engine, [task_id], timeout=90) == {task_id: "dead_lettered"}
+    assert state.get(f"started:{task_id}") == "2"
+    assert len(rows(engine, "fr_dead_letters", task_id=task_id)) == 1
+
+
+@pytest.fixture
+def pg_proxy() -> Iterator[CuttableProxy]:
+    """A proxy in front of the real Postgres that the test can cut."""
+    proxy = CuttableProxy(services.PG_HOST, services.PG_PORT)
+    yield proxy
+    proxy.close()
+
+
+def test_database_unreachable_when_a_task_fails_message_is_not_acked(
+    publisher: Celery,
+    start_worker: Callable[..., Process],
+    engine: sa.Engine,
+    state: redis_lib.Redis,
+    service_env: dict[str, str],
+    pg_proxy: CuttableProxy,
+) -> None:
+    env = dict(service_env)
+    database = service_env["FUNCTION_RUNNER_DATABASE_URL"].rsplit("/", 1)[1]
+    env["FUNCTION_RUNNER_DATABASE_URL"] = f"postgresql+psycopg://{services.PG_USER}@127.0.0.1:{pg_proxy.port}/{database}"
+    worker = start_worker(env=env, concurrency=1)
+    pg_proxy.block()
+
+    task_id = publisher.send_task("e2e.permanent", kwargs={"note": "db down"}).id
+    # The body fails again and again, but nothing can be recorded and the message keeps coming back.
+    wait_until(lambda: int(state.get(f"started:{task_id}") or 0) >= 3, timeout=60, what="redeliveries while the database is down")
+    assert rows(engine, "fr_failed_attempts", task_id=task_id) == []
+    assert "task.storage_unavailable" in worker.log()
+
+    pg_proxy.unblock()
+    assert wait_terminal(engine, [task_id]) == {task_id: "dead_lettered"}
+    assert len(rows(engine, "fr_failed_attempts", task_id=task_id)) == 1  # recorded exactly once
+    assert len(rows(engine, "fr_dead_letters", task_id=task_id)) == 1
+
+
+def test_scheduled_retry_survives_restart_of_every_worker_and_the_dispatcher(
+    publisher: Celery,
+    start_worker: Callable[..., Process],
+    start_dispatcher: Callable[..., Process],
+    engine: sa.Engine,
+    state: redis_lib.Redis,
+) -> None:
+    worker = start_worker()
+    dispatcher = start_dispatcher()
+    task_id = publisher.send_task("e2e.transient_once_then_ok", args=[3.0]).id
+    wait_until(lambda: rows(engine, "fr_scheduled_runs", task_id=task_id), what="the scheduled retry row")
+    worker.kill()
+    dispatcher.kill()
+
+    (run,) = rows(engine, "fr_scheduled_runs", task_id=task_id)
+    assert (run["kind"], run["status"], run["attempt"]) == ("retry", "pending", 2)
+    assert task_state(engine, task_id) == "retrying"
+
+    start_worker()
+    start_dispatcher()
+    assert wait_terminal(engine, [task_id]) == {task_id: "succeeded"}
+    assert state.get(f"started:{task_id}") == "2"
+    (run,) = rows(engine, "fr_scheduled_runs", task_id=task_id)
+    assert run["status"] == "done"

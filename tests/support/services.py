@@ -1,0 +1,97 @@
+"""Reaching the real services of the test suite: Postgres, Redis, and the ``require`` rule.
+
+A real-service test skips when the service is absent on a developer's machine, and FAILS when ``CI``
+is set: CI always has the services, so a skip there would hide a broken set-up.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import sqlalchemy as sa
+
+PG_HOST = os.environ.get("FR_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("FR_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("FR_TEST_PG_USER", "postgres")
+REDIS_HOST = os.environ.get("FR_TEST_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("FR_TEST_REDIS_PORT", "6379"))
+IN_CI = bool(os.environ.get("CI"))
+
+
+def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    """Whether something accepts TCP connections at ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def require(name: str, host: str, port: int) -> None:
+    """Skip (locally) or fail (in CI) when a service is not reachable."""
+    if port_open(host, port):
+        return
+    message = f"{name} is not reachable at {host}:{port}"
+    if IN_CI:
+        pytest.fail(f"{message}; CI must provide it", pytrace=False)
+    pytest.skip(message)
+
+
+def pg_url(database: str) -> str:
+    """SQLAlchemy URL of a database on the test server."""
+    return f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
+
+
+def _admin() -> sa.Engine:
+    return sa.create_engine(pg_url("postgres"), isolation_level="AUTOCOMMIT")
+
+
+def create_database(*, template: str | None = None) -> str:
+    """Create a uniquely named database (optionally cloned from ``template``); return its name."""
+    name = f"fr_test_{uuid.uuid4().hex[:12]}"
+    engine = _admin()
+    try:
+        with engine.connect() as conn:
+            clause = f" TEMPLATE {template}" if template else ""
+            conn.exec_driver_sql(f"CREATE DATABASE {name}{clause}")
+    finally:
+        engine.dispose()
+    return name
+
+
+def drop_database(name: str) -> None:
+    """Drop a test database, disconnecting whoever still uses it."""
+    engine = _admin()
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def temporary_database(*, template: str | None = None) -> Iterator[str]:
+    """A database that exists for the block; yields its URL."""
+    name = create_database(template=template)
+    try:
+        yield pg_url(name)
+    finally:
+        drop_database(name)
+
+
+POSTGRES_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+REDIS_START = (
+    'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no '
+    "--dir /var/lib/redis --logfile /var/log/redis/ci.log"
+)
+
+
+def start_service(command: str) -> None:
+    """Start a service the way the machine does (used by tests that stop one)."""
+    subprocess.run(command, shell=True, check=False, capture_output=True, timeout=60)

@@ -1,0 +1,178 @@
+"""The repository on SQLite: one transaction per failure, one terminal state, idempotent redeliveries."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from error_handling.categories import Category
+from error_handling.classification import Classification
+from error_handling.persistence import repository as repo
+from error_handling.persistence.db import make_engine, make_sessionmaker, transaction
+from error_handling.persistence.models import (
+    DeadLetterRecord,
+    FailedAttempt,
+    RunKind,
+    RunStatus,
+    ScheduledRun,
+    TaskRecord,
+    TaskState,
+)
+from error_handling.policy import DeadLetter, FailFast, RecoveryPolicy, Retry, Wait
+from function_runner.migrate import upgrade
+
+NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
+POLICY = RecoveryPolicy()
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    url = f"sqlite:///{tmp_path / 'repo.sqlite3'}"
+    upgrade(url)
+    engine = make_engine(url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+def payload(name: str = "app.task") -> repo.TaskPayload:
+    return repo.TaskPayload(task_name=name, args=[1], kwargs={"k": "v"}, options={"routing_key": "celery"}, headers={}, queue="celery")
+
+
+def report(task_id: str, attempt: int, category: Category, reason: str, *, at: dt.datetime = NOW, run_id: int | None = None, **kw: object) -> repo.FailureReport:
+    c = Classification(category=category, reason=reason, fingerprint="f" * 16, message="boom", exc_type="builtins.Exception", **kw)  # type: ignore[arg-type]
+    return repo.FailureReport(task_id=task_id, attempt=attempt, payload=payload(), classification=c, traceback="tb", failed_at=at, started_at=at - dt.timedelta(seconds=1), worker="w1", run_id=run_id)
+
+
+def record(sessions: sessionmaker[Session], r: repo.FailureReport) -> repo.Recorded:
+    with transaction(sessions) as s:
+        return repo.record_failure(s, report=r, policy=POLICY)
+
+
+def count(sessions: sessionmaker[Session], model: type, **where: object) -> int:
+    with sessions() as s:
+        return int(s.execute(sa.select(sa.func.count()).select_from(model).filter_by(**where)).scalar_one())
+
+
+def test_transient_failure_writes_attempt_retry_row_and_state_together(sessions: sessionmaker[Session]) -> None:
+    result = record(sessions, report("t1", 1, Category.TRANSIENT, "timeout"))
+    assert isinstance(result.decision, Retry) and not result.duplicate
+    with sessions() as s:
+        task = s.get(TaskRecord, "t1")
+        assert task is not None and task.state is TaskState.RETRYING and task.attempts == 1
+        run = s.execute(sa.select(ScheduledRun)).scalar_one()
+        assert (run.kind, run.attempt, run.status, run.id) == (RunKind.RETRY, 2, RunStatus.PENDING, result.run_id)
+        assert run.due_at == result.decision.at
+        attempt = s.execute(sa.select(FailedAttempt)).scalar_one()
+        assert (attempt.decision.value, attempt.delay, attempt.duration_ms) == ("retry", result.decision.delay, 1000.0)
+
+
+def test_redelivered_attempt_is_recorded_once(sessions: sessionmaker[Session]) -> None:
+    first = record(sessions, report("t1", 1, Category.TRANSIENT, "timeout"))
+    again = record(sessions, report("t1", 1, Category.TRANSIENT, "timeout"))
+    assert again.duplicate and isinstance(again.decision, Retry)
+    assert again.decision.at == first.decision.at  # type: ignore[union-attr]
+    assert count(sessions, FailedAttempt) == 1
+    assert count(sessions, ScheduledRun) == 1
+
+
+def test_budget_exhausted_dead_letters_with_payload(sessions: sessionmaker[Session]) -> None:
+    for attempt in range(1, 5):
+        assert isinstance(record(sessions, report("t1", attempt, Category.TRANSIENT, "timeout")).decision, Retry)
+    result = record(sessions, report("t1", 5, Category.TRANSIENT, "timeout"))
+    assert result.decision == DeadLetter("retries_exhausted")
+    with sessions() as s:
+        letter = s.execute(sa.select(DeadLetterRecord)).scalar_one()
+        assert (letter.id, letter.reason, letter.last_reason, letter.attempts) == (result.dead_letter_id, "retries_exhausted", "timeout", 5)
+        assert (letter.args, letter.kwargs, letter.task_name) == ([1], {"k": "v"}, "app.task")
+        assert s.get(TaskRecord, "t1").state is TaskState.DEAD_LETTERED  # type: ignore[union-attr]
+
+
+def test_budgets_are_counted_per_group(sessions: sessionmaker[Session]) -> None:
+    # two unclassified failures and two classified transient ones: neither budget is spent
+    for attempt, reason in enumerate(["unclassified", "timeout", "unclassified", "timeout"], start=1):
+        assert isinstance(record(sessions, report("t1", attempt, Category.TRANSIENT, reason)).decision, Retry)
+    assert record(sessions, report("t1", 5, Category.TRANSIENT, "unclassified")).decision == DeadLetter("unclassified")
+
+
+def test_validation_is_terminal_and_later_failures_change_nothing(sessions: sessionmaker[Session]) -> None:
+    result = record(sessions, report("t1", 1, Category.VALIDATION, "invalid_input", user_message="Fix it."))
+    assert result.decision == FailFast("invalid_input", "Fix it.")
+    late = record(sessions, report("t1", 2, Category.PERMANENT, "auth_failed"))
+    assert late.duplicate
+    with sessions() as s:
+        task = s.get(TaskRecord, "t1")
+        assert task is not None and task.state is TaskState.FAILED_FAST and task.user_message == "Fix it."
+    assert count(sessions, DeadLetterRecord) == 0
+    assert count(sessions, FailedAttempt) == 1
+
+
+def test_success_after_retry_is_terminal_once(sessions: sessionmaker[Session]) -> None:
+    result = record(sessions, report("t1", 1, Category.TRANSIENT, "timeout"))
+    with transaction(sessions) as s:
+        assert repo.record_success(s, task_id="t1", run_id=result.run_id, now=NOW)
+    with transaction(sessions) as s:
+        assert not repo.record_success(s, task_id="t1", run_id=result.run_id, now=NOW)
+    with sessions() as s:
+        assert s.get(TaskRecord, "t1").state is TaskState.SUCCEEDED  # type: ignore[union-attr]
+        assert s.get(ScheduledRun, result.run_id).status is RunStatus.DONE  # type: ignore[union-attr]
+
+
+def test_resource_wait_keeps_its_first_deadline(sessions: sessionmaker[Session]) -> None:
+    first = record(sessions, report("t1", 1, Category.RESOURCE, "gpu_unavailable", resource="gpu"))
+    assert isinstance(first.decision, Wait)
+    later = NOW + dt.timedelta(minutes=10)
+    second = record(sessions, report("t1", 2, Category.RESOURCE, "gpu_unavailable", resource="gpu", at=later, run_id=first.run_id))
+    assert isinstance(second.decision, Wait)
+    assert second.decision.deadline == first.decision.deadline == NOW + dt.timedelta(hours=1)
+    timeout = record(sessions, report("t1", 3, Category.RESOURCE, "gpu_unavailable", resource="gpu", at=NOW + dt.timedelta(hours=1)))
+    assert timeout.decision == DeadLetter("resource_wait_timeout")
+
+
+def test_claim_run_admits_one_message_per_run(sessions: sessionmaker[Session]) -> None:
+    result = record(sessions, report("t1", 1, Category.TRANSIENT, "timeout"))
+    assert result.run_id is not None
+    with transaction(sessions) as s:
+        assert repo.claim_run(s, run_id=result.run_id, token="a", now=NOW)
+    with transaction(sessions) as s:
+        assert not repo.claim_run(s, run_id=result.run_id, token="b", now=NOW)  # a duplicate dispatch
+    with transaction(sessions) as s:
+        assert repo.claim_run(s, run_id=result.run_id, token="a", now=NOW)  # a redelivery of the same message
+    record(sessions, report("t1", 2, Category.TRANSIENT, "timeout", run_id=result.run_id))
+    with transaction(sessions) as s:
+        assert not repo.claim_run(s, run_id=result.run_id, token="a", now=NOW)  # done
+
+
+def test_claim_due_runs_dispatches_due_ones_and_expires_waits(sessions: sessionmaker[Session]) -> None:
+    retry = record(sessions, report("r", 1, Category.TRANSIENT, "timeout"))
+    wait = record(sessions, report("w", 1, Category.RESOURCE, "disk_full", resource="disk"))
+    with transaction(sessions) as s:
+        dispatches, expired = repo.claim_due_runs(s, now=NOW, limit=10, redispatch_after=dt.timedelta(minutes=10))
+    assert (dispatches, expired) == ([], [])  # nothing due yet
+    later = NOW + dt.timedelta(seconds=30)
+    with transaction(sessions) as s:
+        dispatches, expired = repo.claim_due_runs(s, now=later, limit=10, redispatch_after=dt.timedelta(minutes=10))
+    assert {(d.task_id, d.attempt, d.kind) for d in dispatches} == {("r", 2, RunKind.RETRY), ("w", 2, RunKind.RESOURCE_WAIT)}
+    assert all(d.token and d.task_name == "app.task" and d.args == [1] for d in dispatches)
+    with transaction(sessions) as s:  # dispatched ones are not due again until redispatch_after
+        assert repo.claim_due_runs(s, now=later, limit=10, redispatch_after=dt.timedelta(minutes=10)) == ([], [])
+    with transaction(sessions) as s:  # ... after which a lost message is published again
+        again, _ = repo.claim_due_runs(s, now=later + dt.timedelta(minutes=11), limit=10, redispatch_after=dt.timedelta(minutes=10))
+    assert len(again) == 2 and {d.token for d in again}.isdisjoint({d.token for d in dispatches})
+    # a wait past its deadline is expired into a dead letter
+    with transaction(sessions) as s:
+        s.execute(sa.update(ScheduledRun).where(ScheduledRun.id == wait.run_id).values(status=RunStatus.PENDING))
+    past = NOW + dt.timedelta(hours=2)
+    with transaction(sessions) as s:
+        _, expired = repo.claim_due_runs(s, now=past, limit=10, redispatch_after=dt.timedelta(hours=10))
+        assert [r.task_id for r in expired] == ["w"]
+        letter_id = repo.expire_wait(s, run=expired[0], now=past)
+    with sessions() as s:
+        letter = s.get(DeadLetterRecord, letter_id)
+        assert letter is not None and letter.reason == "resource_wait_timeout" and letter.last_reason == "disk_full"
+        assert s.get(TaskRecord, "w").state is TaskState.DEAD_LETTERED  # type: ignore[union-attr]
+    assert retry.run_id is not None
