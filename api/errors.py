@@ -34,8 +34,16 @@ def envelope(status: int, *, message: str, type_: str, code: str, param: str | N
     return JSONResponse(status_code=status, content=body.model_dump())
 
 
-_TYPES = {400: "invalid_request", 401: "authentication_error", 403: "permission_error", 404: "not_found",
-          405: "invalid_request", 409: "conflict", 422: "invalid_request", 429: "rate_limited"}
+_TYPES = {
+    400: "invalid_request",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found",
+    405: "invalid_request",
+    409: "conflict",
+    422: "invalid_request",
+    429: "rate_limited",
+}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -61,4 +69,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StorageUnavailable)
     async def _storage(_request: Request, _exc: StorageUnavailable) -> JSONResponse:
-        return envelope(503, message="the database is unavailable; try again shortly", type_="api_error", code="storage_unavailable")
+        return envelope(
+            503, message="the database is unavailable; try again shortly", type_="api_error", code="storage_unavailable"
+        )

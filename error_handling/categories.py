@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 
 
-class Category(str, enum.Enum):
+class Category(enum.StrEnum):
     """What kind of failure this is, which decides its route."""
 
     #: Worth retrying after a delay (timeouts, 429, 5xx, dropped connections).
@@ -26,7 +26,7 @@ class Category(str, enum.Enum):
         return self.value
 
 
-class Reason(str, enum.Enum):
+class Reason(enum.StrEnum):
     """Stable reason codes. User rules may use their own codes too; these are the built-in ones."""
 
     #: The server asked us to slow down (HTTP 429, provider rate limits).

@@ -46,7 +46,8 @@ The fields of the result:
 
 A rule's ``message`` pattern is searched in that cut message. A rule's ``predicate`` that raises counts
 as not matching and is logged (event ``classifier.predicate_failed``): a broken rule must not stop a
-failure from being recorded. Classifying never raises for any exception.
+failure from being recorded. Classifying an exception never raises (only rules that are not
+:class:`Rule` instances raise :class:`~error_handling.exceptions.ConfigurationError`).
 """
 
 from __future__ import annotations

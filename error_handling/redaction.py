@@ -13,7 +13,8 @@ of tokens, ``auth_failed`` a flag, ``password_length`` a length):
 - heads that are always secret: ``password``, ``passwd``, ``pwd``, ``pass``, ``passphrase``,
   ``passcode``, ``secret(s)``, ``token`` (singular only: ``tokens`` counts things), ``credential(s)``,
   ``creds``, ``cookie(s)``, ``authorization``, ``auth``, ``oauth``, ``signature``, ``dsn``,
-  ``session``, ``jwt``; and single fused words ending in ``password``, ``secret``, ``token``,
+  ``session``, ``jwt`` (so ``PWD``, the shell's working directory, is hidden too: a harmless false
+  positive); and single fused words ending in ``password``, ``secret``, ``token``,
   ``apikey``, ``privatekey``, ``cookie``, ``auth``... (``DBPASSWORD``, ``accesstoken``);
 - ``key``/``keys`` is secret after any word except a list of harmless ones (``cache``, ``routing``,
   ``idempotency``, ``partition``, ``primary``, ``public``, ...): ``openai_key`` and ``api_key`` are
@@ -36,8 +37,9 @@ its key after a plain space (``--password hunter2``) or that has no recognisable
 pattern; put such values under a secret key instead. Patterns err on the side of redacting: in prose,
 ``token: expired`` becomes ``token: [REDACTED]``.
 
-Every regular expression is compiled once, when its :class:`Redactor` is built; text with nothing to
-redact costs a single search.
+Every regular expression is compiled once, at import or when a :class:`Redactor` is built, and runs
+only on text holding one of its telltale substrings (``sk-``, ``://``, a key-name stem, ...): text with
+nothing to redact costs a lowercase copy and a few substring tests.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from error_handling.exceptions import ConfigurationError
 
 __all__ = [
     "CIRCULAR",
+    "DEFAULT_MAX_DEPTH",
     "DEFAULT_REDACTOR",
     "REDACTED",
     "TRUNCATED",
@@ -548,11 +551,15 @@ class RedactingFilter(logging.Filter):
         return True
 
     def _redact_args(self, args: tuple[object, ...] | Mapping[str, object]) -> Any:
+        # Only strings, bytes and containers are replaced: anything else keeps its type for "%d" or
+        # "%.2f"; its str() is checked with the formatted message.
         if isinstance(args, Mapping):
-            return self.redactor.redact(args)
-        return tuple(
-            self.redactor.redact(arg)
-            if isinstance(arg, str | bytes | bytearray | Mapping | list | tuple | set)
-            else arg
-            for arg in args
-        )
+            return {
+                key: REDACTED if self.redactor.hides(key, arg) else self._redact_arg(arg) for key, arg in args.items()
+            }
+        return tuple(self._redact_arg(arg) for arg in args)
+
+    def _redact_arg(self, arg: object) -> object:
+        if isinstance(arg, str | bytes | bytearray | Mapping | list | tuple | set | frozenset):
+            return self.redactor.redact(arg)
+        return arg

@@ -55,6 +55,7 @@ from error_handling.redaction import CIRCULAR, REDACTED, TRUNCATED, Redactor, sa
 
 __all__ = [
     "LITERAL_KEY",
+    "MAX_DEPTH",
     "SEALED_KEY",
     "SealedValueError",
     "Sealer",

@@ -27,7 +27,14 @@ def broker_options(settings: Settings) -> dict[str, Any]:
             "store_processed": False,
         }
     elif url.startswith(("redis://", "rediss://", "redis+socket://", "sentinel://", "sqs://")):
-        conf["broker_transport_options"] = {"visibility_timeout": settings.visibility_timeout}
+        # Redis keeps unacked messages of a lost worker aside; they are put back once older than the
+        # visibility timeout, by a sweep that kombu runs every interval * throttle seconds (100 s by
+        # default). Sweep every interval (at most 10 s), so recovery takes about one visibility timeout.
+        conf["broker_transport_options"] = {
+            "visibility_timeout": settings.visibility_timeout,
+            "unacked_restore_interval": max(1, min(10, int(settings.visibility_timeout / 5))),
+            "unacked_restore_throttle": 1,
+        }
     if settings.result_backend:
         conf["result_backend"] = settings.result_backend
     return conf

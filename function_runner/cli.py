@@ -22,6 +22,7 @@ from pydantic import ValidationError as SettingsValidationError
 from rich.console import Console
 
 from error_handling.exceptions import FunctionRunnerError
+from function_runner.settings import Settings
 
 app = typer.Typer(
     name="function-runner",
@@ -37,7 +38,9 @@ err = Console(stderr=True)
 
 AppOption = Annotated[
     str | None,
-    typer.Option("--app", "-A", help="Your Celery app, as 'module' or 'module:attribute' (default: one built from settings)."),
+    typer.Option(
+        "--app", "-A", help="Your Celery app, as 'module' or 'module:attribute' (default: one built from settings)."
+    ),
 ]
 
 
@@ -46,13 +49,13 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _settings():  # type: ignore[no-untyped-def]
-    from function_runner.settings import Settings
-
+def _settings() -> Settings:
     try:
         return Settings()
     except SettingsValidationError as exc:
-        problems = "; ".join(f"FUNCTION_RUNNER_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            f"FUNCTION_RUNNER_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
         raise _fail(f"invalid settings: {problems}") from None
 
 

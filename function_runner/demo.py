@@ -20,8 +20,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from rich.console import Console
-from sqlalchemy.orm import Session, sessionmaker
 from rich.table import Table
+from sqlalchemy.orm import Session, sessionmaker
 
 from error_handling.persistence.models import TERMINAL_STATES, DeadLetterRecord, FailedAttempt, TaskRecord
 
@@ -63,9 +63,25 @@ def run_demo(console: Console | None = None, *, keep: bool = False) -> int:
     upgrade(runtime.settings.effective_database_url)
 
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "function_runner.demo_tasks", "worker",
-         "--pool", "threads", "--concurrency", "4", "--loglevel", "WARNING",
-         "--without-mingle", "--without-gossip", "--without-heartbeat", "-n", "demo@%h"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "function_runner.demo_tasks",
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "4",
+            "--loglevel",
+            "WARNING",
+            "--without-mingle",
+            "--without-gossip",
+            "--without-heartbeat",
+            "-n",
+            "demo@%h",
+        ],
         env=env,
         stdout=subprocess.DEVNULL if not keep else None,
         stderr=subprocess.STDOUT if not keep else None,
@@ -76,7 +92,9 @@ def run_demo(console: Console | None = None, *, keep: bool = False) -> int:
     started = time.monotonic()
     try:
         expected = {
-            demo_tasks.flaky_llm_call.delay("summarise the report", api_key="sk-demo-0123456789abcdef0123").id: "succeeded",
+            demo_tasks.flaky_llm_call.delay(
+                "summarise the report", api_key="sk-demo-0123456789abcdef0123"
+            ).id: "succeeded",
             demo_tasks.render_on_gpu.delay("scene-42").id: "succeeded",
             demo_tasks.create_invoice.delay(-5).id: "failed_fast",
             demo_tasks.sync_crm.delay("acme", password="hunter2").id: "dead_lettered",
@@ -89,7 +107,7 @@ def run_demo(console: Console | None = None, *, keep: bool = False) -> int:
                 (data_dir / "gpu-free").touch()
                 gpu_freed = True
                 console.print("the GPU is free again: waiting tasks will be released")
-            if _all_terminal(runtime.sessions, expected):
+            if _all_terminal(runtime.sessions, list(expected)):
                 break
             if worker.poll() is not None:
                 console.print(f"[red]the worker exited with {worker.returncode}[/]")
@@ -114,7 +132,9 @@ def run_demo(console: Console | None = None, *, keep: bool = False) -> int:
 
 def _all_terminal(sessions: sessionmaker[Session], task_ids: Sequence[str]) -> bool:
     with sessions() as session:
-        states = session.execute(sa.select(TaskRecord.state).where(TaskRecord.task_id.in_(list(task_ids)))).scalars().all()
+        states = (
+            session.execute(sa.select(TaskRecord.state).where(TaskRecord.task_id.in_(list(task_ids)))).scalars().all()
+        )
     return len(states) == len(task_ids) and all(state in TERMINAL_STATES for state in states)
 
 
@@ -127,9 +147,13 @@ def _report(console: Console, sessions: sessionmaker[Session], expected: dict[st
     with sessions() as session:
         for task_id, want in expected.items():
             task = session.get(TaskRecord, task_id)
-            attempts = session.execute(
-                sa.select(FailedAttempt).where(FailedAttempt.task_id == task_id).order_by(FailedAttempt.attempt)
-            ).scalars().all()
+            attempts = (
+                session.execute(
+                    sa.select(FailedAttempt).where(FailedAttempt.task_id == task_id).order_by(FailedAttempt.attempt)
+                )
+                .scalars()
+                .all()
+            )
             state = task.state.value if task else "missing"
             ok &= state == want
             failures = "\n".join(f"#{a.attempt} {a.category}/{a.reason} -> {a.decision.value}" for a in attempts)
@@ -148,7 +172,9 @@ def _report(console: Console, sessions: sessionmaker[Session], expected: dict[st
     from error_handling.sealing import redacted_view
 
     for letter in letters:
-        dlq.add_row(str(letter.id), letter.task_name, letter.reason, letter.message or "", str(redacted_view(letter.kwargs)))
+        dlq.add_row(
+            str(letter.id), letter.task_name, letter.reason, letter.message or "", str(redacted_view(letter.kwargs))
+        )
     console.print(dlq)
     for name, message in user_messages.items():
         console.print(f"message for the user of {name}: [italic]{message}[/]")

@@ -123,9 +123,9 @@ class Runtime:
 
 def runtime_for(app: Celery) -> Runtime:
     """Return the runtime attached to ``app``, attaching one built from the environment if needed."""
-    runtime: Any = getattr(app, APP_ATTRIBUTE, None)
-    if isinstance(runtime, Runtime):
-        return runtime
+    found: Any = getattr(app, APP_ATTRIBUTE, None)
+    if isinstance(found, Runtime):
+        return found
     runtime = Runtime(Settings())
     setattr(app, APP_ATTRIBUTE, runtime)
     return runtime

@@ -19,7 +19,7 @@ import datetime as dt
 import json
 import logging
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from celery import Task, shared_task
@@ -85,7 +85,9 @@ class RecoverableTask(Task):  # type: ignore[misc]
         except CONTROL_FLOW:
             raise
         except Exception as exc:  # the outermost boundary: every failure of the body is classified here
-            self._on_failure(runtime, exc, args=args, kwargs=kwargs, attempt=attempt, run_id=run_id, started_at=started_at)
+            self._on_failure(
+                runtime, exc, args=args, kwargs=kwargs, attempt=attempt, run_id=run_id, started_at=started_at
+            )
             raise  # not reached: _on_failure always raises
         if run_id is not None:
             self._on_recovered(runtime, run_id=run_id, attempt=attempt)
@@ -99,7 +101,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
             claimed = runtime.in_transaction(lambda s: repository.claim_run(s, run_id=run_id, token=token, now=now))
         except StorageUnavailable as exc:
             log_event("task.storage_unavailable", level=logging.WARNING, task_id=self.request.id, step="claim")
-            raise Reject(str(exc), requeue=True) from exc
+            raise Reject(str(exc), requeue=True) from None
         if not claimed:
             log_event("task.duplicate_skipped", task_id=self.request.id, task=self.name, attempt=attempt, run=run_id)
             raise Ignore()
@@ -114,7 +116,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
         try:
             return runtime.in_transaction(lookup)
         except StorageUnavailable as exc:
-            raise Reject(str(exc), requeue=True) from exc
+            raise Reject(str(exc), requeue=True) from None
 
     def _on_recovered(self, runtime: Runtime, *, run_id: int, attempt: int) -> None:
         task_id = self.request.id
@@ -123,7 +125,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
             runtime.in_transaction(lambda s: repository.record_success(s, task_id=task_id, run_id=run_id, now=now))
         except StorageUnavailable as exc:
             log_event("task.storage_unavailable", level=logging.WARNING, task_id=task_id, step="success")
-            raise Reject(str(exc), requeue=True) from exc
+            raise Reject(str(exc), requeue=True) from None
         log_event("task.recovered", task_id=task_id, task=self.name, attempt=attempt)
 
     def _on_failure(
@@ -162,7 +164,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
                 attempt=attempt,
                 step="record_failure",
             )
-            raise Reject(f"failure not recorded, message requeued: {db_exc}", requeue=True) from exc
+            raise Reject(f"failure not recorded, message requeued: {db_exc}", requeue=True) from None
         decision = recorded.decision
         log_event(
             "task.failed",
@@ -195,7 +197,10 @@ class RecoverableTask(Task):  # type: ignore[misc]
         if request.timelimit and any(request.timelimit):
             options["time_limit"], options["soft_time_limit"] = request.timelimit
         custom = {k: v for k, v in _custom_headers(request).items() if k not in H.ALL}
-        seal: Callable[[Any], Any] = lambda value: seal_secrets(value, redactor=runtime.redactor, sealer=runtime.sealer)
+
+        def seal(value: Any) -> Any:
+            return seal_secrets(value, redactor=runtime.redactor, sealer=runtime.sealer)
+
         replay_of = _int_header(_custom_headers(request), H.REPLAY_OF, default=None)
         return repository.TaskPayload(
             task_name=self.name,

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -60,10 +61,8 @@ def redis_url() -> Iterator[str]:
     try:
         yield url
     finally:
-        try:
+        with contextlib.suppress(redis_lib.ConnectionError):
             client.flushdb()
-        except redis_lib.ConnectionError:
-            pass
         client.close()
 
 

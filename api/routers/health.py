@@ -13,6 +13,9 @@ from error_handling.persistence.models import RunStatus, ScheduledRun, utcnow
 
 router = APIRouter(tags=["health"])
 
+#: A database that is down, or not migrated yet, is reported as unhealthy rather than raised.
+_UNHEALTHY: tuple[type[BaseException], ...] = (*UNAVAILABLE_ERRORS, sa.exc.ProgrammingError)
+
 
 class HealthPublic(BaseModel):
     """Health of the error-handling system."""
@@ -38,6 +41,6 @@ def health(request: Request) -> HealthPublic:
                 .select_from(ScheduledRun)
                 .where(ScheduledRun.status == RunStatus.PENDING, ScheduledRun.due_at <= now)
             ).scalar_one()
-    except (*UNAVAILABLE_ERRORS, sa.exc.ProgrammingError):
+    except _UNHEALTHY:
         return HealthPublic(status="unavailable", database=False, checked_at=now)
     return HealthPublic(status="ok", database=True, due_runs=int(due), checked_at=now)

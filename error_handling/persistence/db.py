@@ -96,4 +96,6 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         with factory() as session, session.begin():
             yield session
     except UNAVAILABLE_ERRORS as exc:
-        raise StorageUnavailable(f"database unavailable: {type(exc.orig if hasattr(exc, 'orig') else exc).__name__}") from exc
+        raise StorageUnavailable(
+            f"database unavailable: {type(exc.orig if hasattr(exc, 'orig') else exc).__name__}"
+        ) from exc

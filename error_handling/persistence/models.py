@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -49,7 +49,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
-class TaskState(str, enum.Enum):
+class TaskState(enum.StrEnum):
     """Where a task that failed at least once stands."""
 
     #: A retry is scheduled.
@@ -74,7 +74,7 @@ class TaskState(str, enum.Enum):
 TERMINAL_STATES = frozenset({TaskState.SUCCEEDED, TaskState.FAILED_FAST, TaskState.DEAD_LETTERED, TaskState.DISCARDED})
 
 
-class DecisionKind(str, enum.Enum):
+class DecisionKind(enum.StrEnum):
     """The decision recorded with a failed attempt."""
 
     RETRY = "retry"
@@ -83,7 +83,7 @@ class DecisionKind(str, enum.Enum):
     DEAD_LETTER = "dead_letter"
 
 
-class RunKind(str, enum.Enum):
+class RunKind(enum.StrEnum):
     """What a scheduled run is."""
 
     #: A transient failure's delayed retry.
@@ -92,7 +92,7 @@ class RunKind(str, enum.Enum):
     RESOURCE_WAIT = "resource_wait"
 
 
-class RunStatus(str, enum.Enum):
+class RunStatus(enum.StrEnum):
     """Lifecycle of a scheduled run."""
 
     #: Not yet due, or due and not yet published.
@@ -109,7 +109,7 @@ class RunStatus(str, enum.Enum):
     CANCELLED = "cancelled"
 
 
-class DeadLetterStatus(str, enum.Enum):
+class DeadLetterStatus(enum.StrEnum):
     """Lifecycle of a dead letter."""
 
     #: In the queue, waiting for an operator.
@@ -146,7 +146,7 @@ class Base(DeclarativeBase):
 
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
-    type_annotation_map: dict[Any, Any] = {dt.datetime: UTCDateTime()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dt.datetime: UTCDateTime()}
 
 
 def utcnow() -> dt.datetime:

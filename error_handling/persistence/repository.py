@@ -32,7 +32,17 @@ from error_handling.persistence.models import (
     TaskRecord,
     TaskState,
 )
-from error_handling.policy import DeadLetter, Decision, FailFast, RandomSource, RecoveryPolicy, Retry, Wait, budget_group, decide
+from error_handling.policy import (
+    DeadLetter,
+    Decision,
+    FailFast,
+    RandomSource,
+    RecoveryPolicy,
+    Retry,
+    Wait,
+    budget_group,
+    decide,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,7 +181,10 @@ def _finish_run(session: Session, run_id: int | None, now: dt.datetime) -> None:
     if run_id is not None:
         session.execute(
             sa.update(ScheduledRun)
-            .where(ScheduledRun.id == run_id, ScheduledRun.status.in_([RunStatus.DISPATCHED, RunStatus.RUNNING, RunStatus.PENDING]))
+            .where(
+                ScheduledRun.id == run_id,
+                ScheduledRun.status.in_([RunStatus.DISPATCHED, RunStatus.RUNNING, RunStatus.PENDING]),
+            )
             .values(status=RunStatus.DONE, updated_at=now)
         )
 
@@ -349,7 +362,7 @@ def claim_run(session: Session, *, run_id: int, token: str, now: dt.datetime) ->
         )
         .values(status=RunStatus.RUNNING, dispatch_token=token, updated_at=now)
     )
-    return bool(result.rowcount)
+    return bool(getattr(result, "rowcount", 0))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -463,13 +476,21 @@ def expire_wait(session: Session, *, run: ScheduledRun, now: dt.datetime) -> int
     return letter.id
 
 
-def task_history(session: Session, *, task_id: str) -> tuple[TaskRecord | None, Sequence[FailedAttempt], Sequence[ScheduledRun]]:
+def task_history(
+    session: Session, *, task_id: str
+) -> tuple[TaskRecord | None, Sequence[FailedAttempt], Sequence[ScheduledRun]]:
     """Return a task's record, its failed attempts and its scheduled runs, oldest first."""
     task = session.get(TaskRecord, task_id)
-    attempts = session.execute(
-        sa.select(FailedAttempt).where(FailedAttempt.task_id == task_id).order_by(FailedAttempt.attempt)
-    ).scalars().all()
-    runs = session.execute(
-        sa.select(ScheduledRun).where(ScheduledRun.task_id == task_id).order_by(ScheduledRun.attempt)
-    ).scalars().all()
+    attempts = (
+        session.execute(
+            sa.select(FailedAttempt).where(FailedAttempt.task_id == task_id).order_by(FailedAttempt.attempt)
+        )
+        .scalars()
+        .all()
+    )
+    runs = (
+        session.execute(sa.select(ScheduledRun).where(ScheduledRun.task_id == task_id).order_by(ScheduledRun.attempt))
+        .scalars()
+        .all()
+    )
     return task, attempts, runs

@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 from error_handling.persistence.db import make_engine
 from error_handling.persistence.models import TERMINAL_STATES, TaskRecord
 from function_runner.app import create_app
+from function_runner.runtime import runtime_for
 from function_runner.settings import Settings
 from tests.support.processes import Process, celery_worker_args, cli_args
 from tests.support.waiting import wait_until
 
 APP = "tests.e2e.tasks_app"
-
 
 
 @pytest.fixture
@@ -57,6 +57,7 @@ def publisher(service_env: dict[str, str]) -> Iterator[Celery]:
     )
     app = create_app(settings, main="fr_e2e_publisher")
     yield app
+    runtime_for(app).close()
     app.close()
 
 
@@ -67,7 +68,11 @@ def start_worker(spawn: Callable[..., Process], service_env: dict[str, str]) -> 
 
     def _start(*, env: dict[str, str] | None = None, concurrency: int = 2, pool: str = "prefork") -> Process:
         name = f"w{next(counter)}"
-        process = spawn(celery_worker_args(APP, name=name, pool=pool, concurrency=concurrency), env=env or service_env, name=f"worker-{name}")
+        process = spawn(
+            celery_worker_args(APP, name=name, pool=pool, concurrency=concurrency),
+            env=env or service_env,
+            name=f"worker-{name}",
+        )
         process.wait_for_log(" ready.", timeout=60)
         return process
 

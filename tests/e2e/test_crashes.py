@@ -66,20 +66,29 @@ def test_database_unreachable_when_a_task_fails_message_is_not_acked(
 ) -> None:
     env = dict(service_env)
     database = service_env["FUNCTION_RUNNER_DATABASE_URL"].rsplit("/", 1)[1]
-    env["FUNCTION_RUNNER_DATABASE_URL"] = f"postgresql+psycopg://{services.PG_USER}@127.0.0.1:{pg_proxy.port}/{database}"
+    env["FUNCTION_RUNNER_DATABASE_URL"] = (
+        f"postgresql+psycopg://{services.PG_USER}@127.0.0.1:{pg_proxy.port}/{database}"
+    )
     worker = start_worker(env=env, concurrency=1)
     pg_proxy.block()
 
     task_id = publisher.send_task("e2e.permanent", kwargs={"note": "db down"}).id
-    # The body fails again and again, but nothing can be recorded and the message keeps coming back.
-    wait_until(lambda: int(state.get(f"started:{task_id}") or 0) >= 3, timeout=60, what="redeliveries while the database is down")
-    assert rows(engine, "fr_failed_attempts", task_id=task_id) == []
+    # The failure cannot be recorded: the message goes back to the broker, unacked, again and again.
+    # A redelivery is not run while the database cannot say whether its failure was recorded.
+    wait_until(
+        lambda: worker.log().count(f"[{task_id}] received") >= 3,
+        timeout=60,
+        what="redeliveries while the database is down",
+    )
     assert "task.storage_unavailable" in worker.log()
+    assert state.get(f"started:{task_id}") == "1"
+    assert rows(engine, "fr_failed_attempts", task_id=task_id) == []
 
     pg_proxy.unblock()
     assert wait_terminal(engine, [task_id]) == {task_id: "dead_lettered"}
     assert len(rows(engine, "fr_failed_attempts", task_id=task_id)) == 1  # recorded exactly once
     assert len(rows(engine, "fr_dead_letters", task_id=task_id)) == 1
+    assert state.get(f"started:{task_id}") == "2"  # the body ran again once the database was back
 
 
 def test_scheduled_retry_survives_restart_of_every_worker_and_the_dispatcher(

@@ -37,7 +37,9 @@ def test_each_route_leaves_its_rows(
     flaky = publisher.send_task("e2e.flaky", args=[2], kwargs={"api_key": CANARY_KEY}).id
     gpu = publisher.send_task("e2e.needs_gpu").id
     invalid = publisher.send_task("e2e.validate", args=[-5]).id
-    doomed = publisher.send_task("e2e.permanent", kwargs={"password": CANARY_PASSWORD, "note": f"token={CANARY_KEY}"}).id
+    doomed = publisher.send_task(
+        "e2e.permanent", kwargs={"password": CANARY_PASSWORD, "note": f"token={CANARY_KEY}"}
+    ).id
 
     # The GPU task parks on the "gpu" gate and keeps waiting while the GPU is busy.
     wait_until(lambda: task_state(engine, gpu) == "waiting", what="the GPU task to wait")
@@ -50,7 +52,10 @@ def test_each_route_leaves_its_rows(
 
     # transient: two failed attempts, each with a scheduled retry that ran; the third start succeeded
     attempts = sorted(rows(engine, "fr_failed_attempts", task_id=flaky), key=lambda r: r["attempt"])
-    assert [(a["attempt"], a["category"], a["decision"]) for a in attempts] == [(1, "transient", "retry"), (2, "transient", "retry")]
+    assert [(a["attempt"], a["category"], a["decision"]) for a in attempts] == [
+        (1, "transient", "retry"),
+        (2, "transient", "retry"),
+    ]
     runs = sorted(rows(engine, "fr_scheduled_runs", task_id=flaky), key=lambda r: r["attempt"])
     assert [(r["kind"], r["attempt"], r["status"]) for r in runs] == [("retry", 2, "done"), ("retry", 3, "done")]
     assert state.get(f"started:{flaky}") == "3"
@@ -58,7 +63,9 @@ def test_each_route_leaves_its_rows(
 
     # resource: waits on "gpu" recorded, released after the GPU was freed
     gpu_attempts = rows(engine, "fr_failed_attempts", task_id=gpu)
-    assert gpu_attempts and all(a["category"] == "resource" and a["resource"] == "gpu" and a["decision"] == "wait" for a in gpu_attempts)
+    assert gpu_attempts and all(
+        a["category"] == "resource" and a["resource"] == "gpu" and a["decision"] == "wait" for a in gpu_attempts
+    )
     gpu_runs = rows(engine, "fr_scheduled_runs", task_id=gpu)
     assert {r["kind"] for r in gpu_runs} == {"resource_wait"}
     assert all(r["status"] == "done" for r in gpu_runs)
@@ -78,15 +85,35 @@ def test_each_route_leaves_its_rows(
     (attempt,) = rows(engine, "fr_failed_attempts", task_id=doomed)
     assert (attempt["category"], attempt["reason"], attempt["decision"]) == ("permanent", "auth_failed", "dead_letter")
     (letter,) = rows(engine, "fr_dead_letters", task_id=doomed)
-    assert (letter["reason"], letter["status"], letter["task_name"], letter["attempts"]) == ("auth_failed", "pending", "e2e.permanent", 1)
+    assert (letter["reason"], letter["status"], letter["task_name"], letter["attempts"]) == (
+        "auth_failed",
+        "pending",
+        "e2e.permanent",
+        1,
+    )
     assert redacted_view(letter["kwargs"])["password"] == "[REDACTED]"
-    assert unseal_secrets(letter["kwargs"], sealer=Sealer(TEST_KEY)) == {"password": CANARY_PASSWORD, "note": f"token={CANARY_KEY}"}
+    assert unseal_secrets(letter["kwargs"], sealer=Sealer(TEST_KEY)) == {
+        "password": CANARY_PASSWORD,
+        "note": f"token={CANARY_KEY}",
+    }
     assert state.get(f"started:{doomed}") == "1"
 
     # The canary never appears in clear: not in any table, not in any log line.
     dump = subprocess.run(
-        ["pg_dump", "--data-only", "-h", services.PG_HOST, "-p", str(services.PG_PORT), "-U", services.PG_USER, pg_url.rsplit("/", 1)[1]],
-        capture_output=True, text=True, check=True,
+        [
+            "pg_dump",
+            "--data-only",
+            "-h",
+            services.PG_HOST,
+            "-p",
+            str(services.PG_PORT),
+            "-U",
+            services.PG_USER,
+            pg_url.rsplit("/", 1)[1],
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "fr_failed_attempts" in dump and doomed in dump
     for secret in (CANARY_KEY, CANARY_PASSWORD):

@@ -6,6 +6,7 @@ and logs to a file the test can wait on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -59,38 +60,47 @@ class Process:
 
     def kill(self) -> None:
         """SIGKILL the process and all its children at once."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.popen.wait(timeout=30)
         self._log.close()
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout`` seconds."""
         if self.popen.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             try:
                 self.popen.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
                 return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)  # stragglers of the group
-        except ProcessLookupError:
-            pass
         self._log.close()
 
 
-def celery_worker_args(app: str, *, name: str, pool: str = "prefork", concurrency: int = 2, queues: str | None = None) -> list[str]:
+def celery_worker_args(
+    app: str, *, name: str, pool: str = "prefork", concurrency: int = 2, queues: str | None = None
+) -> list[str]:
     """The command line of a real ``celery worker``."""
     args = [
-        sys.executable, "-m", "celery", "-A", app, "worker",
-        "--pool", pool, "--concurrency", str(concurrency), "--loglevel", "INFO",
-        "-n", f"{name}@%h", "--without-mingle", "--without-gossip",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        app,
+        "worker",
+        "--pool",
+        pool,
+        "--concurrency",
+        str(concurrency),
+        "--loglevel",
+        "INFO",
+        "-n",
+        f"{name}@%h",
+        "--without-mingle",
+        "--without-gossip",
     ]
     if queues:
         args += ["-Q", queues]

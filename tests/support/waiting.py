@@ -13,7 +13,9 @@ class TimedOut(AssertionError):
     """The condition did not hold before the deadline."""
 
 
-def wait_until(condition: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> T:
+def wait_until(
+    condition: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"
+) -> T:
     """Poll ``condition`` until it returns something truthy; return it. Fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last: T | None = None

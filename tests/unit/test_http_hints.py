@@ -145,7 +145,11 @@ def test_parse_duration(text: str, expected: float | None) -> None:
 
 
 def test_iter_headers_lower_cases_names_and_keeps_every_pair() -> None:
-    assert iter_headers([("X-A", "1"), ("x-a", "2"), ("bad",), ("X-B", 3)]) == [("x-a", "1"), ("x-a", "2"), ("x-b", "3")]
+    assert iter_headers([("X-A", "1"), ("x-a", "2"), ("bad",), ("X-B", 3)]) == [
+        ("x-a", "1"),
+        ("x-a", "2"),
+        ("x-b", "3"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -168,7 +172,13 @@ def test_decode_body(body: object, expected: object) -> None:
     ("body", "codes", "message"),
     [
         pytest.param(
-            {"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": "insufficient_quota"}},
+            {
+                "error": {
+                    "message": "You exceeded your current quota",
+                    "type": "insufficient_quota",
+                    "code": "insufficient_quota",
+                }
+            },
             ("insufficient_quota", "insufficient_quota"),
             "You exceeded your current quota",
             id="openai-wrapped",
@@ -191,7 +201,9 @@ def test_decode_body(body: object, expected: object) -> None:
             "Rate exceeded",
             id="aws",
         ),
-        pytest.param({"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED"}}, (), "quota", id="int-code"),
+        pytest.param(
+            {"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED"}}, (), "quota", id="int-code"
+        ),
         pytest.param({"error": "invalid_token"}, ("invalid_token",), "invalid_token", id="string-error"),
         pytest.param("upstream timed out", (), "upstream timed out", id="text"),
         pytest.param([1, 2], (), None, id="list"),
@@ -243,7 +255,9 @@ class BrokenHeadersResponse:
     ("exc", "expected"),
     [
         pytest.param(ErrorWith(status_code=503), HttpDetails(503), id="status_code"),
-        pytest.param(ErrorWith(status=429, headers={"Retry-After": "2"}), HttpDetails(429, (("retry-after", "2"),)), id="status"),
+        pytest.param(
+            ErrorWith(status=429, headers={"Retry-After": "2"}), HttpDetails(429, (("retry-after", "2"),)), id="status"
+        ),
         pytest.param(
             ErrorWith(response=Attrs(status_code=404, headers={"X": "y"}, text='{"error": {"code": "nope"}}')),
             HttpDetails(404, (("x", "y"),), {"error": {"code": "nope"}}),
@@ -264,11 +278,16 @@ class BrokenHeadersResponse:
             HttpDetails(
                 503,
                 (("retry-after", "1"),),
-                {"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503, "HTTPHeaders": {"retry-after": "1"}}},
+                {
+                    "Error": {"Code": "SlowDown"},
+                    "ResponseMetadata": {"HTTPStatusCode": 503, "HTTPHeaders": {"retry-after": "1"}},
+                },
             ),
             id="botocore-response-dict",
         ),
-        pytest.param(ErrorWith(status_code=429, body={"code": "x"}), HttpDetails(429, (), {"code": "x"}), id="sdk-body"),
+        pytest.param(
+            ErrorWith(status_code=429, body={"code": "x"}), HttpDetails(429, (), {"code": "x"}), id="sdk-body"
+        ),
         pytest.param(ErrorWith(status_code=True), None, id="bool-is-not-a-status"),
         pytest.param(ErrorWith(status_code=999), None, id="out-of-range"),
         pytest.param(ErrorWith(status_code="503"), None, id="string-is-not-a-status"),
@@ -290,7 +309,9 @@ def test_http_details_never_calls_a_text_property() -> None:
 def test_http_details_reads_a_real_httpx_error() -> None:
     httpx = pytest.importorskip("httpx")
     request = httpx.Request("POST", "https://api.example.test/v1/chat")
-    response = httpx.Response(429, headers={"retry-after": "8"}, json={"error": {"code": "rate_limit_exceeded"}}, request=request)
+    response = httpx.Response(
+        429, headers={"retry-after": "8"}, json={"error": {"code": "rate_limit_exceeded"}}, request=request
+    )
     details = http_details(httpx.HTTPStatusError("429", request=request, response=response))
     assert details is not None
     assert details.status == 429

@@ -45,7 +45,9 @@ class MinRandom:
         return a
 
 
-@pytest.mark.parametrize("failures, ceiling", [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (10, 512.0), (11, 600.0), (100, 600.0)])
+@pytest.mark.parametrize(
+    "failures, ceiling", [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (10, 512.0), (11, 600.0), (100, 600.0)]
+)
 def test_full_jitter_ceiling_doubles_up_to_the_cap(failures: int, ceiling: float) -> None:
     assert FullJitterBackoff().ceiling(failures) == ceiling
     assert FullJitterBackoff().delay(failures, MaxRandom()) == ceiling
@@ -81,7 +83,9 @@ def test_transient_failure_is_retried_with_backoff() -> None:
 )
 def test_server_hint_wins_when_larger(hint: float | None, jitter_max: bool, expected: float) -> None:
     rng = MaxRandom() if jitter_max else MinRandom()
-    d = decide(c(Category.TRANSIENT, Reason.RATE_LIMITED, retry_after=hint), failures=3, now=NOW, policy=POLICY, rng=rng)
+    d = decide(
+        c(Category.TRANSIENT, Reason.RATE_LIMITED, retry_after=hint), failures=3, now=NOW, policy=POLICY, rng=rng
+    )
     assert isinstance(d, Retry)
     assert d.delay == expected
     assert d.at == NOW + dt.timedelta(seconds=expected)
@@ -104,11 +108,15 @@ def test_budgets_are_overridable_per_task() -> None:
     policy = POLICY.merged({"transient_max_attempts": 2, "backoff": 7})
     assert isinstance(decide(c(Category.TRANSIENT, "timeout"), failures=1, now=NOW, policy=policy), Retry)
     assert decide(c(Category.TRANSIENT, "timeout"), failures=1, now=NOW, policy=policy).delay == 7.0  # type: ignore[union-attr]
-    assert decide(c(Category.TRANSIENT, "timeout"), failures=2, now=NOW, policy=policy) == DeadLetter("retries_exhausted")
+    assert decide(c(Category.TRANSIENT, "timeout"), failures=2, now=NOW, policy=policy) == DeadLetter(
+        "retries_exhausted"
+    )
 
 
 def test_validation_fails_fast_with_the_user_message() -> None:
-    d = decide(c(Category.VALIDATION, "invalid_input", user_message="Fix the amount."), failures=1, now=NOW, policy=POLICY)
+    d = decide(
+        c(Category.VALIDATION, "invalid_input", user_message="Fix the amount."), failures=1, now=NOW, policy=POLICY
+    )
     assert d == FailFast(reason="invalid_input", user_message="Fix the amount.")
 
 
@@ -138,22 +146,29 @@ def test_resource_hint_delays_the_next_check() -> None:
 
 @pytest.mark.parametrize(
     "reason, category, group",
-    [("unclassified", Category.TRANSIENT, "unclassified"), ("timeout", Category.TRANSIENT, "transient"), ("disk_full", Category.RESOURCE, "resource")],
+    [
+        ("unclassified", Category.TRANSIENT, "unclassified"),
+        ("timeout", Category.TRANSIENT, "transient"),
+        ("disk_full", Category.RESOURCE, "resource"),
+    ],
 )
 def test_budget_groups(reason: str, category: Category, group: str) -> None:
     assert budget_group(c(category, reason)) == group
 
 
 def test_every_category_has_a_route() -> None:
-    routes = {
-        type(decide(c(cat, "x", resource="r"), failures=1, now=NOW, policy=POLICY)) for cat in Category
-    }
+    routes = {type(decide(c(cat, "x", resource="r"), failures=1, now=NOW, policy=POLICY)) for cat in Category}
     assert routes == {Retry, Wait, FailFast, DeadLetter}
 
 
 @pytest.mark.parametrize(
     "spec, expected",
-    [(None, FullJitterBackoff()), (3, ConstantBackoff(3.0)), (0.5, ConstantBackoff(0.5)), (ConstantBackoff(2), ConstantBackoff(2))],
+    [
+        (None, FullJitterBackoff()),
+        (3, ConstantBackoff(3.0)),
+        (0.5, ConstantBackoff(0.5)),
+        (ConstantBackoff(2), ConstantBackoff(2)),
+    ],
 )
 def test_get_backoff_shorthands(spec: object, expected: object) -> None:
     assert get_backoff(spec) == expected  # type: ignore[arg-type]
@@ -167,7 +182,12 @@ def test_get_backoff_rejects_nonsense(spec: object) -> None:
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"transient_max_attempts": 0}, {"resource_wait_timeout": -1}, {"no_such_option": 1}, {"unclassified_max_attempts": 1.5}],
+    [
+        {"transient_max_attempts": 0},
+        {"resource_wait_timeout": -1},
+        {"no_such_option": 1},
+        {"unclassified_max_attempts": 1.5},
+    ],
 )
 def test_invalid_policy_options_are_refused(overrides: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):

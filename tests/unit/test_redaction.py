@@ -483,3 +483,20 @@ def test_logging_filter_uses_the_given_redactor() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "user %s", ({"ssn": "123-45-6789"},), None)
     handler.handle(record)
     assert "123-45-6789" not in stream.getvalue()
+
+
+def test_logging_filter_keeps_argument_types_for_number_formats(captured: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, stream = captured
+    logger.info("%(attempt)d of %(max)d took %(secs).2f s", {"attempt": 2, "max": 5, "secs": Decimal("1.5")})
+    logger.info("%d of %d took %.2f s", 3, 5, Decimal("0.25"))
+    name = logger.name
+    assert stream.getvalue().splitlines() == [f"INFO {name} 2 of 5 took 1.50 s", f"INFO {name} 3 of 5 took 0.25 s"]
+
+
+def test_all_lists_the_public_names() -> None:
+    import error_handling.redaction as module
+
+    public = {name for name in vars(module) if not name.startswith("_")}
+    imported = {"annotations", "Any", "Final", "Iterable", "Mapping", "NamedTuple", "ConfigurationError", "Decimal"}
+    imported |= {"datetime", "enum", "fractions", "logging", "re", "uuid"}
+    assert set(module.__all__) == public - imported

@@ -40,12 +40,35 @@ def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
 
 
 def payload(name: str = "app.task") -> repo.TaskPayload:
-    return repo.TaskPayload(task_name=name, args=[1], kwargs={"k": "v"}, options={"routing_key": "celery"}, headers={}, queue="celery")
+    return repo.TaskPayload(
+        task_name=name, args=[1], kwargs={"k": "v"}, options={"routing_key": "celery"}, headers={}, queue="celery"
+    )
 
 
-def report(task_id: str, attempt: int, category: Category, reason: str, *, at: dt.datetime = NOW, run_id: int | None = None, **kw: object) -> repo.FailureReport:
-    c = Classification(category=category, reason=reason, fingerprint="f" * 16, message="boom", exc_type="builtins.Exception", **kw)  # type: ignore[arg-type]
-    return repo.FailureReport(task_id=task_id, attempt=attempt, payload=payload(), classification=c, traceback="tb", failed_at=at, started_at=at - dt.timedelta(seconds=1), worker="w1", run_id=run_id)
+def report(
+    task_id: str,
+    attempt: int,
+    category: Category,
+    reason: str,
+    *,
+    at: dt.datetime = NOW,
+    run_id: int | None = None,
+    **kw: object,
+) -> repo.FailureReport:
+    c = Classification(
+        category=category, reason=reason, fingerprint="f" * 16, message="boom", exc_type="builtins.Exception", **kw
+    )  # type: ignore[arg-type]
+    return repo.FailureReport(
+        task_id=task_id,
+        attempt=attempt,
+        payload=payload(),
+        classification=c,
+        traceback="tb",
+        failed_at=at,
+        started_at=at - dt.timedelta(seconds=1),
+        worker="w1",
+        run_id=run_id,
+    )
 
 
 def record(sessions: sessionmaker[Session], r: repo.FailureReport) -> repo.Recorded:
@@ -87,7 +110,12 @@ def test_budget_exhausted_dead_letters_with_payload(sessions: sessionmaker[Sessi
     assert result.decision == DeadLetter("retries_exhausted")
     with sessions() as s:
         letter = s.execute(sa.select(DeadLetterRecord)).scalar_one()
-        assert (letter.id, letter.reason, letter.last_reason, letter.attempts) == (result.dead_letter_id, "retries_exhausted", "timeout", 5)
+        assert (letter.id, letter.reason, letter.last_reason, letter.attempts) == (
+            result.dead_letter_id,
+            "retries_exhausted",
+            "timeout",
+            5,
+        )
         assert (letter.args, letter.kwargs, letter.task_name) == ([1], {"k": "v"}, "app.task")
         assert s.get(TaskRecord, "t1").state is TaskState.DEAD_LETTERED  # type: ignore[union-attr]
 
@@ -126,10 +154,14 @@ def test_resource_wait_keeps_its_first_deadline(sessions: sessionmaker[Session])
     first = record(sessions, report("t1", 1, Category.RESOURCE, "gpu_unavailable", resource="gpu"))
     assert isinstance(first.decision, Wait)
     later = NOW + dt.timedelta(minutes=10)
-    second = record(sessions, report("t1", 2, Category.RESOURCE, "gpu_unavailable", resource="gpu", at=later, run_id=first.run_id))
+    second = record(
+        sessions, report("t1", 2, Category.RESOURCE, "gpu_unavailable", resource="gpu", at=later, run_id=first.run_id)
+    )
     assert isinstance(second.decision, Wait)
     assert second.decision.deadline == first.decision.deadline == NOW + dt.timedelta(hours=1)
-    timeout = record(sessions, report("t1", 3, Category.RESOURCE, "gpu_unavailable", resource="gpu", at=NOW + dt.timedelta(hours=1)))
+    timeout = record(
+        sessions, report("t1", 3, Category.RESOURCE, "gpu_unavailable", resource="gpu", at=NOW + dt.timedelta(hours=1))
+    )
     assert timeout.decision == DeadLetter("resource_wait_timeout")
 
 
@@ -156,12 +188,17 @@ def test_claim_due_runs_dispatches_due_ones_and_expires_waits(sessions: sessionm
     later = NOW + dt.timedelta(seconds=30)
     with transaction(sessions) as s:
         dispatches, expired = repo.claim_due_runs(s, now=later, limit=10, redispatch_after=dt.timedelta(minutes=10))
-    assert {(d.task_id, d.attempt, d.kind) for d in dispatches} == {("r", 2, RunKind.RETRY), ("w", 2, RunKind.RESOURCE_WAIT)}
+    assert {(d.task_id, d.attempt, d.kind) for d in dispatches} == {
+        ("r", 2, RunKind.RETRY),
+        ("w", 2, RunKind.RESOURCE_WAIT),
+    }
     assert all(d.token and d.task_name == "app.task" and d.args == [1] for d in dispatches)
     with transaction(sessions) as s:  # dispatched ones are not due again until redispatch_after
         assert repo.claim_due_runs(s, now=later, limit=10, redispatch_after=dt.timedelta(minutes=10)) == ([], [])
     with transaction(sessions) as s:  # ... after which a lost message is published again
-        again, _ = repo.claim_due_runs(s, now=later + dt.timedelta(minutes=11), limit=10, redispatch_after=dt.timedelta(minutes=10))
+        again, _ = repo.claim_due_runs(
+            s, now=later + dt.timedelta(minutes=11), limit=10, redispatch_after=dt.timedelta(minutes=10)
+        )
     assert len(again) == 2 and {d.token for d in again}.isdisjoint({d.token for d in dispatches})
     # a wait past its deadline is expired into a dead letter
     with transaction(sessions) as s:

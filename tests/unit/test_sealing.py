@@ -402,3 +402,14 @@ def test_a_top_level_placeholder(sealer: Sealer) -> None:
     assert restore_redacted(REDACTED, stored, sealer=sealer) == PLANTED_KEY
     with pytest.raises(UnknownPlaceholderError, match="the top level"):
         restore_redacted(REDACTED, "plain", sealer=sealer)
+
+
+def test_all_lists_the_public_names() -> None:
+    import error_handling.sealing as module
+
+    public = {name for name in vars(module) if not name.startswith("_")}
+    imported = {"annotations", "Any", "Final", "Callable", "Mapping", "Sequence", "Decimal", "PurePath"}
+    imported |= {"Fernet", "InvalidToken", "MultiFernet", "ConfigurationError", "FunctionRunnerError"}
+    imported |= {"CIRCULAR", "REDACTED", "TRUNCATED", "Redactor", "safe_repr"}
+    imported |= {"base64", "datetime", "enum", "fractions", "json", "math", "uuid"}
+    assert set(module.__all__) == public - imported
