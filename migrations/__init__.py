@@ -1,0 +1,1 @@
+"""Alembic migrations of function-runner's tables."""
