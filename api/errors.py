@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from error_handling.exceptions import StorageUnavailable
+from error_handling.persistence.db import UNAVAILABLE_ERRORS
 
 
 class ErrorBody(BaseModel):
@@ -26,6 +27,16 @@ class ErrorEnvelope(BaseModel):
     """Every error response of the API."""
 
     error: ErrorBody
+
+
+class ApiError(StarletteHTTPException):
+    """An error a route raises on purpose: its status, message, stable code and the parameter at fault."""
+
+    def __init__(self, status_code: int, message: str, *, code: str, param: str | None = None) -> None:
+        super().__init__(status_code=status_code, detail=message)
+        self.message = message
+        self.code = code
+        self.param = param
 
 
 def envelope(status: int, *, message: str, type_: str, code: str, param: str | None = None) -> JSONResponse:
@@ -49,6 +60,16 @@ _TYPES = {
 def install_error_handlers(app: FastAPI) -> None:
     """Route every error the app can raise through the envelope."""
 
+    @app.exception_handler(ApiError)
+    async def _api(_request: Request, exc: ApiError) -> JSONResponse:
+        return envelope(
+            exc.status_code,
+            message=exc.message,
+            type_=_TYPES.get(exc.status_code, "api_error"),
+            code=exc.code,
+            param=exc.param,
+        )
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail: Any = exc.detail
@@ -67,8 +88,11 @@ def install_error_handlers(app: FastAPI) -> None:
         message = f"{param}: {first.get('msg', 'invalid value')}" if param else str(first.get("msg", "invalid request"))
         return envelope(422, message=message, type_="invalid_request", code="validation_failed", param=param)
 
-    @app.exception_handler(StorageUnavailable)
-    async def _storage(_request: Request, _exc: StorageUnavailable) -> JSONResponse:
+    async def _storage(_request: Request, _exc: Exception) -> JSONResponse:
         return envelope(
             503, message="the database is unavailable; try again shortly", type_="api_error", code="storage_unavailable"
         )
+
+    unavailable: tuple[type[Exception], ...] = (StorageUnavailable, *UNAVAILABLE_ERRORS)  # type: ignore[arg-type]
+    for exc_class in unavailable:
+        app.add_exception_handler(exc_class, _storage)

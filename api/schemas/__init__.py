@@ -1,0 +1,1 @@
+"""Public schemas of the error API, one module per resource."""
