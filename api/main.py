@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from api.auth import authorize, configured_keys, warn_if_open
 from api.errors import install_error_handlers
 from api.routers import health
 from function_runner.settings import Settings
@@ -13,9 +14,20 @@ API_PREFIX = "/api/v1/errors"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the API app. Nothing connects until a request needs the database."""
-    app = FastAPI(title="function-runner error API", version="0.1.0")
-    app.state.settings = settings or Settings()
+    """Build the API app. Nothing connects until a request needs the database.
+
+    Every route requires an API key (see :mod:`api.auth`), or a loopback client when none is configured.
+    """
+    settings = settings or Settings()
+    app = FastAPI(
+        title="function-runner error API",
+        version="0.1.0",
+        description="Inspect failed attempts and dead letters of Celery tasks run by function-runner, and replay them.",
+    )
+    app.state.settings = settings
+    app.state.api_keys = configured_keys(settings)
+    warn_if_open(settings)
     install_error_handlers(app)
-    app.include_router(health.router, prefix=API_PREFIX)
+    protected = [Depends(authorize)]
+    app.include_router(health.router, prefix=API_PREFIX, dependencies=protected)
     return app

@@ -34,7 +34,9 @@ KEY_FILE_NAME = "encryption.key"
 class Settings(BaseSettings):
     """function-runner's settings. Each field is read from ``FUNCTION_RUNNER_<FIELD NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="FUNCTION_RUNNER_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="FUNCTION_RUNNER_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(
         default=Path(".function-runner"),
@@ -91,6 +93,18 @@ class Settings(BaseSettings):
         "delivered again. Keep it longer than your longest task.",
     )
     redact_keys: list[str] = Field(default_factory=list, description="Extra key names whose values are secret.")
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description="API keys of the error API, comma-separated 'scope:key' pairs with scope read or write "
+        "(write implies read). Unset: the API answers only requests from the loopback address.",
+    )
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_api_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_api_keys(value.get_secret_value())
+        return value
 
     @field_validator("database_url", "broker_url", "result_backend")
     @classmethod
@@ -130,6 +144,27 @@ class Settings(BaseSettings):
         if self.encryption_key is not None and self.encryption_key.get_secret_value():
             return Sealer(self.encryption_key.get_secret_value())
         return Sealer(_key_file(self.data_dir))
+
+
+#: The scopes an API key may have.
+API_SCOPES = ("read", "write")
+
+
+def parse_api_keys(text: str) -> dict[str, str]:
+    """Parse ``"read:KEY1,write:KEY2"`` into ``{key: scope}``.
+
+    Raises:
+        ValueError: on an entry without a known scope or with an empty key (the key is never echoed).
+    """
+    keys: dict[str, str] = {}
+    for position, entry in enumerate((e.strip() for e in text.split(",")), start=1):
+        if not entry:
+            continue
+        scope, sep, key = entry.partition(":")
+        if not sep or scope.strip() not in API_SCOPES or not key.strip():
+            raise ValueError(f"API key entry #{position} must look like 'read:<key>' or 'write:<key>'")
+        keys[key.strip()] = scope.strip()
+    return keys
 
 
 def _key_file(data_dir: Path) -> str:
