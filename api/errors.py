@@ -73,12 +73,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail: Any = exc.detail
-        return envelope(
+        response = envelope(
             exc.status_code,
             message=str(detail) if detail else "error",
             type_=_TYPES.get(exc.status_code, "api_error"),
             code=f"http_{exc.status_code}",
         )
+        if exc.headers:  # e.g. the Allow header a 405 must carry
+            response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

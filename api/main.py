@@ -6,7 +6,7 @@ from fastapi import Depends, FastAPI
 
 from api.auth import authorize, configured_keys, warn_if_open
 from api.errors import install_error_handlers
-from api.routers import health
+from api.routers import errors, health
 from function_runner.settings import Settings
 
 #: Every route of the error API lives under this prefix.
@@ -30,4 +30,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     protected = [Depends(authorize)]
     app.include_router(health.router, prefix=API_PREFIX, dependencies=protected)
+    app.include_router(errors.router, prefix=API_PREFIX, dependencies=protected)
     return app

@@ -18,6 +18,8 @@ from api.errors import ApiError
 #: Default and maximum page sizes.
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+#: The largest row id a cursor may carry (ids are signed 64-bit integers).
+MAX_ROW_ID = 2**63 - 1
 
 
 def encode_cursor(moment: dt.datetime, row_id: int) -> str:
@@ -38,7 +40,10 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
         moment = dt.datetime.fromisoformat(moment_text)
         if moment.tzinfo is None or not isinstance(row_id, int) or isinstance(row_id, bool):
             raise ValueError("bad cursor")
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+        if not 0 <= row_id <= MAX_ROW_ID:
+            raise ValueError("bad cursor")
+        moment = moment.astimezone(dt.UTC)
+    except (ValueError, TypeError, OverflowError, binascii.Error, json.JSONDecodeError):
         raise ApiError(
             400, "cursor is invalid: pass the next_cursor of a previous page", code="invalid_cursor", param="cursor"
         ) from None

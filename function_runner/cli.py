@@ -20,8 +20,10 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError as SettingsValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from error_handling.exceptions import FunctionRunnerError
+from function_runner.cli_errors import app as errors_app
 from function_runner.settings import Settings
 
 app = typer.Typer(
@@ -33,6 +35,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Manage function-runner's database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(errors_app, name="errors")
 
 err = Console(stderr=True)
 
@@ -45,8 +48,26 @@ AppOption = Annotated[
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}")
+    # escape: the message is text, not markup (``[/x]`` would raise); soft_wrap: one line, never folded
+    err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
+
+
+def _unreachable(exc: BaseException) -> typer.Exit:
+    """The one-line error for a database that cannot be reached (the driver's first line, redacted)."""
+    from error_handling.redaction import DEFAULT_REDACTOR
+
+    cause = getattr(exc, "orig", None) or exc
+    detail = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    return _fail(f"database unavailable: {DEFAULT_REDACTOR.redact_text(detail)}", code=1)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of a driver error, redacted."""
+    from error_handling.redaction import DEFAULT_REDACTOR
+
+    cause = getattr(exc, "orig", None) or exc
+    return DEFAULT_REDACTOR.redact_text((str(cause).strip().splitlines() or [type(cause).__name__])[0])
 
 
 def _settings() -> Settings:
@@ -122,20 +143,24 @@ def dispatcher(
     _logging(log_level)
     celery = _load_app(celery_app)
     runner = Dispatcher(celery)
-    if once:
-        try:
+    import sqlalchemy as sa
+
+    try:
+        if once:
             result = runner.run_once()
-        except FunctionRunnerError as exc:
-            raise _fail(str(exc), code=1) from None
-        typer.echo(f"published={result.published} expired={result.expired}")
-        return
+            typer.echo(f"published={result.published} expired={result.expired}")
+            return
 
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        runner.stop()
+        def _stop(signum: int, _frame: FrameType | None) -> None:
+            runner.stop()
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    runner.run_forever()
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        runner.run_forever()
+    except FunctionRunnerError as exc:
+        raise _fail(str(exc), code=1) from None
+    except sa.exc.DBAPIError as exc:  # e.g. tables missing: the schema was never migrated
+        raise _fail(_first_line(exc) + " (is the schema migrated? run: function-runner db upgrade)", code=1) from None
 
 
 @app.command()
@@ -153,24 +178,33 @@ def api(
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Migrate the database up (to the latest schema by default)."""
+    from error_handling.persistence.db import UNAVAILABLE_ERRORS
     from function_runner.migrate import upgrade
 
+    settings = _settings()
+    if settings.database_url is None:  # the embedded default: its folder may not exist yet
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        upgrade(_settings().effective_database_url, revision)
+        upgrade(settings.effective_database_url, revision)
     except FunctionRunnerError as exc:
         raise _fail(str(exc), code=1) from None
+    except UNAVAILABLE_ERRORS as exc:
+        raise _unreachable(exc) from None
     typer.echo(f"database at {revision}")
 
 
 @db_app.command("downgrade")
 def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "base") -> None:
     """Migrate the database down (removing every function-runner table by default)."""
+    from error_handling.persistence.db import UNAVAILABLE_ERRORS
     from function_runner.migrate import downgrade
 
     try:
         downgrade(_settings().effective_database_url, revision)
     except FunctionRunnerError as exc:
         raise _fail(str(exc), code=1) from None
+    except UNAVAILABLE_ERRORS as exc:
+        raise _unreachable(exc) from None
     typer.echo(f"database at {revision}")
 
 

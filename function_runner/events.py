@@ -19,6 +19,6 @@ def log_event(event: str, *, level: int = logging.INFO, exc_info: bool = False, 
     """Log ``event`` with ``fields`` (redacted) on the ``function_runner`` logger."""
     if not logger.isEnabledFor(level):
         return
-    safe = {key: DEFAULT_REDACTOR.redact(value) for key, value in fields.items()}
+    safe: dict[str, Any] = DEFAULT_REDACTOR.redact(fields)  # as a mapping, so secret key names hide values
     text = " ".join(f"{key}={value}" for key, value in safe.items())
     logger.log(level, "%s %s", event, text, exc_info=exc_info, extra={"fr_event": event, "fr_fields": safe})

@@ -8,6 +8,7 @@ kombu's filesystem transport under ``data_dir``). Production sets at least ``dat
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -171,16 +172,21 @@ def _key_file(data_dir: Path) -> str:
     path = data_dir / KEY_FILE_NAME
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
-        warnings.warn(
-            f"FUNCTION_RUNNER_ENCRYPTION_KEY is not set; created {path}. Set the same key on every "
-            "machine of a fleet, or dead letters sealed on one cannot be replayed from another.",
-            stacklevel=3,
-        )
+        # Written whole under a private name (mode 0600), then linked into place: no reader ever sees
+        # an empty or partial key file, and of two threads or processes racing, the first link wins.
+        fd, temp = tempfile.mkstemp(dir=data_dir, prefix=f".{KEY_FILE_NAME}.")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process created it first
-            pass
-        else:
             with os.fdopen(fd, "w") as handle:
                 handle.write(generate_key())
+            os.link(temp, path)
+        except FileExistsError:  # another thread or process created it first
+            pass
+        else:
+            warnings.warn(
+                f"FUNCTION_RUNNER_ENCRYPTION_KEY is not set; created {path}. Set the same key on every "
+                "machine of a fleet, or dead letters sealed on one cannot be replayed from another.",
+                stacklevel=3,
+            )
+        finally:
+            os.unlink(temp)
     return path.read_text().strip()

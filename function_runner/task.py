@@ -26,7 +26,7 @@ from celery import Task, shared_task
 from celery.exceptions import Ignore, Reject, Retry
 
 from error_handling.classification import Classification, Rule
-from error_handling.exceptions import StorageUnavailable
+from error_handling.exceptions import ConfigurationError, FunctionRunnerError, StorageUnavailable
 from error_handling.persistence import repository
 from error_handling.persistence.models import FailedAttempt, utcnow
 from error_handling.policy import DeadLetter, FailFast, RecoveryPolicy
@@ -140,20 +140,10 @@ class RecoverableTask(Task):  # type: ignore[misc]
         started_at: dt.datetime,
     ) -> None:
         request = self.request
-        classification = self._classify(runtime, exc)
-        report = repository.FailureReport(
-            task_id=request.id,
-            attempt=attempt,
-            payload=self._payload(runtime, args, kwargs),
-            classification=classification,
-            traceback=runtime.redactor.redact_text("".join(traceback.format_exception(exc))),
-            failed_at=utcnow(),
-            started_at=started_at,
-            worker=request.hostname,
-            run_id=run_id,
-        )
-        policy = runtime.policy.merged(self.recovery_policy)
         try:
+            report, policy = self._report(
+                runtime, exc, args=args, kwargs=kwargs, attempt=attempt, run_id=run_id, started_at=started_at
+            )
             recorded = runtime.in_transaction(lambda s: repository.record_failure(s, report=report, policy=policy))
         except StorageUnavailable as db_exc:
             log_event(
@@ -165,6 +155,18 @@ class RecoverableTask(Task):  # type: ignore[misc]
                 step="record_failure",
             )
             raise Reject(f"failure not recorded, message requeued: {db_exc}", requeue=True) from None
+        except Exception as bug:  # recording itself failed: never ack a failure nobody recorded
+            log_event(
+                "task.record_failed",
+                level=logging.ERROR,
+                exc_info=True,
+                task_id=request.id,
+                task=self.name,
+                attempt=attempt,
+                error=type(bug).__name__,
+            )
+            raise Reject(f"failure not recorded ({type(bug).__name__}), message requeued", requeue=True) from None
+        classification = report.classification
         decision = recorded.decision
         log_event(
             "task.failed",
@@ -184,6 +186,54 @@ class RecoverableTask(Task):  # type: ignore[misc]
         if isinstance(decision, FailFast | DeadLetter):
             raise exc
         raise AssertionError(f"unknown decision {decision!r}")  # pragma: no cover
+
+    def _report(
+        self,
+        runtime: Runtime,
+        exc: Exception,
+        *,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        attempt: int,
+        run_id: int | None,
+        started_at: dt.datetime,
+    ) -> tuple[repository.FailureReport, RecoveryPolicy]:
+        """Build what is recorded about a failure. Degrades rather than fails: a payload that cannot be
+        sealed is kept redacted and marked not replayable; a task policy that is invalid is logged and
+        the app's policy used."""
+        request = self.request
+        try:
+            payload = self._payload(runtime, args, kwargs)
+        except (FunctionRunnerError, TypeError, ValueError) as problem:
+            log_event("task.payload_unsealable", level=logging.ERROR, task_id=request.id, error=type(problem).__name__)
+            payload = repository.TaskPayload(
+                task_name=self.name,
+                args=runtime.redactor.redact(list(args)),
+                kwargs=runtime.redactor.redact(dict(kwargs)),
+                options={},
+                headers={},
+                queue=(request.delivery_info or {}).get("routing_key"),
+                replayable=False,
+                root_id=request.root_id,
+                parent_id=request.parent_id,
+            )
+        try:
+            policy = runtime.policy.merged(self.recovery_policy)
+        except ConfigurationError as problem:
+            log_event("task.invalid_policy", level=logging.ERROR, task=self.name, error=str(problem))
+            policy = runtime.policy
+        report = repository.FailureReport(
+            task_id=request.id,
+            attempt=attempt,
+            payload=payload,
+            classification=self._classify(runtime, exc),
+            traceback=runtime.redactor.redact_text("".join(traceback.format_exception(exc))),
+            failed_at=utcnow(),
+            started_at=started_at,
+            worker=request.hostname,
+            run_id=run_id,
+        )
+        return report, policy
 
     def _classify(self, runtime: Runtime, exc: BaseException) -> Classification:
         c = runtime.classifier.classify(exc, rules=self.recovery_rules)

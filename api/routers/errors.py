@@ -1,0 +1,159 @@
+"""Failed attempts: list with filters and cursor pagination, one attempt, a task's history, statistics.
+
+Mounted under ``/api/v1/errors``. Times in query parameters are ISO 8601 with a timezone
+(``2026-03-01T09:00:00Z`` or ``...+02:00``); a time without one is refused with 422 rather than
+guessed. ``since`` is inclusive, ``until`` exclusive.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Path, Query
+from pydantic import AwareDatetime
+
+from api.deps import SessionDep
+from api.errors import ApiError, ErrorEnvelope
+from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
+from api.schemas.errors import (
+    AttemptDetailPublic,
+    AttemptsPublic,
+    ErrorStatsPublic,
+    TaskHistoryPublic,
+    attempt_detail_public,
+    attempt_public,
+    error_stats_public,
+    task_history_public,
+)
+from error_handling.categories import Category
+from error_handling.persistence import queries
+
+router = APIRouter(tags=["errors"])
+
+#: Default and largest statistics windows, in minutes (the largest is a week).
+DEFAULT_WINDOW_MINUTES: Final = 60
+MAX_WINDOW_MINUTES: Final = 10_080
+#: Longest text search accepted.
+MAX_SEARCH_LENGTH: Final = 200
+#: Text parameters may hold anything but NUL, which no database column can store.
+NO_NUL: Final = r"^[^\x00]*$"
+#: The largest id of a row (ids are signed 64-bit integers).
+MAX_ID: Final = 2**63 - 1
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for error responses, all in the envelope."""
+    return {status: {"model": ErrorEnvelope, "description": "Error, in the envelope."} for status in statuses}
+
+
+def _utc(value: dt.datetime | None, param: str) -> dt.datetime | None:
+    """``value`` in UTC.
+
+    Raises:
+        ApiError: 422 when the time cannot be expressed in UTC (beyond year 1 to 9999 once converted).
+    """
+    if value is None:
+        return None
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ApiError(
+            422, f"{param}: the time is out of range once converted to UTC", code="validation_failed", param=param
+        ) from None
+
+
+@router.get("", response_model=AttemptsPublic, responses=_errors(400, 422, 503))
+def list_errors(
+    session: SessionDep,
+    task_name: Annotated[str | None, Query(max_length=255, pattern=NO_NUL, description="Exact task name.")] = None,
+    category: Annotated[Category | None, Query(description="Failure category.")] = None,
+    reason: Annotated[
+        str | None, Query(max_length=64, pattern=NO_NUL, description="Reason code, e.g. `timeout`.")
+    ] = None,
+    fingerprint: Annotated[
+        str | None, Query(max_length=32, pattern=NO_NUL, description="Error group fingerprint.")
+    ] = None,
+    queue: Annotated[
+        str | None, Query(max_length=255, pattern=NO_NUL, description="Queue the task was sent to.")
+    ] = None,
+    since: Annotated[AwareDatetime | None, Query(description="Failed at or after (ISO 8601 with timezone).")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Failed before (ISO 8601 with timezone).")] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_SEARCH_LENGTH,
+            pattern=NO_NUL,
+            description="Case-insensitive text in the message.",
+        ),
+    ] = None,
+    cursor: Annotated[str | None, Query(description="The `next_cursor` of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")] = DEFAULT_LIMIT,
+) -> AttemptsPublic:
+    """List failed attempts, newest first, filtered by every parameter given.
+
+    Pages are linked by `next_cursor`: a walk returns each attempt that existed when it started exactly
+    once, even while new failures are recorded. An invalid cursor is a 400; a time without a timezone,
+    or `since` after `until`, a 422.
+    """
+    since, until = _utc(since, "since"), _utc(until, "until")
+    if since is not None and until is not None and since > until:
+        raise ApiError(422, "since must not be later than until", code="invalid_time_range", param="since")
+    page = queries.list_attempts(
+        session,
+        task_name=task_name,
+        category=category.value if category else None,
+        reason=reason,
+        fingerprint=fingerprint,
+        queue=queue,
+        since=since,
+        until=until,
+        search=q,
+        cursor=decode_cursor(cursor) if cursor is not None else None,
+        limit=limit,
+    )
+    return AttemptsPublic(
+        data=[attempt_public(row) for row in page.items],
+        next_cursor=encode_cursor(*page.next_keyset) if page.next_keyset else None,
+    )
+
+
+@router.get("/stats", response_model=ErrorStatsPublic, responses=_errors(422, 503))
+def error_stats(
+    session: SessionDep,
+    window_minutes: Annotated[
+        int, Query(ge=1, le=MAX_WINDOW_MINUTES, description="How far back to count, in minutes.")
+    ] = DEFAULT_WINDOW_MINUTES,
+) -> ErrorStatsPublic:
+    """Count the failed attempts of the last `window_minutes` by category, reason, task name and
+    fingerprint group (the largest groups, each with its first and last occurrence and a sample message)."""
+    until = dt.datetime.now(dt.UTC)
+    stats = queries.error_stats(session, since=until - dt.timedelta(minutes=window_minutes), until=until)
+    return error_stats_public(stats)
+
+
+@router.get("/task/{task_id}/history", response_model=TaskHistoryPublic, responses=_errors(404, 422, 503))
+def task_history(
+    session: SessionDep,
+    task_id: Annotated[str, Path(max_length=255, pattern=NO_NUL, description="The Celery task id.")],
+) -> TaskHistoryPublic:
+    """Show everything recorded about a task: each failed attempt with its decision, delay and worker,
+    its scheduled runs, its terminal state, its dead letter, and its replay lineage (the dead letter it
+    replays, and the tasks that replayed its own dead letter). 404 when nothing is recorded about it."""
+    history = queries.task_history(session, task_id=task_id)
+    if history is None:
+        raise ApiError(404, f"no failure is recorded for task {task_id!r}", code="task_not_found", param="task_id")
+    return task_history_public(history)
+
+
+@router.get("/{attempt_id:int}", response_model=AttemptDetailPublic, responses=_errors(404, 422, 503))
+def get_error(
+    session: SessionDep,
+    attempt_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The failed attempt's id.")],
+) -> AttemptDetailPublic:
+    """Show one failed attempt, with its redacted traceback and its task (secrets shown as [REDACTED])."""
+    row = queries.get_attempt(session, attempt_id=attempt_id)
+    if row is None:
+        raise ApiError(404, f"no failed attempt has id {attempt_id}", code="attempt_not_found", param="attempt_id")
+    return attempt_detail_public(row, queries.get_task(session, task_id=row.task_id))

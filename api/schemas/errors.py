@@ -1,0 +1,254 @@
+"""Public schemas of failed attempts, task histories and error statistics.
+
+They are built from the rows of :mod:`error_handling.persistence.queries` by the ``*_public``
+functions below, which the API and the CLI's ``--json`` output share. A task's stored args, kwargs and
+headers hold sealed (encrypted) secrets; they are only ever shown through
+:func:`error_handling.sealing.redacted_view`, where each secret is ``[REDACTED]``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from error_handling.persistence.models import (
+    DeadLetterRecord,
+    DeadLetterStatus,
+    DecisionKind,
+    FailedAttempt,
+    RunKind,
+    RunStatus,
+    ScheduledRun,
+    TaskRecord,
+    TaskState,
+)
+from error_handling.persistence.queries import ErrorStats, FingerprintGroup, TaskHistory
+from error_handling.sealing import redacted_view
+
+__all__ = [
+    "AttemptDetailPublic",
+    "AttemptPublic",
+    "AttemptsPublic",
+    "DeadLetterSummaryPublic",
+    "ErrorStatsPublic",
+    "FingerprintGroupPublic",
+    "ReplayPublic",
+    "ScheduledRunPublic",
+    "TaskHistoryPublic",
+    "TaskPublic",
+    "attempt_detail_public",
+    "attempt_public",
+    "error_stats_public",
+    "task_history_public",
+    "task_public",
+]
+
+
+class AttemptPublic(BaseModel):
+    """One failed execution of a task, its classification and the decision taken about it."""
+
+    id: int
+    task_id: str
+    attempt: int = Field(description="The execution number, from 1.")
+    task_name: str
+    queue: str | None
+    worker: str | None
+    exc_type: str | None
+    message: str = Field(description="The technical message, redacted.")
+    category: str
+    reason: str
+    resource: str | None
+    retry_after: float | None = Field(description="Seconds the server asked to wait, if it said so.")
+    fingerprint: str
+    user_message: str | None
+    status_code: int | None
+    rule: str | None = Field(description="The classifier rule that matched.")
+    decision: DecisionKind
+    decision_reason: str | None
+    decision_at: dt.datetime | None = Field(description="For a retry, when it is due; for a wait, its deadline.")
+    delay: float | None = Field(description="For a retry, the delay in seconds.")
+    started_at: dt.datetime | None
+    failed_at: dt.datetime
+    duration_ms: float | None
+
+
+class AttemptsPublic(BaseModel):
+    """A page of failed attempts, newest first."""
+
+    data: list[AttemptPublic]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class TaskPublic(BaseModel):
+    """A task that failed at least once: its state and its payload with every secret shown as [REDACTED]."""
+
+    task_id: str
+    task_name: str
+    queue: str | None
+    state: TaskState
+    attempts: int
+    args: Any
+    kwargs: Any
+    options: Any
+    headers: Any
+    replayable: bool
+    root_id: str | None
+    parent_id: str | None
+    replay_of: int | None = Field(description="The id of the dead letter this task replays.")
+    last_category: str | None
+    last_reason: str | None
+    user_message: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    terminal_at: dt.datetime | None
+
+
+class AttemptDetailPublic(AttemptPublic):
+    """A failed attempt with its (redacted) traceback and its task."""
+
+    traceback: str | None = Field(description="The traceback, redacted.")
+    task: TaskPublic | None
+
+
+class ScheduledRunPublic(BaseModel):
+    """A scheduled retry or resource wait of a task."""
+
+    id: int
+    kind: RunKind
+    attempt: int = Field(description="The execution number this run runs as.")
+    resource: str | None
+    deadline: dt.datetime | None
+    due_at: dt.datetime
+    status: RunStatus
+    dispatch_count: int
+    dispatched_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class DeadLetterSummaryPublic(BaseModel):
+    """A dead letter, without its payload."""
+
+    id: int
+    task_id: str
+    task_name: str
+    reason: str
+    category: str | None
+    last_reason: str | None
+    status: DeadLetterStatus
+    attempts: int
+    replayed_task_id: str | None
+    replayed_at: dt.datetime | None
+    discarded_reason: str | None
+    discarded_at: dt.datetime | None
+    created_at: dt.datetime
+
+
+class ReplayPublic(BaseModel):
+    """A task published as a replay of a dead letter."""
+
+    task_id: str
+    state: TaskState | None = Field(description="Null when the replay has recorded no failure (yet).")
+
+
+class TaskHistoryPublic(BaseModel):
+    """Everything recorded about a task: attempts, scheduled runs, outcome and replay lineage."""
+
+    task_id: str
+    task: TaskPublic | None = Field(description="Null for a replay that has not failed.")
+    attempts: list[AttemptPublic] = Field(description="Every failed attempt, oldest first.")
+    runs: list[ScheduledRunPublic]
+    dead_letter: DeadLetterSummaryPublic | None
+    replay_of: DeadLetterSummaryPublic | None = Field(description="The dead letter this task replays.")
+    replays: list[ReplayPublic] = Field(description="Tasks published as replays of this task's dead letter.")
+
+
+class FingerprintGroupPublic(BaseModel):
+    """The same error across tasks: a fingerprint's count and its latest occurrence."""
+
+    fingerprint: str
+    count: int
+    first_seen: dt.datetime
+    last_seen: dt.datetime
+    message: str = Field(description="The message of the latest attempt in the group.")
+    exc_type: str | None
+    task_name: str
+    category: str
+    reason: str
+
+
+class ErrorStatsPublic(BaseModel):
+    """Counts of failed attempts in a window, largest first."""
+
+    since: dt.datetime
+    until: dt.datetime
+    total: int
+    by_category: dict[str, int]
+    by_reason: dict[str, int]
+    by_task: dict[str, int] = Field(description="The task names with the most failed attempts.")
+    top_fingerprints: list[FingerprintGroupPublic]
+
+
+_ATTEMPT_FIELDS = tuple(AttemptPublic.model_fields)
+_RUN_FIELDS = tuple(ScheduledRunPublic.model_fields)
+_LETTER_FIELDS = tuple(DeadLetterSummaryPublic.model_fields)
+_PAYLOAD_FIELDS = frozenset({"args", "kwargs", "options", "headers"})
+
+
+def attempt_public(row: FailedAttempt) -> AttemptPublic:
+    """The public form of a failed attempt."""
+    return AttemptPublic(**{name: getattr(row, name) for name in _ATTEMPT_FIELDS})
+
+
+def task_public(task: TaskRecord) -> TaskPublic:
+    """The public form of a task record: sealed secrets become ``[REDACTED]``."""
+    values = {name: getattr(task, name) for name in TaskPublic.model_fields}
+    for name in _PAYLOAD_FIELDS:
+        values[name] = redacted_view(values[name])
+    return TaskPublic(**values)
+
+
+def attempt_detail_public(row: FailedAttempt, task: TaskRecord | None) -> AttemptDetailPublic:
+    """The public form of one failed attempt with its traceback and its task."""
+    values = {name: getattr(row, name) for name in _ATTEMPT_FIELDS}
+    return AttemptDetailPublic(**values, traceback=row.traceback, task=task_public(task) if task else None)
+
+
+def _run_public(run: ScheduledRun) -> ScheduledRunPublic:
+    return ScheduledRunPublic(**{name: getattr(run, name) for name in _RUN_FIELDS})
+
+
+def _letter_public(letter: DeadLetterRecord) -> DeadLetterSummaryPublic:
+    return DeadLetterSummaryPublic(**{name: getattr(letter, name) for name in _LETTER_FIELDS})
+
+
+def task_history_public(history: TaskHistory) -> TaskHistoryPublic:
+    """The public form of a task's history."""
+    return TaskHistoryPublic(
+        task_id=history.task_id,
+        task=task_public(history.task) if history.task else None,
+        attempts=[attempt_public(a) for a in history.attempts],
+        runs=[_run_public(r) for r in history.runs],
+        dead_letter=_letter_public(history.dead_letter) if history.dead_letter else None,
+        replay_of=_letter_public(history.replay_of) if history.replay_of else None,
+        replays=[ReplayPublic(task_id=r.task_id, state=r.task.state if r.task else None) for r in history.replays],
+    )
+
+
+def _group_public(group: FingerprintGroup) -> FingerprintGroupPublic:
+    return FingerprintGroupPublic(**{name: getattr(group, name) for name in FingerprintGroupPublic.model_fields})
+
+
+def error_stats_public(stats: ErrorStats) -> ErrorStatsPublic:
+    """The public form of error statistics."""
+    return ErrorStatsPublic(
+        since=stats.since,
+        until=stats.until,
+        total=stats.total,
+        by_category=stats.by_category,
+        by_reason=stats.by_reason,
+        by_task=stats.by_task,
+        top_fingerprints=[_group_public(g) for g in stats.top_fingerprints],
+    )

@@ -1,0 +1,322 @@
+"""RecoverableTask without a broker: Celery's eager execution (``task.apply``) on a SQLite database.
+
+``apply`` runs the task through Celery's tracer and ``Task.__call__`` with a real request (not
+``called_directly``), so the wrapper classifies, records and routes exactly as in a worker; the eager
+result's state is what a worker would report (``RETRY``, ``FAILURE``, ``REJECTED``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from celery import Celery
+from celery.exceptions import Reject
+from celery.result import EagerResult
+
+from error_handling.categories import Category
+from error_handling.classification import Rule
+from error_handling.exceptions import TransientError, ValidationError
+from error_handling.persistence.db import make_engine
+from error_handling.sealing import SEALED_KEY, Sealer, generate_key, unseal_secrets
+from function_runner.app import create_app
+from function_runner.migrate import upgrade
+from function_runner.runtime import runtime_for
+from function_runner.settings import Settings
+from function_runner.task import RecoverableTask
+
+KEY = generate_key()
+# The secret holds the word "canary"; the names of these constants do not.
+PLANTED_KEY = "sk-canary0123456789abcdefCANARY"
+
+AppFactory = Callable[..., Celery]
+Rows = Callable[..., list[dict[str, Any]]]
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """A migrated SQLite database of this test."""
+    url = f"sqlite:///{tmp_path / 'x.sqlite3'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Iterator[AppFactory]:
+    """Create Celery apps with function-runner installed; each is closed at the end of the test."""
+    apps: list[Celery] = []
+
+    def _make(database_url: str, **settings: Any) -> Celery:
+        config = Settings(database_url=database_url, data_dir=tmp_path, encryption_key=KEY, **settings)
+        app = create_app(config, main=f"fr_unit_{len(apps)}")
+        apps.append(app)
+        return app
+
+    yield _make
+    for app in apps:
+        runtime_for(app).close()
+        app.close()
+
+
+@pytest.fixture
+def app(make_app: AppFactory, database_url: str) -> Celery:
+    """An app on the test's migrated database."""
+    return make_app(database_url, storage_retry_timeout=0)
+
+
+@pytest.fixture
+def rows(database_url: str) -> Iterator[Rows]:
+    """Read a table's rows (as dicts) from the test's database."""
+    engine = make_engine(database_url)
+
+    def _rows(table: str, **where: Any) -> list[dict[str, Any]]:
+        query = f"SELECT * FROM {table}"
+        if where:
+            query += " WHERE " + " AND ".join(f"{k} = :{k}" for k in where)
+        with engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(sa.text(query), where)]
+
+    yield _rows
+    engine.dispose()
+
+
+def run(task: Any, *args: Any, task_id: str, headers: dict[str, Any] | None = None, **kwargs: Any) -> EagerResult:
+    """Execute ``task`` eagerly, through Celery's tracer and the wrapper."""
+    result: EagerResult = task.apply(args=list(args), kwargs=kwargs, task_id=task_id, headers=headers)
+    return result
+
+
+def test_eager_execution_goes_through_the_wrapper(app: Celery) -> None:
+    seen: dict[str, Any] = {}
+
+    @app.task(base=RecoverableTask, bind=True, name="unit.probe")
+    def probe(self: RecoverableTask) -> None:
+        seen["called_directly"] = self.request.called_directly
+        seen["attempt"] = self.attempt
+
+    assert run(probe, task_id="probe-1").state == "SUCCESS"
+    assert seen == {"called_directly": False, "attempt": 1}
+
+
+def test_the_attempt_comes_from_the_fr_attempt_header(app: Celery) -> None:
+    seen: list[int] = []
+
+    @app.task(base=RecoverableTask, bind=True, name="unit.attempt")
+    def attempt(self: RecoverableTask) -> None:
+        seen.append(self.attempt)
+
+    run(attempt, task_id="att-1", headers={"fr_attempt": 4})
+    run(attempt, task_id="att-2", headers={"fr_attempt": "2"})
+    run(attempt, task_id="att-3", headers={"fr_attempt": "not-a-number"})
+    assert seen == [4, 2, 1]
+
+
+def test_success_on_the_first_attempt_touches_no_database(make_app: AppFactory, tmp_path: Path) -> None:
+    # a database in a folder that does not exist: any access to it fails
+    app = make_app(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'x.sqlite3'}", storage_retry_timeout=0)
+
+    @app.task(base=RecoverableTask, name="unit.double")
+    def double(x: int) -> int:
+        return x * 2
+
+    @app.task(base=RecoverableTask, name="unit.refused")
+    def refused() -> None:
+        raise ConnectionError("refused")
+
+    result = run(double, 21, task_id="ok-1", headers={"fr_attempt": 2})
+    assert (result.state, result.result) == ("SUCCESS", 42)
+    # the control: a failure of the same app needs the database, and cannot reach it
+    failed = run(refused, task_id="fail-1")
+    assert failed.state == "REJECTED"
+    assert not (tmp_path / "no").exists()
+
+
+def test_success_on_the_first_attempt_writes_no_row(app: Celery, rows: Rows) -> None:
+    @app.task(base=RecoverableTask, name="unit.ok")
+    def ok() -> str:
+        return "done"
+
+    assert run(ok, task_id="ok-2").state == "SUCCESS"
+    for table in ("fr_tasks", "fr_failed_attempts", "fr_scheduled_runs", "fr_dead_letters"):
+        assert rows(table) == []
+
+
+def test_a_transient_failure_schedules_a_retry_row(app: Celery, rows: Rows) -> None:
+    @app.task(base=RecoverableTask, name="unit.flaky")
+    def flaky(n: int) -> None:
+        raise TransientError(f"upstream 503 for {n}", reason="service_unavailable")
+
+    before = dt.datetime.now(dt.UTC)
+    result = run(flaky, 7, task_id="flaky-1")
+    assert result.state == "RETRY"
+
+    (task,) = rows("fr_tasks", task_id="flaky-1")
+    assert (task["task_name"], task["state"], task["attempts"]) == ("unit.flaky", "retrying", 1)
+    assert json.loads(task["args"]) == [7]
+    (attempt,) = rows("fr_failed_attempts", task_id="flaky-1")
+    assert (attempt["attempt"], attempt["category"], attempt["reason"], attempt["decision"]) == (
+        1,
+        "transient",
+        "service_unavailable",
+        "retry",
+    )
+    assert attempt["message"] == "upstream 503 for 7"
+    (scheduled,) = rows("fr_scheduled_runs", task_id="flaky-1")
+    assert (scheduled["kind"], scheduled["attempt"], scheduled["status"]) == ("retry", 2, "pending")
+    due = dt.datetime.fromisoformat(scheduled["due_at"]).replace(tzinfo=dt.UTC)
+    assert before <= due <= before + dt.timedelta(seconds=2)  # full jitter within base 1 s, plus slack
+    assert rows("fr_dead_letters") == []
+
+
+def test_a_retry_of_a_retry_counts_the_attempt_from_the_header(app: Celery, rows: Rows) -> None:
+    @app.task(base=RecoverableTask, name="unit.refused_again")
+    def refused_again() -> None:
+        raise ConnectionError("connection refused")
+
+    assert run(refused_again, task_id="again-1").state == "RETRY"
+    assert run(refused_again, task_id="again-1", headers={"fr_attempt": 2}).state == "RETRY"
+    attempts = sorted((a["attempt"], a["reason"]) for a in rows("fr_failed_attempts", task_id="again-1"))
+    assert attempts == [(1, "connection"), (2, "connection")]
+    runs = sorted(r["attempt"] for r in rows("fr_scheduled_runs", task_id="again-1"))
+    assert runs == [2, 3]
+
+
+def test_a_validation_error_fails_fast_with_the_users_message(app: Celery, rows: Rows) -> None:
+    @app.task(base=RecoverableTask, name="unit.invoice")
+    def invoice(amount: int) -> None:
+        raise ValidationError(f"amount {amount} < 0", user_message="Amount must be positive.")
+
+    result = run(invoice, -5, task_id="inv-1")
+    assert result.state == "FAILURE"
+    assert isinstance(result.result, ValidationError)
+
+    (task,) = rows("fr_tasks", task_id="inv-1")
+    assert (task["state"], task["user_message"]) == ("failed_fast", "Amount must be positive.")
+    assert task["terminal_at"] is not None
+    (attempt,) = rows("fr_failed_attempts", task_id="inv-1")
+    assert (attempt["category"], attempt["decision"]) == ("validation", "fail_fast")
+    assert rows("fr_scheduled_runs") == []
+    assert rows("fr_dead_letters") == []
+
+
+def test_a_per_task_policy_dead_letters_on_the_first_transient_failure(app: Celery, rows: Rows) -> None:
+    @app.task(base=RecoverableTask, name="unit.once", recovery_policy={"transient_max_attempts": 1})
+    def once() -> None:
+        raise TimeoutError("upstream timed out")
+
+    @app.task(base=RecoverableTask, name="unit.default_policy")
+    def default_policy() -> None:
+        raise TimeoutError("upstream timed out")
+
+    result = run(once, task_id="once-1")
+    assert result.state == "FAILURE"
+    assert isinstance(result.result, TimeoutError)
+    (task,) = rows("fr_tasks", task_id="once-1")
+    assert task["state"] == "dead_lettered"
+    (letter,) = rows("fr_dead_letters", task_id="once-1")
+    assert (letter["reason"], letter["category"], letter["attempts"]) == ("retries_exhausted", "transient", 1)
+    assert rows("fr_scheduled_runs", task_id="once-1") == []
+
+    # the same failure under the app's policy (5 attempts) is retried
+    assert run(default_policy, task_id="default-1").state == "RETRY"
+
+
+def test_per_task_rules_override_the_built_ins(app: Celery, rows: Rows) -> None:
+    rule = Rule(
+        category=Category.VALIDATION, reason="invalid_input", exception=KeyError, user_message="Unknown customer."
+    )
+
+    @app.task(base=RecoverableTask, name="unit.lookup", recovery_rules=[rule])
+    def lookup(customer: str) -> None:
+        raise KeyError(customer)
+
+    @app.task(base=RecoverableTask, name="unit.lookup_builtin")
+    def lookup_builtin(customer: str) -> None:
+        raise KeyError(customer)
+
+    assert run(lookup, "acme", task_id="rule-1").state == "FAILURE"
+    (attempt,) = rows("fr_failed_attempts", task_id="rule-1")
+    assert (attempt["category"], attempt["reason"], attempt["decision"]) == ("validation", "invalid_input", "fail_fast")
+    (task,) = rows("fr_tasks", task_id="rule-1")
+    assert (task["state"], task["user_message"]) == ("failed_fast", "Unknown customer.")
+
+    # without the rule, a KeyError is an unclassified bug: retried on the small budget
+    assert run(lookup_builtin, "acme", task_id="builtin-1").state == "RETRY"
+    (builtin,) = rows("fr_failed_attempts", task_id="builtin-1")
+    assert (builtin["reason"], builtin["decision"]) == ("unclassified", "retry")
+
+
+def test_secrets_in_kwargs_are_sealed_in_the_stored_rows(app: Celery, rows: Rows) -> None:
+    @app.task(base=RecoverableTask, name="unit.llm")
+    def llm(prompt: str, api_key: str) -> None:
+        raise ConnectionError(f"refused while calling with {api_key}")
+
+    result = run(llm, task_id="llm-1", prompt="hello", api_key=PLANTED_KEY)
+    assert result.state == "RETRY"
+
+    (task,) = rows("fr_tasks", task_id="llm-1")
+    kwargs = json.loads(task["kwargs"])
+    assert kwargs["prompt"] == "hello"
+    assert set(kwargs["api_key"]) == {SEALED_KEY}
+    assert unseal_secrets(kwargs, sealer=Sealer(KEY)) == {"prompt": "hello", "api_key": PLANTED_KEY}
+    every_row = [*rows("fr_tasks"), *rows("fr_failed_attempts"), *rows("fr_scheduled_runs")]
+    assert "canary" not in repr(every_row)
+
+
+def test_an_unreachable_database_rejects_the_message_for_redelivery(make_app: AppFactory) -> None:
+    app = make_app("postgresql://postgres@127.0.0.1:1/x", storage_retry_timeout=0)
+    ran: list[str] = []
+
+    @app.task(base=RecoverableTask, bind=True, name="unit.down")
+    def down(self: RecoverableTask) -> None:
+        ran.append(self.request.id)
+        raise ConnectionError("upstream refused")
+
+    result = run(down, task_id="down-1")
+    assert ran == ["down-1"]
+    assert result.state == "REJECTED"
+    assert isinstance(result.result, Reject)
+    assert result.result.requeue is True
+    assert "failure not recorded" in str(result.result.reason)
+
+
+def test_a_failure_that_cannot_be_recorded_is_never_acked(app: Celery, rows: Rows, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug while recording (not an outage) must not let Celery ack an unrecorded failure."""
+    from error_handling.persistence import repository
+
+    def broken(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("bug in the recorder")
+
+    monkeypatch.setattr(repository, "record_failure", broken)
+
+    @app.task(base=RecoverableTask, name="unit.bugged")
+    def bugged() -> None:
+        raise TransientError("upstream 503")
+
+    result = run(bugged, task_id="bugged-1")
+    assert result.state == "REJECTED"
+    assert result.result.requeue is True
+    assert "failure not recorded (RuntimeError)" in str(result.result.reason)
+    assert rows("fr_failed_attempts") == []
+
+
+def test_an_unsealable_payload_is_recorded_redacted_and_not_replayable(app: Celery, rows: Rows) -> None:
+    class Unencodable:
+        def __repr__(self) -> str:
+            return "<Unencodable password=hunter2-canary-pw>"
+
+    @app.task(base=RecoverableTask, name="unit.odd_args")
+    def odd_args(thing: Any) -> None:
+        raise ValidationError("bad thing")
+
+    result = run(odd_args, Unencodable(), task_id="odd-1")
+    assert result.state == "FAILURE"
+    (task,) = rows("fr_tasks", task_id="odd-1")
+    assert task["state"] == "failed_fast"
+    assert not task["replayable"]
+    assert "hunter2-canary-pw" not in repr(task)
