@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import Depends, FastAPI
 
 from api.auth import authorize, configured_keys, warn_if_open
+from api.celery_dep import close_celery
 from api.errors import install_error_handlers
-from api.routers import errors, health
+from api.routers import dead_letters, errors, health
 from function_runner.settings import Settings
 
 #: Every route of the error API lives under this prefix.
@@ -19,7 +23,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     Every route requires an API key (see :mod:`api.auth`), or a loopback client when none is configured.
     """
     settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        close_celery(app)
+        engine = getattr(app.state, "engine", None)
+        if engine is not None:
+            engine.dispose()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="function-runner error API",
         version="0.1.0",
         description="Inspect failed attempts and dead letters of Celery tasks run by function-runner, and replay them.",
@@ -30,5 +44,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     protected = [Depends(authorize)]
     app.include_router(health.router, prefix=API_PREFIX, dependencies=protected)
+    app.include_router(dead_letters.router, prefix=API_PREFIX, dependencies=protected)
     app.include_router(errors.router, prefix=API_PREFIX, dependencies=protected)
     return app

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from error_handling.exceptions import FunctionRunnerError
+from function_runner.cli_dlq import app as dlq_app
 from function_runner.cli_errors import app as errors_app
 from function_runner.settings import Settings
 
@@ -36,6 +37,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Manage function-runner's database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(errors_app, name="errors")
+app.add_typer(dlq_app, name="dlq")
 
 err = Console(stderr=True)
 

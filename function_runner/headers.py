@@ -13,3 +13,7 @@ REPLAY_OF = "fr_replay_of"
 
 #: Every header of ours; they are stripped from the headers recorded for replay.
 ALL = frozenset({ATTEMPT, RUN, TOKEN, REPLAY_OF})
+
+#: Headers a transport adds on its own (kombu's Redis transport marks restored messages); never
+#: recorded as the task's headers, so a replay does not look like a redelivery.
+TRANSPORT = frozenset({"redelivered"})

@@ -246,7 +246,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
         options = {key: delivery[key] for key in _KEPT_DELIVERY_INFO if delivery.get(key) not in (None, "")}
         if request.timelimit and any(request.timelimit):
             options["time_limit"], options["soft_time_limit"] = request.timelimit
-        custom = {k: v for k, v in _custom_headers(request).items() if k not in H.ALL}
+        custom = {k: v for k, v in _custom_headers(request).items() if k not in H.ALL and k not in H.TRANSPORT}
 
         def seal(value: Any) -> Any:
             return seal_secrets(value, redactor=runtime.redactor, sealer=runtime.sealer)

@@ -9,6 +9,8 @@ Every table is prefixed ``fr_`` so the schema can live beside an application's o
 - ``fr_scheduled_runs``: delayed work as rows (invariant 3): scheduled retries (``kind='retry'``) and
   resource waits (``kind='resource_wait'``), unique per ``(task_id, attempt)``.
 - ``fr_dead_letters``: tasks that will not be retried automatically, with everything needed to replay.
+- ``fr_replay_requests``: every replay of a dead letter (the task it published), with the request's
+  ``Idempotency-Key`` when it had one (unique: a retried request finds the first replay).
 """
 
 from __future__ import annotations
@@ -291,3 +293,21 @@ class DeadLetterRecord(Base):
     discarded_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(index=True)
     updated_at: Mapped[dt.datetime]
+
+
+class ReplayRequestRecord(Base):
+    """One replay of a dead letter: the new task it published, and the request's idempotency key."""
+
+    __tablename__ = "fr_replay_requests"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: The client's ``Idempotency-Key``; a request that repeats it gets this replay back.
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
+    dead_letter_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("fr_dead_letters.id"), index=True)
+    #: The id of the task the replay published.
+    task_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    #: The queue it was published to, when the operator chose one.
+    queue: Mapped[str | None] = mapped_column(sa.String(255))
+    #: Whether it replayed a dead letter that had been replayed before.
+    forced: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    created_at: Mapped[dt.datetime]

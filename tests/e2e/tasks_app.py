@@ -95,3 +95,14 @@ def count(self: RecoverableTask) -> str:
     """Counts its starts and succeeds (for duplicate-dispatch tests)."""
     started(self)
     return "ok"
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.fails_until_fixed")
+def fails_until_fixed(self: RecoverableTask, order: str, api_key: str | None = None) -> str:
+    """Fails permanently until the test sets the ``fixed`` key (the cause is fixed); then records, under
+    ``done:<task id>``, the arguments it was given, and succeeds."""
+    started(self)
+    if not state().get("fixed"):
+        raise PermanentError(f"upstream rejects order {order}", reason="not_found")
+    state().hset(f"done:{self.request.id}", mapping={"order": order, "api_key": api_key or ""})
+    return "fixed"

@@ -285,7 +285,9 @@ def test_an_unreachable_database_rejects_the_message_for_redelivery(make_app: Ap
     assert "failure not recorded" in str(result.result.reason)
 
 
-def test_a_failure_that_cannot_be_recorded_is_never_acked(app: Celery, rows: Rows, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failure_that_cannot_be_recorded_is_never_acked(
+    app: Celery, rows: Rows, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A bug while recording (not an outage) must not let Celery ack an unrecorded failure."""
     from error_handling.persistence import repository
 

@@ -1,0 +1,198 @@
+"""Dead letters: list, show, replay one, discard (``/dead-letters`` under ``/api/v1/errors``).
+
+- ``GET /dead-letters``: filters (status, task name, category, reason, fingerprint, queue, text in the
+  message, time range), newest first, cursor pagination.
+- ``GET /dead-letters/{id}``: the redacted payload, its failed attempts and its replays.
+- ``POST /dead-letters/{id}/replay``: publish it again as a new task (optional body: edits of args,
+  kwargs, queue, ``force``); an ``Idempotency-Key`` header makes retries of the request safe. 202.
+- ``DELETE /dead-letters/{id}?reason=...``: discard it (terminal). The reason is a query parameter, not
+  a body: a body on ``DELETE`` has no defined meaning in HTTP and some clients and proxies drop it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Path, Query, status
+from pydantic import AwareDatetime
+
+from api.celery_dep import CeleryDep, RuntimeDep
+from api.deps import SessionDep
+from api.errors import ApiError, ErrorEnvelope
+from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
+from api.schemas.dead_letters import (
+    NO_NUL,
+    DeadLetterDetailPublic,
+    DeadLetterPublic,
+    DeadLettersPublic,
+    DiscardRequest,
+    ReplayPublic,
+    ReplayRequest,
+)
+from error_handling.persistence import dead_letters
+from error_handling.persistence.models import DeadLetterStatus, utcnow
+from error_handling.sealing import SealedValueError
+from function_runner.events import log_event
+from function_runner.replay import InvalidReplayEdit, ReplayPublishFailed, replay_in_session
+
+router = APIRouter(prefix="/dead-letters", tags=["dead-letters"])
+
+#: The largest id a dead letter can have (a signed 64-bit integer).
+MAX_ID = 2**63 - 1
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for error responses, all in the envelope."""
+    return {code: {"model": ErrorEnvelope, "description": "Error, in the envelope."} for code in statuses}
+
+
+DeadLetterId = Annotated[int, Path(ge=1, le=MAX_ID, description="The dead letter's id.")]
+TextFilter = Annotated[str | None, Query(min_length=1, max_length=255, pattern=NO_NUL)]
+
+
+def api_error(exc: Exception) -> ApiError:
+    """The API error for a refused dead-letter operation (the mapping the CLI's exit codes mirror).
+
+    Raises:
+        The exception itself when it is not a refusal this API knows.
+    """
+    if isinstance(exc, dead_letters.DeadLetterNotFound):
+        return ApiError(404, exc.message, code="dead_letter_not_found", param="dead_letter_id")
+    if isinstance(exc, dead_letters.AlreadyReplayed):
+        return ApiError(409, exc.message, code="already_replayed", param="force")
+    if isinstance(exc, dead_letters.AlreadyDiscarded):
+        return ApiError(409, exc.message, code="discarded")
+    if isinstance(exc, dead_letters.NotReplayable):
+        return ApiError(409, exc.message, code="not_replayable")
+    if isinstance(exc, dead_letters.IdempotencyKeyReused):
+        return ApiError(422, exc.message, code="idempotency_key_reused", param="Idempotency-Key")
+    if isinstance(exc, InvalidReplayEdit):
+        return ApiError(422, exc.message, code="invalid_edit", param=exc.param)
+    if isinstance(exc, SealedValueError):
+        return ApiError(409, str(exc), code="cannot_unseal")
+    if isinstance(exc, ReplayPublishFailed):
+        return ApiError(503, f"{exc}; nothing was changed, try again shortly", code="broker_unavailable")
+    raise exc
+
+
+@router.get("", response_model=DeadLettersPublic, responses=_errors(400, 422, 503))
+def list_dead_letters(
+    session: SessionDep,
+    status_: Annotated[DeadLetterStatus | None, Query(alias="status")] = None,
+    task_name: TextFilter = None,
+    category: TextFilter = None,
+    reason: TextFilter = None,
+    fingerprint: TextFilter = None,
+    queue: TextFilter = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=255, pattern=NO_NUL, description="Text in the error message.")
+    ] = None,
+    since: Annotated[AwareDatetime | None, Query(description="Created at or after (ISO 8601 with timezone).")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Created before (ISO 8601 with timezone).")] = None,
+    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> DeadLettersPublic:
+    """Dead letters, newest first, with filters and cursor pagination."""
+    page = dead_letters.list_dead_letters(
+        session,
+        status=status_,
+        task_name=task_name,
+        category=category,
+        reason=reason,
+        fingerprint=fingerprint,
+        queue=queue,
+        search=q,
+        since=since,
+        until=until,
+        cursor=decode_cursor(cursor) if cursor is not None else None,
+        limit=limit,
+    )
+    return DeadLettersPublic(
+        data=[DeadLetterPublic.from_record(letter) for letter in page.items],
+        next_cursor=encode_cursor(*page.next_cursor) if page.next_cursor else None,
+    )
+
+
+@router.get("/{dead_letter_id}", response_model=DeadLetterDetailPublic, responses=_errors(404, 422, 503))
+def get_dead_letter(session: SessionDep, dead_letter_id: DeadLetterId) -> DeadLetterDetailPublic:
+    """A dead letter with its redacted payload, its failed attempts and its replays."""
+    try:
+        letter = dead_letters.get_dead_letter(session, dead_letter_id=dead_letter_id)
+    except dead_letters.DeadLetterError as exc:
+        raise api_error(exc) from None
+    return DeadLetterDetailPublic.from_records(
+        letter,
+        attempts=dead_letters.attempts_of(session, task_id=letter.task_id),
+        replays=dead_letters.replays_of(session, dead_letter_id=letter.id),
+    )
+
+
+@router.post(
+    "/{dead_letter_id}/replay",
+    response_model=ReplayPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_errors(404, 409, 422, 503),
+)
+def replay_dead_letter(
+    session: SessionDep,
+    celery: CeleryDep,
+    runtime: RuntimeDep,
+    dead_letter_id: DeadLetterId,
+    body: Annotated[ReplayRequest | None, Body()] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            pattern=r"^[!-~]+$",
+            description="Repeat a request with the same key to get its first replay back, never a second one.",
+        ),
+    ] = None,
+) -> ReplayPublic:
+    """Publish the dead letter again as a new task linked to it; it becomes ``replayed``.
+
+    Secret values come back from their encrypted copies: leave ``[REDACTED]`` where the view showed it.
+    Refused (409) when it was replayed before (unless ``force``), discarded, or not replayable.
+    """
+    request = body or ReplayRequest()
+    try:
+        with session.begin():
+            result = replay_in_session(
+                session,
+                app=celery,
+                sealer=runtime.sealer,
+                dead_letter_id=dead_letter_id,
+                args=request.args,
+                kwargs=request.kwargs,
+                queue=request.queue,
+                force=request.force,
+                idempotency_key=idempotency_key,
+            )
+    except (dead_letters.DeadLetterError, InvalidReplayEdit, SealedValueError, ReplayPublishFailed) as exc:
+        raise api_error(exc) from None
+    return ReplayPublic(
+        dead_letter_id=result.dead_letter_id,
+        task_id=result.task_id,
+        task_name=result.task_name,
+        queue=result.queue,
+        replayed_at=result.replayed_at,
+        forced=result.forced,
+        repeated=result.repeated,
+    )
+
+
+@router.delete("/{dead_letter_id}", response_model=DeadLetterPublic, responses=_errors(404, 409, 422, 503))
+def discard_dead_letter(
+    session: SessionDep,
+    dead_letter_id: DeadLetterId,
+    discard: Annotated[DiscardRequest, Query()],
+) -> DeadLetterPublic:
+    """Discard a dead letter with a reason: it and its task become ``discarded`` (terminal)."""
+    try:
+        with session.begin():
+            letter = dead_letters.discard(session, dead_letter_id=dead_letter_id, reason=discard.reason, now=utcnow())
+    except dead_letters.DeadLetterError as exc:
+        raise api_error(exc) from None
+    log_event("dead_letter.discarded", dead_letter=letter.id, task=letter.task_name, task_id=letter.task_id)
+    return DeadLetterPublic.from_record(letter)

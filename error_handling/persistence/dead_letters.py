@@ -1,0 +1,360 @@
+"""Dead-letter operations: list, show, discard, and the bookkeeping of a replay.
+
+Keyword-only functions called inside the caller's transaction, by the API and the CLI alike. The
+functions that change a dead letter lock its row first (``SELECT ... FOR UPDATE`` on Postgres; SQLite
+serialises writers), so two operators acting on one dead letter at once see each other's change: one
+replays or discards it, the other is refused.
+
+A dead letter is ``pending`` until an operator replays it (``replayed``; again only with ``force``) or
+discards it (``discarded``, terminal: its task's state becomes ``discarded`` too). The refusals::
+
+    FunctionRunnerError
+    └── DeadLetterError                     a dead-letter operation was refused
+        ├── DeadLetterNotFound              no dead letter has this id
+        └── DeadLetterConflict              the dead letter's state forbids the operation
+            ├── AlreadyReplayed             replayed before (replay again with force)
+            ├── AlreadyDiscarded            discarded: terminal
+            ├── NotReplayable               its payload could not be stored faithfully
+            └── IdempotencyKeyReused        the Idempotency-Key was used for another dead letter
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from error_handling.exceptions import FunctionRunnerError
+from error_handling.persistence.models import (
+    DeadLetterRecord,
+    DeadLetterStatus,
+    FailedAttempt,
+    ReplayRequestRecord,
+    RunStatus,
+    ScheduledRun,
+    TaskRecord,
+    TaskState,
+)
+
+__all__ = [
+    "AlreadyDiscarded",
+    "AlreadyReplayed",
+    "DeadLetterConflict",
+    "DeadLetterError",
+    "DeadLetterNotFound",
+    "DeadLetterPage",
+    "IdempotencyKeyReused",
+    "Keyset",
+    "NotReplayable",
+    "attempts_of",
+    "check_replayable",
+    "discard",
+    "find_replay_request",
+    "get_dead_letter",
+    "list_dead_letters",
+    "lock_dead_letter",
+    "mark_replayed",
+    "replays_of",
+]
+
+#: A position in the newest-first order: the ``(created_at, id)`` of the last row of a page.
+Keyset = tuple[dt.datetime, int]
+
+
+class DeadLetterError(FunctionRunnerError):
+    """A dead-letter operation was refused."""
+
+    def __init__(self, message: str, *, dead_letter_id: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.dead_letter_id = dead_letter_id
+
+
+class DeadLetterNotFound(DeadLetterError):
+    """No dead letter has this id."""
+
+    def __init__(self, dead_letter_id: int) -> None:
+        super().__init__(f"dead letter {dead_letter_id} does not exist", dead_letter_id=dead_letter_id)
+
+
+class DeadLetterConflict(DeadLetterError):
+    """The dead letter's state forbids the operation."""
+
+
+class AlreadyReplayed(DeadLetterConflict):
+    """The dead letter was replayed before; replaying it again needs ``force``."""
+
+    def __init__(self, dead_letter_id: int, replayed_task_id: str | None) -> None:
+        super().__init__(
+            f"dead letter {dead_letter_id} was already replayed as task {replayed_task_id}; "
+            "pass force to replay it again",
+            dead_letter_id=dead_letter_id,
+        )
+        self.replayed_task_id = replayed_task_id
+
+
+class AlreadyDiscarded(DeadLetterConflict):
+    """The dead letter was discarded: a terminal state."""
+
+    def __init__(self, dead_letter_id: int) -> None:
+        super().__init__(
+            f"dead letter {dead_letter_id} was discarded; a discarded dead letter cannot be replayed or discarded "
+            "again",
+            dead_letter_id=dead_letter_id,
+        )
+
+
+class NotReplayable(DeadLetterConflict):
+    """The dead letter's arguments could not be stored faithfully, so it cannot be published as it was."""
+
+    def __init__(self, dead_letter_id: int) -> None:
+        super().__init__(
+            f"dead letter {dead_letter_id} is not replayable as stored: its arguments were not JSON-serialisable; "
+            "send both args and kwargs in full to replay it with arguments you provide",
+            dead_letter_id=dead_letter_id,
+        )
+
+
+class IdempotencyKeyReused(DeadLetterConflict):
+    """The ``Idempotency-Key`` was already used to replay a different dead letter."""
+
+    def __init__(self, dead_letter_id: int, other_dead_letter_id: int | None = None) -> None:
+        other = f"dead letter {other_dead_letter_id}" if other_dead_letter_id is not None else "another dead letter"
+        super().__init__(
+            f"this Idempotency-Key was already used to replay {other}; use a new key for dead letter {dead_letter_id}",
+            dead_letter_id=dead_letter_id,
+        )
+        self.other_dead_letter_id = other_dead_letter_id
+
+
+@dataclasses.dataclass(frozen=True)
+class DeadLetterPage:
+    """One page of dead letters, newest first, and where the next page starts (None on the last)."""
+
+    items: list[DeadLetterRecord]
+    next_cursor: Keyset | None
+
+
+def list_dead_letters(
+    session: Session,
+    *,
+    status: DeadLetterStatus | None = None,
+    task_name: str | None = None,
+    category: str | None = None,
+    reason: str | None = None,
+    fingerprint: str | None = None,
+    queue: str | None = None,
+    search: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    cursor: Keyset | None = None,
+    limit: int,
+) -> DeadLetterPage:
+    """Return a page of dead letters, newest first (keyset pagination on ``(created_at, id)``).
+
+    Args:
+        status, task_name, category, reason, fingerprint, queue: exact matches.
+        search: case-insensitive text in the (redacted) error message.
+        since, until: ``since <= created_at < until``.
+        cursor: the ``next_cursor`` of the previous page; the page holds the rows strictly after it.
+        limit: at most this many rows (at least 1).
+    """
+    query = sa.select(DeadLetterRecord)
+    for column, value in (
+        (DeadLetterRecord.status, status),
+        (DeadLetterRecord.task_name, task_name),
+        (DeadLetterRecord.category, category),
+        (DeadLetterRecord.reason, reason),
+        (DeadLetterRecord.fingerprint, fingerprint),
+        (DeadLetterRecord.queue, queue),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if search:
+        query = query.where(DeadLetterRecord.message.icontains(search, autoescape=True))
+    if since is not None:
+        query = query.where(DeadLetterRecord.created_at >= since)
+    if until is not None:
+        query = query.where(DeadLetterRecord.created_at < until)
+    if cursor is not None:
+        moment, row_id = cursor
+        query = query.where(
+            sa.or_(
+                DeadLetterRecord.created_at < moment,
+                sa.and_(DeadLetterRecord.created_at == moment, DeadLetterRecord.id < row_id),
+            )
+        )
+    size = max(1, limit)
+    rows = list(
+        session.execute(query.order_by(DeadLetterRecord.created_at.desc(), DeadLetterRecord.id.desc()).limit(size + 1))
+        .scalars()
+        .all()
+    )
+    if len(rows) <= size:
+        return DeadLetterPage(items=rows, next_cursor=None)
+    items = rows[:size]
+    return DeadLetterPage(items=items, next_cursor=(items[-1].created_at, items[-1].id))
+
+
+def get_dead_letter(session: Session, *, dead_letter_id: int) -> DeadLetterRecord:
+    """Return a dead letter.
+
+    Raises:
+        DeadLetterNotFound: no dead letter has this id.
+    """
+    letter = session.get(DeadLetterRecord, dead_letter_id)
+    if letter is None:
+        raise DeadLetterNotFound(dead_letter_id)
+    return letter
+
+
+def lock_dead_letter(session: Session, *, dead_letter_id: int) -> DeadLetterRecord:
+    """Return a dead letter, its row locked until the transaction ends.
+
+    Raises:
+        DeadLetterNotFound: no dead letter has this id.
+    """
+    letter = session.execute(
+        sa.select(DeadLetterRecord)
+        .where(DeadLetterRecord.id == dead_letter_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if letter is None:
+        raise DeadLetterNotFound(dead_letter_id)
+    return letter
+
+
+def attempts_of(session: Session, *, task_id: str) -> Sequence[FailedAttempt]:
+    """The failed attempts of a task, oldest first."""
+    return (
+        session.execute(
+            sa.select(FailedAttempt).where(FailedAttempt.task_id == task_id).order_by(FailedAttempt.attempt)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def replays_of(session: Session, *, dead_letter_id: int) -> Sequence[ReplayRequestRecord]:
+    """Every replay of a dead letter, oldest first."""
+    return (
+        session.execute(
+            sa.select(ReplayRequestRecord)
+            .where(ReplayRequestRecord.dead_letter_id == dead_letter_id)
+            .order_by(ReplayRequestRecord.id)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def find_replay_request(session: Session, *, idempotency_key: str) -> ReplayRequestRecord | None:
+    """The replay made by an earlier request with this ``Idempotency-Key``, if any."""
+    return session.execute(
+        sa.select(ReplayRequestRecord).where(ReplayRequestRecord.idempotency_key == idempotency_key)
+    ).scalar_one_or_none()
+
+
+def check_replayable(letter: DeadLetterRecord, *, force: bool = False, edits_complete: bool = False) -> None:
+    """Refuse a replay the dead letter's state forbids.
+
+    Args:
+        letter: the dead letter (locked, for a replay about to happen).
+        force: allow replaying a dead letter that was replayed before.
+        edits_complete: the operator sends both args and kwargs, so a payload that could not be stored
+            faithfully is not needed.
+
+    Raises:
+        AlreadyDiscarded: it was discarded.
+        AlreadyReplayed: it was replayed before and ``force`` is false.
+        NotReplayable: its payload could not be stored faithfully and the edits do not replace it.
+    """
+    if letter.status is DeadLetterStatus.DISCARDED:
+        raise AlreadyDiscarded(letter.id)
+    if letter.status is DeadLetterStatus.REPLAYED and not force:
+        raise AlreadyReplayed(letter.id, letter.replayed_task_id)
+    if not letter.replayable and not edits_complete:
+        raise NotReplayable(letter.id)
+
+
+def mark_replayed(
+    session: Session,
+    *,
+    letter: DeadLetterRecord,
+    task_id: str,
+    now: dt.datetime,
+    queue: str | None = None,
+    idempotency_key: str | None = None,
+) -> ReplayRequestRecord:
+    """Record that ``letter`` (locked) was published again as ``task_id``, and flush.
+
+    The flush makes a racing request with the same ``Idempotency-Key`` fail here, before anything is
+    published: publish after this call, inside the same transaction, and commit after publishing.
+
+    Raises:
+        IdempotencyKeyReused: another replay holds ``idempotency_key`` (the transaction must be rolled back).
+    """
+    forced = letter.status is DeadLetterStatus.REPLAYED
+    dead_letter_id = letter.id  # read now: after a failed flush the row cannot be loaded again
+    request = ReplayRequestRecord(
+        idempotency_key=idempotency_key,
+        dead_letter_id=dead_letter_id,
+        task_id=task_id,
+        queue=queue,
+        forced=forced,
+        created_at=now,
+    )
+    letter.status = DeadLetterStatus.REPLAYED
+    letter.replayed_task_id = task_id
+    letter.replayed_at = now
+    letter.updated_at = now
+    session.add(request)
+    try:
+        session.flush()
+    except sa.exc.IntegrityError:
+        if idempotency_key is None:
+            raise
+        raise IdempotencyKeyReused(dead_letter_id) from None
+    return request
+
+
+def discard(session: Session, *, dead_letter_id: int, reason: str, now: dt.datetime) -> DeadLetterRecord:
+    """Discard a dead letter: it and its task reach the terminal state ``discarded``.
+
+    Any run of the task still scheduled is cancelled.
+
+    Raises:
+        DeadLetterNotFound: no dead letter has this id.
+        AlreadyReplayed: it was replayed (its replay is a task of its own now).
+        AlreadyDiscarded: it was discarded before.
+    """
+    letter = lock_dead_letter(session, dead_letter_id=dead_letter_id)
+    if letter.status is DeadLetterStatus.DISCARDED:
+        raise AlreadyDiscarded(letter.id)
+    if letter.status is DeadLetterStatus.REPLAYED:
+        raise AlreadyReplayed(letter.id, letter.replayed_task_id)
+    letter.status = DeadLetterStatus.DISCARDED
+    letter.discarded_reason = reason
+    letter.discarded_at = now
+    letter.updated_at = now
+    task = session.execute(
+        sa.select(TaskRecord).where(TaskRecord.task_id == letter.task_id).with_for_update()
+    ).scalar_one_or_none()
+    if task is not None:
+        task.state = TaskState.DISCARDED
+        task.terminal_at = now
+        task.updated_at = now
+    session.execute(
+        sa.update(ScheduledRun)
+        .where(
+            ScheduledRun.task_id == letter.task_id,
+            ScheduledRun.status.in_([RunStatus.PENDING, RunStatus.DISPATCHED]),
+        )
+        .values(status=RunStatus.CANCELLED, updated_at=now)
+    )
+    session.flush()
+    return letter

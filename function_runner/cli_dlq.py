@@ -1,0 +1,352 @@
+"""``function-runner dlq``: list, show, replay and discard dead letters from the command line.
+
+The same functions as the API (:mod:`error_handling.persistence.dead_letters`,
+:mod:`function_runner.replay`) and the same public shapes for ``--json`` (:mod:`api.schemas.dead_letters`).
+Errors are one line on stderr, never a traceback; exit codes: 1 when the operation was refused or failed
+(not found, already replayed, discarded, database or broker unavailable), 2 for a usage error (bad JSON,
+bad cursor, invalid settings).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from pydantic import ValidationError as SettingsValidationError
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from error_handling.exceptions import FunctionRunnerError
+from error_handling.persistence import dead_letters
+from error_handling.persistence.db import make_engine, make_sessionmaker, transaction
+from error_handling.persistence.models import DeadLetterStatus, utcnow
+from function_runner.settings import Settings
+
+app = typer.Typer(
+    help="Dead letters: list, show, replay (one at a time) and discard them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+out = Console()
+err = Console(stderr=True)
+
+#: Exit code of a refused or failed operation.
+EXIT_FAILED = 1
+#: Exit code of a usage error.
+EXIT_USAGE = 2
+
+AppOption = Annotated[
+    str | None,
+    typer.Option(
+        "--app", "-A", help="Your Celery app, as 'module' or 'module:attribute' (default: one built from settings)."
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    err.print(f"[red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except SettingsValidationError as exc:
+        problems = "; ".join(
+            f"FUNCTION_RUNNER_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise _fail(f"invalid settings: {problems}", EXIT_USAGE) from None
+
+
+@contextlib.contextmanager
+def _session() -> Iterator[Session]:
+    """One transaction on the settings' database; every error is one line."""
+    engine = make_engine(_settings().effective_database_url)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            yield session
+    except dead_letters.DeadLetterError as exc:
+        raise _fail(exc.message) from None
+    except FunctionRunnerError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        engine.dispose()
+
+
+def _print_json(model: BaseModel) -> None:
+    typer.echo(model.model_dump_json(indent=2))
+
+
+def _json_option(name: str, text: str | None, kind: type) -> Any:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _fail(f"{name} is not valid JSON: {exc.msg} at position {exc.pos}", EXIT_USAGE) from None
+    if not isinstance(value, kind):
+        raise _fail(f"{name} must be a JSON {'array' if kind is list else 'object'}", EXIT_USAGE)
+    return value
+
+
+def _when(moment: dt.datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+
+@app.command("list")
+def list_command(
+    status: Annotated[DeadLetterStatus | None, typer.Option(help="Only dead letters in this state.")] = None,
+    task_name: Annotated[str | None, typer.Option("--task", help="Only this task name.")] = None,
+    category: Annotated[str | None, typer.Option(help="Only this error category.")] = None,
+    reason: Annotated[str | None, typer.Option(help="Only this dead-letter reason.")] = None,
+    fingerprint: Annotated[str | None, typer.Option(help="Only this error fingerprint.")] = None,
+    queue: Annotated[str | None, typer.Option(help="Only this queue.")] = None,
+    search: Annotated[str | None, typer.Option("--search", "-q", help="Text in the error message.")] = None,
+    since: Annotated[dt.datetime | None, typer.Option(help="Created at or after (UTC).")] = None,
+    until: Annotated[dt.datetime | None, typer.Option(help="Created before (UTC).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Page size.")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor printed by the previous page.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List dead letters, newest first."""
+    from api.errors import ApiError
+    from api.pagination import decode_cursor, encode_cursor
+    from api.schemas.dead_letters import DeadLetterPublic, DeadLettersPublic
+
+    try:
+        position = decode_cursor(cursor) if cursor else None
+    except ApiError as exc:
+        raise _fail(exc.message, EXIT_USAGE) from None
+    with _session() as session:
+        page = dead_letters.list_dead_letters(
+            session,
+            status=status,
+            task_name=task_name,
+            category=category,
+            reason=reason,
+            fingerprint=fingerprint,
+            queue=queue,
+            search=search,
+            since=_utc(since),
+            until=_utc(until),
+            cursor=position,
+            limit=limit,
+        )
+        public = DeadLettersPublic(
+            data=[DeadLetterPublic.from_record(letter) for letter in page.items],
+            next_cursor=encode_cursor(*page.next_cursor) if page.next_cursor else None,
+        )
+    if as_json:
+        _print_json(public)
+        return
+    table = Table("id", "created", "task", "queue", "reason", "status", "message", box=None)
+    for item in public.data:
+        table.add_row(
+            str(item.id),
+            _when(item.created_at),
+            item.task_name,
+            item.queue or "",
+            item.reason,
+            item.status.value,
+            (item.message or "")[:60],
+        )
+    out.print(table)
+    if public.next_cursor:
+        out.print(f"next page: --cursor {public.next_cursor}", highlight=False)
+
+
+def _utc(moment: dt.datetime | None) -> dt.datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=dt.UTC)
+
+
+@app.command("show")
+def show_command(
+    dead_letter_id: Annotated[int, typer.Argument(metavar="ID", help="The dead letter's id.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Show a dead letter: its redacted payload, its failed attempts and its replays."""
+    from api.schemas.dead_letters import DeadLetterDetailPublic
+
+    with _session() as session:
+        letter = dead_letters.get_dead_letter(session, dead_letter_id=dead_letter_id)
+        detail = DeadLetterDetailPublic.from_records(
+            letter,
+            attempts=dead_letters.attempts_of(session, task_id=letter.task_id),
+            replays=dead_letters.replays_of(session, dead_letter_id=letter.id),
+        )
+    if as_json:
+        _print_json(detail)
+        return
+    lines = [
+        f"dead letter {detail.id}: {detail.task_name} [{detail.status.value}]",
+        f"  task id:   {detail.task_id}",
+        f"  queue:     {detail.queue or ''}",
+        f"  reason:    {detail.reason} ({detail.category or '?'}; last: {detail.last_reason or '?'})",
+        f"  error:     {detail.exc_type or ''}: {detail.message or ''}",
+        f"  attempts:  {detail.attempts}",
+        f"  args:      {json.dumps(detail.args)}",
+        f"  kwargs:    {json.dumps(detail.kwargs)}",
+        f"  created:   {_when(detail.created_at)}",
+    ]
+    if detail.replayed_task_id:
+        lines.append(f"  replayed:  as {detail.replayed_task_id} at {_when(detail.replayed_at)}")
+    if detail.discarded_at:
+        lines.append(f"  discarded: {_when(detail.discarded_at)}: {detail.discarded_reason}")
+    for attempt in detail.failed_attempts:
+        lines.append(
+            f"  attempt {attempt.attempt}: {_when(attempt.failed_at)} {attempt.category}/{attempt.reason} "
+            f"-> {attempt.decision} on {attempt.worker or '?'}"
+        )
+    for replay in detail.replays:
+        lines.append(f"  replay: {replay.task_id} at {_when(replay.created_at)}{' (forced)' if replay.forced else ''}")
+    out.print("\n".join(lines), highlight=False, markup=False)
+
+
+@app.command("replay")
+def replay_command(
+    dead_letter_id: Annotated[int, typer.Argument(metavar="ID", help="The dead letter's id.")],
+    force: Annotated[bool, typer.Option("--force", help="Replay even if it was replayed before.")] = False,
+    queue: Annotated[str | None, typer.Option(help="Publish to this queue instead of the original route.")] = None,
+    args: Annotated[
+        str | None, typer.Option("--args", help='New args as a JSON array; keep "[REDACTED]" to reuse a secret.')
+    ] = None,
+    kwargs: Annotated[
+        str | None,
+        typer.Option("--kwargs", help='New kwargs as a JSON object; keep "[REDACTED]" to reuse a secret.'),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be published; publish nothing.")] = False,
+    celery_app: AppOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Publish a dead letter again as a new task linked to it."""
+    from function_runner.replay import InvalidReplayEdit, preview_replay, replay_dead_letter
+    from function_runner.runtime import runtime_for
+
+    new_args = _json_option("--args", args, list)
+    new_kwargs = _json_option("--kwargs", kwargs, dict)
+    celery = _load_app(celery_app)
+    runtime = runtime_for(celery)
+    try:
+        if dry_run:
+            with transaction(runtime.sessions) as session:
+                preview = preview_replay(
+                    session,
+                    sealer=runtime.sealer,
+                    redactor=runtime.redactor,
+                    dead_letter_id=dead_letter_id,
+                    args=new_args,
+                    kwargs=new_kwargs,
+                    queue=queue,
+                    force=force,
+                )
+            shown = {
+                "dry_run": True,
+                "dead_letter_id": preview.dead_letter_id,
+                "task_name": preview.task_name,
+                "args": preview.args,
+                "kwargs": preview.kwargs,
+                "headers": preview.headers,
+                "options": preview.options,
+                "queue": preview.queue,
+            }
+            if as_json:
+                typer.echo(json.dumps(shown, indent=2, default=str))
+            else:
+                out.print(
+                    f"dry run: would publish {preview.task_name} to {preview.queue or 'its original route'} "
+                    f"with args={json.dumps(preview.args, default=str)} "
+                    f"kwargs={json.dumps(preview.kwargs, default=str)}; nothing was published",
+                    highlight=False,
+                    markup=False,
+                )
+            return
+        result = replay_dead_letter(
+            celery,
+            runtime,
+            dead_letter_id=dead_letter_id,
+            args=new_args,
+            kwargs=new_kwargs,
+            queue=queue,
+            force=force,
+        )
+    except InvalidReplayEdit as exc:
+        raise _fail(f"--{exc.param}: {exc.message}", EXIT_USAGE) from None
+    except dead_letters.DeadLetterError as exc:
+        raise _fail(exc.message) from None
+    except FunctionRunnerError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        runtime.close()
+        celery.close()
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "dead_letter_id": result.dead_letter_id,
+                    "task_id": result.task_id,
+                    "task_name": result.task_name,
+                    "queue": result.queue,
+                    "replayed_at": result.replayed_at.isoformat(),
+                    "forced": result.forced,
+                },
+                indent=2,
+            )
+        )
+        return
+    out.print(
+        f"replayed dead letter {result.dead_letter_id} as task {result.task_id}{' (forced)' if result.forced else ''}",
+        highlight=False,
+    )
+
+
+@app.command("discard")
+def discard_command(
+    dead_letter_id: Annotated[int, typer.Argument(metavar="ID", help="The dead letter's id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is discarded (kept with it).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Discard a dead letter with a reason: it and its task become 'discarded' (terminal)."""
+    from api.schemas.dead_letters import MAX_DISCARD_REASON, DeadLetterPublic
+
+    if not reason.strip() or len(reason) > MAX_DISCARD_REASON or "\x00" in reason:
+        raise _fail(f"--reason must be 1 to {MAX_DISCARD_REASON} characters of text", EXIT_USAGE)
+    with _session() as session:
+        letter = dead_letters.discard(session, dead_letter_id=dead_letter_id, reason=reason, now=utcnow())
+        public = DeadLetterPublic.from_record(letter)
+    if as_json:
+        _print_json(public)
+        return
+    out.print(f"discarded dead letter {public.id} ({public.task_name})", highlight=False)
+
+
+def _load_app(spec: str | None) -> Any:
+    """The Celery app to publish through: ``--app``, or one built from the settings."""
+    import importlib
+
+    from celery import Celery
+
+    from function_runner.app import create_app
+
+    if not spec:
+        return create_app(_settings(), main="function_runner_dlq")
+    module_name, _, attribute = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise _fail(f"cannot import {module_name!r}: {exc}", EXIT_USAGE) from None
+    for name in [attribute] if attribute else ["app", "celery"]:
+        found = getattr(module, name, None)
+        if isinstance(found, Celery):
+            return found
+    raise _fail(f"no Celery app found in {spec!r}", EXIT_USAGE)

@@ -1,0 +1,147 @@
+"""``function-runner dlq`` on SQLite and the in-memory broker: list, show, replay (and dry run), discard;
+one-line errors with exit codes 1 (refused) and 2 (usage)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from celery import Celery
+from kombu import Message
+from typer.testing import CliRunner
+
+from error_handling.persistence.db import make_engine, make_sessionmaker
+from error_handling.sealing import Sealer, generate_key
+from function_runner.app import create_app
+from function_runner.cli_dlq import app as dlq
+from function_runner.migrate import upgrade
+from function_runner.settings import Settings
+from tests.support.dead_letter_seed import seed_dead_letter
+
+NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
+PASSWORD = "pw-cli-secret-0042"
+KEY = generate_key()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Settings in the environment, a migrated SQLite database; yields its URL."""
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    upgrade(url)
+    for name, value in {
+        "DATABASE_URL": url,
+        "BROKER_URL": "memory://",
+        "ENCRYPTION_KEY": KEY,
+        "DATA_DIR": str(tmp_path),
+    }.items():
+        monkeypatch.setenv(f"FUNCTION_RUNNER_{name}", value)
+    yield url
+
+
+@pytest.fixture
+def reader(env: str, tmp_path: Path) -> Iterator[Celery]:
+    """A Celery app on the same in-memory broker, to read what the CLI published."""
+    celery = create_app(Settings(broker_url="memory://", data_dir=tmp_path, encryption_key=KEY), main="fr_cli_reader")
+    with celery.connection_for_read() as connection:
+        queue = connection.SimpleQueue("celery")
+        queue.clear()
+        celery.conf.reader_queue = queue
+        yield celery
+        queue.close()
+    celery.close()
+
+
+def published(reader: Celery) -> list[Message]:
+    queue = reader.conf.reader_queue
+    found = []
+    while queue.qsize():
+        message = queue.get(timeout=1)
+        message.ack()
+        found.append(message)
+    return found
+
+
+def seed(url: str, task_id: str, *, minutes: int = 0) -> int:
+    engine = make_engine(url)
+    try:
+        return seed_dead_letter(
+            make_sessionmaker(engine),
+            task_id,
+            sealer=Sealer(KEY),
+            at=NOW + dt.timedelta(minutes=minutes),
+            kwargs={"password": PASSWORD, "amount": 5},
+        )
+    finally:
+        engine.dispose()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(dlq, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_list_and_show(env: str) -> None:
+    first = seed(env, "t1")
+    seed(env, "t2", minutes=1)
+    code, stdout, _ = run("list", "--json", "--limit", "1")
+    assert code == 0
+    page = json.loads(stdout)
+    assert [item["task_id"] for item in page["data"]] == ["t2"]
+    code, stdout, _ = run("list", "--json", "--cursor", page["next_cursor"])
+    assert [item["task_id"] for item in json.loads(stdout)["data"]] == ["t1"]
+    code, stdout, _ = run("list", "--status", "pending")
+    assert code == 0 and "t1" not in stdout and "app.charge" in stdout  # the table shows ids and names
+
+    code, stdout, _ = run("show", str(first), "--json")
+    detail = json.loads(stdout)
+    assert detail["kwargs"] == {"password": "[REDACTED]", "amount": 5}
+    assert [a["attempt"] for a in detail["failed_attempts"]] == [1]
+    code, stdout, _ = run("show", str(first))
+    assert code == 0 and "[REDACTED]" in stdout and PASSWORD not in stdout
+
+
+def test_replay_dry_run_publishes_nothing_then_replay_publishes(env: str, reader: Celery) -> None:
+    letter = seed(env, "t1")
+    code, stdout, _ = run("replay", str(letter), "--dry-run", "--kwargs", '{"password": "[REDACTED]", "amount": 6}')
+    assert code == 0 and "nothing was published" in stdout and PASSWORD not in stdout
+    assert published(reader) == []
+
+    code, stdout, _ = run("replay", str(letter), "--kwargs", '{"password": "[REDACTED]", "amount": 6}', "--json")
+    assert code == 0, stdout
+    result = json.loads(stdout)
+    (message,) = published(reader)
+    assert message.headers["id"] == result["task_id"]
+    assert message.payload[1] == {"password": PASSWORD, "amount": 6}
+
+    code, _, stderr = run("replay", str(letter))
+    assert code == 1 and "already replayed" in stderr and "Traceback" not in stderr
+    code, stdout, _ = run("replay", str(letter), "--force")
+    assert code == 0 and "(forced)" in stdout
+    assert len(published(reader)) == 1
+
+
+def test_discard_and_errors(env: str, reader: Celery) -> None:
+    letter = seed(env, "t1")
+    code, stdout, _ = run("discard", str(letter), "--reason", "order cancelled")
+    assert code == 0 and "discarded dead letter" in stdout
+    code, stdout, _ = run("show", str(letter), "--json")
+    assert json.loads(stdout)["status"] == "discarded"
+
+    for args, exit_code, text in [
+        (("discard", str(letter), "--reason", "again"), 1, "was discarded"),
+        (("replay", str(letter), "--force"), 1, "was discarded"),
+        (("show", "999"), 1, "dead letter 999 does not exist"),
+        (("discard", str(letter), "--reason", " "), 2, "--reason"),
+        (("replay", str(letter), "--args", "[1,"), 2, "--args is not valid JSON"),
+        (("replay", str(letter), "--kwargs", "[1]"), 2, "--kwargs must be a JSON object"),
+        (("list", "--cursor", "garbage"), 2, "cursor is invalid"),
+    ]:
+        code, _, stderr = run(*args)
+        assert (code, text in stderr, "Traceback" in stderr) == (exit_code, True, False), (args, stderr)
+    other = seed(env, "t2", minutes=1)
+    code, _, stderr = run("replay", str(other), "--kwargs", '{"amount": "[REDACTED]"}')
+    assert code == 2 and "--kwargs" in stderr and ".amount" in stderr
+    assert published(reader) == []
