@@ -18,14 +18,11 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError as SettingsValidationError
-from rich.console import Console
-from rich.markup import escape
 
 from error_handling.exceptions import FunctionRunnerError
+from function_runner.cli_common import fail, load_settings
 from function_runner.cli_dlq import app as dlq_app
 from function_runner.cli_errors import app as errors_app
-from function_runner.settings import Settings
 
 app = typer.Typer(
     name="function-runner",
@@ -39,7 +36,6 @@ app.add_typer(db_app, name="db")
 app.add_typer(errors_app, name="errors")
 app.add_typer(dlq_app, name="dlq")
 
-err = Console(stderr=True)
 
 AppOption = Annotated[
     str | None,
@@ -49,19 +45,13 @@ AppOption = Annotated[
 ]
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    # escape: the message is text, not markup (``[/x]`` would raise); soft_wrap: one line, never folded
-    err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
-    return typer.Exit(code)
-
-
 def _unreachable(exc: BaseException) -> typer.Exit:
     """The one-line error for a database that cannot be reached (the driver's first line, redacted)."""
     from error_handling.redaction import DEFAULT_REDACTOR
 
     cause = getattr(exc, "orig", None) or exc
     detail = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-    return _fail(f"database unavailable: {DEFAULT_REDACTOR.redact_text(detail)}", code=1)
+    return fail(f"database unavailable: {DEFAULT_REDACTOR.redact_text(detail)}", code=1)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -72,34 +62,24 @@ def _first_line(exc: BaseException) -> str:
     return DEFAULT_REDACTOR.redact_text((str(cause).strip().splitlines() or [type(cause).__name__])[0])
 
 
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except SettingsValidationError as exc:
-        problems = "; ".join(
-            f"FUNCTION_RUNNER_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        raise _fail(f"invalid settings: {problems}") from None
-
-
 def _load_app(spec: str | None):  # type: ignore[no-untyped-def]
     from celery import Celery
 
     from function_runner.app import create_app
 
     if not spec:
-        return create_app(_settings())
+        return create_app(load_settings())
     module_name, _, attribute = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise _fail(f"cannot import {module_name!r}: {exc}") from None
+        raise fail(f"cannot import {module_name!r}: {exc}") from None
     candidates = [attribute] if attribute else ["app", "celery"]
     for name in candidates:
         found = getattr(module, name, None)
         if isinstance(found, Celery):
             return found
-    raise _fail(f"no Celery app found in {spec!r} (looked for {', '.join(candidates)})")
+    raise fail(f"no Celery app found in {spec!r} (looked for {', '.join(candidates)})")
 
 
 def _logging(level: str) -> None:
@@ -160,9 +140,9 @@ def dispatcher(
         signal.signal(signal.SIGINT, _stop)
         runner.run_forever()
     except FunctionRunnerError as exc:
-        raise _fail(str(exc), code=1) from None
+        raise fail(str(exc), code=1) from None
     except sa.exc.DBAPIError as exc:  # e.g. tables missing: the schema was never migrated
-        raise _fail(_first_line(exc) + " (is the schema migrated? run: function-runner db upgrade)", code=1) from None
+        raise fail(_first_line(exc) + " (is the schema migrated? run: function-runner db upgrade)", code=1) from None
 
 
 @app.command()
@@ -183,13 +163,13 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     from error_handling.persistence.db import UNAVAILABLE_ERRORS
     from function_runner.migrate import upgrade
 
-    settings = _settings()
+    settings = load_settings()
     if settings.database_url is None:  # the embedded default: its folder may not exist yet
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         upgrade(settings.effective_database_url, revision)
     except FunctionRunnerError as exc:
-        raise _fail(str(exc), code=1) from None
+        raise fail(str(exc), code=1) from None
     except UNAVAILABLE_ERRORS as exc:
         raise _unreachable(exc) from None
     typer.echo(f"database at {revision}")
@@ -202,9 +182,9 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision."
     from function_runner.migrate import downgrade
 
     try:
-        downgrade(_settings().effective_database_url, revision)
+        downgrade(load_settings().effective_database_url, revision)
     except FunctionRunnerError as exc:
-        raise _fail(str(exc), code=1) from None
+        raise fail(str(exc), code=1) from None
     except UNAVAILABLE_ERRORS as exc:
         raise _unreachable(exc) from None
     typer.echo(f"database at {revision}")

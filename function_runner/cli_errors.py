@@ -24,7 +24,6 @@ from typing import Annotated, Final
 import sqlalchemy as sa
 import typer
 from pydantic import BaseModel
-from pydantic import ValidationError as SettingsValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -46,6 +45,7 @@ from error_handling.exceptions import ConfigurationError
 from error_handling.persistence import queries
 from error_handling.persistence.db import UNAVAILABLE_ERRORS, make_engine, normalise_url
 from error_handling.redaction import DEFAULT_REDACTOR
+from function_runner.cli_common import EXIT_FAILED, EXIT_USAGE, fail, load_settings
 from function_runner.settings import Settings
 
 app = typer.Typer(
@@ -56,12 +56,7 @@ app = typer.Typer(
 )
 
 out = Console()
-err = Console(stderr=True)
 
-#: Exit code when something asked for is not there, or the database cannot be read.
-EXIT_FAILED: Final = 1
-#: Exit code when the command line or the settings are wrong.
-EXIT_USAGE: Final = 2
 #: Longest message shown in a table cell.
 MESSAGE_WIDTH: Final = 60
 
@@ -69,12 +64,6 @@ _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (the API's documents) instead of tables.")]
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    # escape: the message is text, not markup; soft_wrap: one line, never folded
-    err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
-    return typer.Exit(code)
 
 
 def parse_time(text: str, *, option: str, now: dt.datetime | None = None) -> dt.datetime:
@@ -89,25 +78,15 @@ def parse_time(text: str, *, option: str, now: dt.datetime | None = None) -> dt.
         try:
             return (now or dt.datetime.now(dt.UTC)) - dt.timedelta(seconds=seconds)
         except OverflowError:
-            raise _fail(f"{option}: {text!r} is too long ago", EXIT_USAGE) from None
+            raise fail(f"{option}: {text!r} is too long ago", EXIT_USAGE) from None
     try:
         moment = dt.datetime.fromisoformat(text.strip())
         return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
     except (ValueError, OverflowError):
-        raise _fail(
+        raise fail(
             f"{option}: {text!r} is not a time: use ISO 8601 (2026-03-01T09:00:00Z) or an age (90s, 15m, 2h, 7d)",
             EXIT_USAGE,
         ) from None
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except SettingsValidationError as exc:
-        problems = "; ".join(
-            f"FUNCTION_RUNNER_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        raise _fail(f"invalid settings: {problems}", EXIT_USAGE) from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -128,10 +107,10 @@ def reading(settings: Settings) -> Iterator[Session]:
     try:
         parsed = sa.engine.make_url(normalise_url(url))
     except sa.exc.ArgumentError:
-        raise _fail("invalid database URL (FUNCTION_RUNNER_DATABASE_URL)", EXIT_USAGE) from None
+        raise fail("invalid database URL (FUNCTION_RUNNER_DATABASE_URL)", EXIT_USAGE) from None
     database = parsed.database
     if parsed.get_backend_name() == "sqlite" and database and database != ":memory:" and not Path(database).exists():
-        raise _fail(
+        raise fail(
             f"no database at {parsed.database}: set FUNCTION_RUNNER_DATABASE_URL, or create it with "
             "'function-runner db upgrade'",
             EXIT_FAILED,
@@ -139,14 +118,14 @@ def reading(settings: Settings) -> Iterator[Session]:
     try:
         engine = make_engine(url)
     except ConfigurationError as exc:
-        raise _fail(str(exc), EXIT_USAGE) from None
+        raise fail(str(exc), EXIT_USAGE) from None
     try:
         with Session(engine) as session:
             yield session
     except UNAVAILABLE_ERRORS as exc:
-        raise _fail(f"cannot read the database: {_first_line(exc)}", EXIT_FAILED) from None
+        raise fail(f"cannot read the database: {_first_line(exc)}", EXIT_FAILED) from None
     except sa.exc.ProgrammingError as exc:  # Postgres: a table is missing (not migrated)
-        raise _fail(
+        raise fail(
             f"cannot read the database: {_first_line(exc)} (run 'function-runner db upgrade')", EXIT_FAILED
         ) from None
     finally:
@@ -216,12 +195,12 @@ def list_command(
     start = parse_time(since, option="--since", now=now) if since is not None else None
     end = parse_time(until, option="--until", now=now) if until is not None else None
     if start is not None and end is not None and start > end:
-        raise _fail("--since must not be later than --until", EXIT_USAGE)
+        raise fail("--since must not be later than --until", EXIT_USAGE)
     try:
         keyset = decode_cursor(cursor) if cursor is not None else None
     except ApiError as exc:
-        raise _fail(f"--cursor {exc.message.removeprefix('cursor ')}", EXIT_USAGE) from None
-    with reading(_settings()) as session:
+        raise fail(f"--cursor {exc.message.removeprefix('cursor ')}", EXIT_USAGE) from None
+    with reading(load_settings()) as session:
         page = queries.list_attempts(
             session,
             task_name=task_name,
@@ -256,10 +235,10 @@ def show_command(
     as_json: JsonOption = False,
 ) -> None:
     """Show one failed attempt: classification, decision, traceback, and its task (secrets [REDACTED])."""
-    with reading(_settings()) as session:
+    with reading(load_settings()) as session:
         row = queries.get_attempt(session, attempt_id=attempt_id)
         if row is None:
-            raise _fail(f"no failed attempt has id {attempt_id}", EXIT_FAILED)
+            raise fail(f"no failed attempt has id {attempt_id}", EXIT_FAILED)
         detail = attempt_detail_public(row, queries.get_task(session, task_id=row.task_id))
     if as_json:
         _print_json(detail)
@@ -306,10 +285,10 @@ def history_command(
     as_json: JsonOption = False,
 ) -> None:
     """Show everything recorded about a task: attempts, decisions, scheduled runs, dead letter, replays."""
-    with reading(_settings()) as session:
+    with reading(load_settings()) as session:
         history = queries.task_history(session, task_id=task_id)
         if history is None:
-            raise _fail(f"no failure is recorded for task {task_id!r}", EXIT_FAILED)
+            raise fail(f"no failure is recorded for task {task_id!r}", EXIT_FAILED)
         document = task_history_public(history)
     if as_json:
         _print_json(document)
