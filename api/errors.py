@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from error_handling.exceptions import StorageUnavailable
 from error_handling.persistence.db import UNAVAILABLE_ERRORS
@@ -57,6 +58,26 @@ _TYPES = {
 }
 
 
+#: The methods an ``Allow`` header may list.
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> str:
+    """The ``Allow`` header of a 405: every method some route of the app serves at this path.
+
+    Starlette answers a 405 with the methods of the first route whose path matches only, but a path
+    served by several routes (``GET`` and ``DELETE /dead-letters/{id}``) allows all of theirs. Each
+    method is asked of the app's routes as they match a request, so included routers count too.
+    """
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
+    return ", ".join(allowed)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every error the app can raise through the envelope."""
 
@@ -71,7 +92,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail: Any = exc.detail
         response = envelope(
             exc.status_code,
@@ -81,6 +102,8 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         if exc.headers:  # e.g. the Allow header a 405 must carry
             response.headers.update(exc.headers)
+        if exc.status_code == 405:
+            response.headers["Allow"] = _allowed_methods(request)
         return response
 
     @app.exception_handler(RequestValidationError)

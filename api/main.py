@@ -4,17 +4,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
 
 from api.auth import authorize, configured_keys, warn_if_open
 from api.celery_dep import close_celery
-from api.errors import install_error_handlers
+from api.errors import ErrorEnvelope, install_error_handlers
 from api.routers import dead_letters, errors, health
 from function_runner.settings import Settings
 
 #: Every route of the error API lives under this prefix.
 API_PREFIX = "/api/v1/errors"
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for error responses, all in the envelope."""
+    return {status: {"model": ErrorEnvelope, "description": "Error, in the envelope."} for status in statuses}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -43,7 +49,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     warn_if_open(settings)
     install_error_handlers(app)
     protected = [Depends(authorize)]
-    app.include_router(health.router, prefix=API_PREFIX, dependencies=protected)
-    app.include_router(dead_letters.router, prefix=API_PREFIX, dependencies=protected)
-    app.include_router(errors.router, prefix=API_PREFIX, dependencies=protected)
+    # Every protected route may refuse the caller (401, 403); a route with a body may get one that
+    # cannot be parsed at all (400). Documented once here, in the envelope, so routers added later get them.
+    auth_errors = _errors(401, 403)
+    app.include_router(health.router, prefix=API_PREFIX, dependencies=protected, responses=auth_errors)
+    app.include_router(
+        dead_letters.router, prefix=API_PREFIX, dependencies=protected, responses={**_errors(400), **auth_errors}
+    )
+    app.include_router(errors.router, prefix=API_PREFIX, dependencies=protected, responses=auth_errors)
     return app

@@ -29,7 +29,7 @@ from error_handling.persistence.models import DeadLetterStatus, utcnow
 from function_runner.settings import Settings
 
 app = typer.Typer(
-    help="Dead letters: list, show, replay (one at a time) and discard them.",
+    help="Dead letters: list, show, replay (one, or all matching a filter) and discard them.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -328,6 +328,148 @@ def discard_command(
         _print_json(public)
         return
     out.print(f"discarded dead letter {public.id} ({public.task_name})", highlight=False)
+
+
+@app.command("replay-all")
+def replay_all_command(
+    task_name: Annotated[str | None, typer.Option("--task", help="Only this task name.")] = None,
+    category: Annotated[str | None, typer.Option(help="Only this error category.")] = None,
+    reason: Annotated[str | None, typer.Option(help="Only this dead-letter reason.")] = None,
+    fingerprint: Annotated[str | None, typer.Option(help="Only this error fingerprint.")] = None,
+    queue: Annotated[str | None, typer.Option(help="Only this queue.")] = None,
+    search: Annotated[str | None, typer.Option("--search", "-q", help="Text in the error message.")] = None,
+    since: Annotated[dt.datetime | None, typer.Option(help="Created at or after (UTC).")] = None,
+    until: Annotated[dt.datetime | None, typer.Option(help="Created before (UTC).")] = None,
+    rate: Annotated[
+        float | None, typer.Option("--rate", min=0.001, max=10_000, help="At most this many publishes per second.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show how many match and a sample; publish nothing.")
+    ] = False,
+    sample: Annotated[int, typer.Option("--sample", min=0, max=100, help="How many matches a dry run shows.")] = 10,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the job with a progress bar until it ends.")] = False,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", min=0.1, help="With --wait: give up after this many seconds.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Replay every pending dead letter matching the filters, oldest first, as a job the dispatcher runs.
+
+    Each dead letter is published exactly once by the job (a dispatcher must be running:
+    'function-runner dispatcher').
+    """
+    from api.schemas.dead_letters import BulkReplayPreview, DeadLetterPublic, ReplayJobPublic
+    from error_handling.persistence import replay_jobs
+
+    flt = replay_jobs.DeadLetterFilter(
+        task_name=task_name,
+        category=category,
+        reason=reason,
+        fingerprint=fingerprint,
+        queue=queue,
+        search=search,
+        since=_utc(since),
+        until=_utc(until),
+    )
+    with _session() as session:
+        if dry_run:
+            preview = BulkReplayPreview(
+                count=replay_jobs.count_matching(session, flt),
+                sample=[
+                    DeadLetterPublic.from_record(x) for x in replay_jobs.sample_matching(session, flt, limit=sample)
+                ],
+            )
+        else:
+            job = ReplayJobPublic.from_record(
+                replay_jobs.create_job(session, flt=flt, rate_per_second=rate, now=utcnow())
+            )
+    if dry_run:
+        if as_json:
+            _print_json(preview)
+            return
+        out.print(f"dry run: {preview.count} pending dead letters match; nothing was published", highlight=False)
+        for item in preview.sample:
+            out.print(f"  {item.id}  {_when(item.created_at)}  {item.task_name}  {item.reason}", highlight=False)
+        return
+    if wait:
+        job = _follow(job.id, timeout=timeout, quiet=as_json)
+    if as_json:
+        _print_json(job)
+        return
+    out.print(
+        f"replay job {job.id}: {job.status.value}, {job.published}/{job.total} published"
+        + (f", {job.skipped} skipped, {job.failed} failed" if job.skipped or job.failed else ""),
+        highlight=False,
+    )
+    if job.status.value == "failed":
+        raise _fail(f"replay job {job.id} failed: {job.error}")
+
+
+@app.command("replay-status")
+def replay_status_command(
+    job_id: Annotated[int, typer.Argument(metavar="JOB", help="The replay job's id.")],
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the job with a progress bar until it ends.")] = False,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", min=0.1, help="With --wait: give up after this many seconds.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the progress of a bulk replay job."""
+    job = _follow(job_id, timeout=timeout, quiet=as_json) if wait else _job(job_id)
+    if as_json:
+        _print_json(job)
+        return
+    out.print(
+        f"replay job {job.id}: {job.status.value}, {job.published}/{job.total} published, "
+        f"{job.skipped} skipped, {job.failed} failed",
+        highlight=False,
+    )
+
+
+def _job(job_id: int) -> Any:
+    from api.schemas.dead_letters import ReplayJobPublic
+    from error_handling.persistence import replay_jobs
+
+    try:
+        with _session() as session:
+            return ReplayJobPublic.from_record(replay_jobs.get_job(session, job_id=job_id))
+    except replay_jobs.ReplayJobNotFound as exc:
+        raise _fail(exc.message) from None
+
+
+#: How often --wait reads the job's progress, in seconds.
+FOLLOW_INTERVAL = 0.25
+
+
+def _follow(job_id: int, *, timeout: float | None, quiet: bool) -> Any:
+    """Poll the job until it is no longer pending or running, showing a progress bar (unless quiet)."""
+    import threading
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    pause = threading.Event()  # never set: an interruptible sleep
+    job = _job(job_id)
+    with Progress(
+        TextColumn("replay job {task.fields[job]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=quiet,
+        transient=False,
+    ) as progress:
+        bar = progress.add_task("replay", total=max(job.total, 1), job=job_id)
+        while True:
+            done = job.published + job.skipped + job.failed
+            progress.update(bar, completed=done, total=max(job.total, done, 1))
+            if job.status.value not in ("pending", "running"):
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise _fail(f"replay job {job_id} is still {job.status.value} after {timeout} s ({done}/{job.total})")
+            pause.wait(FOLLOW_INTERVAL)
+            job = _job(job_id)
 
 
 def _load_app(spec: str | None) -> Any:

@@ -28,6 +28,7 @@ from error_handling.persistence import repository
 from error_handling.persistence.models import utcnow
 from error_handling.sealing import unseal_secrets
 from function_runner import headers as H
+from function_runner.bulk_replay import BatchResult, BulkReplayer
 from function_runner.events import log_event
 from function_runner.runtime import Runtime, runtime_for
 
@@ -53,6 +54,12 @@ class Dispatcher:
         self.runtime = runtime or runtime_for(app)
         self.settings = self.runtime.settings
         self._stop = threading.Event()
+        self.replayer = BulkReplayer(
+            app,
+            self.runtime,
+            batch_size=self.settings.dispatcher_batch_size,
+            interval=self.settings.dispatcher_interval,
+        )
 
     def run_once(self, *, now: dt.datetime | None = None) -> PassResult:
         """Claim, publish and mark one batch of due runs. Returns what it did.
@@ -63,6 +70,15 @@ class Dispatcher:
         moment = now or utcnow()
         with self.app.producer_or_acquire() as producer:
             return self.runtime.in_transaction(lambda s: self._pass(s, producer, moment), patience=0)
+
+    def replay_once(self, *, now: dt.datetime | None = None) -> BatchResult | None:
+        """Process at most one batch of one bulk replay job (see :mod:`function_runner.bulk_replay`).
+
+        Raises:
+            StorageUnavailable: if the database is unreachable.
+            kombu OperationalError / ConnectionError: if the broker failed (the batch resumes later).
+        """
+        return self.replayer.process_batch(now=now)
 
     def _pass(self, session: Session, producer: Any, now: dt.datetime) -> PassResult:
         result = PassResult()
@@ -118,9 +134,25 @@ class Dispatcher:
                 continue
             if result.published or result.expired:
                 log_event("dispatcher.pass", published=result.published, expired=result.expired)
-            if result.published < self.settings.dispatcher_batch_size:
+            replayed = self._replay_pass()
+            if result.published < self.settings.dispatcher_batch_size and not replayed:
                 self._stop.wait(self.settings.dispatcher_interval)
         log_event("dispatcher.stopped")
+
+    def _replay_pass(self) -> bool:
+        """One bulk-replay batch; whether it did any work (then the loop does not wait)."""
+        try:
+            batch = self.replay_once()
+        except StorageUnavailable:
+            log_event("dispatcher.storage_unavailable", level=logging.WARNING)
+            return False
+        except (BrokerError, ConnectionError) as exc:  # the batch stays in flight and is resumed
+            log_event("dispatcher.broker_unavailable", level=logging.WARNING, error=type(exc).__name__)
+            return False
+        except Exception as exc:  # a job that cannot progress must not stop the dispatching of due runs
+            log_event("dispatcher.replay_failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
+            return False
+        return batch is not None and not batch.done
 
     def stop(self) -> None:
         """Ask :meth:`run_forever` to return after the current pass."""

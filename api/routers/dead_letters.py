@@ -5,6 +5,9 @@
 - ``GET /dead-letters/{id}``: the redacted payload, its failed attempts and its replays.
 - ``POST /dead-letters/{id}/replay``: publish it again as a new task (optional body: edits of args,
   kwargs, queue, ``force``); an ``Idempotency-Key`` header makes retries of the request safe. 202.
+- ``POST /dead-letters/replay``: bulk replay of the pending dead letters matching a filter: a dry run
+  (200: the count and a sample, nothing published) or a replay job the dispatcher processes in batches
+  (202), rate limited; ``GET /dead-letters/replays/{job_id}``: its progress.
 - ``DELETE /dead-letters/{id}?reason=...``: discard it (terminal). The reason is a query parameter, not
   a body: a body on ``DELETE`` has no defined meaning in HTTP and some clients and proxies drop it.
 """
@@ -13,23 +16,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Path, Query, status
-from pydantic import AwareDatetime
+from fastapi import APIRouter, Body, Header, Path, Query, Response, status
 
 from api.celery_dep import CeleryDep, RuntimeDep
 from api.deps import SessionDep
 from api.errors import ApiError, ErrorEnvelope
 from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
+from api.params import AwareDatetime
 from api.schemas.dead_letters import (
     NO_NUL,
+    BulkReplayPreview,
+    BulkReplayRequest,
     DeadLetterDetailPublic,
     DeadLetterPublic,
     DeadLettersPublic,
     DiscardRequest,
+    ReplayJobPublic,
     ReplayPublic,
     ReplayRequest,
 )
-from error_handling.persistence import dead_letters
+from error_handling.persistence import dead_letters, replay_jobs
 from error_handling.persistence.models import DeadLetterStatus, utcnow
 from error_handling.sealing import SealedValueError
 from function_runner.events import log_event
@@ -113,7 +119,50 @@ def list_dead_letters(
     )
 
 
-@router.get("/{dead_letter_id}", response_model=DeadLetterDetailPublic, responses=_errors(404, 422, 503))
+@router.post(
+    "/replay",
+    response_model=ReplayJobPublic | BulkReplayPreview,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        200: {"model": BulkReplayPreview, "description": "Dry run: what would be replayed; nothing was published."},
+        202: {"model": ReplayJobPublic, "description": "The replay job, to follow at /dead-letters/replays/{id}."},
+        **_errors(422, 503),
+    },
+)
+def bulk_replay(
+    session: SessionDep, request: BulkReplayRequest, response: Response
+) -> ReplayJobPublic | BulkReplayPreview:
+    """Replay every pending dead letter matching the filter, oldest first, as a job the dispatcher runs.
+
+    With ``dry_run`` the answer is the count and a sample, and nothing is published. Each dead letter is
+    published exactly once by a job, even when a dispatcher dies halfway; ``rate_per_second`` caps the pace.
+    """
+    flt = request.to_filter()
+    if request.dry_run:
+        count = replay_jobs.count_matching(session, flt)
+        sample = replay_jobs.sample_matching(session, flt, limit=request.sample_size)
+        response.status_code = status.HTTP_200_OK
+        return BulkReplayPreview(count=count, sample=[DeadLetterPublic.from_record(letter) for letter in sample])
+    with session.begin():
+        job = replay_jobs.create_job(session, flt=flt, rate_per_second=request.rate_per_second, now=utcnow())
+        public = ReplayJobPublic.from_record(job)
+    log_event("replay_job.created", job=public.id, total=public.total, rate=public.rate_per_second)
+    return public
+
+
+@router.get("/replays/{job_id}", response_model=ReplayJobPublic, responses=_errors(404, 422, 503))
+def get_replay_job(
+    session: SessionDep, job_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The replay job's id.")]
+) -> ReplayJobPublic:
+    """A bulk replay job and its progress."""
+    try:
+        job = replay_jobs.get_job(session, job_id=job_id)
+    except replay_jobs.ReplayJobNotFound as exc:
+        raise ApiError(404, exc.message, code="replay_job_not_found", param="job_id") from None
+    return ReplayJobPublic.from_record(job)
+
+
+@router.get("/{dead_letter_id:int}", response_model=DeadLetterDetailPublic, responses=_errors(404, 422, 503))
 def get_dead_letter(session: SessionDep, dead_letter_id: DeadLetterId) -> DeadLetterDetailPublic:
     """A dead letter with its redacted payload, its failed attempts and its replays."""
     try:
@@ -182,7 +231,7 @@ def replay_dead_letter(
     )
 
 
-@router.delete("/{dead_letter_id}", response_model=DeadLetterPublic, responses=_errors(404, 409, 422, 503))
+@router.delete("/{dead_letter_id:int}", response_model=DeadLetterPublic, responses=_errors(404, 409, 422, 503))
 def discard_dead_letter(
     session: SessionDep,
     dead_letter_id: DeadLetterId,

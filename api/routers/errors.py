@@ -11,11 +11,11 @@ import datetime as dt
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Path, Query
-from pydantic import AwareDatetime
 
 from api.deps import SessionDep
 from api.errors import ApiError, ErrorEnvelope
 from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
+from api.params import AwareDatetime
 from api.schemas.errors import (
     AttemptDetailPublic,
     AttemptsPublic,

@@ -10,22 +10,29 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from api.params import AwareDatetime
 from error_handling.persistence.models import (
     DeadLetterRecord,
     DeadLetterStatus,
     FailedAttempt,
+    ReplayJobRecord,
+    ReplayJobStatus,
     ReplayRequestRecord,
 )
+from error_handling.persistence.replay_jobs import DeadLetterFilter
 from error_handling.sealing import redacted_view
 
 __all__ = [
+    "BulkReplayPreview",
+    "BulkReplayRequest",
     "DeadLetterAttemptPublic",
     "DeadLetterDetailPublic",
     "DeadLetterPublic",
     "DeadLettersPublic",
     "DiscardRequest",
+    "ReplayJobPublic",
     "ReplayPublic",
     "ReplayRecordPublic",
     "ReplayRequest",
@@ -177,7 +184,7 @@ class ReplayRequest(BaseModel):
         pattern=NO_NUL,
         description="Publish to this queue instead of the original route.",
     )
-    force: bool = Field(default=False, description="Replay even if it was replayed before.")
+    force: bool = Field(default=False, strict=True, description="Replay even if it was replayed before.")
 
 
 class ReplayPublic(BaseModel):
@@ -201,3 +208,103 @@ class DiscardRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=1, max_length=MAX_DISCARD_REASON, pattern=NO_NUL, description="Why it is discarded.")
+
+
+#: The highest accepted bulk-replay rate (messages per second).
+MAX_REPLAY_RATE = 10_000.0
+#: The largest dry-run sample.
+MAX_SAMPLE_SIZE = 100
+
+
+class BulkReplayRequest(BaseModel):
+    """Replay every pending dead letter matching a filter (unset fields match anything)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_name: str | None = Field(default=None, min_length=1, max_length=255, pattern=NO_NUL)
+    category: str | None = Field(default=None, min_length=1, max_length=255, pattern=NO_NUL)
+    reason: str | None = Field(default=None, min_length=1, max_length=255, pattern=NO_NUL)
+    fingerprint: str | None = Field(default=None, min_length=1, max_length=255, pattern=NO_NUL)
+    queue: str | None = Field(default=None, min_length=1, max_length=255, pattern=NO_NUL)
+    search: str | None = Field(
+        default=None, min_length=1, max_length=255, pattern=NO_NUL, description="Text in the error message."
+    )
+    since: AwareDatetime | None = Field(default=None, description="Created at or after (ISO 8601 with timezone).")
+    until: AwareDatetime | None = Field(default=None, description="Created before (ISO 8601 with timezone).")
+    dry_run: bool = Field(default=False, strict=True, description="Return the count and a sample; publish nothing.")
+    rate_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_REPLAY_RATE,
+        strict=True,
+        description="At most this many publishes per second (default: no limit).",
+    )
+    sample_size: int = Field(
+        default=10, strict=True, ge=0, le=MAX_SAMPLE_SIZE, description="How many matches a dry run shows."
+    )
+
+    @field_validator("since", "until")
+    @classmethod
+    def _in_utc(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is None:
+            return None
+        try:
+            return value.astimezone(dt.UTC)
+        except OverflowError:
+            raise ValueError("date-time out of range") from None
+
+    def to_filter(self) -> DeadLetterFilter:
+        """The dead-letter filter of the request."""
+        return DeadLetterFilter(
+            task_name=self.task_name,
+            category=self.category,
+            reason=self.reason,
+            fingerprint=self.fingerprint,
+            queue=self.queue,
+            search=self.search,
+            since=self.since,
+            until=self.until,
+        )
+
+
+class BulkReplayPreview(BaseModel):
+    """What a bulk replay would take (a dry run: nothing was published)."""
+
+    dry_run: bool = True
+    count: int = Field(description="How many pending dead letters match.")
+    sample: list[DeadLetterPublic] = Field(description="The first matches, oldest first (the order of the replay).")
+
+
+class ReplayJobPublic(BaseModel):
+    """A bulk replay job and its progress."""
+
+    id: int
+    status: ReplayJobStatus
+    filter: dict[str, Any] = Field(description="The dead-letter filter (only pending dead letters are replayed).")
+    rate_per_second: float | None = Field(description="Publishes per second at most; null: no limit.")
+    total: int = Field(description="How many dead letters matched when the job was created.")
+    published: int
+    skipped: int = Field(description="Not replayable as stored.")
+    failed: int = Field(description="Could not be published (their secrets could not be unsealed).")
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    finished_at: dt.datetime | None
+    error: str | None
+
+    @classmethod
+    def from_record(cls, job: ReplayJobRecord) -> ReplayJobPublic:
+        """The public view of a stored job."""
+        return cls(
+            id=job.id,
+            status=job.status,
+            filter=dict(job.filter or {}),
+            rate_per_second=job.rate_per_second,
+            total=job.total,
+            published=job.published,
+            skipped=job.skipped,
+            failed=job.failed,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            finished_at=job.finished_at,
+            error=job.error,
+        )

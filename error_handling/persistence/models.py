@@ -311,3 +311,52 @@ class ReplayRequestRecord(Base):
     #: Whether it replayed a dead letter that had been replayed before.
     forced: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     created_at: Mapped[dt.datetime]
+
+
+class ReplayJobStatus(enum.StrEnum):
+    """Lifecycle of a bulk replay job."""
+
+    #: Created; no dispatcher has started it yet.
+    PENDING = "pending"
+    #: A dispatcher has processed at least one batch.
+    RUNNING = "running"
+    #: Every matching dead letter was handled.
+    DONE = "done"
+    #: Stopped by an operator.
+    CANCELLED = "cancelled"
+    #: Stopped by an error it cannot get past (see ``error``).
+    FAILED = "failed"
+
+
+class ReplayJobRecord(Base):
+    """A bulk replay of the pending dead letters matching a filter, processed by the dispatcher in batches.
+
+    ``position_created_at``/``position_id`` is the keyset (oldest first) of the last dead letter handled:
+    the job resumes after it. ``inflight_until_*`` marks a batch recorded but perhaps not fully
+    published (a dispatcher died in between): the next pass checks the broker before publishing it again.
+    """
+
+    __tablename__ = "fr_replay_jobs"
+    __table_args__ = (sa.Index("ix_fr_replay_jobs_status_id", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    status: Mapped[ReplayJobStatus] = mapped_column(_enum(ReplayJobStatus, "fr_replay_job_status"))
+    #: The dead-letter filter (task_name, category, reason, fingerprint, queue, search, since, until).
+    filter: Mapped[Any] = mapped_column(Json)
+    #: At most this many publishes per second (None: unlimited).
+    rate_per_second: Mapped[float | None] = mapped_column(sa.Float)
+    #: How many dead letters matched when the job was created.
+    total: Mapped[int] = mapped_column(sa.Integer, default=0)
+    published: Mapped[int] = mapped_column(sa.Integer, default=0)
+    skipped: Mapped[int] = mapped_column(sa.Integer, default=0)
+    failed: Mapped[int] = mapped_column(sa.Integer, default=0)
+    position_created_at: Mapped[dt.datetime | None]
+    position_id: Mapped[int | None] = mapped_column(BigId)
+    inflight_until_created_at: Mapped[dt.datetime | None]
+    inflight_until_id: Mapped[int | None] = mapped_column(BigId)
+    #: Rate limit: the next batch may start at this time (shared by every dispatcher).
+    next_batch_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+    finished_at: Mapped[dt.datetime | None]
+    error: Mapped[str | None] = mapped_column(sa.Text)

@@ -152,7 +152,7 @@ def test_show_has_the_redacted_payload_and_its_attempts(client: TestClient, sess
         assert secret not in response.text
 
     assert_error(client.get(f"{BASE}/999"), 404, "dead_letter_not_found", "dead_letter_id")
-    assert_error(client.get(f"{BASE}/abc"), 422, "validation_failed", "dead_letter_id")
+    assert_error(client.get(f"{BASE}/abc"), 404, "http_404")  # like /errors/abc: no such resource
     assert_error(client.get(f"{BASE}/{2**70}"), 422, "validation_failed", "dead_letter_id")
 
 

@@ -1,0 +1,329 @@
+"""Bulk replay jobs: the pending dead letters matching a filter, replayed by the dispatcher in batches.
+
+A job is a row (``fr_replay_jobs``) holding the filter, the rate limit, the counters and the keyset
+position reached (oldest first, ``(created_at, id)``). A batch is processed in two short transactions
+with the broker publish between them (see :mod:`function_runner.bulk_replay`):
+
+1. :func:`begin_batch`: the next letters after the position are selected, and the keyset of the last
+   one is stored as the job's *in-flight* bound, then committed;
+2. the letters are published;
+3. :func:`finish_batch`: the letters are marked replayed (each with a replay request whose idempotency
+   key is derived from the job and the dead letter), the position advances, the in-flight bound is
+   cleared, then committed.
+
+A dispatcher that dies between 1 and 3 leaves the in-flight bound set: the next pass re-selects the same
+letters (:func:`begin_batch` returns them with ``recovering=True``) and publishes only those the broker
+does not hold yet. Functions here run in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from error_handling.exceptions import FunctionRunnerError
+from error_handling.persistence.models import (
+    DeadLetterRecord,
+    DeadLetterStatus,
+    ReplayJobRecord,
+    ReplayJobStatus,
+    ReplayRequestRecord,
+)
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "BatchPlan",
+    "DeadLetterFilter",
+    "ReplayJobNotFound",
+    "begin_batch",
+    "count_matching",
+    "create_job",
+    "due_job_ids",
+    "finish_batch",
+    "get_job",
+    "idempotency_key",
+    "lock_job",
+    "replay_task_id",
+    "sample_matching",
+]
+
+#: Jobs a dispatcher still has work to do for.
+ACTIVE_STATUSES = (ReplayJobStatus.PENDING, ReplayJobStatus.RUNNING)
+#: Namespace of the deterministic task ids of bulk replays.
+_TASK_ID_NAMESPACE = uuid.UUID("6f2b8f3e-8a53-4c1e-9a61-0d1f0f6a7b21")
+
+
+class ReplayJobNotFound(FunctionRunnerError):
+    """No replay job has this id."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"replay job {job_id} does not exist")
+        self.message = f"replay job {job_id} does not exist"
+        self.job_id = job_id
+
+
+@dataclasses.dataclass(frozen=True)
+class DeadLetterFilter:
+    """Which dead letters a bulk replay takes (only ``pending`` ones, always). ``None`` matches anything."""
+
+    task_name: str | None = None
+    category: str | None = None
+    reason: str | None = None
+    fingerprint: str | None = None
+    queue: str | None = None
+    #: Case-insensitive text in the (redacted) error message.
+    search: str | None = None
+    #: ``since <= created_at < until``.
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The filter as a JSON document (times in ISO 8601), without the unset fields."""
+        document: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is not None:
+                document[field.name] = value.isoformat() if isinstance(value, dt.datetime) else value
+        return document
+
+    @classmethod
+    def from_json(cls, document: Any) -> DeadLetterFilter:
+        """The filter stored by :meth:`to_json`."""
+        values: dict[str, Any] = dict(document or {})
+        for name in ("since", "until"):
+            if values.get(name) is not None:
+                values[name] = dt.datetime.fromisoformat(values[name])
+        return cls(**values)
+
+    def conditions(self) -> list[Any]:
+        """The SQL conditions selecting the pending dead letters that match."""
+        found: list[Any] = [DeadLetterRecord.status == DeadLetterStatus.PENDING]
+        for column, value in (
+            (DeadLetterRecord.task_name, self.task_name),
+            (DeadLetterRecord.category, self.category),
+            (DeadLetterRecord.reason, self.reason),
+            (DeadLetterRecord.fingerprint, self.fingerprint),
+            (DeadLetterRecord.queue, self.queue),
+        ):
+            if value is not None:
+                found.append(column == value)
+        if self.search:
+            found.append(DeadLetterRecord.message.icontains(self.search, autoescape=True))
+        if self.since is not None:
+            found.append(DeadLetterRecord.created_at >= self.since)
+        if self.until is not None:
+            found.append(DeadLetterRecord.created_at < self.until)
+        return found
+
+
+def idempotency_key(job_id: int, dead_letter_id: int) -> str:
+    """The idempotency key of the replay of one dead letter by one job."""
+    return f"replay-job:{job_id}:{dead_letter_id}"
+
+
+def replay_task_id(job_id: int, dead_letter_id: int) -> str:
+    """The task id a job publishes a dead letter as: the same on every attempt, so copies can be found."""
+    return str(uuid.uuid5(_TASK_ID_NAMESPACE, idempotency_key(job_id, dead_letter_id)))
+
+
+def count_matching(session: Session, flt: DeadLetterFilter) -> int:
+    """How many pending dead letters match."""
+    return int(session.execute(sa.select(sa.func.count()).where(*flt.conditions())).scalar_one())
+
+
+def sample_matching(session: Session, flt: DeadLetterFilter, *, limit: int) -> Sequence[DeadLetterRecord]:
+    """Up to ``limit`` matching pending dead letters, oldest first (the ones a job would take first)."""
+    return (
+        session.execute(
+            sa.select(DeadLetterRecord)
+            .where(*flt.conditions())
+            .order_by(DeadLetterRecord.created_at, DeadLetterRecord.id)
+            .limit(max(0, limit))
+        )
+        .scalars()
+        .all()
+    )
+
+
+def create_job(
+    session: Session, *, flt: DeadLetterFilter, rate_per_second: float | None, now: dt.datetime
+) -> ReplayJobRecord:
+    """Record a new job (``pending``, ``total`` = how many match now) and flush."""
+    job = ReplayJobRecord(
+        status=ReplayJobStatus.PENDING,
+        filter=flt.to_json(),
+        rate_per_second=rate_per_second,
+        total=count_matching(session, flt),
+        published=0,
+        skipped=0,
+        failed=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, *, job_id: int) -> ReplayJobRecord:
+    """Return a job.
+
+    Raises:
+        ReplayJobNotFound: no job has this id.
+    """
+    job = session.get(ReplayJobRecord, job_id)
+    if job is None:
+        raise ReplayJobNotFound(job_id)
+    return job
+
+
+def due_job_ids(session: Session, *, now: dt.datetime, limit: int = 10) -> list[int]:
+    """Ids of active jobs whose next batch may start now, oldest first."""
+    return list(
+        session.execute(
+            sa.select(ReplayJobRecord.id)
+            .where(
+                ReplayJobRecord.status.in_(ACTIVE_STATUSES),
+                sa.or_(ReplayJobRecord.next_batch_at.is_(None), ReplayJobRecord.next_batch_at <= now),
+            )
+            .order_by(ReplayJobRecord.id)
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def lock_job(session: Session, *, job_id: int, skip_locked: bool = True) -> ReplayJobRecord | None:
+    """The job, its row locked until the transaction ends; None when another transaction holds it."""
+    return session.execute(
+        sa.select(ReplayJobRecord)
+        .where(ReplayJobRecord.id == job_id)
+        .with_for_update(skip_locked=skip_locked)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchPlan:
+    """The letters of one batch. ``recovering``: an earlier attempt may have published some of them."""
+
+    job_id: int
+    letters: list[DeadLetterRecord]
+    recovering: bool
+
+
+def _after(job: ReplayJobRecord) -> Any:
+    if job.position_created_at is None or job.position_id is None:
+        return sa.true()
+    return sa.or_(
+        DeadLetterRecord.created_at > job.position_created_at,
+        sa.and_(DeadLetterRecord.created_at == job.position_created_at, DeadLetterRecord.id > job.position_id),
+    )
+
+
+def begin_batch(session: Session, *, job: ReplayJobRecord, limit: int, now: dt.datetime) -> BatchPlan:
+    """Select the next letters of ``job`` (locked) and store the in-flight bound; the caller commits.
+
+    When the job has an in-flight bound already (a batch that was not finished), the same letters are
+    returned with ``recovering=True``. When no letter is left, the job becomes ``done``.
+    """
+    flt = DeadLetterFilter.from_json(job.filter)
+    query = sa.select(DeadLetterRecord).where(*flt.conditions(), _after(job))
+    recovering = job.inflight_until_created_at is not None and job.inflight_until_id is not None
+    if recovering:
+        bound_at, bound_id = job.inflight_until_created_at, job.inflight_until_id
+        query = query.where(
+            sa.or_(
+                DeadLetterRecord.created_at < bound_at,
+                sa.and_(DeadLetterRecord.created_at == bound_at, DeadLetterRecord.id <= bound_id),
+            )
+        )
+    else:
+        query = query.limit(max(1, limit))
+    letters = list(
+        session.execute(query.order_by(DeadLetterRecord.created_at, DeadLetterRecord.id).with_for_update())
+        .scalars()
+        .all()
+    )
+    job.updated_at = now
+    if not letters and not recovering:
+        job.status = ReplayJobStatus.DONE
+        job.finished_at = now
+        return BatchPlan(job_id=job.id, letters=[], recovering=False)
+    job.status = ReplayJobStatus.RUNNING
+    if letters:
+        job.inflight_until_created_at = letters[-1].created_at
+        job.inflight_until_id = letters[-1].id
+    return BatchPlan(job_id=job.id, letters=letters, recovering=recovering)
+
+
+def finish_batch(
+    session: Session,
+    *,
+    job: ReplayJobRecord,
+    published: dict[int, str],
+    skipped: int,
+    failed: int,
+    next_batch_at: dt.datetime | None,
+    now: dt.datetime,
+    done: bool = False,
+) -> None:
+    """Record a batch: mark each published letter replayed, advance the position, clear the in-flight bound.
+
+    Args:
+        job: the job (locked).
+        published: ``{dead letter id: task id}`` of the letters published by the batch.
+        skipped, failed: letters of the batch that were not published, and why.
+        next_batch_at: when the next batch may start (rate limit).
+        done: no letter is left after this batch: the job becomes ``done``.
+    """
+    if published:
+        letters = (
+            session.execute(
+                sa.select(DeadLetterRecord)
+                .where(DeadLetterRecord.id.in_(list(published)))
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+            .scalars()
+            .all()
+        )
+        for letter in letters:
+            task_id = published[letter.id]
+            if letter.status is DeadLetterStatus.DISCARDED:
+                continue  # discarded while the batch was published: it keeps its terminal state
+            session.add(
+                ReplayRequestRecord(
+                    idempotency_key=idempotency_key(job.id, letter.id),
+                    dead_letter_id=letter.id,
+                    task_id=task_id,
+                    queue=None,
+                    forced=letter.status is DeadLetterStatus.REPLAYED,
+                    created_at=now,
+                )
+            )
+            letter.status = DeadLetterStatus.REPLAYED
+            letter.replayed_task_id = task_id
+            letter.replayed_at = now
+            letter.updated_at = now
+    if job.inflight_until_created_at is not None:
+        job.position_created_at = job.inflight_until_created_at
+        job.position_id = job.inflight_until_id
+    job.inflight_until_created_at = None
+    job.inflight_until_id = None
+    job.published += len(published)
+    job.skipped += skipped
+    job.failed += failed
+    job.next_batch_at = next_batch_at
+    job.updated_at = now
+    if done:
+        job.status = ReplayJobStatus.DONE
+        job.finished_at = now
+    session.flush()

@@ -1,0 +1,288 @@
+"""Bulk replay: the dispatcher processes replay jobs one batch at a time.
+
+Each dead letter of a job is published under a task id derived from the job and the dead letter
+(:func:`~error_handling.persistence.replay_jobs.replay_task_id`), with the headers of a single replay
+(``fr_replay_of``). A batch is: select and record the in-flight bound (commit), publish, mark replayed
+and advance (commit); see :mod:`error_handling.persistence.replay_jobs`.
+
+Exactly once: while a dispatcher works on a job it holds a lock on it (a Postgres session-level advisory
+lock, released by the server when the dispatcher dies; SQLite serialises its writers and runs one
+dispatcher). A dispatcher that dies mid-batch leaves the in-flight bound: the next one re-selects the
+same letters and asks the broker which of their task ids it already holds (Redis: the queues' lists;
+and ``fr_tasks`` for copies a worker already ran and saw fail) and publishes only the others. With a
+broker that cannot be inspected, or when a worker consumed a copy that then succeeded, the recovery
+publishes again: at least once, never lost.
+
+Rate limit: the job row holds ``next_batch_at``; after a batch of ``n`` messages it is ``start + n /
+rate``, shared by every dispatcher, and a batch holds at most ``ceil(rate * interval)`` messages, so
+the rate is never exceeded and no dispatcher sleeps while holding a lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import logging
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from celery import Celery
+from sqlalchemy.orm import Session
+
+from error_handling.persistence import replay_jobs
+from error_handling.persistence.models import ReplayJobRecord, ReplayJobStatus, TaskRecord, utcnow
+from error_handling.sealing import SealedValueError
+from function_runner.events import log_event
+from function_runner.replay import ReplayMessage, build_message
+from function_runner.runtime import Runtime
+
+__all__ = ["BatchResult", "BulkReplayer", "batch_limit", "next_batch_at"]
+
+#: Advisory-lock namespace of replay jobs (Postgres ``pg_try_advisory_lock(namespace, job id)``).
+_LOCK_NAMESPACE = 0x6652
+#: The longest pause between two batches, in seconds (a day), however low the rate.
+MAX_PACING = 86_400.0
+
+
+@dataclasses.dataclass
+class BatchResult:
+    """What one batch did."""
+
+    job_id: int
+    published: int = 0
+    skipped: int = 0
+    failed: int = 0
+    #: Letters found already published during a recovery (not published again).
+    recovered: int = 0
+    done: bool = False
+
+
+def batch_limit(batch_size: int, rate_per_second: float | None, interval: float) -> int:
+    """How many messages one batch may publish: ``batch_size``, fewer under a rate limit."""
+    if rate_per_second is None:
+        return max(1, batch_size)
+    return max(1, min(batch_size, math.ceil(rate_per_second * interval)))
+
+
+def next_batch_at(start: dt.datetime, published: int, rate_per_second: float | None) -> dt.datetime | None:
+    """When the next batch may start so that ``published`` messages since ``start`` keep to the rate."""
+    if rate_per_second is None or published <= 0:
+        return None
+    return start + dt.timedelta(seconds=min(published / rate_per_second, MAX_PACING))
+
+
+class BulkReplayer:
+    """Processes replay jobs of one database, publishing through one Celery app."""
+
+    def __init__(self, app: Celery, runtime: Runtime, *, batch_size: int, interval: float) -> None:
+        self.app = app
+        self.runtime = runtime
+        self.batch_size = batch_size
+        self.interval = interval
+
+    def process_batch(self, *, now: dt.datetime | None = None) -> BatchResult | None:
+        """Process one batch of the oldest due job this dispatcher can lock. None when there was none.
+
+        Raises:
+            StorageUnavailable: the database is unreachable (the batch is resumed later).
+            kombu OperationalError / ConnectionError: the broker failed (the batch is resumed later).
+        """
+        start = now or utcnow()
+        candidates = self.runtime.in_transaction(lambda s: replay_jobs.due_job_ids(s, now=start), patience=0)
+        for job_id in candidates:
+            with self._job_lock(job_id) as held:
+                if held:
+                    return self._batch(job_id, start)
+        return None
+
+    @contextlib.contextmanager
+    def _job_lock(self, job_id: int) -> Iterator[bool]:
+        engine = self.runtime.engine
+        if engine.dialect.name != "postgresql":
+            yield True
+            return
+        connection = engine.connect()
+        try:
+            held = bool(
+                connection.execute(
+                    sa.text("SELECT pg_try_advisory_lock(:ns, :id)"), {"ns": _LOCK_NAMESPACE, "id": job_id}
+                ).scalar_one()
+            )
+            connection.commit()
+            try:
+                yield held
+            finally:
+                if held:
+                    connection.execute(
+                        sa.text("SELECT pg_advisory_unlock(:ns, :id)"), {"ns": _LOCK_NAMESPACE, "id": job_id}
+                    )
+                    connection.commit()
+        except BaseException:
+            connection.invalidate()  # never give a connection that may hold the lock back to the pool
+            raise
+        finally:
+            connection.close()
+
+    def _batch(self, job_id: int, start: dt.datetime) -> BatchResult | None:
+        sealer = self.runtime.sealer
+        result = BatchResult(job_id=job_id)
+
+        def begin(
+            session: Session,
+        ) -> tuple[list[tuple[int, str, ReplayMessage | None, str]], bool, float | None, bool]:
+            job = replay_jobs.lock_job(session, job_id=job_id)
+            if job is None or job.status not in replay_jobs.ACTIVE_STATUSES:
+                return [], False, None, False
+            limit = batch_limit(self.batch_size, job.rate_per_second, self.interval)
+            plan = replay_jobs.begin_batch(session, job=job, limit=limit, now=start)
+            if job.status is ReplayJobStatus.DONE:
+                result.done = True
+                log_event("replay_job.done", job=job.id, published=job.published, skipped=job.skipped)
+            items: list[tuple[int, str, ReplayMessage | None, str]] = []
+            for letter in plan.letters:
+                task_id = replay_jobs.replay_task_id(job.id, letter.id)
+                if not letter.replayable:
+                    items.append((letter.id, task_id, None, "skipped"))
+                    continue
+                try:
+                    message = build_message(letter, sealer=sealer)
+                except SealedValueError:
+                    items.append((letter.id, task_id, None, "failed"))
+                    continue
+                items.append((letter.id, task_id, message, "publish"))
+            exhausted = not plan.recovering and len(plan.letters) < limit  # this batch is the last one
+            return items, plan.recovering, job.rate_per_second, exhausted
+
+        items, recovering, rate, exhausted = self.runtime.in_transaction(begin, patience=0)
+        if result.done:
+            return result
+        if not items and not recovering:
+            return None  # locked by another transaction, or no longer active
+        already = (
+            self._already_published([(t, m) for _, t, m, what in items if what == "publish"]) if recovering else set()
+        )
+        published: dict[int, str] = {}
+        with self.app.producer_or_acquire() as producer:
+            for letter_id, task_id, message, what in items:
+                if what == "skipped":
+                    result.skipped += 1
+                elif what == "failed":
+                    result.failed += 1
+                else:
+                    assert message is not None
+                    if task_id in already:
+                        result.recovered += 1
+                    else:
+                        self._publish(message, task_id, producer)
+                    published[letter_id] = task_id
+        result.published = len(published)
+
+        def finish(session: Session) -> None:
+            job = replay_jobs.lock_job(session, job_id=job_id, skip_locked=False)
+            assert job is not None
+            replay_jobs.finish_batch(
+                session,
+                job=job,
+                published=published,
+                skipped=result.skipped,
+                failed=result.failed,
+                next_batch_at=next_batch_at(start, len(items), rate),
+                now=utcnow(),
+                done=exhausted,
+            )
+            if exhausted:
+                log_event("replay_job.done", job=job.id, published=job.published, skipped=job.skipped)
+
+        self.runtime.in_transaction(finish, patience=0)
+        result.done = exhausted
+        log_event(
+            "replay_job.batch",
+            job=job_id,
+            published=result.published,
+            skipped=result.skipped,
+            failed=result.failed,
+            recovered=result.recovered,
+        )
+        return result
+
+    def _publish(self, message: ReplayMessage, task_id: str, producer: Any) -> None:
+        options = dict(message.options)
+        time_limit = options.pop("time_limit", None)
+        soft_time_limit = options.pop("soft_time_limit", None)
+        self.app.send_task(
+            message.task_name,
+            args=message.args,
+            kwargs=message.kwargs,
+            task_id=task_id,
+            headers=message.headers,
+            producer=producer,
+            time_limit=time_limit,
+            soft_time_limit=soft_time_limit,
+            **options,
+        )
+
+    def _already_published(self, candidates: list[tuple[str, ReplayMessage | None]]) -> set[str]:
+        """Which of these task ids a previous attempt published: found in the broker or in ``fr_tasks``."""
+        wanted = {task_id for task_id, _ in candidates}
+        if not wanted:
+            return set()
+        found: set[str] = set()
+
+        def recorded(session: Session) -> set[str]:
+            return set(session.execute(sa.select(TaskRecord.task_id).where(TaskRecord.task_id.in_(wanted))).scalars())
+
+        found |= self.runtime.in_transaction(recorded, patience=0)
+        queues = {self._queue_of(message) for _, message in candidates if message is not None}
+        found |= self._in_broker_queues(queues, wanted)
+        log_event("replay_job.recovery", candidates=len(wanted), found=len(found))
+        return found
+
+    def _queue_of(self, message: ReplayMessage) -> str:
+        options = message.options
+        queue = options.get("queue") or options.get("routing_key") or message.queue
+        return str(queue or self.app.conf.task_default_queue or "celery")
+
+    def _in_broker_queues(self, queues: set[str], wanted: set[str]) -> set[str]:
+        """Task ids among ``wanted`` waiting in the broker's queues (Redis and memory; empty elsewhere)."""
+        try:
+            return self._scan_broker_queues(queues, wanted)
+        except (ConnectionError, OSError):
+            raise
+        except Exception as exc:  # e.g. redis' own errors: unsure what was published, so publish nothing now
+            raise ConnectionError(f"cannot inspect the broker's queues: {type(exc).__name__}") from exc
+
+    def _scan_broker_queues(self, queues: set[str], wanted: set[str]) -> set[str]:
+        found: set[str] = set()
+        with self.app.connection_for_write() as connection:
+            driver = connection.transport.driver_type
+            channel: Any = connection.default_channel
+            if driver == "redis":
+                with channel.conn_or_acquire() as client:
+                    for queue in queues:
+                        for key in {channel._q_for_pri(queue, pri) for pri in channel.priority_steps}:
+                            found |= {t for raw in client.lrange(key, 0, -1) if (t := _task_id_of(raw)) in wanted}
+            elif driver == "memory":
+                for queue in queues:
+                    found |= {t for raw in list(channel._queue_for(queue).queue) if (t := _task_id_of(raw)) in wanted}
+            else:
+                log_event("replay_job.recovery_unchecked", level=logging.WARNING, transport=driver)
+        return found
+
+
+def _task_id_of(raw: Any) -> str | None:
+    try:
+        message = raw if isinstance(raw, dict) else json.loads(raw)
+        headers = message.get("headers") or {}
+        task_id = headers.get("id") or (message.get("properties") or {}).get("correlation_id")
+    except (ValueError, AttributeError):
+        return None
+    return str(task_id) if task_id else None
+
+
+def job_summary(job: ReplayJobRecord) -> dict[str, Any]:
+    """A job's progress, for logs."""
+    return {"job": job.id, "status": job.status.value, "published": job.published, "total": job.total}
