@@ -17,7 +17,6 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel
-from pydantic import ValidationError as SettingsValidationError
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
@@ -26,7 +25,7 @@ from error_handling.exceptions import FunctionRunnerError
 from error_handling.persistence import dead_letters
 from error_handling.persistence.db import make_engine, make_sessionmaker, transaction
 from error_handling.persistence.models import DeadLetterStatus, utcnow
-from function_runner.settings import Settings
+from function_runner.cli_common import EXIT_FAILED, EXIT_USAGE, err, fail, load_settings
 
 app = typer.Typer(
     help="Dead letters: list, show, replay (one, or all matching a filter) and discard them.",
@@ -36,12 +35,7 @@ app = typer.Typer(
 )
 
 out = Console()
-err = Console(stderr=True)
 
-#: Exit code of a refused or failed operation.
-EXIT_FAILED = 1
-#: Exit code of a usage error.
-EXIT_USAGE = 2
 
 AppOption = Annotated[
     str | None,
@@ -52,32 +46,17 @@ AppOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except SettingsValidationError as exc:
-        problems = "; ".join(
-            f"FUNCTION_RUNNER_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        raise _fail(f"invalid settings: {problems}", EXIT_USAGE) from None
-
-
 @contextlib.contextmanager
 def _session() -> Iterator[Session]:
     """One transaction on the settings' database; every error is one line."""
-    engine = make_engine(_settings().effective_database_url)
+    engine = make_engine(load_settings().effective_database_url)
     try:
         with transaction(make_sessionmaker(engine)) as session:
             yield session
     except dead_letters.DeadLetterError as exc:
-        raise _fail(exc.message) from None
+        raise fail(exc.message, EXIT_FAILED) from None
     except FunctionRunnerError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc), EXIT_FAILED) from None
     finally:
         engine.dispose()
 
@@ -92,9 +71,9 @@ def _json_option(name: str, text: str | None, kind: type) -> Any:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _fail(f"{name} is not valid JSON: {exc.msg} at position {exc.pos}", EXIT_USAGE) from None
+        raise fail(f"{name} is not valid JSON: {exc.msg} at position {exc.pos}", EXIT_USAGE) from None
     if not isinstance(value, kind):
-        raise _fail(f"{name} must be a JSON {'array' if kind is list else 'object'}", EXIT_USAGE)
+        raise fail(f"{name} must be a JSON {'array' if kind is list else 'object'}", EXIT_USAGE)
     return value
 
 
@@ -125,7 +104,7 @@ def list_command(
     try:
         position = decode_cursor(cursor) if cursor else None
     except ApiError as exc:
-        raise _fail(exc.message, EXIT_USAGE) from None
+        raise fail(exc.message, EXIT_USAGE) from None
     with _session() as session:
         page = dead_letters.list_dead_letters(
             session,
@@ -281,11 +260,11 @@ def replay_command(
             force=force,
         )
     except InvalidReplayEdit as exc:
-        raise _fail(f"--{exc.param}: {exc.message}", EXIT_USAGE) from None
+        raise fail(f"--{exc.param}: {exc.message}", EXIT_USAGE) from None
     except dead_letters.DeadLetterError as exc:
-        raise _fail(exc.message) from None
+        raise fail(exc.message, EXIT_FAILED) from None
     except FunctionRunnerError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc), EXIT_FAILED) from None
     finally:
         runtime.close()
         celery.close()
@@ -320,7 +299,7 @@ def discard_command(
     from api.schemas.dead_letters import MAX_DISCARD_REASON, DeadLetterPublic
 
     if not reason.strip() or len(reason) > MAX_DISCARD_REASON or "\x00" in reason:
-        raise _fail(f"--reason must be 1 to {MAX_DISCARD_REASON} characters of text", EXIT_USAGE)
+        raise fail(f"--reason must be 1 to {MAX_DISCARD_REASON} characters of text", EXIT_USAGE)
     with _session() as session:
         letter = dead_letters.discard(session, dead_letter_id=dead_letter_id, reason=reason, now=utcnow())
         public = DeadLetterPublic.from_record(letter)
@@ -402,7 +381,7 @@ def replay_all_command(
         highlight=False,
     )
     if job.status.value == "failed":
-        raise _fail(f"replay job {job.id} failed: {job.error}")
+        raise fail(f"replay job {job.id} failed: {job.error}", EXIT_FAILED)
 
 
 @app.command("replay-status")
@@ -434,7 +413,7 @@ def _job(job_id: int) -> Any:
         with _session() as session:
             return ReplayJobPublic.from_record(replay_jobs.get_job(session, job_id=job_id))
     except replay_jobs.ReplayJobNotFound as exc:
-        raise _fail(exc.message) from None
+        raise fail(exc.message, EXIT_FAILED) from None
 
 
 #: How often --wait reads the job's progress, in seconds.
@@ -467,7 +446,10 @@ def _follow(job_id: int, *, timeout: float | None, quiet: bool) -> Any:
             if job.status.value not in ("pending", "running"):
                 return job
             if deadline is not None and time.monotonic() >= deadline:
-                raise _fail(f"replay job {job_id} is still {job.status.value} after {timeout} s ({done}/{job.total})")
+                raise fail(
+                    f"replay job {job_id} is still {job.status.value} after {timeout} s ({done}/{job.total})",
+                    EXIT_FAILED,
+                )
             pause.wait(FOLLOW_INTERVAL)
             job = _job(job_id)
 
@@ -481,14 +463,14 @@ def _load_app(spec: str | None) -> Any:
     from function_runner.app import create_app
 
     if not spec:
-        return create_app(_settings(), main="function_runner_dlq")
+        return create_app(load_settings(), main="function_runner_dlq")
     module_name, _, attribute = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise _fail(f"cannot import {module_name!r}: {exc}", EXIT_USAGE) from None
+        raise fail(f"cannot import {module_name!r}: {exc}", EXIT_USAGE) from None
     for name in [attribute] if attribute else ["app", "celery"]:
         found = getattr(module, name, None)
         if isinstance(found, Celery):
             return found
-    raise _fail(f"no Celery app found in {spec!r}", EXIT_USAGE)
+    raise fail(f"no Celery app found in {spec!r}", EXIT_USAGE)
