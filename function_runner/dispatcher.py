@@ -13,10 +13,14 @@ dead-lettered as ``resource_wait_timeout`` once past their deadline.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import os
+import socket
 import threading
+import time
 from typing import Any
 
 from celery import Celery
@@ -24,7 +28,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.orm import Session
 
 from error_handling.exceptions import StorageUnavailable
-from error_handling.persistence import repository
+from error_handling.persistence import heartbeats, repository
 from error_handling.persistence.models import utcnow
 from error_handling.sealing import unseal_secrets
 from function_runner import headers as H
@@ -54,6 +58,9 @@ class Dispatcher:
         self.runtime = runtime or runtime_for(app)
         self.settings = self.runtime.settings
         self._stop = threading.Event()
+        self._started_at = utcnow()
+        #: This process's name in the heartbeats table.
+        self.name = f"dispatcher@{socket.gethostname()}:{os.getpid()}"
         self.replayer = BulkReplayer(
             app,
             self.runtime,
@@ -121,7 +128,11 @@ class Dispatcher:
     def run_forever(self) -> None:
         """Dispatch until :meth:`stop` is called; survive database outages by waiting them out."""
         log_event("dispatcher.started", interval=self.settings.dispatcher_interval)
+        next_beat = 0.0
         while not self._stop.is_set():
+            if time.monotonic() >= next_beat:
+                self._beat()
+                next_beat = time.monotonic() + heartbeats.HEARTBEAT_EVERY
             try:
                 result = self.run_once()
             except StorageUnavailable:
@@ -137,7 +148,29 @@ class Dispatcher:
             replayed = self._replay_pass()
             if result.published < self.settings.dispatcher_batch_size and not replayed:
                 self._stop.wait(self.settings.dispatcher_interval)
+        self._forget()
         log_event("dispatcher.stopped")
+
+    def _beat(self) -> None:
+        """Tell the health endpoint this dispatcher is alive (skipped while the database is down)."""
+        now = utcnow()
+        with contextlib.suppress(StorageUnavailable):
+            self.runtime.in_transaction(
+                lambda s: heartbeats.beat(
+                    s,
+                    name=self.name,
+                    kind="dispatcher",
+                    hostname=socket.gethostname(),
+                    pid=os.getpid(),
+                    started_at=self._started_at,
+                    now=now,
+                ),
+                patience=0,
+            )
+
+    def _forget(self) -> None:
+        with contextlib.suppress(StorageUnavailable):
+            self.runtime.in_transaction(lambda s: heartbeats.forget(s, name=self.name), patience=0)
 
     def _replay_pass(self) -> bool:
         """One bulk-replay batch; whether it did any work (then the loop does not wait)."""

@@ -1,46 +1,85 @@
-"""``GET /api/v1/errors/health``: is the system of record reachable, and how big is the backlog."""
+"""``GET /api/v1/errors/health``: database and broker reachable, dispatchers alive, backlog.
+
+``status`` is ``ok`` when the database and the broker answer and, if runs are due, a dispatcher is
+alive; ``degraded`` when the database answers but the broker does not, or runs are due with no live
+dispatcher; ``unavailable`` when the database does not answer (or is not migrated). The endpoint itself
+always answers 200, so a load balancer can tell "degraded" from "down".
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
+from kombu.exceptions import OperationalError as BrokerError
 from pydantic import BaseModel
 
-from error_handling.persistence.db import UNAVAILABLE_ERRORS, make_engine
+from api.celery_dep import get_celery
+from api.deps import get_engine
+from error_handling.persistence import heartbeats
+from error_handling.persistence.db import UNAVAILABLE_ERRORS
 from error_handling.persistence.models import RunStatus, ScheduledRun, utcnow
 
 router = APIRouter(tags=["health"])
 
 #: A database that is down, or not migrated yet, is reported as unhealthy rather than raised.
 _UNHEALTHY: tuple[type[BaseException], ...] = (*UNAVAILABLE_ERRORS, sa.exc.ProgrammingError)
+#: How long the broker check may take, in seconds.
+BROKER_TIMEOUT = 2.0
 
 
 class HealthPublic(BaseModel):
     """Health of the error-handling system."""
 
-    status: str
+    status: Literal["ok", "degraded", "unavailable"]
     database: bool
+    broker: bool
+    #: Dispatchers seen within the last 30 seconds.
+    dispatchers_alive: int | None = None
+    #: Scheduled retries and resource re-checks due but not yet published.
     due_runs: int | None = None
+    #: Age of the oldest due run, in seconds (how far behind the dispatchers are).
+    oldest_due_seconds: float | None = None
     checked_at: dt.datetime
+
+
+def _broker_reachable(request: Request) -> bool:
+    celery = get_celery(request)
+    try:
+        with celery.connection_for_read() as connection:
+            connection.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT)
+    except (BrokerError, OSError):
+        return False
+    return True
 
 
 @router.get("/health", response_model=HealthPublic)
 def health(request: Request) -> HealthPublic:
-    """Report whether the database answers and how many scheduled runs are due but not yet published."""
-    settings = request.app.state.settings
-    engine = getattr(request.app.state, "engine", None)
-    if engine is None:
-        engine = request.app.state.engine = make_engine(settings.effective_database_url)
+    """Report whether the database and the broker answer, how many dispatchers are alive, and how many
+    scheduled runs are due but not yet published."""
     now = utcnow()
+    broker = _broker_reachable(request)
     try:
-        with engine.connect() as conn:
-            due = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(ScheduledRun)
-                .where(ScheduledRun.status == RunStatus.PENDING, ScheduledRun.due_at <= now)
-            ).scalar_one()
+        with get_engine(request).connect() as conn:
+            due, oldest = conn.execute(
+                sa.select(sa.func.count(), sa.func.min(ScheduledRun.due_at)).where(
+                    ScheduledRun.status == RunStatus.PENDING, ScheduledRun.due_at <= now
+                )
+            ).one()
+            with sa.orm.Session(bind=conn) as session:
+                alive = heartbeats.alive(session, kind="dispatcher", now=now)
     except _UNHEALTHY:
-        return HealthPublic(status="unavailable", database=False, checked_at=now)
-    return HealthPublic(status="ok", database=True, due_runs=int(due), checked_at=now)
+        return HealthPublic(status="unavailable", database=False, broker=broker, checked_at=now)
+    oldest_due = (now - oldest).total_seconds() if oldest is not None else None
+    healthy = broker and (alive > 0 or due == 0)
+    return HealthPublic(
+        status="ok" if healthy else "degraded",
+        database=True,
+        broker=broker,
+        dispatchers_alive=alive,
+        due_runs=int(due),
+        oldest_due_seconds=oldest_due,
+        checked_at=now,
+    )

@@ -360,3 +360,17 @@ class ReplayJobRecord(Base):
     updated_at: Mapped[dt.datetime]
     finished_at: Mapped[dt.datetime | None]
     error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class Heartbeat(Base):
+    """A long-running process (a dispatcher) saying it is alive; the health endpoint reads these."""
+
+    __tablename__ = "fr_heartbeats"
+
+    #: ``kind@hostname:pid``, unique per process.
+    name: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(32), index=True)
+    hostname: Mapped[str] = mapped_column(sa.String(255))
+    pid: Mapped[int] = mapped_column(sa.Integer)
+    started_at: Mapped[dt.datetime]
+    last_seen: Mapped[dt.datetime]

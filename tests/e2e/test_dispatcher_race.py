@@ -94,6 +94,9 @@ def test_two_dispatchers_publish_each_of_1000_due_retries_exactly_once(
             return left == 0
 
         wait_until(all_dispatched, timeout=120, what="every run to be dispatched")
+        # both dispatchers say they are alive, for the health endpoint
+        beats = rows(engine, "fr_heartbeats", kind="dispatcher")
+        assert {b["pid"] for b in beats} == {first.pid, second.pid}
     finally:
         engine.dispose()
     with redis_lib.Redis.from_url(redis_url) as client:

@@ -13,7 +13,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from api.celery_dep import close_celery
 from api.main import create_app
+from error_handling.persistence import heartbeats
 from error_handling.persistence.db import make_engine
 from error_handling.persistence.models import RunKind, RunStatus, ScheduledRun, utcnow
 from function_runner.settings import Settings
@@ -23,7 +25,7 @@ from tests.support import services
 HEALTH = "/api/v1/errors/health"
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/x"
 
-ClientFactory = Callable[[str], TestClient]
+ClientFactory = Callable[..., TestClient]
 
 
 @pytest.fixture
@@ -32,8 +34,8 @@ def make_client(tmp_path: Path) -> Iterator[ClientFactory]:
     apps: list[FastAPI] = []
     clients: list[TestClient] = []
 
-    def _make(database_url: str) -> TestClient:
-        app = create_app(Settings(database_url=database_url, data_dir=tmp_path, encryption_key=TEST_KEY))
+    def _make(database_url: str, **settings: Any) -> TestClient:
+        app = create_app(Settings(database_url=database_url, data_dir=tmp_path, encryption_key=TEST_KEY, **settings))
         apps.append(app)
         client = TestClient(app)
         clients.append(client)
@@ -43,6 +45,7 @@ def make_client(tmp_path: Path) -> Iterator[ClientFactory]:
     for client in clients:
         client.close()
     for app in apps:
+        close_celery(app)
         engine = getattr(app.state, "engine", None)
         if engine is not None:
             engine.dispose()
@@ -90,7 +93,33 @@ def test_health_counts_only_runs_that_are_due(make_client: ClientFactory, pg_url
     _schedule(pg_url, task_id="due-2", due_in=-1)
     _schedule(pg_url, task_id="later-1", due_in=3600)
     body = make_client(pg_url).get(HEALTH).json()
-    assert (body["status"], body["due_runs"]) == ("ok", 2)
+    # runs are due and no dispatcher is alive to publish them
+    assert (body["status"], body["due_runs"], body["dispatchers_alive"]) == ("degraded", 2, 0)
+    assert body["oldest_due_seconds"] >= 5
+
+
+def test_health_is_ok_with_due_runs_when_a_dispatcher_is_alive(make_client: ClientFactory, pg_url: str) -> None:
+    _schedule(pg_url, task_id="due-1", due_in=-1)
+    engine = make_engine(pg_url)
+    try:
+        now = utcnow()
+        with Session(engine) as session, session.begin():
+            heartbeats.beat(
+                session, name="dispatcher@h:1", kind="dispatcher", hostname="h", pid=1, started_at=now, now=now
+            )
+            old = now - dt.timedelta(minutes=5)
+            heartbeats.beat(
+                session, name="dispatcher@h:2", kind="dispatcher", hostname="h", pid=2, started_at=old, now=old
+            )
+    finally:
+        engine.dispose()
+    body = make_client(pg_url).get(HEALTH).json()
+    assert (body["status"], body["due_runs"], body["dispatchers_alive"], body["broker"]) == ("ok", 1, 1, True)
+
+
+def test_health_reports_an_unreachable_broker_as_degraded(make_client: ClientFactory, pg_url: str) -> None:
+    body = make_client(pg_url, broker_url="redis://127.0.0.1:1/0").get(HEALTH).json()
+    assert (body["status"], body["database"], body["broker"]) == ("degraded", True, False)
 
 
 def test_an_unreachable_database_is_reported_not_raised(make_client: ClientFactory) -> None:
