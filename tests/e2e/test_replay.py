@@ -89,6 +89,18 @@ def test_a_fixed_dead_letter_replays_to_success_with_its_lineage(
     assert [r["task_id"] for r in shown["replays"]] == [fixed]
     assert api.get(f"{BASE}/{first_letter['id']}").json()["replayed_task_id"] == retry
 
+    # The history shows the whole lineage: original -> dead letter -> replay -> dead letter -> replay.
+    history = api.get(f"/api/v1/errors/task/{original}/history").json()
+    assert history["dead_letter"]["id"] == first_letter["id"]
+    assert [r["task_id"] for r in history["replays"]] == [retry]
+    history = api.get(f"/api/v1/errors/task/{retry}/history").json()
+    assert [(a["attempt"], a["decision"]) for a in history["attempts"]] == [(1, "dead_letter")]
+    assert history["replay_of"]["id"] == first_letter["id"]
+    assert history["dead_letter"]["id"] == second_letter["id"]
+    assert [(r["task_id"], r["state"]) for r in history["replays"]] == [(fixed, None)]
+    history = api.get(f"/api/v1/errors/task/{fixed}/history").json()
+    assert history["replay_of"]["id"] == second_letter["id"]
+
     # Replaying again is refused; forced, it publishes a new task that runs too.
     again = api.post(f"{BASE}/{second_letter['id']}/replay")
     assert again.status_code == 409 and again.json()["error"]["code"] == "already_replayed"

@@ -111,3 +111,34 @@ def test_malformed_api_keys_are_refused_without_echoing_them(value: str, secret:
     assert "must look like" in str(info.value)
     if secret:
         assert secret not in str(info.value)
+
+
+def _mutations(app: FastAPI) -> list[tuple[str, str]]:
+    """Every (method, path) of the real API that is not a read, with ids filled in."""
+    found = []
+    for path, operations in app.openapi()["paths"].items():
+        for method in operations:
+            if method.upper() not in {"GET", "HEAD", "OPTIONS"}:
+                found.append((method.upper(), path.replace("{dead_letter_id}", "1").replace("{job_id}", "1")))
+    return found
+
+
+def test_every_mutating_endpoint_refuses_without_a_write_key(tmp_path: Path) -> None:
+    app = create_app(
+        Settings(
+            data_dir=tmp_path,
+            database_url=f"sqlite:///{tmp_path / 'api.sqlite3'}",
+            encryption_key=generate_key(),
+            api_keys=f"read:{READ_KEY},write:{WRITE_KEY}",
+        )
+    )
+    mutations = _mutations(app)
+    assert {m for m, _ in mutations} >= {"POST", "DELETE"}  # the replay and discard routes are there
+    with TestClient(app) as client:
+        for method, path in mutations:
+            anonymous = client.request(method, path)
+            assert anonymous.status_code == 401, (method, path)
+            assert anonymous.json()["error"]["code"] == "missing_api_key"
+            reader = client.request(method, path, headers=bearer(READ_KEY))
+            assert reader.status_code == 403, (method, path)
+            assert reader.json()["error"]["code"] == "write_scope_required"
