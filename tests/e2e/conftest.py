@@ -10,8 +10,10 @@ import pytest
 import redis as redis_lib
 import sqlalchemy as sa
 from celery import Celery
+from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from api.main import create_app as create_api
 from error_handling.persistence.db import make_engine
 from error_handling.persistence.models import TERMINAL_STATES, TaskRecord
 from function_runner.app import create_app
@@ -59,6 +61,19 @@ def publisher(service_env: dict[str, str]) -> Iterator[Celery]:
     yield app
     runtime_for(app).close()
     app.close()
+
+
+@pytest.fixture
+def api(service_env: dict[str, str]) -> Iterator[TestClient]:
+    """The error API on the test's database and broker (its lifespan closes what it opened)."""
+    settings = Settings(
+        database_url=service_env["FUNCTION_RUNNER_DATABASE_URL"],
+        broker_url=service_env["FUNCTION_RUNNER_BROKER_URL"],
+        encryption_key=service_env["FUNCTION_RUNNER_ENCRYPTION_KEY"],
+        data_dir=service_env["FUNCTION_RUNNER_DATA_DIR"],
+    )
+    with TestClient(create_api(settings)) as client:
+        yield client
 
 
 @pytest.fixture

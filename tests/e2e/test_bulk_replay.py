@@ -11,19 +11,15 @@ import datetime as dt
 import json
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 import redis as redis_lib
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from api.celery_dep import close_celery
-from api.main import API_PREFIX, create_app
+from api.main import API_PREFIX
 from error_handling.persistence.models import DeadLetterRecord, DeadLetterStatus, ReplayJobRecord, utcnow
-from function_runner.settings import Settings
 from tests.support.processes import Process
 from tests.support.waiting import wait_until
 
@@ -31,23 +27,6 @@ BASE = f"{API_PREFIX}/dead-letters"
 #: A queue no worker consumes: what the replay publishes stays there to be counted.
 QUEUE = "fr_bulk_replay"
 COUNT = 10_000
-
-
-@pytest.fixture
-def api(service_env: dict[str, str]) -> Iterator[TestClient]:
-    settings = Settings(
-        database_url=service_env["FUNCTION_RUNNER_DATABASE_URL"],
-        broker_url=service_env["FUNCTION_RUNNER_BROKER_URL"],
-        encryption_key=service_env["FUNCTION_RUNNER_ENCRYPTION_KEY"],
-        data_dir=Path(service_env["FUNCTION_RUNNER_DATA_DIR"]),
-    )
-    app = create_app(settings)
-    with TestClient(app) as client:
-        yield client
-    close_celery(app)
-    engine: sa.Engine | None = getattr(app.state, "engine", None)
-    if engine is not None:
-        engine.dispose()
 
 
 def seed(engine: sa.Engine, count: int, *, task_name: str) -> list[int]:

@@ -4,43 +4,21 @@ a real worker, and the lineage is recorded; a second replay is refused unless fo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 import redis as redis_lib
 import sqlalchemy as sa
 from celery import Celery
 from fastapi.testclient import TestClient
 
-from api.celery_dep import close_celery
-from api.main import API_PREFIX, create_app
-from function_runner.settings import Settings
+from api.main import API_PREFIX
 from tests.e2e.conftest import rows, task_state, wait_terminal
 from tests.support.processes import Process
 from tests.support.waiting import wait_until
 
 CANARY_KEY = "sk-replay0123456789abcdefCANARY"
 BASE = f"{API_PREFIX}/dead-letters"
-
-
-@pytest.fixture
-def api(service_env: dict[str, str]) -> Iterator[TestClient]:
-    """The error API with the dead-letter routes, on the test's database and broker."""
-    settings = Settings(
-        database_url=service_env["FUNCTION_RUNNER_DATABASE_URL"],
-        broker_url=service_env["FUNCTION_RUNNER_BROKER_URL"],
-        encryption_key=service_env["FUNCTION_RUNNER_ENCRYPTION_KEY"],
-        data_dir=Path(service_env["FUNCTION_RUNNER_DATA_DIR"]),
-    )
-    app = create_app(settings)
-    with TestClient(app) as client:
-        yield client
-    close_celery(app)
-    engine: sa.Engine | None = getattr(app.state, "engine", None)
-    if engine is not None:
-        engine.dispose()
 
 
 def dead_letter_of(engine: sa.Engine, task_id: str) -> dict[str, Any]:
