@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import json
 import logging
 import math
@@ -31,8 +32,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from celery import Celery
+from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.orm import Session
 
+from error_handling.exceptions import StorageUnavailable
 from error_handling.persistence import replay_jobs
 from error_handling.persistence.models import ReplayJobRecord, ReplayJobStatus, TaskRecord, utcnow
 from error_handling.sealing import SealedValueError
@@ -87,6 +90,10 @@ class BulkReplayer:
     def process_batch(self, *, now: dt.datetime | None = None) -> BatchResult | None:
         """Process one batch of the oldest due job this dispatcher can lock. None when there was none.
 
+        A job whose batch fails with any other error becomes ``failed``, with the error recorded, so a
+        job that cannot progress stops instead of failing at every pass; the letters of a batch in
+        flight then stay ``pending`` (a new job takes them, and may publish again those that were).
+
         Raises:
             StorageUnavailable: the database is unreachable (the batch is resumed later).
             kombu OperationalError / ConnectionError: the broker failed (the batch is resumed later).
@@ -96,7 +103,18 @@ class BulkReplayer:
         for job_id in candidates:
             with self._job_lock(job_id) as held:
                 if held:
-                    return self._batch(job_id, start)
+                    try:
+                        return self._batch(job_id, start)
+                    except (StorageUnavailable, BrokerError, ConnectionError, OSError):
+                        raise  # the batch is resumed once the database or the broker is back
+                    except Exception as exc:  # it would fail again at every pass: stop the job, say why
+                        error = f"{type(exc).__name__}: {exc}"
+                        self.runtime.in_transaction(
+                            functools.partial(replay_jobs.fail_job, job_id=job_id, error=error, now=utcnow()),
+                            patience=0,
+                        )
+                        log_event("replay_job.failed", level=logging.ERROR, job=job_id, error=error)
+                        raise
         return None
 
     @contextlib.contextmanager
@@ -135,7 +153,7 @@ class BulkReplayer:
             session: Session,
         ) -> tuple[list[tuple[int, str, ReplayMessage | None, str]], bool, float | None, bool]:
             job = replay_jobs.lock_job(session, job_id=job_id)
-            if job is None or job.status not in replay_jobs.ACTIVE_STATUSES:
+            if job is None or not replay_jobs.has_work(job):
                 return [], False, None, False
             limit = batch_limit(self.batch_size, job.rate_per_second, self.interval)
             plan = replay_jobs.begin_batch(session, job=job, limit=limit, now=start)

@@ -405,6 +405,23 @@ def replay_status_command(
     )
 
 
+@app.command("replay-cancel")
+def replay_cancel_command(
+    job_id: Annotated[int, typer.Argument(metavar="JOB", help="The replay job's id.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Cancel a bulk replay job: no new batch starts (a batch in flight is finished)."""
+    from api.schemas.dead_letters import ReplayJobPublic
+    from error_handling.persistence import replay_jobs
+
+    with _session() as session:  # not found or already ended: one line, exit 1
+        job = ReplayJobPublic.from_record(replay_jobs.cancel_job(session, job_id=job_id, now=utcnow()))
+    if as_json:
+        _print_json(job)
+        return
+    out.print(f"replay job {job.id} cancelled after {job.published}/{job.total} published", highlight=False)
+
+
 def _job(job_id: int) -> Any:
     from api.schemas.dead_letters import ReplayJobPublic
     from error_handling.persistence import replay_jobs

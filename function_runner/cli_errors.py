@@ -34,10 +34,9 @@ from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_curso
 from api.schemas.errors import (
     AttemptDetailPublic,
     AttemptPublic,
-    AttemptsPublic,
     TaskHistoryPublic,
     attempt_detail_public,
-    attempt_public,
+    attempts_public,
     task_history_public,
 )
 from error_handling.categories import Category
@@ -214,10 +213,7 @@ def list_command(
             cursor=keyset,
             limit=limit,
         )
-        document = AttemptsPublic(
-            data=[attempt_public(row) for row in page.items],
-            next_cursor=encode_cursor(*page.next_keyset) if page.next_keyset else None,
-        )
+        document = attempts_public(page.items, encode_cursor(*page.next_keyset) if page.next_keyset else None)
     if as_json:
         _print_json(document)
         return

@@ -7,7 +7,8 @@
   kwargs, queue, ``force``); an ``Idempotency-Key`` header makes retries of the request safe. 202.
 - ``POST /dead-letters/replay``: bulk replay of the pending dead letters matching a filter: a dry run
   (200: the count and a sample, nothing published) or a replay job the dispatcher processes in batches
-  (202), rate limited; ``GET /dead-letters/replays/{job_id}``: its progress.
+  (202), rate limited; ``GET /dead-letters/replays/{job_id}``: its progress;
+  ``POST /dead-letters/replays/{job_id}/cancel``: stop it (the batch in flight, if any, is finished).
 - ``DELETE /dead-letters/{id}?reason=...``: discard it (terminal). The reason is a query parameter, not
   a body: a body on ``DELETE`` has no defined meaning in HTTP and some clients and proxies drop it.
 """
@@ -160,6 +161,24 @@ def get_replay_job(
     except replay_jobs.ReplayJobNotFound as exc:
         raise ApiError(404, exc.message, code="replay_job_not_found", param="job_id") from None
     return ReplayJobPublic.from_record(job)
+
+
+@router.post("/replays/{job_id}/cancel", response_model=ReplayJobPublic, responses=_errors(404, 409, 422, 503))
+def cancel_replay_job(
+    session: SessionDep, job_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The replay job's id.")]
+) -> ReplayJobPublic:
+    """Cancel a pending or running bulk replay job: no new batch starts. A batch already in flight is
+    finished (its letters end up replayed), the rest stay pending. 409 when the job has already ended."""
+    try:
+        with session.begin():
+            job = replay_jobs.cancel_job(session, job_id=job_id, now=utcnow())
+            public = ReplayJobPublic.from_record(job)
+    except replay_jobs.ReplayJobNotFound as exc:
+        raise ApiError(404, exc.message, code="replay_job_not_found", param="job_id") from None
+    except replay_jobs.ReplayJobFinished as exc:
+        raise ApiError(409, exc.message, code="replay_job_finished", param="job_id") from None
+    log_event("replay_job.cancelled", job=public.id, published=public.published, total=public.total)
+    return public
 
 
 @router.get("/{dead_letter_id:int}", response_model=DeadLetterDetailPublic, responses=_errors(404, 422, 503))

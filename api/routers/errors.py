@@ -22,7 +22,7 @@ from api.schemas.errors import (
     ErrorStatsPublic,
     TaskHistoryPublic,
     attempt_detail_public,
-    attempt_public,
+    attempts_public,
     error_stats_public,
     task_history_public,
 )
@@ -113,10 +113,7 @@ def list_errors(
         cursor=decode_cursor(cursor) if cursor is not None else None,
         limit=limit,
     )
-    return AttemptsPublic(
-        data=[attempt_public(row) for row in page.items],
-        next_cursor=encode_cursor(*page.next_keyset) if page.next_keyset else None,
-    )
+    return attempts_public(page.items, encode_cursor(*page.next_keyset) if page.next_keyset else None)
 
 
 @router.get("/stats", response_model=ErrorStatsPublic, responses=_errors(422, 503))

@@ -9,9 +9,11 @@ headers hold sealed (encrypted) secrets; they are only ever shown through
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
+from sqlalchemy import Row
 
 from error_handling.persistence.models import (
     DeadLetterRecord,
@@ -40,6 +42,7 @@ __all__ = [
     "TaskPublic",
     "attempt_detail_public",
     "attempt_public",
+    "attempts_public",
     "error_stats_public",
     "task_history_public",
     "task_public",
@@ -199,7 +202,13 @@ _PAYLOAD_FIELDS = frozenset({"args", "kwargs", "options", "headers"})
 
 def attempt_public(row: FailedAttempt) -> AttemptPublic:
     """The public form of a failed attempt."""
-    return AttemptPublic(**{name: getattr(row, name) for name in _ATTEMPT_FIELDS})
+    return AttemptPublic.model_validate(row, from_attributes=True)
+
+
+def attempts_public(rows: Sequence[Row[Any]], next_cursor: str | None) -> AttemptsPublic:
+    """A page of failed attempts (rows of :func:`~error_handling.persistence.queries.list_attempts`),
+    validated in one call (a page of 500 in a few milliseconds)."""
+    return AttemptsPublic.model_validate({"data": [row._asdict() for row in rows], "next_cursor": next_cursor})
 
 
 def task_public(task: TaskRecord) -> TaskPublic:

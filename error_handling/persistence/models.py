@@ -6,6 +6,8 @@ Every table is prefixed ``fr_`` so the schema can live beside an application's o
   state. A task reaches exactly one terminal state (``succeeded``, ``failed_fast``, ``dead_lettered``,
   ``discarded``); moving out of a terminal state is refused by the repository.
 - ``fr_failed_attempts``: every failed execution, unique per ``(task_id, attempt)``.
+- ``fr_error_counts``: failed attempts counted per hour and per day and kind (task, category, reason,
+  fingerprint), written in the same transaction as each attempt; the statistics read it.
 - ``fr_scheduled_runs``: delayed work as rows (invariant 3): scheduled retries (``kind='retry'``) and
   resource waits (``kind='resource_wait'``), unique per ``(task_id, attempt)``.
 - ``fr_dead_letters``: tasks that will not be retried automatically, with everything needed to replay.
@@ -229,6 +231,26 @@ class FailedAttempt(Base):
     started_at: Mapped[dt.datetime | None]
     failed_at: Mapped[dt.datetime] = mapped_column(index=True)
     duration_ms: Mapped[float | None] = mapped_column(sa.Float)
+
+
+class ErrorCount(Base):
+    """How many attempts of one kind failed in one hour or one day: the roll-up the statistics read.
+
+    One row per ``(period, bucket, task_name, category, reason, fingerprint)``: each attempt is counted
+    once in its hour (``period='hour'``) and once in its day (``period='day'``), by an upsert that
+    :func:`~error_handling.persistence.repository.record_failure` makes in the transaction that writes
+    the attempt, so the counts are exact. ``bucket`` is the start (UTC) of the hour or day.
+    """
+
+    __tablename__ = "fr_error_counts"
+
+    period: Mapped[str] = mapped_column(sa.String(8), primary_key=True)
+    bucket: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    task_name: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    category: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    reason: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(sa.BigInteger)
 
 
 class ScheduledRun(Base):

@@ -16,26 +16,37 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections import Counter
 from typing import Any, Final
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from error_handling.persistence.models import DeadLetterRecord, FailedAttempt, ScheduledRun, TaskRecord
+from error_handling.persistence.models import (
+    DeadLetterRecord,
+    ErrorCount,
+    FailedAttempt,
+    ReplayRequestRecord,
+    ScheduledRun,
+    TaskRecord,
+)
+from error_handling.persistence.repository import day_of, hour_of
 
 __all__ = [
     "DEFAULT_TOP",
+    "SUMMARY_COLUMNS",
     "AttemptPage",
     "ErrorStats",
     "FingerprintGroup",
     "Keyset",
     "ReplayLink",
     "TaskHistory",
+    "WindowPlan",
     "error_stats",
     "escape_like",
     "get_attempt",
     "list_attempts",
+    "plan_window",
     "task_history",
 ]
 
@@ -44,6 +55,9 @@ Keyset = tuple[dt.datetime, int]
 
 #: How many fingerprint groups and task names :func:`error_stats` returns, largest first.
 DEFAULT_TOP: Final = 10
+
+#: The columns of a failed attempt in a list: all of them but the traceback.
+SUMMARY_COLUMNS: Final = tuple(c for c in FailedAttempt.__table__.c if c.name != "traceback")
 
 #: The escape character of :func:`escape_like` patterns.
 LIKE_ESCAPE: Final = "\\"
@@ -54,11 +68,12 @@ class AttemptPage:
     """One page of failed attempts, newest first.
 
     Attributes:
-        items: at most ``limit`` attempts.
+        items: at most ``limit`` attempts: rows with every column of ``fr_failed_attempts`` but the
+            traceback (:data:`SUMMARY_COLUMNS`), read by attribute like the model.
         next_keyset: where the next page starts, or None when this page is the last.
     """
 
-    items: list[FailedAttempt]
+    items: list[sa.Row[Any]]
     next_keyset: Keyset | None
 
 
@@ -83,6 +98,9 @@ def list_attempts(
 ) -> AttemptPage:
     """Return failed attempts matching every given filter, newest first, one page at a time.
 
+    The rows are plain column tuples without the traceback (cheaper than models by half for a page of
+    500); :func:`get_attempt` has the whole attempt.
+
     Args:
         since: only attempts that failed at or after this time (timezone-aware).
         until: only attempts that failed before this time (timezone-aware).
@@ -95,7 +113,7 @@ def list_attempts(
     """
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    query = sa.select(FailedAttempt)
+    query = sa.select(*SUMMARY_COLUMNS)
     for column, value in (
         (FailedAttempt.task_name, task_name),
         (FailedAttempt.category, category),
@@ -119,7 +137,7 @@ def list_attempts(
             sa.or_(FailedAttempt.failed_at < moment, FailedAttempt.id < row_id),
         )
     query = query.order_by(FailedAttempt.failed_at.desc(), FailedAttempt.id.desc()).limit(limit + 1)
-    rows = list(session.execute(query).scalars().all())
+    rows = list(session.execute(query).all())
     if len(rows) <= limit:
         return AttemptPage(items=rows, next_keyset=None)
     items = rows[:limit]
@@ -175,14 +193,21 @@ class TaskHistory:
 def task_history(session: Session, *, task_id: str) -> TaskHistory | None:
     """Return the history of a task, or None when nothing is recorded about it.
 
-    A task that never failed has no record; if it is the replay of a dead letter (the dead letter names
-    it as ``replayed_task_id``), its history is that link alone.
+    A task that never failed has no record; if it is the replay of a dead letter (a replay request
+    names it), its history is that link alone.
     """
     task = session.get(TaskRecord, task_id)
     if task is None:
-        origin = session.execute(
-            sa.select(DeadLetterRecord).where(DeadLetterRecord.replayed_task_id == task_id).limit(1)
-        ).scalar_one_or_none()
+        origin = (
+            session.execute(
+                sa.select(DeadLetterRecord)
+                .join(ReplayRequestRecord, ReplayRequestRecord.dead_letter_id == DeadLetterRecord.id)
+                .where(ReplayRequestRecord.task_id == task_id)
+            ).scalar_one_or_none()
+            or session.execute(
+                sa.select(DeadLetterRecord).where(DeadLetterRecord.replayed_task_id == task_id).limit(1)
+            ).scalar_one_or_none()
+        )
         if origin is None:
             return None
         return TaskHistory(
@@ -210,14 +235,29 @@ def task_history(session: Session, *, task_id: str) -> TaskHistory | None:
 
 
 def _replays(session: Session, letter: DeadLetterRecord) -> list[ReplayLink]:
-    tasks = session.execute(
-        sa.select(TaskRecord).where(TaskRecord.replay_of == letter.id).order_by(TaskRecord.created_at)
-    ).scalars()
-    links = [ReplayLink(task_id=t.task_id, task=t) for t in tasks]
-    known = {link.task_id for link in links}
-    if letter.replayed_task_id is not None and letter.replayed_task_id not in known:
-        links.append(ReplayLink(task_id=letter.replayed_task_id, task=None))
-    return links
+    """Every task published as a replay of ``letter``, oldest first: those recorded as replay requests
+    (each replay, forced ones included), and any task that says it replays the letter."""
+    requested = session.execute(
+        sa.select(ReplayRequestRecord.task_id, ReplayRequestRecord.created_at)
+        .where(ReplayRequestRecord.dead_letter_id == letter.id)
+        .order_by(ReplayRequestRecord.created_at, ReplayRequestRecord.id)
+    ).all()
+    tasks = {
+        t.task_id: t
+        for t in session.execute(
+            sa.select(TaskRecord).where(
+                sa.or_(
+                    TaskRecord.replay_of == letter.id,
+                    TaskRecord.task_id.in_([task_id for task_id, _ in requested]),
+                )
+            )
+        ).scalars()
+    }
+    order = [task_id for task_id, _ in requested]
+    order += sorted((t for t in tasks if t not in set(order)), key=lambda t: tasks[t].created_at)
+    if letter.replayed_task_id is not None and letter.replayed_task_id not in order:
+        order.append(letter.replayed_task_id)
+    return [ReplayLink(task_id=task_id, task=tasks.get(task_id)) for task_id in order]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -268,60 +308,216 @@ def error_stats(
 ) -> ErrorStats:
     """Count the failed attempts of ``[since, until)`` (until: now) by category, reason, task and fingerprint.
 
+    Whole days of the window are read from the daily roll-up (``fr_error_counts``), the other whole
+    hours from the hourly one, and only the partial hours at its two ends from the attempts themselves
+    (:func:`plan_window`), so the cost grows with the number of distinct kinds of error in the window,
+    not with the number of attempts.
+
     Raises:
         ValueError: if ``top`` is less than 1.
     """
     if top < 1:
         raise ValueError("top must be at least 1")
     until = until or dt.datetime.now(dt.UTC)
-    window = sa.and_(FailedAttempt.failed_at >= since, FailedAttempt.failed_at < until)
-
-    def counts(column: Any, limit: int | None = None) -> dict[str, int]:
-        number = sa.func.count().label("n")
-        query = sa.select(column, number).where(window).group_by(column).order_by(number.desc(), column).limit(limit)
-        return {str(key): int(n) for key, n in session.execute(query).all()}
-
-    by_category = counts(FailedAttempt.category)
-    number = sa.func.count().label("n")
-    groups = session.execute(
-        sa.select(
-            FailedAttempt.fingerprint,
-            number,
-            sa.func.min(FailedAttempt.failed_at),
-            sa.func.max(FailedAttempt.failed_at),
-            sa.func.max(FailedAttempt.id),
-        )
-        .where(window)
-        .group_by(FailedAttempt.fingerprint)
-        .order_by(number.desc(), FailedAttempt.fingerprint)
-        .limit(top)
-    ).all()
+    if session.get_bind().dialect.name == "postgresql":
+        # The queries read a few thousand rows: starting parallel workers costs more than it saves.
+        session.execute(sa.text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    by_category: Counter[str] = Counter()
+    by_reason: Counter[str] = Counter()
+    by_task: Counter[str] = Counter()
+    by_fingerprint: Counter[str] = Counter()
+    for task_name, category, reason, fingerprint, count in _kinds(session, since, until):
+        by_category[category] += int(count)
+        by_reason[reason] += int(count)
+        by_task[task_name] += int(count)
+        by_fingerprint[fingerprint] += int(count)
+    largest = _largest_first(by_fingerprint, top)
     return ErrorStats(
         since=since,
         until=until,
         total=sum(by_category.values()),
-        by_category=by_category,
-        by_reason=counts(FailedAttempt.reason),
-        by_task=counts(FailedAttempt.task_name, top),
-        top_fingerprints=_fingerprint_groups(session, [tuple(row) for row in groups]),
+        by_category=_largest_first(by_category),
+        by_reason=_largest_first(by_reason),
+        by_task=_largest_first(by_task, top),
+        top_fingerprints=_fingerprint_groups(session, largest, since=since, until=until),
     )
 
 
-def _fingerprint_groups(session: Session, groups: Sequence[tuple[Any, ...]]) -> list[FingerprintGroup]:
-    latest_ids = [int(row[4]) for row in groups]
+def _largest_first(counts: Counter[str], limit: int | None = None) -> dict[str, int]:
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return dict(ordered[:limit] if limit is not None else ordered)
+
+
+#: A half-open time range ``[start, end)``.
+Span = tuple[dt.datetime, dt.datetime]
+
+
+#: Past this many whole hours of one day, the day's row minus the other hours is read instead (fewer rows).
+_HOURS_BEFORE_DAY: Final = 12
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowPlan:
+    """How :func:`error_stats` reads a window: ranges whose signed sum is exactly the window.
+
+    ``attempts + hours + days - minus_hours`` covers each instant of the window once and nothing else.
+
+    Attributes:
+        attempts: the partial hours at the two ends, counted from the attempts themselves.
+        hours: whole hours, read from the hourly roll-up rows.
+        days: whole days, read from the daily roll-up rows.
+        minus_hours: whole hours of those days that are outside the window, subtracted (hourly rows).
+    """
+
+    attempts: list[Span]
+    hours: list[Span]
+    days: list[Span]
+    minus_hours: list[Span] = dataclasses.field(default_factory=list)
+
+
+def plan_window(since: dt.datetime, until: dt.datetime) -> WindowPlan:
+    """Split ``[since, until)`` into partial hours, whole hours and whole days (UTC).
+
+    A day of which the window holds more than :data:`_HOURS_BEFORE_DAY` whole hours is read as the
+    day minus the hours it lacks. Empty ranges are left out.
+    """
+    if since >= until:
+        return WindowPlan([], [], [])
+    first_hour, last_hour = _ceil_hour(since), hour_of(until)
+    if first_hour >= last_hour:
+        return WindowPlan([(since, until)], [], [])
+    plan = WindowPlan(_nonempty([(since, first_hour), (last_hour, until)]), [], [], [])
+    one_day = dt.timedelta(days=1)
+    start = first_hour
+    while start < last_hour:  # one segment per day touched, each within that day
+        day = day_of(start)
+        end = min(day + one_day, last_hour)
+        if end - start == one_day:
+            _extend(plan.days, (day, end))
+        elif end - start > dt.timedelta(hours=_HOURS_BEFORE_DAY):
+            _extend(plan.days, (day, day + one_day))
+            plan.minus_hours.extend(_nonempty([(day, start), (end, day + one_day)]))
+        else:
+            plan.hours.append((start, end))
+        start = end
+    return plan
+
+
+def _extend(spans: list[Span], span: Span) -> None:
+    """Append ``span``, merged into the last one when they touch."""
+    if spans and spans[-1][1] == span[0]:
+        spans[-1] = (spans[-1][0], span[1])
+    else:
+        spans.append(span)
+
+
+def _ceil_hour(moment: dt.datetime) -> dt.datetime:
+    start = hour_of(moment)
+    return start if start == moment else start + dt.timedelta(hours=1)
+
+
+def _ceil_day(moment: dt.datetime) -> dt.datetime:
+    start = day_of(moment)
+    return start if start == moment else start + dt.timedelta(days=1)
+
+
+def _nonempty(spans: list[Span]) -> list[Span]:
+    return [(a, b) for a, b in spans if a < b]
+
+
+def _kinds(session: Session, since: dt.datetime, until: dt.datetime) -> list[tuple[str, str, str, str, int]]:
+    """How many attempts of each kind (task, category, reason, fingerprint) failed in ``[since, until)``;
+    see :func:`plan_window` for where each part is read."""
+    plan = plan_window(since, until)
+    parts: list[Any] = []
+    for sign, rolled in (
+        (1, [("hour", span) for span in plan.hours] + [("day", span) for span in plan.days]),
+        (-1, [("hour", span) for span in plan.minus_hours]),
+    ):
+        if rolled:
+            parts.append(
+                sa.select(
+                    ErrorCount.task_name,
+                    ErrorCount.category,
+                    ErrorCount.reason,
+                    ErrorCount.fingerprint,
+                    (ErrorCount.count * sign).label("n"),
+                ).where(
+                    sa.or_(
+                        *(
+                            sa.and_(ErrorCount.period == period, ErrorCount.bucket >= a, ErrorCount.bucket < b)
+                            for period, (a, b) in rolled
+                        )
+                    )
+                )
+            )
+    if plan.attempts:
+        keys = (FailedAttempt.task_name, FailedAttempt.category, FailedAttempt.reason, FailedAttempt.fingerprint)
+        parts.append(
+            sa.select(
+                *keys,
+                sa.func.count().label("n"),
+            )
+            .where(
+                sa.or_(*(sa.and_(FailedAttempt.failed_at >= a, FailedAttempt.failed_at < b) for a, b in plan.attempts))
+            )
+            .group_by(*keys)
+        )
+    if not parts:
+        return []
+    both = sa.union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+    kind = (both.c.task_name, both.c.category, both.c.reason, both.c.fingerprint)
+    rows = session.execute(sa.select(*kind, sa.func.sum(both.c.n)).group_by(*kind))
+    return [(str(t), str(c), str(r), str(f), int(n)) for t, c, r, f, n in rows if n]
+
+
+def _fingerprint_groups(
+    session: Session, counts: dict[str, int], *, since: dt.datetime, until: dt.datetime
+) -> list[FingerprintGroup]:
+    """The groups of these fingerprints in ``[since, until)``: each one's first occurrence and latest
+    attempt are found by the ``(fingerprint, failed_at)`` index (a min or a max is one index probe),
+    all groups in one query."""
+    if not counts:
+        return []
+
+    # One row per fingerprint (a UNION of literals: cheap to plan, and SQLite has no named VALUES), and
+    # per row two correlated lookups planned once: the first attempt, and the latest one.
+    wanted = sa.union_all(*(sa.select(sa.literal(fp, sa.String(32)).label("fp")) for fp in counts)).subquery("v")
+    inner = aliased(FailedAttempt)  # the latest instant's lookup, inside the lookup of its attempts
+    first = sa.select(sa.func.min(FailedAttempt.failed_at)).where(
+        FailedAttempt.fingerprint == wanted.c.fp, FailedAttempt.failed_at >= since, FailedAttempt.failed_at < until
+    )
+    last = sa.select(sa.func.max(inner.failed_at)).where(
+        inner.fingerprint == wanted.c.fp, inner.failed_at >= since, inner.failed_at < until
+    )
+    newest = sa.select(sa.func.max(FailedAttempt.id)).where(  # the last recorded among that instant's
+        FailedAttempt.fingerprint == wanted.c.fp, FailedAttempt.failed_at == last.correlate(wanted).scalar_subquery()
+    )
+    found = {
+        str(fp): (first_seen, int(latest) if latest is not None else None)
+        for fp, first_seen, latest in session.execute(
+            sa.select(wanted.c.fp, first.scalar_subquery(), newest.scalar_subquery())
+        )
+    }
+    firsts = [found.get(fp, (None, None))[0] for fp in counts]
+    latest_ids = [found.get(fp, (None, None))[1] for fp in counts]
     samples = {
         row.id: row
-        for row in session.execute(sa.select(FailedAttempt).where(FailedAttempt.id.in_(latest_ids))).scalars()
+        for row in session.execute(
+            sa.select(FailedAttempt).where(FailedAttempt.id.in_([i for i in latest_ids if i is not None]))
+        ).scalars()
     }
     result = []
-    for fingerprint, count, first_seen, last_seen, latest_id in groups:
-        sample = samples[int(latest_id)]
+    for (fingerprint, count), first_seen, latest_id in zip(counts.items(), firsts, latest_ids, strict=True):
+        sample = samples.get(latest_id) if latest_id is not None else None
+        if sample is None or first_seen is None:
+            continue  # counted, but its attempts were deleted since
         result.append(
             FingerprintGroup(
-                fingerprint=str(fingerprint),
-                count=int(count),
+                fingerprint=fingerprint,
+                count=count,
                 first_seen=_aware(first_seen),
-                last_seen=_aware(last_seen),
+                last_seen=sample.failed_at,
                 message=sample.message,
                 exc_type=sample.exc_type,
                 task_name=sample.task_name,

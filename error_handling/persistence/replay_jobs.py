@@ -40,13 +40,17 @@ __all__ = [
     "ACTIVE_STATUSES",
     "BatchPlan",
     "DeadLetterFilter",
+    "ReplayJobFinished",
     "ReplayJobNotFound",
     "begin_batch",
+    "cancel_job",
     "count_matching",
     "create_job",
     "due_job_ids",
+    "fail_job",
     "finish_batch",
     "get_job",
+    "has_work",
     "idempotency_key",
     "lock_job",
     "replay_task_id",
@@ -183,13 +187,68 @@ def get_job(session: Session, *, job_id: int) -> ReplayJobRecord:
     return job
 
 
+class ReplayJobFinished(FunctionRunnerError):
+    """The replay job is already done, cancelled or failed."""
+
+    def __init__(self, job_id: int, status: ReplayJobStatus) -> None:
+        self.message = f"replay job {job_id} is already {status.value}"
+        super().__init__(self.message)
+        self.job_id = job_id
+        self.status = status
+
+
+def cancel_job(session: Session, *, job_id: int, now: dt.datetime) -> ReplayJobRecord:
+    """Cancel a pending or running job: no new batch starts. A batch in flight (recorded, perhaps
+    partly published) is still finished, so its letters end up either replayed or pending, never lost.
+
+    Raises:
+        ReplayJobNotFound: no job has this id.
+        ReplayJobFinished: the job is already done, cancelled or failed.
+    """
+    job = lock_job(session, job_id=job_id, skip_locked=False)
+    if job is None:
+        raise ReplayJobNotFound(job_id)
+    if job.status not in ACTIVE_STATUSES:
+        raise ReplayJobFinished(job_id, job.status)
+    job.status = ReplayJobStatus.CANCELLED
+    job.finished_at = now
+    job.updated_at = now
+    session.flush()
+    return job
+
+
+def fail_job(session: Session, *, job_id: int, error: str, now: dt.datetime) -> None:
+    """Stop a job that cannot progress, with the reason; nothing if it is no longer active."""
+    job = lock_job(session, job_id=job_id, skip_locked=False)
+    if job is None or job.status not in ACTIVE_STATUSES:
+        return
+    job.status = ReplayJobStatus.FAILED
+    job.error = error[:2000]
+    job.finished_at = now
+    job.updated_at = now
+
+
+def has_work(job: ReplayJobRecord) -> bool:
+    """Whether a dispatcher has a batch to process for ``job``: it is active, or it was cancelled with a
+    batch in flight (that batch is finished, nothing more)."""
+    return job.status in ACTIVE_STATUSES or (
+        job.status is ReplayJobStatus.CANCELLED and job.inflight_until_id is not None
+    )
+
+
 def due_job_ids(session: Session, *, now: dt.datetime, limit: int = 10) -> list[int]:
-    """Ids of active jobs whose next batch may start now, oldest first."""
+    """Ids of jobs with work (:func:`has_work`) whose next batch may start now, oldest first."""
     return list(
         session.execute(
             sa.select(ReplayJobRecord.id)
             .where(
-                ReplayJobRecord.status.in_(ACTIVE_STATUSES),
+                sa.or_(
+                    ReplayJobRecord.status.in_(ACTIVE_STATUSES),
+                    sa.and_(
+                        ReplayJobRecord.status == ReplayJobStatus.CANCELLED,
+                        ReplayJobRecord.inflight_until_id.is_not(None),
+                    ),
+                ),
                 sa.or_(ReplayJobRecord.next_batch_at.is_(None), ReplayJobRecord.next_batch_at <= now),
             )
             .order_by(ReplayJobRecord.id)
@@ -257,7 +316,8 @@ def begin_batch(session: Session, *, job: ReplayJobRecord, limit: int, now: dt.d
         job.status = ReplayJobStatus.DONE
         job.finished_at = now
         return BatchPlan(job_id=job.id, letters=[], recovering=False)
-    job.status = ReplayJobStatus.RUNNING
+    if job.status is ReplayJobStatus.PENDING:
+        job.status = ReplayJobStatus.RUNNING
     if letters:
         job.inflight_until_created_at = letters[-1].created_at
         job.inflight_until_id = letters[-1].id
@@ -323,7 +383,7 @@ def finish_batch(
     job.failed += failed
     job.next_batch_at = next_batch_at
     job.updated_at = now
-    if done:
+    if done and job.status in ACTIVE_STATUSES:
         job.status = ReplayJobStatus.DONE
         job.finished_at = now
     session.flush()

@@ -25,6 +25,7 @@ from error_handling.persistence.models import (
     DeadLetterRecord,
     DeadLetterStatus,
     DecisionKind,
+    ErrorCount,
     FailedAttempt,
     RunKind,
     RunStatus,
@@ -311,7 +312,48 @@ def record_failure(
         session.flush()
         letter = _add_dead_letter(session, task=task, reason=decision.reason, last=attempt, now=now)
         result = dataclasses.replace(result, dead_letter_id=letter.id)
+    _count_error(session, attempt)  # last: its row lock is held only until the commit
     return result
+
+
+def hour_of(moment: dt.datetime) -> dt.datetime:
+    """The start of the UTC hour ``moment`` falls in."""
+    return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def day_of(moment: dt.datetime) -> dt.datetime:
+    """The start of the UTC day ``moment`` falls in."""
+    return hour_of(moment).replace(hour=0)
+
+
+def _count_error(session: Session, attempt: FailedAttempt) -> None:
+    """Add ``attempt`` to its hour's and its day's roll-up rows (one upsert; the rows stay locked only
+    until the commit, and every transaction locks them in the same order, hour then day)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    else:  # pragma: no cover - the two supported databases
+        raise NotImplementedError(f"no roll-up upsert for {dialect}")
+    kind = {
+        "task_name": attempt.task_name,
+        "category": attempt.category,
+        "reason": attempt.reason,
+        "fingerprint": attempt.fingerprint,
+        "count": 1,
+    }
+    statement = insert(ErrorCount).values(
+        [
+            {"period": "hour", "bucket": hour_of(attempt.failed_at), **kind},
+            {"period": "day", "bucket": day_of(attempt.failed_at), **kind},
+        ]
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[c.name for c in sa.inspect(ErrorCount).primary_key], set_={"count": ErrorCount.count + 1}
+        )
+    )
 
 
 def _decision_kind(decision: Decision) -> DecisionKind:

@@ -472,3 +472,32 @@ def test_openapi_documents_the_routes_and_the_envelope(app: FastAPI) -> None:
         assert operation["description"] and operation["tags"] == ["errors"]
         assert "422" in operation["responses"]
         assert operation["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("ErrorEnvelope")
+
+
+def test_history_lists_every_replay_of_a_dead_letter_even_forced_ones_that_never_failed(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    from error_handling.persistence.models import ReplayRequestRecord
+
+    start = utcnow() - dt.timedelta(minutes=10)
+    letter_id = fail(sessions, "orig", 1, at=start, category=Category.PERMANENT, reason="auth_failed").dead_letter_id
+    assert letter_id is not None
+    with transaction(sessions) as session:  # replayed, then replayed again with force: neither failed
+        for i, task_id in enumerate(["replay-a", "replay-b"]):
+            session.add(
+                ReplayRequestRecord(
+                    dead_letter_id=letter_id,
+                    task_id=task_id,
+                    forced=i > 0,
+                    created_at=start + dt.timedelta(minutes=i + 1),
+                )
+            )
+        session.execute(
+            sa.update(DeadLetterRecord).where(DeadLetterRecord.id == letter_id).values(replayed_task_id="replay-b")
+        )
+    fail(sessions, "replay-c", 1, at=start + dt.timedelta(minutes=5), replay_of=letter_id)  # a third, failing
+
+    history = get(client, "/task/orig/history")
+    assert [r["task_id"] for r in history["replays"]] == ["replay-a", "replay-b", "replay-c"]
+    first = get(client, "/task/replay-a/history")  # never failed: known by its replay request alone
+    assert first["task"] is None and first["replay_of"]["id"] == letter_id

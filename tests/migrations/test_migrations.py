@@ -55,3 +55,62 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert not (expected & _tables(database_url))
     upgrade(database_url)
     assert expected <= _tables(database_url)
+
+
+def test_0005_fills_the_roll_up_from_the_attempts_already_recorded(database_url: str) -> None:
+    import datetime as dt
+
+    from error_handling.persistence.db import make_sessionmaker
+    from error_handling.persistence.models import ErrorCount
+    from error_handling.persistence.queries import error_stats
+    from tests.support.failures import fail
+
+    upgrade(database_url, "0004")
+    engine = make_engine(database_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        base = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
+        spots = [base + dt.timedelta(minutes=m) for m in (0, 59, 60, 61, 179)]
+        with engine.begin() as conn:  # at 0004 the roll-up does not exist: write the attempts as 0004 did
+            for i, at in enumerate(spots):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO fr_failed_attempts (task_id, attempt, task_name, message, category, reason,"
+                        " fingerprint, decision, failed_at) VALUES (:t, 1, 'app.t', 'm', 'transient', 'timeout',"
+                        " :fp, 'retry', :at)"
+                    ),
+                    {
+                        "t": f"t{i}",
+                        "fp": "a" * 16 if i < 3 else "b" * 16,
+                        "at": at
+                        if conn.dialect.name != "sqlite"
+                        else at.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f"),
+                    },
+                )
+        upgrade(database_url)
+        with sessions() as session:
+            buckets = sorted(
+                (row.period, row.bucket, row.fingerprint, row.count) for row in session.query(ErrorCount).all()
+            )
+            day = base.replace(hour=0)
+            assert buckets == [
+                ("day", day, "a" * 16, 3),
+                ("day", day, "b" * 16, 2),
+                ("hour", base, "a" * 16, 2),
+                ("hour", base + dt.timedelta(hours=1), "a" * 16, 1),
+                ("hour", base + dt.timedelta(hours=1), "b" * 16, 1),
+                ("hour", base + dt.timedelta(hours=2), "b" * 16, 1),
+            ]
+            stats = error_stats(session, since=base, until=base + dt.timedelta(hours=3))
+            assert stats.total == 5
+            assert [(g.fingerprint, g.count) for g in stats.top_fingerprints] == [("a" * 16, 3), ("b" * 16, 2)]
+            assert stats.top_fingerprints[1].first_seen == spots[3]
+        # and an attempt recorded after the migration is added to the same hour's and day's rows
+        fail(sessions, "later", 1, at=base + dt.timedelta(minutes=5), fingerprint="a" * 16, task_name="app.t")
+        with sessions() as session:
+            hour = session.get(ErrorCount, ("hour", base, "app.t", "transient", "timeout", "a" * 16))
+            whole_day = session.get(ErrorCount, ("day", day, "app.t", "transient", "timeout", "a" * 16))
+            assert hour is not None and hour.count == 3
+            assert whole_day is not None and whole_day.count == 4
+    finally:
+        engine.dispose()

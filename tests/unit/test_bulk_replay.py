@@ -39,8 +39,8 @@ T0 = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
 SECRET = "pw-bulk-0123-secret-value"
 
 
-class Crash(Exception):
-    """Stands for a dispatcher killed in the middle of a batch."""
+class Crash(BaseException):
+    """Stands for a dispatcher killed in the middle of a batch: no ``except Exception`` handler runs."""
 
 
 @pytest.fixture
@@ -124,6 +124,20 @@ def run_to_completion(replayer: BulkReplayer, *, limit: int = 100) -> None:
     raise AssertionError("the job did not finish")
 
 
+def crash_after_publishing(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
+    """Make the dispatcher "die" after publishing ``count`` more messages (undo with ``monkeypatch.undo``)."""
+    real_publish = BulkReplayer._publish
+    calls = {"n": 0}
+
+    def dies(self: BulkReplayer, message: Any, task_id: str, producer: Any) -> None:
+        if calls["n"] == count:
+            raise Crash("killed")
+        calls["n"] += 1
+        real_publish(self, message, task_id, producer)
+
+    monkeypatch.setattr(BulkReplayer, "_publish", dies)
+
+
 def replayed_of(messages: list[Message]) -> Counter[int]:
     return Counter(int(m.headers[H.REPLAY_OF]) for m in messages)
 
@@ -168,16 +182,7 @@ def test_a_batch_cut_short_is_resumed_without_publishing_any_letter_twice(
     replayer = BulkReplayer(app, runtime, batch_size=4, interval=1.0)
     assert replayer.process_batch() is not None  # letters 0-3 published and recorded
 
-    real_publish = BulkReplayer._publish
-    calls = {"n": 0}
-
-    def dies_after_two(self: BulkReplayer, message: Any, task_id: str, producer: Any) -> None:
-        if calls["n"] == 2:
-            raise Crash("killed")
-        calls["n"] += 1
-        real_publish(self, message, task_id, producer)
-
-    monkeypatch.setattr(BulkReplayer, "_publish", dies_after_two)
+    crash_after_publishing(monkeypatch, 2)
     with pytest.raises(Crash):
         replayer.process_batch()  # letters 4 and 5 published, 6 and 7 not; nothing recorded
     monkeypatch.undo()
@@ -284,3 +289,55 @@ def test_the_api_dry_run_publishes_nothing_and_a_job_shows_its_progress(
         refused = api.post(f"{base}/replay", json=bad)
         assert refused.status_code == 422, bad
         assert refused.json()["error"]["code"] == "validation_failed"
+
+
+def test_a_cancelled_job_finishes_its_batch_in_flight_and_starts_no_other(
+    api: TestClient, app: Celery, runtime: Runtime, queue: SimpleQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wanted = seed_many(runtime, 10)
+    job_id = new_job(runtime)
+    replayer = BulkReplayer(app, runtime, batch_size=4, interval=1.0)
+    assert replayer.process_batch() is not None  # letters 0-3
+
+    crash_after_publishing(monkeypatch, 1)
+    with pytest.raises(Crash):
+        replayer.process_batch()  # letter 4 published, 5-7 not, the batch in flight
+    monkeypatch.undo()
+
+    cancelled = api.post(f"{API_PREFIX}/dead-letters/replays/{job_id}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert (cancelled.json()["status"], cancelled.json()["published"]) == ("cancelled", 4)
+
+    batch = replayer.process_batch()  # only the batch in flight is finished
+    assert batch is not None and (batch.published, batch.recovered) == (4, 1)
+    assert replayer.process_batch() is None  # nothing more
+    job = job_row(runtime, job_id)
+    assert (job.status, job.published, job.inflight_until_id) == (ReplayJobStatus.CANCELLED, 8, None)
+    assert replayed_of(drain(queue)) == Counter(wanted[:8])  # each once, and not the last two
+    with runtime.sessions() as s:
+        statuses = {dl.id: dl.status for dl in s.query(DeadLetterRecord)}
+    assert [statuses[i] for i in wanted] == [DeadLetterStatus.REPLAYED] * 8 + [DeadLetterStatus.PENDING] * 2
+
+    again = api.post(f"{API_PREFIX}/dead-letters/replays/{job_id}/cancel")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "replay_job_finished"
+    missing = api.post(f"{API_PREFIX}/dead-letters/replays/999/cancel")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "replay_job_not_found"
+
+
+def test_a_job_that_fails_for_an_unexpected_reason_stops_with_the_error(
+    app: Celery, runtime: Runtime, queue: SimpleQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_many(runtime, 3)
+    job_id = new_job(runtime)
+
+    def broken(*_args: Any, **_kwargs: Any) -> None:
+        raise KeyError("schema drift")
+
+    monkeypatch.setattr("function_runner.bulk_replay.build_message", broken)
+    replayer = BulkReplayer(app, runtime, batch_size=10, interval=1.0)
+    with pytest.raises(KeyError):
+        replayer.process_batch()
+    job = job_row(runtime, job_id)
+    assert job.status is ReplayJobStatus.FAILED and "KeyError" in (job.error or "")
+    assert replayer.process_batch() is None  # it is not tried again at every pass
+    assert drain(queue) == []
