@@ -11,6 +11,9 @@ Every table is prefixed ``fr_`` so the schema can live beside an application's o
 - ``fr_scheduled_runs``: delayed work as rows (invariant 3): scheduled retries (``kind='retry'``) and
   resource waits (``kind='resource_wait'``), unique per ``(task_id, attempt)``.
 - ``fr_dead_letters``: tasks that will not be retried automatically, with everything needed to replay.
+- ``fr_compensation_steps``: side effects tasks recorded with how to undo them, and each undo's outcome.
+- ``fr_resource_gates`` / ``fr_resource_leases``: the gates' last probe state, and capacity leases
+  where there is no Redis.
 - ``fr_replay_requests``: every replay of a dead letter (the task it published), with the request's
   ``Idempotency-Key`` when it had one (unique: a retried request finds the first replay).
 """
@@ -396,3 +399,94 @@ class Heartbeat(Base):
     pid: Mapped[int] = mapped_column(sa.Integer)
     started_at: Mapped[dt.datetime]
     last_seen: Mapped[dt.datetime]
+
+
+class StepStatus(enum.StrEnum):
+    """Where a compensation step stands."""
+
+    #: Recorded by its task; nothing to undo unless the task (or its saga) fails for good.
+    RECORDED = "recorded"
+    #: Its task or saga failed for good: the undo is to run (newest step first).
+    PENDING = "pending"
+    #: A compensator claimed it and is running the undo.
+    RUNNING = "running"
+    #: Terminal: the undo ran.
+    COMPENSATED = "compensated"
+    #: The undo failed for good (the compensation's dead letter can be replayed).
+    COMPENSATION_FAILED = "compensation_failed"
+    #: Terminal: not undone on purpose (e.g. a step with the same idempotency key was undone already).
+    SKIPPED = "skipped"
+
+
+class CompensationStep(Base):
+    """A side effect a task made, with how to undo it: undone in reverse order when the task, or a
+    later task of its saga (its Celery chain), fails for good."""
+
+    __tablename__ = "fr_compensation_steps"
+    __table_args__ = (sa.Index("ix_fr_compensation_steps_saga_id_status", "saga_id", "status"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(sa.String(255), index=True)
+    #: The saga: the root id of the task's Celery chain (the task's own id when it has none).
+    saga_id: Mapped[str] = mapped_column(sa.String(255))
+    task_name: Mapped[str] = mapped_column(sa.String(255))
+    #: The attempt that recorded it.
+    attempt: Mapped[int] = mapped_column(sa.Integer)
+    #: Its order within the task (1, 2, ...).
+    seq: Mapped[int] = mapped_column(sa.Integer)
+    name: Mapped[str] = mapped_column(sa.String(255))
+    #: ``callable`` (an importable function) or ``signature`` (a Celery signature).
+    undo_kind: Mapped[str] = mapped_column(sa.String(16))
+    #: How to undo: ``{"path": "module:qualname"}`` or a Celery signature as a dict (secrets sealed).
+    undo: Mapped[Any] = mapped_column(Json)
+    #: What the undo needs, with secret values sealed.
+    data: Mapped[Any] = mapped_column(Json)
+    #: Unique: recording the same step twice (a retried attempt) keeps one row.
+    idempotency_key: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    status: Mapped[StepStatus] = mapped_column(_enum(StepStatus, "fr_step_status"))
+    #: How many times the undo was tried.
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    #: The last error of the undo, redacted.
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    #: Who claimed it and when (a claim older than the lease may be taken over: its holder died).
+    claim_token: Mapped[str | None] = mapped_column(sa.String(64))
+    claimed_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+    finished_at: Mapped[dt.datetime | None]
+
+
+class ResourceGate(Base):
+    """The last state a monitor saw of a resource gate (the API reads it; the gates live in code)."""
+
+    __tablename__ = "fr_resource_gates"
+
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    #: At most this many units held at once, cluster-wide (None: no capacity, a probe only).
+    capacity: Mapped[int | None] = mapped_column(sa.Integer)
+    #: What the probe checks, e.g. ``disk_free(/data) >= 10 GiB``.
+    probe: Mapped[str | None] = mapped_column(sa.String(255))
+    #: The probe's last verdict (None: no probe, or not evaluated yet).
+    available: Mapped[bool | None] = mapped_column(sa.Boolean)
+    #: What the probe read, e.g. ``12.5 GiB free``.
+    detail: Mapped[str | None] = mapped_column(sa.Text)
+    checked_at: Mapped[dt.datetime | None]
+    #: The monitor that wrote this (``kind@host:pid``).
+    monitor: Mapped[str | None] = mapped_column(sa.String(255))
+    updated_at: Mapped[dt.datetime]
+
+
+class ResourceLease(Base):
+    """Units of a gate held by a task (or reserved for a released one), until ``expires_at``.
+
+    Used where there is no Redis (the embedded default); with Redis the leases live there.
+    """
+
+    __tablename__ = "fr_resource_leases"
+    __table_args__ = (sa.Index("ix_fr_resource_leases_gate_expires_at", "gate", "expires_at"),)
+
+    gate: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    #: Who holds it: the task id (and attempt) it was acquired or reserved for.
+    holder: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    units: Mapped[int] = mapped_column(sa.Integer)
+    expires_at: Mapped[dt.datetime]
