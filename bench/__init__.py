@@ -1,0 +1,1 @@
+"""Benchmarks against bare Celery and of the API; see bench/README.md."""

@@ -1,0 +1,219 @@
+"""API latency with a million failed attempts in Postgres.
+
+What is measured: the time a real ``function-runner api`` process (uvicorn, one worker, on this
+machine) takes to answer ``GET /api/v1/errors`` (unfiltered; filtered by task name; filtered by
+category; a page deep in a cursor walk; a text search) and ``GET /api/v1/errors/stats`` (the default
+hour, a day, the largest window of a week), over keep-alive HTTP from one client, sequentially.
+Each request is timed end to end by the client; the script prints p50, p95 and p99 per endpoint.
+The goal stated by the project is p95 <= 50 ms.
+
+The rows: ``--rows`` failed attempts (default 1,000,000) spread evenly over the last ``--days`` days
+(default 7, so the week-long statistics window covers all of them: the worst case). They are of
+``--kinds`` kinds of error (default 500: a kind is a task name among 200, a category, a reason among
+20 and its own fingerprint, as a fingerprint names one error of one task), drawn with Zipf-like
+weights (a few kinds make most of the failures, as in a real fleet). They are written with COPY into
+a scratch database migrated to 0004, then the database is migrated to head, so the hourly roll-up is
+filled by the real migration; then ``ANALYZE``.
+
+Run: ``.venv/bin/python -m bench.api_latency [--rows 1000000] [--requests 200]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from bench._support import machine, scratch_database, wait_for_http
+from function_runner.migrate import upgrade
+
+CATEGORIES = ("transient", "resource", "validation", "permanent")
+DECISIONS = {"transient": "retry", "resource": "wait", "validation": "fail_fast", "permanent": "dead_letter"}
+COLUMNS = (
+    "task_id",
+    "attempt",
+    "task_name",
+    "queue",
+    "worker",
+    "exc_type",
+    "message",
+    "category",
+    "reason",
+    "fingerprint",
+    "decision",
+    "failed_at",
+    "started_at",
+    "duration_ms",
+)
+
+
+def rows(count: int, days: float, kinds: int, seed: int = 7) -> Iterator[tuple[Any, ...]]:
+    """``count`` failed attempts of ``kinds`` kinds, oldest first, evenly spread over the last ``days`` days."""
+    rng = random.Random(seed)
+    table = [
+        (f"app.task_{rng.randrange(200):03d}", CATEGORIES[rng.randrange(4)], f"reason_{rng.randrange(20):02d}", k)
+        for k in range(kinds)
+    ]
+    weights = [1 / (rank + 1) for rank in range(kinds)]
+    end = dt.datetime.now(dt.UTC)
+    step = dt.timedelta(days=days) / count
+    start = end - dt.timedelta(days=days)
+    for i in range(count):
+        task_name, category, reason, kind = rng.choices(table, weights)[0]
+        failed_at = start + step * i
+        yield (
+            f"bench-{i:08d}",
+            1,
+            task_name,
+            "celery",
+            "worker@bench",
+            "openai.RateLimitError",
+            f"Error code: 429 - request {i} was rate limited, try again later",
+            category,
+            reason,
+            f"{kind:016x}",
+            DECISIONS[category],
+            failed_at,
+            failed_at - dt.timedelta(milliseconds=40),
+            40.0,
+        )
+
+
+def seed(url: str, count: int, days: float, kinds: int) -> float:
+    """Migrate to 0004, COPY ``count`` attempts, migrate to head (which fills the roll-up), ANALYZE.
+
+    Returns the seconds it took.
+    """
+    import psycopg
+
+    began = time.perf_counter()
+    upgrade(url, "0004")
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    with (
+        psycopg.connect(dsn) as conn,
+        conn.cursor() as cur,
+        cur.copy(f"COPY fr_failed_attempts ({', '.join(COLUMNS)}) FROM STDIN") as copy,
+    ):
+        for row in rows(count, days, kinds):
+            copy.write_row(row)
+    upgrade(url)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+    return time.perf_counter() - began
+
+
+def percentiles(samples: list[float]) -> tuple[float, float, float]:
+    """p50, p95 and p99 of ``samples`` (seconds), in milliseconds."""
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return cuts[49] * 1000, cuts[94] * 1000, cuts[98] * 1000
+
+
+def measure(client: httpx.Client, path: str, params: dict[str, Any], requests: int) -> list[float]:
+    """Time ``requests`` sequential GETs (after 5 unmeasured ones); every answer must be 200."""
+    samples = []
+    for i in range(requests + 5):
+        began = time.perf_counter()
+        response = client.get(path, params=params)
+        elapsed = time.perf_counter() - began
+        if response.status_code != 200:
+            raise SystemExit(f"GET {path} {params} answered {response.status_code}: {response.text[:300]}")
+        if i >= 5:
+            samples.append(elapsed)
+    return samples
+
+
+def deep_cursor(client: httpx.Client, pages: int) -> str:
+    """The cursor of the page after ``pages`` pages of 500 (a walk well into the table)."""
+    cursor = None
+    for _ in range(pages):
+        params: dict[str, Any] = {"limit": 500}
+        if cursor:
+            params["cursor"] = cursor
+        body = client.get("/api/v1/errors", params=params).json()
+        cursor = body["next_cursor"]
+    assert cursor, "the table is smaller than the walk"
+    return str(cursor)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--days", type=float, default=7.0)
+    parser.add_argument("--kinds", type=int, default=500, help="distinct kinds of error (fingerprints)")
+    parser.add_argument("--requests", type=int, default=200, help="measured requests per endpoint")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args(argv)
+
+    with scratch_database(args.pg_url, migrate=False) as url:
+        print(f"seeding {args.rows:,} failed attempts over {args.days:g} days ...", flush=True)
+        print(f"seeded in {seed(url, args.rows, args.days, args.kinds):.1f} s", flush=True)
+        env = {
+            **os.environ,
+            "FUNCTION_RUNNER_DATABASE_URL": url,
+            "FUNCTION_RUNNER_BROKER_URL": "memory://",
+            "FUNCTION_RUNNER_LOG_LEVEL": "WARNING",
+        }
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "function_runner.cli",
+                "api",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(args.port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+        )
+        try:
+            base = f"http://127.0.0.1:{args.port}"
+            wait_for_http(f"{base}/api/v1/errors?limit=1", timeout=60)
+            with httpx.Client(base_url=base, timeout=30) as client:
+                cursor = deep_cursor(client, 20)
+                cases: list[tuple[str, str, dict[str, Any]]] = [
+                    ("errors, newest page", "/api/v1/errors", {"limit": 50}),
+                    ("errors, limit 500", "/api/v1/errors", {"limit": 500}),
+                    ("errors?task_name=", "/api/v1/errors", {"task_name": "app.task_042", "limit": 50}),
+                    ("errors?category=", "/api/v1/errors", {"category": "resource", "limit": 50}),
+                    ("errors, page 21 of a walk", "/api/v1/errors", {"limit": 50, "cursor": cursor}),
+                    ("errors?q= (text search)", "/api/v1/errors", {"q": "request 99", "limit": 50}),
+                    ("stats, last hour", "/api/v1/errors/stats", {}),
+                    ("stats, last day", "/api/v1/errors/stats", {"window_minutes": 1440}),
+                    ("stats, last week", "/api/v1/errors/stats", {"window_minutes": 10080}),
+                ]
+                results: list[dict[str, Any]] = []
+                for label, path, params in cases:
+                    p50, p95, p99 = percentiles(measure(client, path, params, args.requests))
+                    results.append({"endpoint": label, "p50_ms": p50, "p95_ms": p95, "p99_ms": p99})
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+    print()
+    print(machine())
+    print(f"{args.rows:,} failed attempts of {args.kinds} kinds over {args.days:g} days; {args.requests} requests each")
+    print(f"{'endpoint':<30} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}  goal p95 <= 50 ms")
+    for r in results:
+        verdict = "ok" if r["p95_ms"] <= 50 else "MISSED"
+        print(f"{r['endpoint']:<30} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['p99_ms']:8.1f}  {verdict}")
+    worst = max(r["p95_ms"] for r in results)
+    print(json.dumps({"bench": "api_latency", "rows": args.rows, "worst_p95_ms": round(worst, 1), "results": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
