@@ -9,6 +9,7 @@ from celery import Celery
 
 from error_handling.classification import Rule
 from error_handling.policy import RecoveryPolicy
+from function_runner.compensation import register_compensator
 from function_runner.runtime import APP_ATTRIBUTE, Runtime
 from function_runner.settings import Settings
 
@@ -62,6 +63,7 @@ def install(
     setattr(app, APP_ATTRIBUTE, runtime)
     if configure_broker:
         app.conf.update(broker_options(settings))
+    register_compensator(app)
     return runtime
 
 

@@ -28,9 +28,11 @@ from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.orm import Session
 
 from error_handling.exceptions import StorageUnavailable
+from error_handling.persistence import compensation as compensation_steps
 from error_handling.persistence import heartbeats, repository
 from error_handling.persistence.models import utcnow
 from error_handling.sealing import unseal_secrets
+from function_runner import compensation
 from function_runner import headers as H
 from function_runner.bulk_replay import BatchResult, BulkReplayer
 from function_runner.events import log_event
@@ -128,7 +130,7 @@ class Dispatcher:
     def run_forever(self) -> None:
         """Dispatch until :meth:`stop` is called; survive database outages by waiting them out."""
         log_event("dispatcher.started", interval=self.settings.dispatcher_interval)
-        next_beat = 0.0
+        next_beat = next_sweep = 0.0
         while not self._stop.is_set():
             if time.monotonic() >= next_beat:
                 self._beat()
@@ -145,6 +147,9 @@ class Dispatcher:
                 continue
             if result.published or result.expired:
                 log_event("dispatcher.pass", published=result.published, expired=result.expired)
+            if time.monotonic() >= next_sweep:
+                self._sweep_compensations()
+                next_sweep = time.monotonic() + self.settings.compensation_sweep_after / 2
             replayed = self._replay_pass()
             if result.published < self.settings.dispatcher_batch_size and not replayed:
                 self._stop.wait(self.settings.dispatcher_interval)
@@ -171,6 +176,36 @@ class Dispatcher:
     def _forget(self) -> None:
         with contextlib.suppress(StorageUnavailable):
             self.runtime.in_transaction(lambda s: heartbeats.forget(s, name=self.name), patience=0)
+
+    def sweep_compensations(self, *, now: dt.datetime | None = None) -> int:
+        """Publish the compensation of sagas whose pending steps nobody touched for
+        ``compensation_sweep_after`` seconds, or whose compensator died mid-undo; return how many.
+
+        Raises:
+            StorageUnavailable: if the database is unreachable.
+        """
+        moment = now or utcnow()
+        quiet = moment - dt.timedelta(seconds=self.settings.compensation_sweep_after)
+        stale = moment - dt.timedelta(seconds=compensation.CLAIM_LEASE_SECONDS)
+
+        def lost(session: Session) -> list[str]:
+            sagas = compensation_steps.sagas_to_sweep(session, quiet_since=quiet, stale_claims_since=stale)
+            for saga_id in sagas:
+                compensation_steps.touch_saga(session, saga_id=saga_id, now=moment)
+            return sagas
+
+        sagas = self.runtime.in_transaction(lost, patience=0)
+        for saga_id in sagas:
+            compensation.publish_compensation(self.app, saga_id)
+        return len(sagas)
+
+    def _sweep_compensations(self) -> None:
+        try:
+            swept = self.sweep_compensations()
+        except StorageUnavailable:
+            return
+        if swept:
+            log_event("dispatcher.compensations_swept", sagas=swept)
 
     def _replay_pass(self) -> bool:
         """One bulk-replay batch; whether it did any work (then the loop does not wait)."""

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     max_retry_after: float = Field(default=DEFAULT_MAX_RETRY_AFTER, gt=0, description="Cap on server retry hints (s).")
     dispatcher_interval: float = Field(default=1.0, gt=0, description="Dispatcher poll interval (s).")
     dispatcher_batch_size: int = Field(default=500, ge=1, le=10_000, description="Runs claimed per transaction.")
+    compensation_sweep_after: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds after which the dispatcher republishes a compensation that seems lost (pending "
+        "steps nobody touched, e.g. a discard's or a worker that died before publishing).",
+    )
     redispatch_after: float = Field(
         default=600.0,
         gt=0,

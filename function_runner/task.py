@@ -27,6 +27,7 @@ from celery.exceptions import Ignore, Reject, Retry
 
 from error_handling.classification import Classification, Rule
 from error_handling.exceptions import ConfigurationError, FunctionRunnerError, StorageUnavailable
+from error_handling.persistence import compensation as compensation_steps
 from error_handling.persistence import repository
 from error_handling.persistence.models import FailedAttempt, utcnow
 from error_handling.policy import DeadLetter, FailFast, RecoveryPolicy
@@ -35,6 +36,7 @@ from error_handling.policy import Wait as WaitDecision
 from error_handling.sealing import seal_secrets
 from function_runner import headers as H
 from function_runner import logs as _logs  # noqa: F401  (redacts Celery's log lines in workers)
+from function_runner.compensation import Recorder, publish_compensation, recording
 from function_runner.events import log_event
 from function_runner.runtime import Runtime, runtime_for
 
@@ -52,12 +54,23 @@ class RecoverableTask(Task):  # type: ignore[misc]
         recovery_policy: a :class:`~error_handling.policy.RecoveryPolicy`, or a dict of overrides of the
             app's policy (``{"transient_max_attempts": 3}``).
         recovery_rules: classifier rules for this task, evaluated before the app's and the built-ins.
+        compensate_on: ``"terminal"`` (default): the recorded compensation steps are undone when the
+            task (or a later task of its chain) fails for good; ``"every_failure"``: this task's steps
+            are undone after every failed attempt too.
     """
 
     acks_late = True
     reject_on_worker_lost = True
     recovery_policy: ClassVar[RecoveryPolicy | dict[str, Any] | None] = None
     recovery_rules: ClassVar[Sequence[Rule]] = ()
+    compensate_on: ClassVar[str] = "terminal"
+    #: True only for function-runner's own compensate task (its failure never triggers a compensation).
+    is_compensator: ClassVar[bool] = False
+
+    @property
+    def compensation(self) -> Recorder:
+        """Records this execution's compensation steps: ``self.compensation.record_operation(...)``."""
+        return Recorder(self, runtime_for(self.app))
 
     @property
     def attempt(self) -> int:
@@ -81,7 +94,8 @@ class RecoverableTask(Task):  # type: ignore[misc]
             raise Ignore()
         started_at = utcnow()
         try:
-            result = self.run(*args, **kwargs)
+            with recording(Recorder(self, runtime)):
+                result = self.run(*args, **kwargs)
         except CONTROL_FLOW:
             raise
         except Exception as exc:  # the outermost boundary: every failure of the body is classified here
@@ -144,7 +158,10 @@ class RecoverableTask(Task):  # type: ignore[misc]
             report, policy = self._report(
                 runtime, exc, args=args, kwargs=kwargs, attempt=attempt, run_id=run_id, started_at=started_at
             )
-            recorded = runtime.in_transaction(lambda s: repository.record_failure(s, report=report, policy=policy))
+            saga_id = str(args[0]) if self.is_compensator and args else str(request.root_id or request.id)
+            recorded, to_compensate = runtime.in_transaction(
+                lambda s: self._record(s, report=report, policy=policy, saga_id=saga_id)
+            )
         except StorageUnavailable as db_exc:
             log_event(
                 "task.storage_unavailable",
@@ -166,6 +183,8 @@ class RecoverableTask(Task):  # type: ignore[misc]
                 error=type(bug).__name__,
             )
             raise Reject(f"failure not recorded ({type(bug).__name__}), message requeued", requeue=True) from None
+        if to_compensate:
+            publish_compensation(self.app, saga_id)
         classification = report.classification
         decision = recorded.decision
         log_event(
@@ -186,6 +205,28 @@ class RecoverableTask(Task):  # type: ignore[misc]
         if isinstance(decision, FailFast | DeadLetter):
             raise exc
         raise AssertionError(f"unknown decision {decision!r}")  # pragma: no cover
+
+    def _record(
+        self, session: Any, *, report: repository.FailureReport, policy: RecoveryPolicy, saga_id: str
+    ) -> tuple[repository.Recorded, int]:
+        """Record the failure and, in the same transaction, what it means for compensation: the saga's
+        recorded steps become pending on a terminal outcome (this task's own after any failure with
+        ``compensate_on="every_failure"``); a compensation that fails for good marks its steps left
+        failed. Returns the outcome and how many steps are now to be undone."""
+        recorded = repository.record_failure(session, report=report, policy=policy)
+        if recorded.duplicate:
+            return recorded, 0
+        terminal = isinstance(recorded.decision, FailFast | DeadLetter)
+        now = report.failed_at
+        if self.is_compensator:
+            if terminal:
+                compensation_steps.fail_open_steps(session, saga_id=saga_id, now=now)
+            return recorded, 0
+        if terminal:
+            return recorded, compensation_steps.mark_pending(session, saga_id=saga_id, now=now)
+        if self.compensate_on == "every_failure":
+            return recorded, compensation_steps.mark_pending(session, saga_id=saga_id, now=now, task_id=report.task_id)
+        return recorded, 0
 
     def _report(
         self,

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from error_handling.exceptions import FunctionRunnerError
+from error_handling.persistence import compensation
 from error_handling.persistence.models import (
     DeadLetterRecord,
     DeadLetterStatus,
@@ -325,7 +326,8 @@ def mark_replayed(
 def discard(session: Session, *, dead_letter_id: int, reason: str, now: dt.datetime) -> DeadLetterRecord:
     """Discard a dead letter: it and its task reach the terminal state ``discarded``.
 
-    Any run of the task still scheduled is cancelled.
+    Any run of the task still scheduled is cancelled; compensation steps its saga still has recorded
+    become pending (the dispatcher's sweep publishes the compensation).
 
     Raises:
         DeadLetterNotFound: no dead letter has this id.
@@ -348,6 +350,7 @@ def discard(session: Session, *, dead_letter_id: int, reason: str, now: dt.datet
         task.state = TaskState.DISCARDED
         task.terminal_at = now
         task.updated_at = now
+    compensation.mark_pending(session, saga_id=(task.root_id if task else None) or letter.task_id, now=now)
     session.execute(
         sa.update(ScheduledRun)
         .where(

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from error_handling.categories import Category, Reason
 from error_handling.classification import Classification
+from error_handling.persistence import compensation
 from error_handling.persistence.models import (
     TERMINAL_STATES,
     DeadLetterRecord,
@@ -499,7 +500,8 @@ def claim_due_runs(
 
 
 def expire_wait(session: Session, *, run: ScheduledRun, now: dt.datetime) -> int | None:
-    """Dead-letter a task whose resource wait passed its deadline. Returns the dead letter's id."""
+    """Dead-letter a task whose resource wait passed its deadline; its saga's recorded compensation
+    steps become pending (the dispatcher's sweep publishes the compensation). Returns the dead letter's id."""
     task = _lock_task(session, run.task_id)
     run.status = RunStatus.EXPIRED
     run.updated_at = now
@@ -515,6 +517,7 @@ def expire_wait(session: Session, *, run: ScheduledRun, now: dt.datetime) -> int
     task.terminal_at = now
     task.updated_at = now
     letter = _add_dead_letter(session, task=task, reason=Reason.RESOURCE_WAIT_TIMEOUT.value, last=last, now=now)
+    compensation.mark_pending(session, saga_id=task.root_id or task.task_id, now=now)
     return letter.id
 
 

@@ -106,3 +106,48 @@ def fails_until_fixed(self: RecoverableTask, order: str, api_key: str | None = N
         raise PermanentError(f"upstream rejects order {order}", reason="not_found")
     state().hset(f"done:{self.request.id}", mapping={"order": order, "api_key": api_key or ""})
     return "fixed"
+
+
+def undo_effect(data: dict[str, Any], idempotency_key: str) -> None:
+    """An undo: counts its runs, blocks on its first run when asked (to be killed), then applies its
+    effect once per idempotency key, appending the step to ``undone:<saga>`` in order."""
+    runs = int(state().incr(f"undo-runs:{idempotency_key}"))
+    if data.get("block") and runs == 1:
+        state().set(f"undoing:{idempotency_key}", os.getpid())
+        threading.Event().wait(timeout=120)  # blocks until the test kills this process
+    if state().set(f"undo-applied:{idempotency_key}", 1, nx=True):
+        state().rpush(f"undone:{data['saga']}", data["step"])
+
+
+def undo_until_fixed(data: dict[str, Any]) -> None:
+    """An undo whose remote side refuses it until the test sets ``undo-fixed``."""
+    if not state().get("undo-fixed"):
+        raise ValueError("refund rejected: account frozen")
+    state().rpush(f"undone:{data['saga']}", data["step"])
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.books_three")
+def books_three(self: RecoverableTask, block_step: int = 0, undo: str = "effect") -> str:
+    """Records three compensation steps (their effects made), then fails validation."""
+    started(self)
+    saga = self.compensation.saga_id
+    undo_fn = undo_effect if undo == "effect" else undo_until_fixed
+    for step in (1, 2, 3):
+        data = {"saga": saga, "step": step, "password": "pw-compensation-canary-3141"}
+        if step == block_step:
+            data["block"] = True
+        self.compensation.record_operation(f"step-{step}", undo=undo_fn, data=data)
+    raise ValidationError("the booking is invalid", user_message="We could not book this.")
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.saga_step")
+def saga_step(self: RecoverableTask, previous: Any, step: int, fail: bool) -> int:
+    """One task of a chain: records a step, then dead-letters when ``fail``."""
+    started(self)
+    with self.compensation.operation(
+        f"step-{step}", undo=undo_effect, data={"saga": self.compensation.saga_id, "step": step}
+    ):
+        state().rpush(f"done:{self.compensation.saga_id}", step)
+    if fail:
+        raise PermanentError(f"step {step} rejected", reason="not_found")
+    return step
