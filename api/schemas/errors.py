@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Row
 
 from error_handling.persistence.models import (
+    CompensationStep,
     DeadLetterRecord,
     DeadLetterStatus,
     DecisionKind,
@@ -23,6 +24,7 @@ from error_handling.persistence.models import (
     RunKind,
     RunStatus,
     ScheduledRun,
+    StepStatus,
     TaskRecord,
     TaskState,
 )
@@ -33,17 +35,21 @@ __all__ = [
     "AttemptDetailPublic",
     "AttemptPublic",
     "AttemptsPublic",
+    "CompensationStepPublic",
     "DeadLetterSummaryPublic",
     "ErrorStatsPublic",
     "FingerprintGroupPublic",
+    "RecoveryStatsPublic",
     "ReplayPublic",
     "ScheduledRunPublic",
+    "TaskCompensationPublic",
     "TaskHistoryPublic",
     "TaskPublic",
     "attempt_detail_public",
     "attempt_public",
     "attempts_public",
     "error_stats_public",
+    "step_public",
     "task_history_public",
     "task_public",
 ]
@@ -131,6 +137,56 @@ class ScheduledRunPublic(BaseModel):
     updated_at: dt.datetime
 
 
+class CompensationStepPublic(BaseModel):
+    """A side effect a task recorded, how to undo it, and what became of the undo."""
+
+    id: int
+    task_id: str
+    saga_id: str = Field(description="The root id of the task's chain (its own id when alone).")
+    task_name: str
+    attempt: int = Field(description="The attempt that recorded it.")
+    seq: int = Field(description="Its order within the task.")
+    name: str
+    undo_kind: str = Field(description="`callable` or `signature`.")
+    undo: Any = Field(description="How it is undone, secrets shown as [REDACTED].")
+    data: Any = Field(description="What the undo is given, secrets shown as [REDACTED].")
+    idempotency_key: str
+    status: StepStatus
+    attempts: int = Field(description="How many times the undo was tried.")
+    last_error: str | None = Field(description="The undo's last error, redacted.")
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    finished_at: dt.datetime | None
+
+
+class TaskCompensationPublic(BaseModel):
+    """A task's compensation steps, and those of its whole saga (undone newest first)."""
+
+    task_id: str
+    saga_id: str
+    steps: list[CompensationStepPublic] = Field(description="The steps this task recorded, in order.")
+    saga_steps: list[CompensationStepPublic] = Field(description="Every step of the saga, in recorded order.")
+
+
+class RecoveryStatsPublic(BaseModel):
+    """What recovery did in the window: retries, waits, fail-fasts, dead letters, replays, compensations."""
+
+    since: dt.datetime
+    until: dt.datetime
+    retries_scheduled: int
+    retries_succeeded: int = Field(description="Tasks that failed before and then succeeded.")
+    waits_started: int
+    waits_released: int
+    waits_timed_out: int
+    failed_fast: int
+    dead_lettered: int
+    replays: int
+    forced_replays: int
+    compensations_run: int = Field(description="Steps undone.")
+    compensations_failed: int = Field(description="Steps whose undo failed for good.")
+    compensations_open: int = Field(description="Steps waiting for their undo now, whatever their age.")
+
+
 class DeadLetterSummaryPublic(BaseModel):
     """A dead letter, without its payload."""
 
@@ -166,6 +222,9 @@ class TaskHistoryPublic(BaseModel):
     dead_letter: DeadLetterSummaryPublic | None
     replay_of: DeadLetterSummaryPublic | None = Field(description="The dead letter this task replays.")
     replays: list[ReplayPublic] = Field(description="Tasks published as replays of this task's dead letter.")
+    compensation: list[CompensationStepPublic] = Field(
+        default_factory=list, description="The compensation steps it recorded and their outcomes."
+    )
 
 
 class FingerprintGroupPublic(BaseModel):
@@ -243,7 +302,15 @@ def task_history_public(history: TaskHistory) -> TaskHistoryPublic:
         dead_letter=_letter_public(history.dead_letter) if history.dead_letter else None,
         replay_of=_letter_public(history.replay_of) if history.replay_of else None,
         replays=[ReplayPublic(task_id=r.task_id, state=r.task.state if r.task else None) for r in history.replays],
+        compensation=[step_public(step) for step in history.compensation],
     )
+
+
+def step_public(step: CompensationStep) -> CompensationStepPublic:
+    """The public form of a compensation step: sealed secrets become ``[REDACTED]``."""
+    values = {name: getattr(step, name) for name in CompensationStepPublic.model_fields}
+    values["undo"], values["data"] = redacted_view(step.undo), redacted_view(step.data)
+    return CompensationStepPublic(**values)
 
 
 def _group_public(group: FingerprintGroup) -> FingerprintGroupPublic:

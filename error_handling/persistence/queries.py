@@ -22,7 +22,9 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
+from error_handling.persistence import compensation
 from error_handling.persistence.models import (
+    CompensationStep,
     DeadLetterRecord,
     ErrorCount,
     FailedAttempt,
@@ -39,6 +41,7 @@ __all__ = [
     "ErrorStats",
     "FingerprintGroup",
     "Keyset",
+    "RecoveryStats",
     "ReplayLink",
     "TaskHistory",
     "WindowPlan",
@@ -47,6 +50,7 @@ __all__ = [
     "get_attempt",
     "list_attempts",
     "plan_window",
+    "recovery_stats",
     "task_history",
 ]
 
@@ -179,6 +183,7 @@ class TaskHistory:
         dead_letter: its dead letter, if it was dead-lettered.
         replay_of: the dead letter this task replays, if it is a replay.
         replays: the tasks published as replays of its dead letter, oldest first.
+        compensation: the compensation steps it recorded, in order, with their outcomes.
     """
 
     task_id: str
@@ -188,6 +193,7 @@ class TaskHistory:
     dead_letter: DeadLetterRecord | None
     replay_of: DeadLetterRecord | None
     replays: list[ReplayLink]
+    compensation: list[CompensationStep] = dataclasses.field(default_factory=list)
 
 
 def task_history(session: Session, *, task_id: str) -> TaskHistory | None:
@@ -231,6 +237,7 @@ def task_history(session: Session, *, task_id: str) -> TaskHistory | None:
         dead_letter=letter,
         replay_of=replay_of,
         replays=_replays(session, letter) if letter is not None else [],
+        compensation=list(compensation.task_steps(session, task_id=task_id)),
     )
 
 
@@ -535,3 +542,97 @@ def _aware(value: Any) -> dt.datetime:
     if not isinstance(value, dt.datetime):
         raise TypeError(f"expected a timestamp, got {type(value).__name__}")
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+@dataclasses.dataclass(frozen=True)
+class RecoveryStats:
+    """What recovery did in the window ``[since, until)``.
+
+    Attributes:
+        retries_scheduled: failed attempts whose decision was a retry.
+        retries_succeeded: tasks that failed before and then succeeded.
+        waits_started: failed attempts whose decision was a resource wait.
+        waits_released: resource waits published again (released or re-checked).
+        waits_timed_out: dead letters of tasks whose wait passed its deadline.
+        failed_fast: tasks that failed validation (terminal).
+        dead_lettered: dead letters created.
+        replays: dead letters replayed (of which ``forced_replays`` replayed again).
+        compensations_run: compensation steps undone.
+        compensations_failed: compensation steps whose undo failed for good.
+        compensations_open: compensation steps waiting for their undo now (any age).
+    """
+
+    since: dt.datetime
+    until: dt.datetime
+    retries_scheduled: int
+    retries_succeeded: int
+    waits_started: int
+    waits_released: int
+    waits_timed_out: int
+    failed_fast: int
+    dead_lettered: int
+    replays: int
+    forced_replays: int
+    compensations_run: int
+    compensations_failed: int
+    compensations_open: int
+
+
+def recovery_stats(session: Session, *, since: dt.datetime, until: dt.datetime) -> RecoveryStats:
+    """Count what recovery did in ``[since, until)`` (see :class:`RecoveryStats`)."""
+    from error_handling.persistence.models import (
+        DecisionKind,
+        ReplayRequestRecord,
+        RunKind,
+        RunStatus,
+        StepStatus,
+        TaskState,
+    )
+
+    def count(model: Any, column: Any, *conditions: Any) -> int:
+        query = sa.select(sa.func.count()).select_from(model).where(column >= since, column < until, *conditions)
+        return int(session.execute(query).scalar_one())
+
+    decisions = dict(
+        session.execute(
+            sa.select(FailedAttempt.decision, sa.func.count())
+            .where(FailedAttempt.failed_at >= since, FailedAttempt.failed_at < until)
+            .group_by(FailedAttempt.decision)
+        ).all()
+    )
+    step_outcomes = dict(
+        session.execute(
+            sa.select(CompensationStep.status, sa.func.count())
+            .where(CompensationStep.finished_at >= since, CompensationStep.finished_at < until)
+            .group_by(CompensationStep.status)
+        ).all()
+    )
+    return RecoveryStats(
+        since=since,
+        until=until,
+        retries_scheduled=int(decisions.get(DecisionKind.RETRY, 0)),
+        retries_succeeded=count(TaskRecord, TaskRecord.terminal_at, TaskRecord.state == TaskState.SUCCEEDED),
+        waits_started=int(decisions.get(DecisionKind.WAIT, 0)),
+        waits_released=count(
+            ScheduledRun,
+            ScheduledRun.updated_at,
+            ScheduledRun.kind == RunKind.RESOURCE_WAIT,
+            ScheduledRun.status.in_([RunStatus.DISPATCHED, RunStatus.RUNNING, RunStatus.DONE]),
+        ),
+        waits_timed_out=count(
+            DeadLetterRecord, DeadLetterRecord.created_at, DeadLetterRecord.reason == "resource_wait_timeout"
+        ),
+        failed_fast=count(TaskRecord, TaskRecord.terminal_at, TaskRecord.state == TaskState.FAILED_FAST),
+        dead_lettered=count(DeadLetterRecord, DeadLetterRecord.created_at),
+        replays=count(ReplayRequestRecord, ReplayRequestRecord.created_at),
+        forced_replays=count(ReplayRequestRecord, ReplayRequestRecord.created_at, ReplayRequestRecord.forced),
+        compensations_run=int(step_outcomes.get(StepStatus.COMPENSATED, 0)),
+        compensations_failed=int(step_outcomes.get(StepStatus.COMPENSATION_FAILED, 0)),
+        compensations_open=int(
+            session.execute(
+                sa.select(sa.func.count())
+                .select_from(CompensationStep)
+                .where(CompensationStep.status.in_(compensation.OPEN_STATUSES))
+            ).scalar_one()
+        ),
+    )

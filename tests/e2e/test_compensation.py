@@ -31,7 +31,11 @@ def steps_of(engine: sa.Engine, saga_id: str) -> list[dict[str, object]]:
 
 
 def test_three_steps_are_undone_newest_first_once_even_when_the_compensating_worker_is_killed(
-    publisher: Celery, start_worker: Callable[..., Process], engine: sa.Engine, state: redis_lib.Redis
+    publisher: Celery,
+    start_worker: Callable[..., Process],
+    engine: sa.Engine,
+    state: redis_lib.Redis,
+    api: TestClient,
 ) -> None:
     worker = start_worker(concurrency=1)
     task_id = publisher.send_task("e2e.books_three", kwargs={"block_step": 2}).id
@@ -53,6 +57,22 @@ def test_three_steps_are_undone_newest_first_once_even_when_the_compensating_wor
     assert runs == {"step-1": 1, "step-2": 2, "step-3": 1}  # step 2 again after the kill, its effect once
     assert [s["attempts"] for s in steps] == [1, 2, 1]
     assert all(CANARY not in str(s["data"]) for s in steps)  # sealed in the table
+
+    shown = api.get(f"/api/v1/errors/task/{task_id}/compensation")
+    assert shown.status_code == 200, shown.text
+    assert CANARY not in shown.text
+    body = shown.json()
+    assert body["saga_id"] == task_id
+    assert [(s["name"], s["status"], s["attempts"]) for s in body["steps"]] == [
+        ("step-1", "compensated", 1),
+        ("step-2", "compensated", 2),
+        ("step-3", "compensated", 1),
+    ]
+    assert body["steps"][0]["data"]["password"] == "[REDACTED]"
+    history = api.get(f"/api/v1/errors/task/{task_id}/history").json()
+    assert [s["name"] for s in history["compensation"]] == ["step-1", "step-2", "step-3"]
+    recovery = api.get("/api/v1/errors/recovery/stats").json()
+    assert (recovery["compensations_run"], recovery["failed_fast"], recovery["compensations_open"]) == (3, 1, 0)
 
 
 def test_a_chain_whose_third_task_dead_letters_undoes_the_steps_of_the_first_two(
