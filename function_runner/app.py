@@ -10,6 +10,7 @@ from celery import Celery
 from error_handling.classification import Rule
 from error_handling.policy import RecoveryPolicy
 from function_runner.compensation import register_compensator
+from function_runner.gates import Gate
 from function_runner.runtime import APP_ATTRIBUTE, Runtime
 from function_runner.settings import Settings
 
@@ -48,6 +49,7 @@ def install(
     rules: Sequence[Rule] = (),
     policy: RecoveryPolicy | None = None,
     configure_broker: bool = False,
+    gates: Sequence[Gate] = (),
 ) -> Runtime:
     """Attach function-runner to ``app`` and return its runtime.
 
@@ -57,9 +59,10 @@ def install(
         rules: app-wide classifier rules, evaluated before the built-ins.
         policy: the app-wide recovery policy (default: from the settings).
         configure_broker: also set the app's broker from ``settings`` (off for an app you configured).
+        gates: the resource gates of the app (see :mod:`function_runner.gates`).
     """
     settings = settings or Settings()
-    runtime = Runtime(settings, rules=rules, policy=policy)
+    runtime = Runtime(settings, rules=rules, policy=policy, gates=gates)
     setattr(app, APP_ATTRIBUTE, runtime)
     if configure_broker:
         app.conf.update(broker_options(settings))
@@ -74,6 +77,7 @@ def create_app(
     include: Sequence[str] = (),
     rules: Sequence[Rule] = (),
     policy: RecoveryPolicy | None = None,
+    gates: Sequence[Gate] = (),
 ) -> Celery:
     """Create a Celery app configured from function-runner's settings, with the runtime installed."""
     settings = settings or Settings()
@@ -86,5 +90,5 @@ def create_app(
         accept_content=["json"],
         **broker_options(settings),
     )
-    install(app, settings, rules=rules, policy=policy)
+    install(app, settings, rules=rules, policy=policy, gates=gates)
     return app

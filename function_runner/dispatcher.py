@@ -8,7 +8,9 @@ dispatch tokens and only the first one to reach a worker runs (``claim_run``), s
 ``(task_id, attempt)`` executes once.
 
 Resource waits are released when their check interval comes round (the re-run is the check) and
-dead-lettered as ``resource_wait_timeout`` once past their deadline.
+dead-lettered as ``resource_wait_timeout`` once past their deadline. Waits on a declared resource gate
+are released by the dispatcher's monitor role instead (:meth:`Dispatcher.check_gates`, see
+:mod:`function_runner.gates`). The dispatcher also republishes compensations that seem lost.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from error_handling.persistence import compensation as compensation_steps
 from error_handling.persistence import heartbeats, repository
 from error_handling.persistence.models import utcnow
 from error_handling.sealing import unseal_secrets
-from function_runner import compensation
+from function_runner import compensation, gates
 from function_runner import headers as H
 from function_runner.bulk_replay import BatchResult, BulkReplayer
 from function_runner.events import log_event
@@ -130,7 +132,7 @@ class Dispatcher:
     def run_forever(self) -> None:
         """Dispatch until :meth:`stop` is called; survive database outages by waiting them out."""
         log_event("dispatcher.started", interval=self.settings.dispatcher_interval)
-        next_beat = next_sweep = 0.0
+        next_beat = next_sweep = next_gate_check = 0.0
         while not self._stop.is_set():
             if time.monotonic() >= next_beat:
                 self._beat()
@@ -147,6 +149,9 @@ class Dispatcher:
                 continue
             if result.published or result.expired:
                 log_event("dispatcher.pass", published=result.published, expired=result.expired)
+            if self.runtime.gates and time.monotonic() >= next_gate_check:
+                self._monitor_gates()
+                next_gate_check = time.monotonic() + self.settings.gate_check_interval
             if time.monotonic() >= next_sweep:
                 self._sweep_compensations()
                 next_sweep = time.monotonic() + self.settings.compensation_sweep_after / 2
@@ -177,6 +182,54 @@ class Dispatcher:
         with contextlib.suppress(StorageUnavailable):
             self.runtime.in_transaction(lambda s: heartbeats.forget(s, name=self.name), patience=0)
 
+    def check_gates(self, *, now: dt.datetime | None = None) -> int:
+        """The monitor role: evaluate each declared gate, record its state, and release its waiting
+        tasks oldest first, never more than its free capacity (reserving their units). Returns how many
+        waits were released (the next dispatch pass publishes them).
+
+        Raises:
+            StorageUnavailable: if the database is unreachable.
+        """
+        moment = now or utcnow()
+        released = 0
+        for gate in self.runtime.gates.values():
+            released += self._check_gate(gate, moment)
+        return released
+
+    def _check_gate(self, gate: gates.Gate, now: dt.datetime) -> int:
+        result = gate.check()
+        store = self.runtime.lease_store
+        room = gate.release_batch if result is None or result.free is None else result.free
+        if gate.capacity is not None:
+            room = gate.capacity - store.used(gate.name)
+            if result is not None and result.free is not None:
+                room = min(room, result.free)
+        if result is not None and not result.available:
+            room = 0
+        reservation = self.settings.gate_reservation_seconds
+
+        def release(session: Session) -> int:
+            runs = gates.release_waits(session, gate=gate.name, limit=room, now=now)
+            names = repository.task_names(session, task_ids=[run.task_id for run in runs])
+            count = 0
+            for run in runs:
+                if gate.capacity is not None:
+                    declared = getattr(self.app.tasks.get(names.get(run.task_id, "")), "resources", None) or {}
+                    units = int(declared.get(gate.name, 1))
+                    holder = gates.holder_of(run.task_id, run.attempt)
+                    if not store.acquire(gate.name, holder, units=units, capacity=gate.capacity, ttl=reservation):
+                        break  # no room left for the oldest: do not let a younger one overtake it
+                run.due_at = now
+                run.updated_at = now
+                count += 1
+            gates.save_state(session, gate=gate, result=result, monitor=self.name, now=now)
+            return count
+
+        count = self.runtime.in_transaction(release, patience=0)
+        if count:
+            log_event("gate.released", gate=gate.name, released=count)
+        return count
+
     def sweep_compensations(self, *, now: dt.datetime | None = None) -> int:
         """Publish the compensation of sagas whose pending steps nobody touched for
         ``compensation_sweep_after`` seconds, or whose compensator died mid-undo; return how many.
@@ -198,6 +251,14 @@ class Dispatcher:
         for saga_id in sagas:
             compensation.publish_compensation(self.app, saga_id)
         return len(sagas)
+
+    def _monitor_gates(self) -> None:
+        try:
+            self.check_gates()
+        except StorageUnavailable:
+            log_event("dispatcher.storage_unavailable", level=logging.WARNING, step="gates")
+        except Exception as exc:  # e.g. Redis down: the gates are checked again next time
+            log_event("dispatcher.gates_failed", level=logging.WARNING, error=f"{type(exc).__name__}: {exc}")
 
     def _sweep_compensations(self) -> None:
         try:

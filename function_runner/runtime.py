@@ -24,6 +24,7 @@ from error_handling.persistence.db import make_engine, make_sessionmaker, transa
 from error_handling.policy import RecoveryPolicy
 from error_handling.redaction import Redactor
 from error_handling.sealing import Sealer
+from function_runner.gates import Gate, LeaseRenewer, LeaseStore, RedisLeaseStore, SqlLeaseStore, declared
 from function_runner.settings import Settings
 
 if TYPE_CHECKING:
@@ -44,8 +45,13 @@ class Runtime:
         *,
         rules: Sequence[Rule] = (),
         policy: RecoveryPolicy | None = None,
+        gates: Sequence[Gate] = (),
     ) -> None:
         self.settings = settings
+        #: The resource gates declared on the app, by name.
+        self.gates: dict[str, Gate] = declared(gates)
+        self._lease_store: LeaseStore | None = None
+        self._renewer: LeaseRenewer | None = None
         self.classifier = Classifier(rules)
         self.policy = policy or settings.recovery_policy()
         self.redactor = Redactor(extra_keys=settings.redact_keys)
@@ -61,6 +67,26 @@ class Runtime:
         if self._sealer is None:
             self._sealer = self.settings.sealer()
         return self._sealer
+
+    @property
+    def lease_store(self) -> LeaseStore:
+        """Where capacity leases are counted: Redis when the broker is Redis, else the database."""
+        if self._lease_store is None:
+            url = self.settings.effective_broker_url
+            if url.startswith(("redis://", "rediss://")):
+                import redis
+
+                self._lease_store = RedisLeaseStore(redis.Redis.from_url(url))
+            else:
+                self._lease_store = SqlLeaseStore(self.sessions)
+        return self._lease_store
+
+    @property
+    def renewer(self) -> LeaseRenewer:
+        """Renews the capacity leases this process holds."""
+        if self._renewer is None:
+            self._renewer = LeaseRenewer(self.lease_store, self.settings.gate_lease_seconds)
+        return self._renewer
 
     @property
     def engine(self) -> Engine:

@@ -76,6 +76,17 @@ class Settings(BaseSettings):
     max_retry_after: float = Field(default=DEFAULT_MAX_RETRY_AFTER, gt=0, description="Cap on server retry hints (s).")
     dispatcher_interval: float = Field(default=1.0, gt=0, description="Dispatcher poll interval (s).")
     dispatcher_batch_size: int = Field(default=500, ge=1, le=10_000, description="Runs claimed per transaction.")
+    gate_check_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between two checks of the resource gates by each dispatcher."
+    )
+    gate_lease_seconds: float = Field(
+        default=60.0, gt=1, description="A capacity lease expires this long after its last renewal (its worker died)."
+    )
+    gate_reservation_seconds: float = Field(
+        default=300.0,
+        gt=1,
+        description="Units reserved for a released wait are given back if the task has not started by then.",
+    )
     compensation_sweep_after: float = Field(
         default=30.0,
         gt=0,

@@ -15,18 +15,19 @@ back (invariant 1).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from celery import Task, shared_task
 from celery.exceptions import Ignore, Reject, Retry
 
 from error_handling.classification import Classification, Rule
-from error_handling.exceptions import ConfigurationError, FunctionRunnerError, StorageUnavailable
+from error_handling.exceptions import ConfigurationError, FunctionRunnerError, ResourceError, StorageUnavailable
 from error_handling.persistence import compensation as compensation_steps
 from error_handling.persistence import repository
 from error_handling.persistence.models import FailedAttempt, utcnow
@@ -34,6 +35,7 @@ from error_handling.policy import DeadLetter, FailFast, RecoveryPolicy
 from error_handling.policy import Retry as RetryDecision
 from error_handling.policy import Wait as WaitDecision
 from error_handling.sealing import seal_secrets
+from function_runner import gates
 from function_runner import headers as H
 from function_runner import logs as _logs  # noqa: F401  (redacts Celery's log lines in workers)
 from function_runner.compensation import Recorder, publish_compensation, recording
@@ -54,6 +56,8 @@ class RecoverableTask(Task):  # type: ignore[misc]
         recovery_policy: a :class:`~error_handling.policy.RecoveryPolicy`, or a dict of overrides of the
             app's policy (``{"transient_max_attempts": 3}``).
         recovery_rules: classifier rules for this task, evaluated before the app's and the built-ins.
+        resources: units of the app's capacity gates the body needs (``{"gpu": 1}``): taken before it
+            runs, or the task is parked on the gate (reason ``capacity_exhausted``).
         compensate_on: ``"terminal"`` (default): the recorded compensation steps are undone when the
             task (or a later task of its chain) fails for good; ``"every_failure"``: this task's steps
             are undone after every failed attempt too.
@@ -64,6 +68,8 @@ class RecoverableTask(Task):  # type: ignore[misc]
     recovery_policy: ClassVar[RecoveryPolicy | dict[str, Any] | None] = None
     recovery_rules: ClassVar[Sequence[Rule]] = ()
     compensate_on: ClassVar[str] = "terminal"
+    #: Units of capacity gates this task holds while it runs, e.g. ``{"gpu": 1}`` (see ``gates``).
+    resources: ClassVar[dict[str, int]] = {}
     #: True only for function-runner's own compensate task (its failure never triggers a compensation).
     is_compensator: ClassVar[bool] = False
 
@@ -94,7 +100,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
             raise Ignore()
         started_at = utcnow()
         try:
-            with recording(Recorder(self, runtime)):
+            with recording(Recorder(self, runtime)), self._holding_gates(runtime, attempt):
                 result = self.run(*args, **kwargs)
         except CONTROL_FLOW:
             raise
@@ -108,6 +114,40 @@ class RecoverableTask(Task):  # type: ignore[misc]
         return result
 
     # -- steps ---------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _holding_gates(self, runtime: Runtime, attempt: int) -> Iterator[None]:
+        """Hold the units of the capacity gates this task declares while the body runs (a unit the
+        monitor reserved for this execution is taken over). A full gate parks the task: it raises
+        ``ResourceError`` before the body runs."""
+        if not self.resources:
+            yield
+            return
+        holder = gates.holder_of(str(self.request.id), attempt)
+        store = runtime.lease_store
+        held: list[str] = []
+        try:
+            for name, units in self.resources.items():
+                gate = runtime.gates.get(name)
+                if gate is None or gate.capacity is None:
+                    continue
+                ttl = runtime.settings.gate_lease_seconds
+                if not store.acquire(name, holder, units=units, capacity=gate.capacity, ttl=ttl):
+                    raise ResourceError(
+                        f"resource gate {name!r} is at capacity ({gate.capacity})",
+                        resource=name,
+                        reason="capacity_exhausted",
+                    )
+                held.append(name)
+                runtime.renewer.hold(name, holder)
+            yield
+        finally:
+            for name in held:
+                runtime.renewer.drop(name, holder)
+                try:
+                    store.release(name, holder)
+                except Exception as exc:
+                    log_event("gate.release_failed", level=logging.WARNING, gate=name, error=type(exc).__name__)
 
     def _claim(self, runtime: Runtime, *, run_id: int, token: str, attempt: int) -> None:
         now = utcnow()
@@ -216,6 +256,10 @@ class RecoverableTask(Task):  # type: ignore[misc]
         recorded = repository.record_failure(session, report=report, policy=policy)
         if recorded.duplicate:
             return recorded, 0
+        decision = recorded.decision
+        if isinstance(decision, WaitDecision) and recorded.run_id is not None and decision.resource in self._gates():
+            # a declared gate's monitor releases the wait; until then it waits for its deadline
+            repository.postpone_run(session, run_id=recorded.run_id, due_at=decision.deadline)
         terminal = isinstance(recorded.decision, FailFast | DeadLetter)
         now = report.failed_at
         if self.is_compensator:
@@ -227,6 +271,9 @@ class RecoverableTask(Task):  # type: ignore[misc]
         if self.compensate_on == "every_failure":
             return recorded, compensation_steps.mark_pending(session, saga_id=saga_id, now=now, task_id=report.task_id)
         return recorded, 0
+
+    def _gates(self) -> dict[str, Any]:
+        return runtime_for(self.app).gates
 
     def _report(
         self,

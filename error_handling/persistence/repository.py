@@ -499,6 +499,24 @@ def claim_due_runs(
     return dispatches, expired
 
 
+def task_names(session: Session, *, task_ids: Sequence[str]) -> dict[str, str]:
+    """The task names of these recorded tasks, by task id."""
+    if not task_ids:
+        return {}
+    rows = session.execute(sa.select(TaskRecord.task_id, TaskRecord.task_name).where(TaskRecord.task_id.in_(task_ids)))
+    return {task_id: name for task_id, name in rows}
+
+
+def postpone_run(session: Session, *, run_id: int, due_at: dt.datetime) -> None:
+    """Set when a pending scheduled run is due (a wait on a gate: its deadline, until a monitor
+    releases it earlier)."""
+    session.execute(
+        sa.update(ScheduledRun)
+        .where(ScheduledRun.id == run_id, ScheduledRun.status == RunStatus.PENDING)
+        .values(due_at=due_at)
+    )
+
+
 def expire_wait(session: Session, *, run: ScheduledRun, now: dt.datetime) -> int | None:
     """Dead-letter a task whose resource wait passed its deadline; its saga's recorded compensation
     steps become pending (the dispatcher's sweep publishes the compensation). Returns the dead letter's id."""

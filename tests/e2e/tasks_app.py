@@ -15,10 +15,23 @@ import redis
 
 from error_handling.exceptions import PermanentError, ResourceError, TransientError, ValidationError
 from function_runner.app import create_app
+from function_runner.gates import CallableProbe, Gate
 from function_runner.settings import Settings
 from function_runner.task import RecoverableTask
 
-app = create_app(Settings(), main="fr_e2e")
+
+def licence_file_present() -> bool:
+    """The probe of the ``licence`` gate: the file named by ``FR_TEST_GATE_FILE`` exists."""
+    path = os.environ.get("FR_TEST_GATE_FILE")
+    return bool(path) and os.path.exists(str(path))
+
+
+GATES = [
+    Gate("licence", probe=CallableProbe(licence_file_present, "licence file present")),
+    Gate("slot", capacity=2),
+]
+
+app = create_app(Settings(), main="fr_e2e", gates=GATES)
 app.conf.update(worker_send_task_events=False, broker_pool_limit=4)
 
 _state: redis.Redis | None = None
@@ -151,3 +164,34 @@ def saga_step(self: RecoverableTask, previous: Any, step: int, fail: bool) -> in
     if fail:
         raise PermanentError(f"step {step} rejected", reason="not_found")
     return step
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.needs_licence")
+def needs_licence(self: RecoverableTask) -> str:
+    """Parks on the ``licence`` gate until the test creates the gate's file."""
+    started(self)
+    if not licence_file_present():
+        raise ResourceError("licence server busy", resource="licence", reason="licence_unavailable")
+    state().incr("licensed")
+    return "licensed"
+
+
+_TRACK_MAX = """
+local now = redis.call('INCR', KEYS[1])
+local seen = tonumber(redis.call('GET', KEYS[2]) or '0')
+if now > seen then redis.call('SET', KEYS[2], now) end
+return now
+"""
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.uses_slot", resources={"slot": 1})
+def uses_slot(self: RecoverableTask) -> str:
+    """Holds one unit of the ``slot`` gate (capacity 2) for a moment; records how many held it at once."""
+    started(self)
+    state().eval(_TRACK_MAX, 2, "slot:holding", "slot:max")
+    try:
+        threading.Event().wait(0.4)  # the work done while holding the unit
+    finally:
+        state().decr("slot:holding")
+    state().incr("slot:done")
+    return "ok"
