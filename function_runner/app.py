@@ -26,6 +26,7 @@ def broker_options(settings: Settings) -> dict[str, Any]:
             "data_folder_in": str(folder),
             "data_folder_out": str(folder),
             "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),  # fanout exchanges (kombu's default: ./control)
             "store_processed": False,
         }
     elif url.startswith(("redis://", "rediss://", "redis+socket://", "sentinel://", "sqs://")):

@@ -15,8 +15,9 @@ Recording, inside a :class:`~function_runner.task.RecoverableTask`::
 
 or :func:`record_operation` from any code the task calls. Each step is written durably before the call
 returns; a task that records nothing pays nothing. ``undo`` is an importable function (called with the
-step's ``data``, and with ``idempotency_key=`` when it accepts that keyword) or a Celery signature (its
-task's body runs in the compensator, with the signature's arguments).
+step's ``data``, and with ``idempotency_key=`` when it accepts that keyword), a Celery signature (its
+task's body runs in the compensator, with the signature's arguments), or None for a side effect that
+cannot be taken back (recorded, and ``skipped`` when compensating).
 
 Compensating: the terminal outcome (fail fast, dead letter, an operator's discard) makes the recorded
 steps of the task's saga (its chain's root id) ``pending`` in the same transaction, and the wrapper then
@@ -85,12 +86,15 @@ class CompensationFailed(PermanentError):
 
 
 def undo_reference(undo: Any) -> tuple[str, Any]:
-    """How an undo is stored: ``("callable", {"path": "module:qualname"})`` or ``("signature", {...})``.
+    """How an undo is stored: ``("callable", {"path": "module:qualname"})``, ``("signature", {...})``, or
+    ``("none", {})`` for a step with nothing to undo (recorded for the log, ``skipped`` when compensating).
 
     Raises:
         TypeError: ``undo`` is neither a Celery signature nor a module-level function that can be
             imported again by its name (a lambda, a closure, a bound method, ...).
     """
+    if undo is None:
+        return "none", {}
     if isinstance(undo, Signature):
         return "signature", dict(undo)
     module = getattr(undo, "__module__", None)
@@ -268,6 +272,13 @@ def register_compensator(app: Celery) -> None:
             )
             if claim is None:
                 break
+            if claim.undo_kind == "none":  # nothing to undo: recorded for the log
+                runtime.in_transaction(
+                    functools.partial(
+                        steps.finish_step, step_id=claim.step_id, token=token, status=StepStatus.SKIPPED, now=utcnow()
+                    )
+                )
+                continue
             try:
                 _run_undo(app, runtime, claim)
             except Exception as exc:

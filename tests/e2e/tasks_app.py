@@ -195,3 +195,16 @@ def uses_slot(self: RecoverableTask) -> str:
         state().decr("slot:holding")
     state().incr("slot:done")
     return "ok"
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.retried_booking", compensate_on="every_failure")
+def retried_booking(self: RecoverableTask) -> str:
+    """Holds a seat and sends a notice (nothing to undo) on each attempt; the first attempt then fails
+    transiently, so its hold is undone before the retry."""
+    n = started(self)
+    saga = self.compensation.saga_id
+    self.compensation.record_operation("hold", undo=undo_effect, data={"saga": saga, "step": n})
+    self.compensation.record_operation("notify", undo=None, data={"sent": n})
+    if n == 1:
+        raise TransientError("seat service 503", reason="service_unavailable", retry_after=0.1)
+    return "booked"

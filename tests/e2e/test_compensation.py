@@ -124,3 +124,27 @@ def test_a_failing_undo_is_a_dead_letter_whose_replay_completes_the_rollback(
         what="the rollback to complete",
     )
     assert [int(s) for s in state.lrange(f"undone:{task_id}", 0, -1)] == [3, 2, 1]
+
+
+def test_a_task_may_compensate_after_every_failed_attempt(
+    publisher: Celery,
+    start_worker: Callable[..., Process],
+    start_dispatcher: Callable[..., Process],
+    engine: sa.Engine,
+    state: redis_lib.Redis,
+) -> None:
+    start_worker(concurrency=1)
+    start_dispatcher()
+    task_id = publisher.send_task("e2e.retried_booking").id
+    assert wait_terminal(engine, [task_id]) == {task_id: "succeeded"}
+    wait_until(lambda: state.llen(f"undone:{task_id}") == 1, what="the first attempt's hold to be undone")
+    assert [int(s) for s in state.lrange(f"undone:{task_id}", 0, -1)] == [1]
+    steps = wait_until(
+        lambda: (found := steps_of(engine, task_id)) and len(found) == 4 and found, what="both attempts' steps"
+    )
+    assert [(s["attempt"], s["name"], s["status"]) for s in steps] == [
+        (1, "hold", "compensated"),
+        (1, "notify", "skipped"),  # nothing to undo: recorded for the log
+        (2, "hold", "recorded"),  # the attempt that succeeded keeps its effects
+        (2, "notify", "recorded"),
+    ]

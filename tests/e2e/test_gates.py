@@ -89,6 +89,7 @@ def test_a_capacity_gate_is_never_held_by_more_tasks_than_its_capacity(
     start_worker(env=env, concurrency=2)
     start_worker(env=env, concurrency=2)  # four execution slots for a gate of capacity 2
     start_dispatcher(env=env)
+    start_dispatcher(env=env)  # two monitors releasing the same waits
     for _ in range(12):
         publisher.send_task("e2e.uses_slot")
     wait_until(lambda: int(state.get("slot:done") or 0) == 12, timeout=120, what="the 12 tasks to finish")

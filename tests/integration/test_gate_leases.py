@@ -20,6 +20,7 @@ from function_runner.gates import (
     GpuMemoryFree,
     LeaseStore,
     MemoryAvailable,
+    PostgresConnections,
     ProbeResult,
     RedisLeaseStore,
     SqlLeaseStore,
@@ -98,3 +99,10 @@ def test_a_probe_that_raises_says_unavailable_with_the_error_redacted() -> None:
     assert Gate("slot", capacity=1).check() is None
     with pytest.raises(ValueError):
         Gate("slot", capacity=0)
+
+
+def test_the_postgres_connections_probe_reads_the_real_server(pg_url: str) -> None:
+    result = PostgresConnections(pg_url, min_free=1)()
+    assert result.available and result.free is not None and result.free >= 1
+    assert "connections free" in result.detail
+    assert not PostgresConnections(pg_url, min_free=10**6)().available
