@@ -68,7 +68,9 @@ from error_handling.http import (
     HttpDetails,
     body_error_codes,
     body_message,
+    body_retry_delay,
     decode_body,
+    google_quota_ids,
     http_details,
     is_http_status,
     parse_retry_after,
@@ -78,10 +80,12 @@ from error_handling.rules import (
     ERRNO_BY_NUMBER,
     ERRNO_EXCEPTION,
     EXCEPTION_RULES,
+    GOOGLE_LONG_QUOTA,
     HTTP_STATUS_CLASS_RULES,
     HTTP_STATUS_RULES,
     MESSAGE_RULES_BY_EXCEPTION,
     PROVIDER_ERROR_CODES,
+    PROVIDER_MESSAGE_RULES,
     UNCLASSIFIED,
     UNSCOPED_MESSAGE_RULES,
     WRAPPED_EXCEPTION_ATTRIBUTES,
@@ -335,10 +339,21 @@ def _wrapped(subject: _Subject) -> BaseException | None:
 
 
 def _http_outcome(status: int, body: object) -> tuple[Outcome, str] | None:
-    for code in body_error_codes(body):
+    codes = body_error_codes(body)
+    if any(code.casefold() == "resource_exhausted" for code in codes):
+        long_quota = next((q for q in google_quota_ids(body) if GOOGLE_LONG_QUOTA.search(q)), None)
+        if long_quota is not None:
+            return PROVIDER_ERROR_CODES["insufficient_quota"], f"google_quota:{long_quota}"
+    for code in codes:
         outcome = PROVIDER_ERROR_CODES.get(code.casefold())
         if outcome is not None:
             return outcome, f"body:{code}"
+    if status >= 400:
+        message = body_message(body)
+        if message:
+            for name, pattern, outcome in PROVIDER_MESSAGE_RULES:
+                if pattern.search(message):
+                    return outcome, f"body_message:{name}"
     if status < 400:
         return None
     outcome = HTTP_STATUS_RULES.get(status)
@@ -380,8 +395,12 @@ def _error_hint(subject: _Subject, now: float) -> float | None:
         own = _valid_hint(subject.exc.retry_after)
         if own is not None:
             return own
-    if subject.http is not None and subject.http.headers:
-        return parse_retry_after(subject.http.headers, now=now)
+    if subject.http is not None:
+        if subject.http.headers:
+            hint = parse_retry_after(subject.http.headers, now=now)
+            if hint is not None:
+                return hint
+        return body_retry_delay(subject.http.body)
     return None
 
 

@@ -43,7 +43,9 @@ __all__ = [
     "HttpDetails",
     "body_error_codes",
     "body_message",
+    "body_retry_delay",
     "decode_body",
+    "google_quota_ids",
     "http_details",
     "is_http_status",
     "iter_headers",
@@ -275,8 +277,55 @@ def body_error_codes(body: object) -> tuple[str, ...]:
                 codes.append(body[key])
     error = _error_object(body)
     if error is not None:
+        codes.extend(_google_details(error, "ErrorInfo", "reason"))  # e.g. API_KEY_INVALID: the most specific
         codes.extend(error[f] for f in _ERROR_CODE_FIELDS if isinstance(error.get(f), str))
+        if isinstance(error.get("status"), str):  # Google: RESOURCE_EXHAUSTED, FAILED_PRECONDITION, ...
+            codes.append(error["status"])
     return tuple(code for code in codes if code)
+
+
+def _google_details(error: Mapping[Any, Any], kind: str, field: str) -> list[str]:
+    """The ``field`` of each ``google.rpc.<kind>`` entry of a Google error's ``details``."""
+    found: list[str] = []
+    details = error.get("details")
+    if not isinstance(details, list):
+        return found
+    for item in details:
+        if isinstance(item, Mapping) and str(item.get("@type", "")).endswith(f"google.rpc.{kind}"):
+            value = item.get(field)
+            if isinstance(value, str) and value:
+                found.append(value)
+    return found
+
+
+def body_retry_delay(body: object) -> float | None:
+    """The retry hint a Google error states in its body (``google.rpc.RetryInfo`` ``retryDelay``, e.g.
+    ``"31s"``), in seconds; None when there is none."""
+    error = _error_object(body)
+    if error is None:
+        return None
+    for delay in _google_details(error, "RetryInfo", "retryDelay"):
+        seconds = parse_duration(delay)
+        if seconds is not None and math.isfinite(seconds) and seconds >= 0:
+            return seconds
+    return None
+
+
+def google_quota_ids(body: object) -> tuple[str, ...]:
+    """The quotas a Google ``RESOURCE_EXHAUSTED`` error says were exceeded (``google.rpc.QuotaFailure``
+    violations: their ``quotaId``, else ``quotaMetric``)."""
+    error = _error_object(body)
+    if error is None or not isinstance(error.get("details"), list):
+        return ()
+    ids: list[str] = []
+    for item in error["details"]:
+        if isinstance(item, Mapping) and str(item.get("@type", "")).endswith("google.rpc.QuotaFailure"):
+            for violation in item.get("violations") or []:
+                if isinstance(violation, Mapping):
+                    value = violation.get("quotaId") or violation.get("quotaMetric")
+                    if isinstance(value, str):
+                        ids.append(value)
+    return tuple(ids)
 
 
 def body_message(body: object) -> str | None:

@@ -397,6 +397,22 @@ PROVIDER_ERROR_CODES: Mapping[str, Outcome] = MappingProxyType(
         # Anthropic
         "overloaded_error": _UNAVAILABLE,
         "rate_limit_error": _RATE_LIMITED,
+        # Anthropic: billing problems (402)
+        "billing_error": _QUOTA,
+        # Google (Gemini API, Vertex AI): google.rpc status names and ErrorInfo reasons
+        "api_key_invalid": _AUTH_FAILED,
+        "api_key_expired": _AUTH_FAILED,
+        "failed_precondition": _PERMANENT,  # e.g. the free tier is not available here: enable billing
+        "deadline_exceeded": _TIMEOUT,
+        # AWS Bedrock runtime (https://docs.aws.amazon.com/bedrock/latest/APIReference/)
+        "servicequotaexceededexception": _QUOTA,
+        "modelnotreadyexception": _UNAVAILABLE,
+        "modeltimeoutexception": _TIMEOUT,
+        "modelerrorexception": _UNAVAILABLE,
+        "modelstreamerrorexception": _UNAVAILABLE,
+        "expiredtokenexception": _AUTH_FAILED,
+        "unrecognizedclientexception": _AUTH_FAILED,
+        "accessdeniedexception": _AUTH_FAILED,
         # AWS (throttling comes as HTTP 400)
         "throttling": _RATE_LIMITED,
         "throttlingexception": _RATE_LIMITED,
@@ -406,6 +422,20 @@ PROVIDER_ERROR_CODES: Mapping[str, Outcome] = MappingProxyType(
         "provisionedthroughputexceededexception": _RATE_LIMITED,
     }
 )
+
+#: Rules on the message of a provider's error body, for codes too generic to tell (Anthropic and AWS
+#: answer an over-long prompt with the generic ``invalid_request_error`` / ``ValidationException``).
+PROVIDER_MESSAGE_RULES: tuple[tuple[str, re.Pattern[str], Outcome], ...] = (
+    (
+        "context_too_long",
+        re.compile(r"prompt is too long|input is too long|maximum context length|too many (?:input )?tokens", re.I),
+        _TOO_LARGE,
+    ),
+    ("credit_balance_too_low", re.compile(r"credit balance is too low", re.I), _QUOTA),
+)
+
+#: A Google quota that resets daily (or later) is exhausted: waiting on the quota, not a quick retry.
+GOOGLE_LONG_QUOTA = re.compile(r"per_?day|perday|per_?month|permonth", re.I)
 
 _REDIS_RESPONSE = frozenset({"redis.exceptions.ResponseError"})
 _SQLITE_OPERATIONAL = frozenset({"sqlite3.OperationalError"})
@@ -455,5 +485,7 @@ def all_outcomes() -> list[tuple[str, Outcome]]:
         *((f"http:{status}", o) for status, o in HTTP_STATUS_RULES.items()),
         *((f"http:{digit}xx", o) for digit, o in HTTP_STATUS_CLASS_RULES.items()),
         *((f"body:{code}", o) for code, o in PROVIDER_ERROR_CODES.items()),
+        *((f"body_message:{name}", o) for name, _, o in PROVIDER_MESSAGE_RULES),
+        ("google_quota:per_day", _QUOTA),
         *((f"message:{rule.name}", rule.outcome) for rule in MESSAGE_RULES),
     ]

@@ -202,7 +202,10 @@ def test_decode_body(body: object, expected: object) -> None:
             id="aws",
         ),
         pytest.param(
-            {"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED"}}, (), "quota", id="int-code"
+            {"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED"}},
+            ("RESOURCE_EXHAUSTED",),
+            "quota",
+            id="google-status",
         ),
         pytest.param({"error": "invalid_token"}, ("invalid_token",), "invalid_token", id="string-error"),
         pytest.param("upstream timed out", (), "upstream timed out", id="text"),
