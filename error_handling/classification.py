@@ -17,15 +17,45 @@ DEFAULT_USER_MESSAGES: dict[Category, str] = {
     Category.PERMANENT: "The request could not be completed. Our team has been notified.",
 }
 
-#: More specific user messages by reason code; they win over the category's default.
+_WAIT = "It will be retried automatically; no action is needed."
+
+#: User messages by reason code (every built-in reason has one); they win over the category's default.
+#: None names internals (hosts, exception types, providers, keys): they say what happened in the user's
+#: terms and whether waiting helps. Apps override them with ``install(user_messages=...)``.
 REASON_USER_MESSAGES: dict[str, str] = {
-    Reason.RATE_LIMITED.value: "A service we depend on is receiving too many requests. We will try again shortly.",
-    Reason.TIMEOUT.value: "A service we depend on took too long to answer. We will try again shortly.",
-    Reason.QUOTA_EXCEEDED.value: "A usage quota has been reached. Your request will run when it is available again.",
-    Reason.PAYLOAD_TOO_LARGE.value: "The request is too large to be processed. Please make it smaller.",
-    Reason.CONTENT_POLICY.value: "The request was declined by a content policy. Please change it and try again.",
-    Reason.AUTH_FAILED.value: "The request could not be completed because of a configuration problem.",
-    Reason.NOT_FOUND.value: "Something the request refers to could not be found.",
+    Reason.RATE_LIMITED.value: f"The service is receiving too many requests right now. {_WAIT}",
+    Reason.TIMEOUT.value: f"The service took too long to answer. {_WAIT}",
+    Reason.CONNECTION.value: f"The service could not be reached. {_WAIT}",
+    Reason.SERVICE_UNAVAILABLE.value: f"The service is temporarily unavailable. {_WAIT}",
+    Reason.CONFLICT.value: f"The request collided with another one. {_WAIT}",
+    Reason.QUOTA_EXCEEDED.value: "The usage limit for this service has been reached. Your request is queued "
+    "and will run when capacity is available again.",
+    Reason.OUT_OF_MEMORY.value: "The system is short of memory. Your request is queued and will run when memory "
+    "is available.",
+    Reason.DISK_FULL.value: "The system is short of storage space. Your request is queued and will run when "
+    "space is available.",
+    Reason.GPU_UNAVAILABLE.value: "No processing capacity is free right now. Your request is queued and will run "
+    "as soon as capacity is available.",
+    Reason.TOO_MANY_OPEN_FILES.value: "The system is busy. Your request is queued and will run shortly.",
+    Reason.RESOURCE_UNAVAILABLE.value: "A resource your request needs is busy. Your request is queued and will "
+    "run when it is available.",
+    Reason.INVALID_INPUT.value: "The request could not be processed because some of its input is invalid. "
+    "Please check it and try again.",
+    Reason.PAYLOAD_TOO_LARGE.value: "The request is too large to be processed. Please shorten it and try again.",
+    Reason.CONTENT_POLICY.value: "The request could not be processed because its content is not allowed. "
+    "Please rephrase it and try again.",
+    Reason.AUTH_FAILED.value: "The request could not be completed because of an access problem on our side. "
+    "Our team has been notified.",
+    Reason.NOT_FOUND.value: "Something your request refers to could not be found.",
+    Reason.NOT_SUPPORTED.value: "This operation is not supported.",
+    Reason.CIRCUIT_OPEN.value: f"The service is having trouble and is being given a moment to recover. {_WAIT}",
+    Reason.PERMANENT_FAILURE.value: "The request could not be completed. Our team has been notified.",
+    Reason.UNCLASSIFIED.value: "Something went wrong while processing the request. It will be retried; if it "
+    "keeps failing our team will look into it.",
+    Reason.RETRIES_EXHAUSTED.value: "The request could not be completed after several attempts. Our team has "
+    "been notified.",
+    Reason.RESOURCE_WAIT_TIMEOUT.value: "The request waited too long for the capacity it needs and was stopped. "
+    "Our team has been notified.",
 }
 
 

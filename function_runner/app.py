@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from celery import Celery
@@ -51,6 +51,7 @@ def install(
     policy: RecoveryPolicy | None = None,
     configure_broker: bool = False,
     gates: Sequence[Gate] = (),
+    user_messages: Mapping[str, str] | None = None,
 ) -> Runtime:
     """Attach function-runner to ``app`` and return its runtime.
 
@@ -61,9 +62,11 @@ def install(
         policy: the app-wide recovery policy (default: from the settings).
         configure_broker: also set the app's broker from ``settings`` (off for an app you configured).
         gates: the resource gates of the app (see :mod:`function_runner.gates`).
+        user_messages: the app's end-user message per reason code, over the built-ins (see
+            :mod:`error_handling.messages`).
     """
     settings = settings or Settings()
-    runtime = Runtime(settings, rules=rules, policy=policy, gates=gates)
+    runtime = Runtime(settings, rules=rules, policy=policy, gates=gates, user_messages=user_messages)
     setattr(app, APP_ATTRIBUTE, runtime)
     if configure_broker:
         app.conf.update(broker_options(settings))
@@ -79,6 +82,7 @@ def create_app(
     rules: Sequence[Rule] = (),
     policy: RecoveryPolicy | None = None,
     gates: Sequence[Gate] = (),
+    user_messages: Mapping[str, str] | None = None,
 ) -> Celery:
     """Create a Celery app configured from function-runner's settings, with the runtime installed."""
     settings = settings or Settings()
@@ -91,5 +95,5 @@ def create_app(
         accept_content=["json"],
         **broker_options(settings),
     )
-    install(app, settings, rules=rules, policy=policy, gates=gates)
+    install(app, settings, rules=rules, policy=policy, gates=gates, user_messages=user_messages)
     return app

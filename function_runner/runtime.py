@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.engine import Engine
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from error_handling.classification import Rule
 from error_handling.classifier import Classifier
 from error_handling.exceptions import StorageUnavailable
+from error_handling.messages import UserMessages
 from error_handling.persistence.db import make_engine, make_sessionmaker, transaction
 from error_handling.policy import RecoveryPolicy
 from error_handling.redaction import Redactor
@@ -46,8 +47,11 @@ class Runtime:
         rules: Sequence[Rule] = (),
         policy: RecoveryPolicy | None = None,
         gates: Sequence[Gate] = (),
+        user_messages: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
+        #: What end users are told about failures, per reason (see :mod:`error_handling.messages`).
+        self.user_messages = UserMessages(user_messages)
         #: The resource gates declared on the app, by name.
         self.gates: dict[str, Gate] = declared(gates)
         self._lease_store: LeaseStore | None = None

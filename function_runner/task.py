@@ -326,7 +326,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
     def _classify(self, runtime: Runtime, exc: BaseException) -> Classification:
         c = runtime.classifier.classify(exc, rules=self.recovery_rules)
         redact = runtime.redactor.redact_text
-        return c.replace(message=redact(c.message), user_message=redact(c.user_message))
+        return c.replace(message=redact(c.message), user_message=redact(runtime.user_messages.for_classification(c)))
 
     def _payload(self, runtime: Runtime, args: tuple[Any, ...], kwargs: dict[str, Any]) -> repository.TaskPayload:
         request = self.request
