@@ -269,3 +269,13 @@ class RedisBreaker:
     def reset(self) -> None:
         """Close the breaker and forget its counts (an operator's reset)."""
         self.client.delete(*self.keys)
+
+    def force_open(self, seconds: float) -> None:
+        """Open the breaker for ``seconds`` from now (Redis' clock), whatever its state."""
+        whole, micro = self.client.time()
+        until = float(whole) + float(micro) / 1e6 + seconds
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(self.keys[0], mapping={"state": OPEN, "until": repr(until)})
+            pipe.hdel(self.keys[0], "probe", "probe_until")
+            pipe.delete(self.keys[1])
+            pipe.execute()

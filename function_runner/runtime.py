@@ -25,6 +25,7 @@ from error_handling.persistence.db import make_engine, make_sessionmaker, transa
 from error_handling.policy import RecoveryPolicy
 from error_handling.redaction import Redactor
 from error_handling.sealing import Sealer
+from function_runner.breakers import Breakers
 from function_runner.gates import Gate, LeaseRenewer, LeaseStore, RedisLeaseStore, SqlLeaseStore, declared
 from function_runner.settings import Settings
 
@@ -55,6 +56,8 @@ class Runtime:
         #: The resource gates declared on the app, by name.
         self.gates: dict[str, Gate] = declared(gates)
         self._lease_store: LeaseStore | None = None
+        #: The circuit breakers of this app's services (see :mod:`function_runner.breakers`).
+        self.breakers = Breakers(self)
         self._renewer: LeaseRenewer | None = None
         self.classifier = Classifier(rules)
         self.policy = policy or settings.recovery_policy()

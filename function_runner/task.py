@@ -56,6 +56,8 @@ class RecoverableTask(Task):  # type: ignore[misc]
         recovery_policy: a :class:`~error_handling.policy.RecoveryPolicy`, or a dict of overrides of the
             app's policy (``{"transient_max_attempts": 3}``).
         recovery_rules: classifier rules for this task, evaluated before the app's and the built-ins.
+        breaker: a service name: the body runs through its circuit breaker (an open breaker schedules a
+            retry at the time it may close, without running the body).
         resources: units of the app's capacity gates the body needs (``{"gpu": 1}``): taken before it
             runs, or the task is parked on the gate (reason ``capacity_exhausted``).
         compensate_on: ``"terminal"`` (default): the recorded compensation steps are undone when the
@@ -70,6 +72,8 @@ class RecoverableTask(Task):  # type: ignore[misc]
     compensate_on: ClassVar[str] = "terminal"
     #: Units of capacity gates this task holds while it runs, e.g. ``{"gpu": 1}`` (see ``gates``).
     resources: ClassVar[dict[str, int]] = {}
+    #: The service whose circuit breaker the whole body runs through, e.g. ``"openai"``.
+    breaker: ClassVar[str | None] = None
     #: True only for function-runner's own compensate task (its failure never triggers a compensation).
     is_compensator: ClassVar[bool] = False
 
@@ -100,7 +104,11 @@ class RecoverableTask(Task):  # type: ignore[misc]
             raise Ignore()
         started_at = utcnow()
         try:
-            with recording(Recorder(self, runtime)), self._holding_gates(runtime, attempt):
+            with (
+                recording(Recorder(self, runtime)),
+                self._holding_gates(runtime, attempt),
+                runtime.breakers.guard(self.breaker) if self.breaker else contextlib.nullcontext(),
+            ):
                 result = self.run(*args, **kwargs)
         except CONTROL_FLOW:
             raise

@@ -1,6 +1,7 @@
 """SQLAlchemy 2 models: the system of record.
 
-Every table is prefixed ``fr_`` so the schema can live beside an application's own tables.
+Every table is prefixed ``fr_`` so the schema can live beside an application's own tables, except the
+ones the project's brief names (``circuit_breaker_events``: every transition of a circuit breaker).
 
 - ``fr_tasks``: one row per task that failed at least once, with its payload (secrets sealed) and its
   state. A task reaches exactly one terminal state (``succeeded``, ``failed_fast``, ``dead_lettered``,
@@ -490,3 +491,24 @@ class ResourceLease(Base):
     holder: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
     units: Mapped[int] = mapped_column(sa.Integer)
     expires_at: Mapped[dt.datetime]
+
+
+class CircuitBreakerEvent(Base):
+    """A transition of a service's circuit breaker: opened, half-opened, closed, reset or forced open."""
+
+    __tablename__ = "circuit_breaker_events"
+    __table_args__ = (sa.Index("ix_circuit_breaker_events_service_at", "service", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(sa.String(128))
+    from_state: Mapped[str] = mapped_column(sa.String(16))
+    to_state: Mapped[str] = mapped_column(sa.String(16))
+    #: ``failure_ratio`` (opened by the calls), ``probe`` (half-open probe outcome), ``timeout`` (the
+    #: open period ended), ``reset`` / ``forced_open`` (an operator), ``local`` (a per-process breaker).
+    cause: Mapped[str] = mapped_column(sa.String(32))
+    #: Calls and failures in the window when it opened.
+    calls: Mapped[int] = mapped_column(sa.Integer, default=0)
+    failures: Mapped[int] = mapped_column(sa.Integer, default=0)
+    #: The process that saw it (``host:pid``), or the operator's API.
+    actor: Mapped[str | None] = mapped_column(sa.String(255))
+    at: Mapped[dt.datetime]

@@ -1,0 +1,99 @@
+"""Circuit breakers: ``GET /circuit-breakers`` (each service's state and its last transition),
+``POST /circuit-breakers/{service}/reset`` and ``POST /circuit-breakers/{service}/open`` (an operator
+closes or opens a service's breaker, cluster-wide; both need the write scope and are recorded)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field
+
+from api.celery_dep import RuntimeDep
+from api.deps import SessionDep
+from api.errors import ApiError, ErrorEnvelope
+from error_handling.persistence.models import CircuitBreakerEvent
+
+router = APIRouter(prefix="/circuit-breakers", tags=["circuit-breakers"])
+
+ServiceName = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,128}$", description="The service, e.g. `openai` or `anthropic:claude`.")
+]
+
+
+class TransitionPublic(BaseModel):
+    """A recorded transition of a breaker."""
+
+    from_state: str
+    to_state: str
+    cause: str = Field(description="failure_ratio, timeout, probe, local, reset or forced_open.")
+    calls: int
+    failures: int
+    actor: str | None
+    at: dt.datetime
+
+
+class BreakerPublic(BaseModel):
+    """A service's circuit breaker."""
+
+    service: str
+    state: str = Field(description="closed, open or half_open (shared state; per process when degraded).")
+    degraded: bool = Field(description="True when this API process cannot reach Redis and shows a local state.")
+    last_transition: TransitionPublic | None
+
+
+class BreakersPublic(BaseModel):
+    """Every service with a recorded breaker transition."""
+
+    data: list[BreakerPublic]
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorEnvelope, "description": "Error, in the envelope."} for status in statuses}
+
+
+def _public(session: Any, runtime: Any, service: str) -> BreakerPublic:
+    last = session.execute(
+        sa.select(CircuitBreakerEvent)
+        .where(CircuitBreakerEvent.service == service)
+        .order_by(CircuitBreakerEvent.at.desc(), CircuitBreakerEvent.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return BreakerPublic(
+        service=service,
+        state=runtime.breakers.state(service),
+        degraded=service in runtime.breakers.degraded(),
+        last_transition=TransitionPublic.model_validate(last, from_attributes=True) if last else None,
+    )
+
+
+@router.get("", response_model=BreakersPublic, responses=_errors(503))
+def list_breakers(session: SessionDep, runtime: RuntimeDep) -> BreakersPublic:
+    """Each service whose breaker ever changed state: its state now and its last transition."""
+    services = session.execute(sa.select(CircuitBreakerEvent.service).distinct().order_by(CircuitBreakerEvent.service))
+    return BreakersPublic(data=[_public(session, runtime, name) for name in services.scalars()])
+
+
+@router.post("/{service}/reset", response_model=BreakerPublic, responses=_errors(422, 503))
+def reset_breaker(session: SessionDep, runtime: RuntimeDep, service: ServiceName) -> BreakerPublic:
+    """Close a service's breaker and forget its counts, cluster-wide (recorded as `reset`)."""
+    runtime.breakers.reset(service, actor="api")
+    return _public(session, runtime, service)
+
+
+@router.post("/{service}/open", response_model=BreakerPublic, responses=_errors(409, 422, 503))
+def open_breaker(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    service: ServiceName,
+    seconds: Annotated[float, Query(gt=0, le=86_400, description="How long to keep it open.")] = 300,
+) -> BreakerPublic:
+    """Open a service's breaker for `seconds`, cluster-wide (recorded as `forced_open`); calls fail fast
+    with a retry at the time it may close. 409 without Redis (there is no shared state to open)."""
+    try:
+        runtime.breakers.force_open(service, seconds=seconds, actor="api")
+    except RuntimeError as exc:
+        raise ApiError(409, str(exc), code="no_shared_state", param="service") from None
+    return _public(session, runtime, service)

@@ -1,0 +1,193 @@
+"""Circuit breakers as tasks use them, on real Redis and Postgres: 50 processes failing at once record
+exactly one OPEN transition; an open breaker refuses with the time left; Redis cut off mid-run: calls
+go on through per-process breakers, and the shared state is used again once it is back; the API lists,
+resets and force-opens breakers."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from api.main import API_PREFIX
+from api.main import create_app as create_api
+from error_handling.breaker import BreakerConfig
+from error_handling.exceptions import TransientError, ValidationError
+from error_handling.sealing import generate_key
+from function_runner.breakers import CircuitOpenError
+from function_runner.runtime import Runtime
+from function_runner.settings import Settings
+from tests.support import services
+from tests.support.proxy import CuttableProxy
+
+KEY = generate_key()
+
+
+def make_runtime(pg_url: str, broker_url: str, tmp_path: Path, **config: float) -> Runtime:
+    settings = Settings(database_url=pg_url, broker_url=broker_url, encryption_key=SecretStr(KEY), data_dir=tmp_path)
+    runtime = Runtime(settings)
+    if config:
+        runtime.breakers.config = BreakerConfig(**config)  # type: ignore[arg-type]
+    return runtime
+
+
+def events(pg_url: str, service: str) -> list[tuple[str, str, str]]:
+    engine = sa.create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            return [
+                tuple(r)
+                for r in conn.execute(
+                    sa.text(
+                        "SELECT from_state, to_state, cause FROM circuit_breaker_events WHERE service = :s ORDER BY id"
+                    ),
+                    {"s": service},
+                )
+            ]
+    finally:
+        engine.dispose()
+
+
+def fail_through_breaker(pg_url: str, redis_url: str, tmp_path: str, start: object, results: object) -> None:
+    """One process: five calls to a failing service through its breaker; puts how many were refused."""
+    runtime = make_runtime(pg_url, redis_url, Path(tmp_path))
+    start.wait()  # type: ignore[attr-defined]
+    refused = 0
+    for _ in range(5):
+        try:
+            with runtime.breakers.guard("flaky-llm"):
+                raise TransientError("upstream 503", reason="service_unavailable")
+        except CircuitOpenError:
+            refused += 1
+        except TransientError:
+            pass
+    runtime.close()
+    results.put(refused)  # type: ignore[attr-defined]
+
+
+def test_fifty_processes_failing_at_once_record_exactly_one_open_transition(
+    pg_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    context = multiprocessing.get_context("fork")
+    start, results = context.Barrier(50), context.Queue()
+    processes = [
+        context.Process(target=fail_through_breaker, args=(pg_url, redis_url, str(tmp_path), start, results))
+        for _ in range(50)
+    ]
+    for process in processes:
+        process.start()
+    refused = [results.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    assert sum(refused) > 0  # once open, the other processes' calls were not made
+    assert events(pg_url, "flaky-llm") == [("closed", "open", "failure_ratio")]
+
+
+def test_an_open_breaker_refuses_with_the_time_left_and_a_client_error_is_not_a_failure(
+    pg_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    runtime = make_runtime(pg_url, redis_url, tmp_path, min_calls=3, open_seconds=60)
+    for _ in range(5):  # the service answered: a validation error is the caller's, not the service's
+        with pytest.raises(ValidationError), runtime.breakers.guard("svc"):
+            raise ValidationError("prompt too long")
+    assert runtime.breakers.state("svc") == "closed"
+    for _ in range(3):
+        with pytest.raises(TransientError), runtime.breakers.guard("svc2"):
+            raise TransientError("timeout", reason="timeout")
+    with pytest.raises(CircuitOpenError) as refused, runtime.breakers.guard("svc2"):
+        pytest.fail("the call must not be made")
+    assert 0 < refused.value.retry_after <= 60 and refused.value.reason == "circuit_open"
+    runtime.close()
+
+
+@pytest.fixture
+def redis_proxy() -> Iterator[CuttableProxy]:
+    proxy = CuttableProxy(services.REDIS_HOST, services.REDIS_PORT)
+    yield proxy
+    proxy.close()
+
+
+def test_redis_cut_off_mid_run_falls_back_to_per_process_breakers_then_shares_again(
+    pg_url: str, redis_url: str, redis_proxy: CuttableProxy, tmp_path: Path
+) -> None:
+    db = redis_url.rsplit("/", 1)[1]
+    runtime = make_runtime(pg_url, f"redis://127.0.0.1:{redis_proxy.port}/{db}", tmp_path, min_calls=4)
+    with runtime.breakers.guard("svc"):
+        pass
+    assert runtime.breakers.degraded() == set()
+
+    redis_proxy.block()  # Redis unreachable
+    ok = 0
+    for _ in range(3):
+        with runtime.breakers.guard("svc"):
+            ok += 1  # calls keep flowing
+    assert ok == 3 and runtime.breakers.degraded() == {"svc"}
+    for _ in range(4):  # a storm is still bounded: the per-process breaker opens
+        with pytest.raises(TransientError), runtime.breakers.guard("svc"):
+            raise TransientError("503", reason="service_unavailable")
+    with pytest.raises(CircuitOpenError), runtime.breakers.guard("svc"):
+        pass
+    assert ("closed", "open", "local") in events(pg_url, "svc")
+
+    redis_proxy.unblock()  # back: the shared state (closed) is used again
+    with runtime.breakers.guard("svc"):
+        pass
+    assert runtime.breakers.degraded() == set()
+    runtime.close()
+
+
+def test_the_api_lists_resets_and_force_opens_breakers(pg_url: str, redis_url: str, tmp_path: Path) -> None:
+    settings = Settings(database_url=pg_url, broker_url=redis_url, encryption_key=SecretStr(KEY), data_dir=tmp_path)
+    with TestClient(create_api(settings)) as api:
+        base = f"{API_PREFIX}/circuit-breakers"
+        opened = api.post(f"{base}/openai/open", params={"seconds": 120})
+        assert opened.status_code == 200, opened.text
+        assert opened.json()["state"] == "open"
+        assert opened.json()["last_transition"]["cause"] == "forced_open"
+        listed = api.get(base).json()["data"]
+        assert [(b["service"], b["state"]) for b in listed] == [("openai", "open")]
+        reset = api.post(f"{base}/openai/reset")
+        assert reset.status_code == 200 and reset.json()["state"] == "closed"
+        assert reset.json()["last_transition"]["cause"] == "reset"
+        bad = api.post(f"{base}/not a service/reset")
+        assert bad.status_code == 422 and bad.json()["error"]["param"] == "service"
+        assert api.post(f"{base}/x/open", params={"seconds": 0}).status_code == 422
+    assert events(pg_url, "openai") == [("closed", "open", "forced_open"), ("open", "closed", "reset")]
+
+
+def test_a_task_declaring_a_breaker_is_not_run_while_it_is_open_and_retries_when_it_may_close(
+    pg_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    from function_runner.app import create_app
+    from function_runner.runtime import runtime_for
+    from function_runner.task import RecoverableTask
+
+    settings = Settings(database_url=pg_url, broker_url=redis_url, encryption_key=SecretStr(KEY), data_dir=tmp_path)
+    app = create_app(settings, main="fr_breaker_task")
+    ran = []
+
+    @app.task(base=RecoverableTask, name="unit.summarise", breaker="llm")
+    def summarise() -> str:
+        ran.append(1)
+        return "ok"
+
+    runtime = runtime_for(app)
+    runtime.breakers.force_open("llm", seconds=45, actor="test")
+    summarise.apply(task_id="sum-1")
+    assert ran == []  # the call was not made
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as conn:
+        reason, retry_after, delay = conn.execute(
+            sa.text("SELECT reason, retry_after, delay FROM fr_failed_attempts WHERE task_id = 'sum-1'")
+        ).one()
+    engine.dispose()
+    assert reason == "circuit_open" and 40 < retry_after <= 45 and delay >= retry_after - 1
+    runtime.breakers.reset("llm", actor="test")
+    assert summarise.apply(task_id="sum-2").get() == "ok" and ran == [1]
+    runtime.close()
