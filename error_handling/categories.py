@@ -73,6 +73,8 @@ class Reason(enum.StrEnum):
     RETRIES_EXHAUSTED = "retries_exhausted"
     #: A resource wait passed its deadline (recorded on the dead letter).
     RESOURCE_WAIT_TIMEOUT = "resource_wait_timeout"
+    #: The service's cluster-wide retry budget was empty: no retry (recorded on the dead letter).
+    RETRY_BUDGET_EXHAUSTED = "retry_budget_exhausted"
 
     def __str__(self) -> str:
         return self.value

@@ -54,6 +54,8 @@ REASON_USER_MESSAGES: dict[str, str] = {
     "keeps failing our team will look into it.",
     Reason.RETRIES_EXHAUSTED.value: "The request could not be completed after several attempts. Our team has "
     "been notified.",
+    Reason.RETRY_BUDGET_EXHAUSTED.value: "The service is failing too often to be retried right now. Our team has "
+    "been notified.",
     Reason.RESOURCE_WAIT_TIMEOUT.value: "The request waited too long for the capacity it needs and was stopped. "
     "Our team has been notified.",
 }

@@ -199,6 +199,7 @@ def decide(
     policy: RecoveryPolicy,
     waiting_since: dt.datetime | None = None,
     rng: RandomSource | None = None,
+    retry_allowed: bool = True,
 ) -> Decision:
     """Decide what to do about a failure.
 
@@ -211,6 +212,8 @@ def decide(
         waiting_since: for a resource failure, when the task started waiting for this resource
             (``None`` if it is the first time).
         rng: the random source for jitter (``random`` by default; pass a seeded one in tests).
+        retry_allowed: False when the service's retry budget is empty: a failure that would be retried
+            is dead-lettered as ``retry_budget_exhausted`` instead.
 
     Raises:
         ConfigurationError: if ``failures`` is less than 1.
@@ -236,6 +239,8 @@ def decide(
     budget = policy.unclassified_max_attempts if unclassified else policy.transient_max_attempts
     if failures >= budget:
         return DeadLetter(reason=Reason.UNCLASSIFIED.value if unclassified else Reason.RETRIES_EXHAUSTED.value)
+    if not retry_allowed:
+        return DeadLetter(reason=Reason.RETRY_BUDGET_EXHAUSTED.value)
     delay = policy.backoff.delay(failures, rng or random)
     if classification.retry_after is not None:
         delay = max(delay, min(classification.retry_after, policy.max_retry_after))

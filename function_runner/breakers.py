@@ -116,6 +116,17 @@ class Breakers:
             self._client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
         return self._client
 
+    def client(self) -> Any:
+        """The Redis client breakers and budgets share.
+
+        Raises:
+            RuntimeError: the broker is not Redis.
+        """
+        client = self._redis()
+        if client is None:
+            raise RuntimeError("no Redis: the broker is not Redis")
+        return client
+
     def shared(self, service: str) -> RedisBreaker | None:
         """The shared breaker of a service, or None without Redis."""
         client = self._redis()

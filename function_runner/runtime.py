@@ -26,6 +26,7 @@ from error_handling.policy import RecoveryPolicy
 from error_handling.redaction import Redactor
 from error_handling.sealing import Sealer
 from function_runner.breakers import Breakers
+from function_runner.budgets import RetryBudgets
 from function_runner.gates import Gate, LeaseRenewer, LeaseStore, RedisLeaseStore, SqlLeaseStore, declared
 from function_runner.settings import Settings
 
@@ -58,6 +59,8 @@ class Runtime:
         self._lease_store: LeaseStore | None = None
         #: The circuit breakers of this app's services (see :mod:`function_runner.breakers`).
         self.breakers = Breakers(self)
+        #: The cluster-wide retry budgets of this app's services (see :mod:`function_runner.budgets`).
+        self.budgets = RetryBudgets(self)
         self._renewer: LeaseRenewer | None = None
         self.classifier = Classifier(rules)
         self.policy = policy or settings.recovery_policy()

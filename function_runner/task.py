@@ -16,6 +16,7 @@ back (invariant 1).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -26,6 +27,7 @@ from typing import Any, ClassVar
 from celery import Task, shared_task
 from celery.exceptions import Ignore, Reject, Retry
 
+from error_handling.categories import Category
 from error_handling.classification import Classification, Rule
 from error_handling.exceptions import ConfigurationError, FunctionRunnerError, ResourceError, StorageUnavailable
 from error_handling.persistence import compensation as compensation_steps
@@ -58,6 +60,8 @@ class RecoverableTask(Task):  # type: ignore[misc]
         recovery_rules: classifier rules for this task, evaluated before the app's and the built-ins.
         breaker: a service name: the body runs through its circuit breaker (an open breaker schedules a
             retry at the time it may close, without running the body).
+        retry_budget: a service name: transient failures draw on its cluster-wide retry budget, and
+            are dead-lettered as ``retry_budget_exhausted`` when it is empty (default: ``breaker``).
         resources: units of the app's capacity gates the body needs (``{"gpu": 1}``): taken before it
             runs, or the task is parked on the gate (reason ``capacity_exhausted``).
         compensate_on: ``"terminal"`` (default): the recorded compensation steps are undone when the
@@ -74,6 +78,8 @@ class RecoverableTask(Task):  # type: ignore[misc]
     resources: ClassVar[dict[str, int]] = {}
     #: The service whose circuit breaker the whole body runs through, e.g. ``"openai"``.
     breaker: ClassVar[str | None] = None
+    #: The service whose retry budget this task's retries draw on (default: ``breaker``).
+    retry_budget: ClassVar[str | None] = None
     #: True only for function-runner's own compensate task (its failure never triggers a compensation).
     is_compensator: ClassVar[bool] = False
 
@@ -117,9 +123,19 @@ class RecoverableTask(Task):  # type: ignore[misc]
                 runtime, exc, args=args, kwargs=kwargs, attempt=attempt, run_id=run_id, started_at=started_at
             )
             raise  # not reached: _on_failure always raises
+        budget = self.retry_budget or self.breaker
+        if budget:
+            self._quietly(lambda: runtime.budgets.on_success(budget))
         if run_id is not None:
             self._on_recovered(runtime, run_id=run_id, attempt=attempt)
         return result
+
+    @staticmethod
+    def _quietly(action: Any) -> None:
+        try:
+            action()
+        except Exception as exc:
+            log_event("budget.failed", level=logging.WARNING, error=type(exc).__name__)
 
     # -- steps ---------------------------------------------------------------------------------------
 
@@ -329,6 +345,14 @@ class RecoverableTask(Task):  # type: ignore[misc]
             worker=request.hostname,
             run_id=run_id,
         )
+        budget = self.retry_budget or self.breaker
+        if budget and report.classification.category is Category.TRANSIENT:
+            try:
+                allowed = runtime.budgets.on_failure(budget)
+            except Exception as exc:
+                log_event("budget.failed", level=logging.WARNING, error=type(exc).__name__)
+                allowed = True
+            report = dataclasses.replace(report, retry_allowed=allowed)
         return report, policy
 
     def _classify(self, runtime: Runtime, exc: BaseException) -> Classification:

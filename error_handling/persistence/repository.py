@@ -77,6 +77,8 @@ class FailureReport:
     worker: str | None = None
     #: The scheduled run this execution came from, if any.
     run_id: int | None = None
+    #: False when the service's retry budget is empty (a retry becomes a dead letter).
+    retry_allowed: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,7 +253,15 @@ def record_failure(
     c = report.classification
     failures = _failures_in_group(session, report.task_id, c) + 1
     waiting_since = _waiting_since(session, report.task_id, c.resource) if c.category is Category.RESOURCE else None
-    decision = decide(c, failures=failures, now=now, policy=policy, waiting_since=waiting_since, rng=rng)
+    decision = decide(
+        c,
+        failures=failures,
+        now=now,
+        policy=policy,
+        waiting_since=waiting_since,
+        rng=rng,
+        retry_allowed=report.retry_allowed,
+    )
 
     attempt = FailedAttempt(
         task_id=report.task_id,

@@ -191,3 +191,44 @@ def test_a_task_declaring_a_breaker_is_not_run_while_it_is_open_and_retries_when
     runtime.breakers.reset("llm", actor="test")
     assert summarise.apply(task_id="sum-2").get() == "ok" and ran == [1]
     runtime.close()
+
+
+def test_at_full_failure_the_retry_budget_keeps_retries_under_a_tenth_of_the_calls(
+    pg_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    from function_runner.app import create_app
+    from function_runner.runtime import runtime_for
+    from function_runner.task import RecoverableTask
+
+    settings = Settings(database_url=pg_url, broker_url=redis_url, encryption_key=SecretStr(KEY), data_dir=tmp_path)
+    app = create_app(settings, main="fr_budget_task")
+
+    @app.task(base=RecoverableTask, name="unit.always_503", retry_budget="down-llm")
+    def always_503() -> None:
+        raise TransientError("upstream 503", reason="service_unavailable")
+
+    @app.task(base=RecoverableTask, name="unit.fine", retry_budget="down-llm")
+    def fine() -> str:
+        return "ok"
+
+    for i in range(50):  # fifty calls, every one failing
+        always_503.apply(task_id=f"c{i}")
+    engine = sa.create_engine(pg_url)
+
+    def decisions() -> list[tuple[str, str | None]]:
+        with engine.connect() as conn:
+            return [
+                tuple(r)
+                for r in conn.execute(sa.text("SELECT decision, decision_reason FROM fr_failed_attempts ORDER BY id"))
+            ]
+
+    found = decisions()
+    retries = [d for d in found if d[0] == "retry"]
+    assert len(found) == 50 and len(retries) <= 5  # at most a tenth of the calls
+    assert found[-1] == ("dead_letter", "retry_budget_exhausted")  # the failure took its next route
+    for _ in range(70):  # the service recovers: successes refill the bucket (0.1 token each)
+        fine.apply()
+    always_503.apply(task_id="after-recovery")
+    assert decisions()[-1][0] == "retry"
+    engine.dispose()
+    runtime_for(app).close()

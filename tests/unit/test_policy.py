@@ -204,3 +204,13 @@ def test_decide_changes_nothing() -> None:
     before = (classification, POLICY)
     decide(classification, failures=1, now=NOW, policy=POLICY)
     assert (classification, POLICY) == before
+
+
+def test_an_empty_retry_budget_turns_a_retry_into_a_dead_letter_and_nothing_else() -> None:
+    transient = c(Category.TRANSIENT, Reason.SERVICE_UNAVAILABLE.value)
+    assert decide(transient, failures=1, now=NOW, policy=RecoveryPolicy(), retry_allowed=False) == DeadLetter(
+        reason=Reason.RETRY_BUDGET_EXHAUSTED.value
+    )
+    assert isinstance(decide(transient, failures=1, now=NOW, policy=RecoveryPolicy()), Retry)
+    resource = c(Category.RESOURCE, Reason.GPU_UNAVAILABLE.value)
+    assert isinstance(decide(resource, failures=1, now=NOW, policy=RecoveryPolicy(), retry_allowed=False), Wait)
