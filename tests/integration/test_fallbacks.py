@@ -1,0 +1,135 @@
+"""Fallback chains against local fake providers (real HTTP servers on loopback, called with httpx):
+a 429 with a retry hint moves the call to the next provider in the same attempt and the first is not
+called again until its hint has passed; a validation error never moves on; a degraded result ends the
+chain, marked degraded."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from error_handling.sealing import generate_key
+from function_runner.fallbacks import AllProvidersFailed, FallbackChain, Provider
+from function_runner.runtime import Runtime
+from function_runner.settings import Settings
+from tests.support.waiting import wait_until
+
+
+class FakeProvider:
+    """A provider on loopback answering with a scripted status, headers and body; counts its calls."""
+
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        self.status, self.body, self.headers = status, body, headers or {}
+        self.calls = 0
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                fake.calls += 1
+                payload = json.dumps(fake.body).encode()
+                self.send_response(fake.status)
+                self.send_header("content-type", "application/json")
+                for name, value in fake.headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/v1/chat"
+
+    def ask(self, prompt: str) -> str:
+        response = httpx.post(self.url, json={"prompt": prompt}, timeout=5)
+        response.raise_for_status()
+        return str(response.json()["answer"])
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def runtime(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[Runtime]:
+    settings = Settings(
+        database_url=pg_url, broker_url=redis_url, encryption_key=SecretStr(generate_key()), data_dir=tmp_path
+    )
+    runtime = Runtime(settings)
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def providers() -> Iterator[list[FakeProvider]]:
+    made: list[FakeProvider] = []
+    yield made
+    for provider in made:
+        provider.close()
+
+
+def rate_limited(retry_after: str) -> FakeProvider:
+    body = {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}
+    return FakeProvider(429, body, {"retry-after": retry_after})
+
+
+def test_a_429_moves_the_call_to_the_next_provider_and_cools_the_first_until_its_hint(
+    runtime: Runtime, providers: list[FakeProvider]
+) -> None:
+    first, second = rate_limited("30"), FakeProvider(200, {"answer": "from b"})
+    providers += [first, second]
+    chain = FallbackChain("chat", [Provider("fake-a", first.ask), Provider("fake-b", second.ask)], runtime=runtime)
+
+    result = chain.call("hello")
+    assert (result.value, result.provider, result.degraded) == ("from b", "fake-b", False)
+    assert result.passed_over == (("fake-a", "rate_limited"),)
+    again = chain.call("hello again")
+    assert again.provider == "fake-b" and again.passed_over[0][1].startswith("cooling down")
+    assert (first.calls, second.calls) == (1, 2)  # the first is not called again within its hint
+
+
+def test_the_first_provider_is_called_again_once_its_hint_passed(
+    runtime: Runtime, providers: list[FakeProvider]
+) -> None:
+    first, second = rate_limited("1"), FakeProvider(200, {"answer": "b"})
+    providers += [first, second]
+    chain = FallbackChain("chat", [Provider("fake-c", first.ask), Provider("fake-d", second.ask)], runtime=runtime)
+    chain.call("x")
+    first.status, first.body, first.headers = 200, {"answer": "a"}, {}  # it recovers
+    wait_until(lambda: chain.call("y").provider == "fake-c", timeout=10, what="the first provider to be used again")
+    assert first.calls == 2
+
+
+def test_a_validation_error_does_not_move_on_and_the_degraded_result_ends_the_chain(
+    runtime: Runtime, providers: list[FakeProvider]
+) -> None:
+    invalid = FakeProvider(
+        400, {"error": {"message": "Invalid value for 'temperature'", "type": "invalid_request_error", "code": None}}
+    )
+    down = FakeProvider(503, {"error": {"message": "overloaded", "type": "server_error"}})
+    spare = FakeProvider(200, {"answer": "spare"})
+    providers += [invalid, down, spare]
+    chain = FallbackChain("chat", [Provider("fake-e", invalid.ask), Provider("fake-f", spare.ask)], runtime=runtime)
+    with pytest.raises(httpx.HTTPStatusError):
+        chain.call("bad request")
+    assert spare.calls == 0
+
+    cached = FallbackChain(
+        "chat", [Provider("fake-g", down.ask)], runtime=runtime, degraded=lambda prompt: f"cached answer to {prompt}"
+    )
+    result = cached.call("q")
+    assert (result.value, result.provider, result.degraded) == ("cached answer to q", None, True)
+    bare = FallbackChain("chat", [Provider("fake-h", down.ask)], runtime=runtime)
+    with pytest.raises(AllProvidersFailed) as failed:
+        bare.call("q")
+    assert "fake-h: service_unavailable" in str(failed.value)
