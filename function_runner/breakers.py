@@ -27,6 +27,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -195,13 +196,18 @@ class Breakers:
         admission, local = self.allow(service, token)
         if not admission.allowed:
             raise CircuitOpenError(service, admission.retry_after)
+        started = time.monotonic()
         try:
             yield
         except Exception as exc:
-            category = self.runtime.classifier.classify(exc).category
-            self.record(service, token, success=category not in (Category.TRANSIENT, Category.RESOURCE), local=local)
+            latency = (time.monotonic() - started) * 1000
+            found = self.runtime.classifier.classify(exc)
+            success = found.category not in (Category.TRANSIENT, Category.RESOURCE)
+            self.record(service, token, success=success, local=local)
+            self.runtime.health.observe(service, latency_ms=latency, ok=success, classification=found)
             raise
         self.record(service, token, success=True, local=local)
+        self.runtime.health.observe(service, latency_ms=(time.monotonic() - started) * 1000, ok=True)
 
     def reset(self, service: str, *, actor: str) -> None:
         """Close a service's breaker (an operator's reset), shared and local."""

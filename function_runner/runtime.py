@@ -28,6 +28,7 @@ from error_handling.sealing import Sealer
 from function_runner.breakers import Breakers
 from function_runner.budgets import RetryBudgets
 from function_runner.gates import Gate, LeaseRenewer, LeaseStore, RedisLeaseStore, SqlLeaseStore, declared
+from function_runner.service_health import ServiceHealthRecorder
 from function_runner.settings import Settings
 
 if TYPE_CHECKING:
@@ -61,6 +62,8 @@ class Runtime:
         self.breakers = Breakers(self)
         #: The cluster-wide retry budgets of this app's services (see :mod:`function_runner.budgets`).
         self.budgets = RetryBudgets(self)
+        #: Calls made through breakers, counted per service (see :mod:`function_runner.service_health`).
+        self.health = ServiceHealthRecorder(self)
         self._renewer: LeaseRenewer | None = None
         self.classifier = Classifier(rules)
         self.policy = policy or settings.recovery_policy()

@@ -1,4 +1,5 @@
-"""``GET /api/v1/errors/health``: database and broker reachable, dispatchers alive, backlog.
+"""``GET /api/v1/errors/health``: database and broker reachable, dispatchers alive, backlog, and the
+health of the external services called through breakers (calls, success rate, latency, errors).
 
 ``status`` is ``ok`` when the database and the broker answer and, if runs are due, a dispatcher is
 alive; ``degraded`` when the database answers but the broker does not, or runs are due with no live
@@ -14,11 +15,11 @@ from typing import Literal
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from kombu.exceptions import OperationalError as BrokerError
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.celery_dep import get_celery
 from api.deps import get_engine
-from error_handling.persistence import heartbeats
+from error_handling.persistence import heartbeats, queries
 from error_handling.persistence.db import UNAVAILABLE_ERRORS
 from error_handling.persistence.models import RunStatus, ScheduledRun, utcnow
 
@@ -28,6 +29,26 @@ router = APIRouter(tags=["health"])
 _UNHEALTHY: tuple[type[BaseException], ...] = (*UNAVAILABLE_ERRORS, sa.exc.ProgrammingError)
 #: How long the broker check may take, in seconds.
 BROKER_TIMEOUT = 2.0
+
+
+#: The window of the services' figures, in minutes.
+SERVICES_WINDOW_MINUTES = 15
+
+
+class ServiceHealthPublic(BaseModel):
+    """How the calls of one external service went over the last 15 minutes, across every worker."""
+
+    service: str
+    calls: int
+    failures: int
+    success_rate: float | None
+    p50_ms: float | None = Field(description="Latency percentiles: the upper bound of the histogram bucket.")
+    p95_ms: float | None
+    p99_ms: float | None
+    errors_by_reason: dict[str, int]
+    last_error_reason: str | None
+    last_error_message: str | None = Field(description="Redacted.")
+    last_error_at: dt.datetime | None
 
 
 class HealthPublic(BaseModel):
@@ -42,6 +63,8 @@ class HealthPublic(BaseModel):
     due_runs: int | None = None
     #: Age of the oldest due run, in seconds (how far behind the dispatchers are).
     oldest_due_seconds: float | None = None
+    #: External services called through breakers (``ai_service_health``), last 15 minutes.
+    services: list[ServiceHealthPublic] = []
     checked_at: dt.datetime
 
 
@@ -70,6 +93,15 @@ def health(request: Request) -> HealthPublic:
             ).one()
             with sa.orm.Session(bind=conn) as session:
                 alive = heartbeats.alive(session, kind="dispatcher", now=now)
+                services = [
+                    ServiceHealthPublic(
+                        **{k: v for k, v in vars(s).items() if k != "last_error"},
+                        last_error_reason=s.last_error[0] if s.last_error else None,
+                        last_error_message=s.last_error[1] if s.last_error else None,
+                        last_error_at=s.last_error[2] if s.last_error else None,
+                    )
+                    for s in queries.service_health(session, since=now - dt.timedelta(minutes=SERVICES_WINDOW_MINUTES))
+                ]
     except _UNHEALTHY:
         return HealthPublic(status="unavailable", database=False, broker=broker, checked_at=now)
     oldest_due = (now - oldest).total_seconds() if oldest is not None else None
@@ -81,5 +113,6 @@ def health(request: Request) -> HealthPublic:
         dispatchers_alive=alive,
         due_runs=int(due),
         oldest_due_seconds=oldest_due,
+        services=services,
         checked_at=now,
     )

@@ -512,3 +512,37 @@ class CircuitBreakerEvent(Base):
     #: The process that saw it (``host:pid``), or the operator's API.
     actor: Mapped[str | None] = mapped_column(sa.String(255))
     at: Mapped[dt.datetime]
+
+
+class ServiceHealth(Base):
+    """Calls of one service seen by one process in one minute: counts and a latency histogram
+    (``{"<upper bound ms>": count}``, mergeable across processes)."""
+
+    __tablename__ = "ai_service_health"
+    __table_args__ = (sa.Index("ix_ai_service_health_service_minute", "service", "minute"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(sa.String(128))
+    #: The UTC minute the calls ended in.
+    minute: Mapped[dt.datetime]
+    #: The process that made them (``host:pid``).
+    actor: Mapped[str] = mapped_column(sa.String(255))
+    calls: Mapped[int] = mapped_column(sa.Integer)
+    failures: Mapped[int] = mapped_column(sa.Integer)
+    latency_histogram: Mapped[Any] = mapped_column(Json)
+
+
+class ServiceError(Base):
+    """A failed call of a service: its classification (message redacted)."""
+
+    __tablename__ = "ai_service_errors"
+    __table_args__ = (sa.Index("ix_ai_service_errors_service_at", "service", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(sa.String(128))
+    category: Mapped[str] = mapped_column(sa.String(32))
+    reason: Mapped[str] = mapped_column(sa.String(64))
+    status_code: Mapped[int | None] = mapped_column(sa.Integer)
+    message: Mapped[str] = mapped_column(sa.Text)
+    latency_ms: Mapped[float | None] = mapped_column(sa.Float)
+    at: Mapped[dt.datetime]

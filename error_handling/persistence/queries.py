@@ -43,6 +43,7 @@ __all__ = [
     "Keyset",
     "RecoveryStats",
     "ReplayLink",
+    "ServiceHealthSummary",
     "TaskHistory",
     "WindowPlan",
     "error_stats",
@@ -51,6 +52,7 @@ __all__ = [
     "list_attempts",
     "plan_window",
     "recovery_stats",
+    "service_health",
     "task_history",
 ]
 
@@ -636,3 +638,74 @@ def recovery_stats(session: Session, *, since: dt.datetime, until: dt.datetime) 
             ).scalar_one()
         ),
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceHealthSummary:
+    """How one service's calls went in a window, across every process.
+
+    Attributes:
+        success_rate: successful calls / calls (None without calls).
+        p50_ms, p95_ms, p99_ms: latency percentiles, as the upper bound of their histogram bucket.
+        errors_by_reason: failed calls kept in the window, by reason.
+        last_error: the latest failed call: (reason, redacted message, when).
+    """
+
+    service: str
+    calls: int
+    failures: int
+    success_rate: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    errors_by_reason: dict[str, int]
+    last_error: tuple[str, str, dt.datetime] | None
+
+
+def _percentile(histogram: Counter[int], total: int, q: float) -> float | None:
+    if total <= 0:
+        return None
+    rank = q * total
+    seen = 0
+    for bound in sorted(histogram):
+        seen += histogram[bound]
+        if seen >= rank:
+            return float(bound)
+    return float(max(histogram))
+
+
+def service_health(session: Session, *, since: dt.datetime) -> list[ServiceHealthSummary]:
+    """Every service called since ``since``: counts, success rate, latency percentiles, errors."""
+    from error_handling.persistence.models import ServiceError, ServiceHealth
+
+    merged: dict[str, list[Any]] = {}
+    for row in session.execute(sa.select(ServiceHealth).where(ServiceHealth.minute >= since)).scalars():
+        entry = merged.setdefault(row.service, [0, 0, Counter()])
+        entry[0] += row.calls
+        entry[1] += row.failures
+        for bound, count in (row.latency_histogram or {}).items():
+            entry[2][int(bound)] += int(count)
+    reasons: dict[str, Counter[str]] = {}
+    latest: dict[str, tuple[str, str, dt.datetime]] = {}
+    for error in session.execute(
+        sa.select(ServiceError).where(ServiceError.at >= since).order_by(ServiceError.at, ServiceError.id)
+    ).scalars():
+        reasons.setdefault(error.service, Counter())[error.reason] += 1
+        latest[error.service] = (error.reason, error.message, error.at)
+    result = []
+    for service in sorted(set(merged) | set(reasons)):
+        calls, failures, histogram = merged.get(service, [0, 0, Counter()])
+        result.append(
+            ServiceHealthSummary(
+                service=service,
+                calls=calls,
+                failures=failures,
+                success_rate=(calls - failures) / calls if calls else None,
+                p50_ms=_percentile(histogram, calls, 0.50),
+                p95_ms=_percentile(histogram, calls, 0.95),
+                p99_ms=_percentile(histogram, calls, 0.99),
+                errors_by_reason=dict(reasons.get(service, Counter())),
+                last_error=latest.get(service),
+            )
+        )
+    return result

@@ -6,6 +6,7 @@ resets and force-opens breakers."""
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -232,3 +233,35 @@ def test_at_full_failure_the_retry_budget_keeps_retries_under_a_tenth_of_the_cal
     assert decisions()[-1][0] == "retry"
     engine.dispose()
     runtime_for(app).close()
+
+
+def test_calls_through_breakers_show_in_the_health_endpoint_per_service(
+    pg_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    runtime = make_runtime(pg_url, redis_url, tmp_path)
+    for i in range(10):
+        try:
+            with runtime.breakers.guard("embedder"):
+                if i in (3, 7):
+                    raise TransientError(
+                        "upstream 503 for key sk-live-0123456789abcdefghij", reason="service_unavailable"
+                    )
+                threading.Event().wait(0.12 if i == 9 else 0)  # one slow call
+        except TransientError:
+            pass
+    with pytest.raises(ValidationError), runtime.breakers.guard("embedder"):  # the service answered
+        raise ValidationError("input too short")
+    runtime.health.flush()
+    runtime.close()
+
+    settings = Settings(database_url=pg_url, broker_url=redis_url, encryption_key=SecretStr(KEY), data_dir=tmp_path)
+    with TestClient(create_api(settings)) as api:
+        health = api.get(f"{API_PREFIX}/health")
+    assert health.status_code == 200
+    (service,) = health.json()["services"]
+    assert (service["service"], service["calls"], service["failures"]) == ("embedder", 11, 2)
+    assert service["success_rate"] == pytest.approx(9 / 11)
+    assert service["errors_by_reason"] == {"service_unavailable": 2}
+    assert service["last_error_reason"] == "service_unavailable"
+    assert "sk-live-0123456789abcdefghij" not in health.text
+    assert service["p50_ms"] <= 50 and service["p99_ms"] >= 100  # the slow call is in the tail
