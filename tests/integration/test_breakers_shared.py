@@ -194,7 +194,7 @@ def test_a_task_declaring_a_breaker_is_not_run_while_it_is_open_and_retries_when
     runtime.close()
 
 
-def test_at_full_failure_the_retry_budget_keeps_retries_under_a_tenth_of_the_calls(
+def test_at_full_failure_of_a_fake_provider_the_retry_budget_keeps_retries_under_a_tenth_of_the_calls(
     pg_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     from function_runner.app import create_app
@@ -204,9 +204,13 @@ def test_at_full_failure_the_retry_budget_keeps_retries_under_a_tenth_of_the_cal
     settings = Settings(database_url=pg_url, broker_url=redis_url, encryption_key=SecretStr(KEY), data_dir=tmp_path)
     app = create_app(settings, main="fr_budget_task")
 
+    from tests.support.fake_provider import FakeProvider
+
+    down = FakeProvider(503, {"error": {"message": "The engine is currently overloaded", "type": "server_error"}})
+
     @app.task(base=RecoverableTask, name="unit.always_503", retry_budget="down-llm")
     def always_503() -> None:
-        raise TransientError("upstream 503", reason="service_unavailable")
+        down.ask("hello")  # a real HTTP call to a local provider that answers 503 every time
 
     @app.task(base=RecoverableTask, name="unit.fine", retry_budget="down-llm")
     def fine() -> str:
@@ -231,6 +235,8 @@ def test_at_full_failure_the_retry_budget_keeps_retries_under_a_tenth_of_the_cal
         fine.apply()
     always_503.apply(task_id="after-recovery")
     assert decisions()[-1][0] == "retry"
+    assert down.calls == 51  # every call reached the provider; the refused retries were never made
+    down.close()
     engine.dispose()
     runtime_for(app).close()
 

@@ -5,12 +5,8 @@ chain, marked degraded."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -20,44 +16,8 @@ from error_handling.sealing import generate_key
 from function_runner.fallbacks import AllProvidersFailed, FallbackChain, Provider
 from function_runner.runtime import Runtime
 from function_runner.settings import Settings
+from tests.support.fake_provider import FakeProvider
 from tests.support.waiting import wait_until
-
-
-class FakeProvider:
-    """A provider on loopback answering with a scripted status, headers and body; counts its calls."""
-
-    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        self.status, self.body, self.headers = status, body, headers or {}
-        self.calls = 0
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                fake.calls += 1
-                payload = json.dumps(fake.body).encode()
-                self.send_response(fake.status)
-                self.send_header("content-type", "application/json")
-                for name, value in fake.headers.items():
-                    self.send_header(name, value)
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/v1/chat"
-
-    def ask(self, prompt: str) -> str:
-        response = httpx.post(self.url, json={"prompt": prompt}, timeout=5)
-        response.raise_for_status()
-        return str(response.json()["answer"])
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
