@@ -9,8 +9,10 @@ import multiprocessing
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import redis as redis_lib
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -71,23 +73,56 @@ def fail_through_breaker(pg_url: str, redis_url: str, tmp_path: str, start: obje
     results.put(refused)  # type: ignore[attr-defined]
 
 
-def test_fifty_processes_failing_at_once_record_exactly_one_open_transition(
-    pg_url: str, redis_url: str, tmp_path: Path
+def probe_through_breaker(
+    probes: object, pg_url: str, redis_url: str, tmp_path: str, start: object, results: object
 ) -> None:
+    """One process: one call through the breaker; the call (if admitted) counts itself and succeeds."""
+    runtime = make_runtime(pg_url, redis_url, Path(tmp_path))
+    start.wait()  # type: ignore[attr-defined]
+    try:
+        with runtime.breakers.guard("flaky-llm"):
+            with probes.get_lock():  # type: ignore[attr-defined]
+                probes.value += 1  # type: ignore[attr-defined]
+            threading.Event().wait(0.5)  # the probe is in flight while the others ask
+        results.put("called")  # type: ignore[attr-defined]
+    except CircuitOpenError:
+        results.put("refused")  # type: ignore[attr-defined]
+    runtime.close()
+
+
+def run_processes(count: int, target: Any, *args: Any) -> list[Any]:
     context = multiprocessing.get_context("fork")
-    start, results = context.Barrier(50), context.Queue()
-    processes = [
-        context.Process(target=fail_through_breaker, args=(pg_url, redis_url, str(tmp_path), start, results))
-        for _ in range(50)
-    ]
+    start, results = context.Barrier(count), context.Queue()
+    processes = [context.Process(target=target, args=(*args, start, results)) for _ in range(count)]
     for process in processes:
         process.start()
-    refused = [results.get(timeout=120) for _ in processes]
+    found = [results.get(timeout=120) for _ in processes]
     for process in processes:
         process.join(timeout=60)
         assert process.exitcode == 0
+    return found
+
+
+def test_fifty_processes_open_the_breaker_once_then_exactly_one_probes_and_closes_it(
+    pg_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    refused = run_processes(50, fail_through_breaker, pg_url, redis_url, str(tmp_path))
     assert sum(refused) > 0  # once open, the other processes' calls were not made
     assert events(pg_url, "flaky-llm") == [("closed", "open", "failure_ratio")]
+
+    client = redis_lib.Redis.from_url(redis_url)
+    client.hset("fr:breaker:flaky-llm", "until", "0")  # the open period is over
+    client.close()
+    probes = multiprocessing.get_context("fork").Value("i", 0)
+    outcomes = run_processes(
+        50, lambda *a: probe_through_breaker(*a[:4], probes, a[4]), pg_url, redis_url, str(tmp_path)
+    )
+    assert probes.value == 1 and outcomes.count("called") == 1  # exactly one probe ran, cluster-wide
+    assert events(pg_url, "flaky-llm") == [
+        ("closed", "open", "failure_ratio"),
+        ("open", "half_open", "timeout"),
+        ("half_open", "closed", "probe"),
+    ]
 
 
 def test_an_open_breaker_refuses_with_the_time_left_and_a_client_error_is_not_a_failure(
