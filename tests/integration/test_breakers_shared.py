@@ -5,6 +5,7 @@ resets and force-opens breakers."""
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import threading
 from collections.abc import Iterator
@@ -114,9 +115,8 @@ def test_fifty_processes_open_the_breaker_once_then_exactly_one_probes_and_close
     client.hset("fr:breaker:flaky-llm", "until", "0")  # the open period is over
     client.close()
     probes = multiprocessing.get_context("fork").Value("i", 0)
-    outcomes = run_processes(
-        50, lambda *a: probe_through_breaker(*a[:4], probes, a[4]), pg_url, redis_url, str(tmp_path)
-    )
+    target = functools.partial(probe_through_breaker, probes)
+    outcomes = run_processes(50, target, pg_url, redis_url, str(tmp_path))
     assert probes.value == 1 and outcomes.count("called") == 1  # exactly one probe ran, cluster-wide
     assert events(pg_url, "flaky-llm") == [
         ("closed", "open", "failure_ratio"),
