@@ -18,7 +18,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from pydantic import BaseModel, Field
 
 from api.celery_dep import get_celery
-from api.deps import get_engine
+from api.deps import get_engine, get_settings
 from error_handling.persistence import heartbeats, queries
 from error_handling.persistence.db import UNAVAILABLE_ERRORS
 from error_handling.persistence.models import RunStatus, ScheduledRun, utcnow
@@ -57,6 +57,10 @@ class HealthPublic(BaseModel):
     status: Literal["ok", "degraded", "unavailable"]
     database: bool
     broker: bool
+    #: ``shared``: circuit breakers and retry budgets live in Redis, shared by every worker;
+    #: ``per_process``: Redis cannot be reached, each process runs its own (same rules, not shared);
+    #: ``none``: the broker is not Redis (per process by design).
+    breakers: Literal["shared", "per_process", "none"] = "none"
     #: Dispatchers seen within the last 30 seconds.
     dispatchers_alive: int | None = None
     #: Scheduled retries and resource re-checks due but not yet published.
@@ -66,6 +70,13 @@ class HealthPublic(BaseModel):
     #: External services called through breakers (``ai_service_health``), last 15 minutes.
     services: list[ServiceHealthPublic] = []
     checked_at: dt.datetime
+
+
+def _breakers_mode(request: Request, broker: bool) -> Literal["shared", "per_process", "none"]:
+    url = get_settings(request).effective_broker_url
+    if not url.startswith(("redis://", "rediss://")):
+        return "none"
+    return "shared" if broker else "per_process"
 
 
 def _broker_reachable(request: Request) -> bool:
@@ -84,6 +95,7 @@ def health(request: Request) -> HealthPublic:
     scheduled runs are due but not yet published."""
     now = utcnow()
     broker = _broker_reachable(request)
+    breakers = _breakers_mode(request, broker)
     try:
         with get_engine(request).connect() as conn:
             due, oldest = conn.execute(
@@ -103,13 +115,14 @@ def health(request: Request) -> HealthPublic:
                     for s in queries.service_health(session, since=now - dt.timedelta(minutes=SERVICES_WINDOW_MINUTES))
                 ]
     except _UNHEALTHY:
-        return HealthPublic(status="unavailable", database=False, broker=broker, checked_at=now)
+        return HealthPublic(status="unavailable", database=False, broker=broker, breakers=breakers, checked_at=now)
     oldest_due = (now - oldest).total_seconds() if oldest is not None else None
     healthy = broker and (alive > 0 or due == 0)
     return HealthPublic(
         status="ok" if healthy else "degraded",
         database=True,
         broker=broker,
+        breakers=breakers,
         dispatchers_alive=alive,
         due_runs=int(due),
         oldest_due_seconds=oldest_due,

@@ -115,11 +115,20 @@ def test_health_is_ok_with_due_runs_when_a_dispatcher_is_alive(make_client: Clie
         engine.dispose()
     body = make_client(pg_url).get(HEALTH).json()
     assert (body["status"], body["due_runs"], body["dispatchers_alive"], body["broker"]) == ("ok", 1, 1, True)
+    assert body["breakers"] == "none"  # the embedded broker: breakers are per process by design
 
 
 def test_health_reports_an_unreachable_broker_as_degraded(make_client: ClientFactory, pg_url: str) -> None:
     body = make_client(pg_url, broker_url="redis://127.0.0.1:1/0").get(HEALTH).json()
     assert (body["status"], body["database"], body["broker"]) == ("degraded", True, False)
+    assert body["breakers"] == "per_process"  # the workers' breakers cannot share their state now
+
+
+def test_breakers_are_shared_while_the_redis_broker_answers(
+    make_client: ClientFactory, pg_url: str, redis_url: str
+) -> None:
+    body = make_client(pg_url, broker_url=redis_url).get(HEALTH).json()
+    assert (body["broker"], body["breakers"]) == (True, "shared")
 
 
 def test_an_unreachable_database_is_reported_not_raised(make_client: ClientFactory) -> None:
