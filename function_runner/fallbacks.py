@@ -37,7 +37,7 @@ from function_runner.events import log_event
 if TYPE_CHECKING:
     from function_runner.runtime import Runtime
 
-__all__ = ["AllProvidersFailed", "FallbackChain", "FallbackResult", "Provider"]
+__all__ = ["AllProvidersFailed", "FallbackChain", "FallbackResult", "Provider", "chain_from_settings"]
 
 #: Permanent reasons that belong to one provider (its key, its models): the next provider may work.
 _PROVIDER_SPECIFIC = frozenset({Reason.AUTH_FAILED.value, Reason.NOT_FOUND.value})
@@ -159,3 +159,37 @@ class FallbackChain:
         summary = ", ".join(f"{name}: {why}" for name, why in passed)
         hint = min((self._cooling(p.name) for p in self.providers), default=0.0) or None
         raise AllProvidersFailed(f"every provider of {self.service!r} failed ({summary})", retry_after=hint) from last
+
+
+def chain_from_settings(
+    runtime: Runtime,
+    service: str,
+    *,
+    providers: dict[str, Callable[..., Any]],
+    degraded: dict[str, Callable[..., Any]] | None = None,
+) -> FallbackChain:
+    """The chain of ``service`` as the settings declare it (``FUNCTION_RUNNER_FALLBACKS``): each name
+    is one of ``providers``, and the last may be one of ``degraded``.
+
+    Raises:
+        ConfigurationError: the service has no chain, or a name is not registered (or a degraded
+            result is not last).
+    """
+    from error_handling.exceptions import ConfigurationError
+
+    names = runtime.settings.fallbacks.get(service)
+    if not names:
+        raise ConfigurationError(f"no fallback chain is declared for {service!r} (FUNCTION_RUNNER_FALLBACKS)")
+    degraded = degraded or {}
+    links: list[Provider] = []
+    last: Callable[..., Any] | None = None
+    for position, name in enumerate(names):
+        if name in degraded:
+            if position != len(names) - 1:
+                raise ConfigurationError(f"degraded result {name!r} must be the last link of {service!r}")
+            last = degraded[name]
+        elif name in providers:
+            links.append(Provider(name, providers[name]))
+        else:
+            raise ConfigurationError(f"fallback chain {service!r} names {name!r}, which is not registered")
+    return FallbackChain(service, links, runtime=runtime, degraded=last)

@@ -111,6 +111,12 @@ class Settings(BaseSettings):
         "delivered again. Keep it longer than your longest task.",
     )
     redact_keys: list[str] = Field(default_factory=list, description="Extra key names whose values are secret.")
+    fallbacks: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='Fallback chains by logical service, JSON: {"chat": ["openai:gpt-4o", '
+        '"anthropic:claude", "cache"]}. Each name is a provider registered on the app (or a '
+        "degraded result, last).",
+    )
     api_keys: SecretStr | None = Field(
         default=None,
         description="API keys of the error API, comma-separated 'scope:key' pairs with scope read or write "

@@ -93,3 +93,29 @@ def test_a_validation_error_does_not_move_on_and_the_degraded_result_ends_the_ch
     with pytest.raises(AllProvidersFailed) as failed:
         bare.call("q")
     assert "fake-h: service_unavailable" in str(failed.value)
+
+
+def test_a_chain_declared_in_the_settings(
+    pg_url: str, redis_url: str, tmp_path: Path, providers: list[FakeProvider]
+) -> None:
+    from error_handling.exceptions import ConfigurationError
+    from function_runner.fallbacks import chain_from_settings
+
+    down, up = rate_limited("5"), FakeProvider(200, {"answer": "second"})
+    providers += [down, up]
+    settings = Settings(
+        database_url=pg_url,
+        broker_url=redis_url,
+        encryption_key=SecretStr(generate_key()),
+        data_dir=tmp_path,
+        fallbacks={"chat": ["fake-x", "fake-y", "cache"], "broken": ["cache", "fake-x"]},
+    )
+    runtime = Runtime(settings)
+    registered = {"fake-x": down.ask, "fake-y": up.ask}
+    chat = chain_from_settings(runtime, "chat", providers=registered, degraded={"cache": lambda p: "cached"})
+    assert chat.call("q").provider == "fake-y"
+    with pytest.raises(ConfigurationError, match="last link"):
+        chain_from_settings(runtime, "broken", providers=registered, degraded={"cache": lambda p: "cached"})
+    with pytest.raises(ConfigurationError, match="no fallback chain"):
+        chain_from_settings(runtime, "search", providers=registered)
+    runtime.close()

@@ -206,3 +206,8 @@ def test_threads_racing_to_create_the_key_file_all_get_the_one_key(tmp_path: Pat
     assert len(sealers) == THREADS
     assert all(sealer.unseal(token) == "hunter2" for sealer in sealers)
     assert [p.name for p in (tmp_path / "race").iterdir()] == [KEY_FILE_NAME]  # no temporary file left
+
+
+def test_fallback_chains_come_from_json_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FUNCTION_RUNNER_FALLBACKS", '{"chat": ["openai:gpt-4o", "anthropic:claude", "cache"]}')
+    assert Settings().fallbacks == {"chat": ["openai:gpt-4o", "anthropic:claude", "cache"]}
