@@ -75,16 +75,18 @@ def fail_through_breaker(pg_url: str, redis_url: str, tmp_path: str, start: obje
 
 
 def probe_through_breaker(
-    probes: object, pg_url: str, redis_url: str, tmp_path: str, start: object, results: object
+    probes: object, release: object, pg_url: str, redis_url: str, tmp_path: str, start: object, results: object
 ) -> None:
-    """One process: one call through the breaker; the call (if admitted) counts itself and succeeds."""
+    """One process: one call through the breaker; the call (if admitted) counts itself and stays in
+    flight until the test has heard from every other process, then succeeds."""
     runtime = make_runtime(pg_url, redis_url, Path(tmp_path))
     start.wait()  # type: ignore[attr-defined]
     try:
         with runtime.breakers.guard("flaky-llm"):
             with probes.get_lock():  # type: ignore[attr-defined]
                 probes.value += 1  # type: ignore[attr-defined]
-            threading.Event().wait(0.5)  # the probe is in flight while the others ask
+            results.put("probing")  # type: ignore[attr-defined]
+            release.wait(120)  # type: ignore[attr-defined]
         results.put("called")  # type: ignore[attr-defined]
     except CircuitOpenError:
         results.put("refused")  # type: ignore[attr-defined]
@@ -92,6 +94,7 @@ def probe_through_breaker(
 
 
 def run_processes(count: int, target: Any, *args: Any) -> list[Any]:
+    """Run ``count`` forked processes released together; collect one result from each."""
     context = multiprocessing.get_context("fork")
     start, results = context.Barrier(count), context.Queue()
     processes = [context.Process(target=target, args=(*args, start, results)) for _ in range(count)]
@@ -114,10 +117,23 @@ def test_fifty_processes_open_the_breaker_once_then_exactly_one_probes_and_close
     client = redis_lib.Redis.from_url(redis_url)
     client.hset("fr:breaker:flaky-llm", "until", "0")  # the open period is over
     client.close()
-    probes = multiprocessing.get_context("fork").Value("i", 0)
-    target = functools.partial(probe_through_breaker, probes)
-    outcomes = run_processes(50, target, pg_url, redis_url, str(tmp_path))
-    assert probes.value == 1 and outcomes.count("called") == 1  # exactly one probe ran, cluster-wide
+    context = multiprocessing.get_context("fork")
+    probes, release = context.Value("i", 0), context.Event()
+    start, results = context.Barrier(50), context.Queue()
+    target = functools.partial(probe_through_breaker, probes, release)
+    processes = [
+        context.Process(target=target, args=(pg_url, redis_url, str(tmp_path), start, results)) for _ in range(50)
+    ]
+    for process in processes:
+        process.start()
+    answers = [results.get(timeout=120) for _ in processes]  # every process has asked; the probe is in flight
+    release.set()  # now the probe succeeds
+    answers.append(results.get(timeout=120))
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    assert (answers.count("probing"), answers.count("refused"), answers[-1]) == (1, 49, "called")
+    assert probes.value == 1  # exactly one probe ran, cluster-wide
     assert events(pg_url, "flaky-llm") == [
         ("closed", "open", "failure_ratio"),
         ("open", "half_open", "timeout"),
