@@ -101,7 +101,13 @@ class Breakers:
 
     def __init__(self, runtime: Runtime, config: BreakerConfig | None = None) -> None:
         self.runtime = runtime
-        self.config = config or BreakerConfig()
+        settings = runtime.settings
+        self.config = config or BreakerConfig(
+            failure_ratio=settings.breaker_failure_ratio,
+            window=settings.breaker_window,
+            min_calls=settings.breaker_min_calls,
+            open_seconds=settings.breaker_open_seconds,
+        )
         self._lock = threading.Lock()
         self._local: dict[str, LocalBreaker] = {}
         self._client: Any = None

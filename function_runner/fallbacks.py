@@ -18,6 +18,10 @@ hint as its lifetime; per process without Redis). Each provider call goes throug
 (``runtime.breakers``), named after the provider. When every provider failed, the degraded result (if
 any) is returned marked ``degraded``; otherwise the last error is raised (so the task's wrapper
 classifies it and decides).
+
+A call not answered by its first provider is recorded: a row of ``ai_fallback_events`` with the
+provider that answered (none when degraded), the providers passed over and why, and the task that made
+the call. The API shows them in the task's history and, per service, in ``GET /health``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from error_handling.categories import Category, Reason
 from error_handling.exceptions import TransientError
+from error_handling.persistence.models import FallbackEvent, utcnow
 from function_runner.breakers import CircuitOpenError
 from function_runner.events import log_event
 
@@ -108,6 +113,26 @@ class FallbackChain:
             with self._lock:
                 self._local_cooldown[provider] = time.monotonic() + seconds
 
+    def _record(self, provider: str | None, passed: list[tuple[str, str]]) -> None:
+        """Write the row of a call served by a fallback (logged, not raised, if the database is down:
+        the answer matters more than its record)."""
+        from celery import current_task
+
+        request = current_task.request if current_task else None
+        event = FallbackEvent(
+            service=self.service,
+            provider=provider,
+            degraded=provider is None,
+            passed_over=[{"provider": name, "reason": why} for name, why in passed],
+            task_id=getattr(request, "id", None),
+            task_name=getattr(current_task, "name", None) if request is not None else None,
+            at=utcnow(),
+        )
+        try:
+            self.runtime.in_transaction(lambda session: session.add(event), patience=0)
+        except Exception as exc:
+            log_event("fallback.not_recorded", level=logging.WARNING, service=self.service, error=type(exc).__name__)
+
     # -- the call -----------------------------------------------------------------------------------------
 
     def call(self, *args: Any, **kwargs: Any) -> FallbackResult:
@@ -152,10 +177,13 @@ class FallbackChain:
                 continue
             if passed:
                 log_event("fallback.used", service=self.service, provider=provider.name, passed_over=len(passed))
+                self._record(provider.name, passed)
             return FallbackResult(value, provider.name, False, tuple(passed))
         if self.degraded is not None:
             log_event("fallback.degraded", level=logging.WARNING, service=self.service, passed_over=len(passed))
-            return FallbackResult(self.degraded(*args, **kwargs), None, True, tuple(passed))
+            value = self.degraded(*args, **kwargs)
+            self._record(None, passed)
+            return FallbackResult(value, None, True, tuple(passed))
         summary = ", ".join(f"{name}: {why}" for name, why in passed)
         hint = min((self._cooling(p.name) for p in self.providers), default=0.0) or None
         raise AllProvidersFailed(f"every provider of {self.service!r} failed ({summary})", retry_after=hint) from last

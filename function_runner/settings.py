@@ -110,6 +110,19 @@ class Settings(BaseSettings):
         description="Redis/SQS transports: seconds before an unacked message of a lost worker is "
         "delivered again. Keep it longer than your longest task.",
     )
+    breaker_failure_ratio: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="A circuit breaker opens when this share of its calls in the window failed.",
+    )
+    breaker_window: float = Field(default=30.0, gt=0, description="The breakers' sliding window (s).")
+    breaker_min_calls: int = Field(
+        default=10, ge=1, description="A breaker does not open before this many calls in its window."
+    )
+    breaker_open_seconds: float = Field(
+        default=30.0, gt=0, description="How long an open breaker refuses calls before one probe is let through (s)."
+    )
     redact_keys: list[str] = Field(default_factory=list, description="Extra key names whose values are secret.")
     fallbacks: dict[str, list[str]] = Field(
         default_factory=dict,

@@ -19,6 +19,7 @@ import redis as redis_lib
 
 from error_handling.sealing import generate_key
 from tests.support import services
+from tests.support.fake_provider import FakeProvider
 from tests.support.processes import Process
 
 #: The Redis database number the tests own (the machine's other users keep db 0).
@@ -112,3 +113,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+@pytest.fixture
+def providers() -> Iterator[list[FakeProvider]]:
+    """Fake providers the test makes (append them); each is closed at the end of the test."""
+    made: list[FakeProvider] = []
+    yield made
+    for provider in made:
+        provider.close()

@@ -51,6 +51,16 @@ class ServiceHealthPublic(BaseModel):
     last_error_at: dt.datetime | None
 
 
+class FallbackHealthPublic(BaseModel):
+    """How one logical service's fallback chain served calls over the last 15 minutes."""
+
+    service: str
+    served_by: dict[str, int] = Field(description="Calls answered by a later provider, by provider.")
+    degraded: int = Field(description="Calls answered by the degraded result.")
+    passed_over: dict[str, dict[str, int]] = Field(description="Providers passed over, by provider and reason.")
+    last_at: dt.datetime
+
+
 class HealthPublic(BaseModel):
     """Health of the error-handling system."""
 
@@ -69,6 +79,8 @@ class HealthPublic(BaseModel):
     oldest_due_seconds: float | None = None
     #: External services called through breakers (``ai_service_health``), last 15 minutes.
     services: list[ServiceHealthPublic] = []
+    #: Fallback chains not answered by their first provider (``ai_fallback_events``), last 15 minutes.
+    fallbacks: list[FallbackHealthPublic] = []
     checked_at: dt.datetime
 
 
@@ -114,6 +126,12 @@ def health(request: Request) -> HealthPublic:
                     )
                     for s in queries.service_health(session, since=now - dt.timedelta(minutes=SERVICES_WINDOW_MINUTES))
                 ]
+                fallbacks = [
+                    FallbackHealthPublic(**vars(f))
+                    for f in queries.fallback_summary(
+                        session, since=now - dt.timedelta(minutes=SERVICES_WINDOW_MINUTES)
+                    )
+                ]
     except _UNHEALTHY:
         return HealthPublic(status="unavailable", database=False, broker=broker, breakers=breakers, checked_at=now)
     oldest_due = (now - oldest).total_seconds() if oldest is not None else None
@@ -127,5 +145,6 @@ def health(request: Request) -> HealthPublic:
         due_runs=int(due),
         oldest_due_seconds=oldest_due,
         services=services,
+        fallbacks=fallbacks,
         checked_at=now,
     )

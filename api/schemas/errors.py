@@ -212,11 +212,28 @@ class ReplayPublic(BaseModel):
     state: TaskState | None = Field(description="Null when the replay has recorded no failure (yet).")
 
 
+class FallbackPassPublic(BaseModel):
+    """A provider a fallback chain passed over, and why (a reason, or ``cooling down 12.0s``)."""
+
+    provider: str
+    reason: str
+
+
+class FallbackEventPublic(BaseModel):
+    """A call of a fallback chain not answered by its first provider."""
+
+    service: str = Field(description="The logical service of the chain.")
+    provider: str | None = Field(description="The provider that answered; null when the degraded result did.")
+    degraded: bool
+    passed_over: list[FallbackPassPublic] = Field(description="The providers passed over, in chain order.")
+    at: dt.datetime
+
+
 class TaskHistoryPublic(BaseModel):
     """Everything recorded about a task: attempts, scheduled runs, outcome and replay lineage."""
 
     task_id: str
-    task: TaskPublic | None = Field(description="Null for a replay that has not failed.")
+    task: TaskPublic | None = Field(description="Null for a task that has not failed (a replay, a fallback).")
     attempts: list[AttemptPublic] = Field(description="Every failed attempt, oldest first.")
     runs: list[ScheduledRunPublic]
     dead_letter: DeadLetterSummaryPublic | None
@@ -224,6 +241,9 @@ class TaskHistoryPublic(BaseModel):
     replays: list[ReplayPublic] = Field(description="Tasks published as replays of this task's dead letter.")
     compensation: list[CompensationStepPublic] = Field(
         default_factory=list, description="The compensation steps it recorded and their outcomes."
+    )
+    fallbacks: list[FallbackEventPublic] = Field(
+        default_factory=list, description="Its calls served by a fallback provider or a degraded result."
     )
 
 
@@ -303,6 +323,7 @@ def task_history_public(history: TaskHistory) -> TaskHistoryPublic:
         replay_of=_letter_public(history.replay_of) if history.replay_of else None,
         replays=[ReplayPublic(task_id=r.task_id, state=r.task.state if r.task else None) for r in history.replays],
         compensation=[step_public(step) for step in history.compensation],
+        fallbacks=[FallbackEventPublic.model_validate(event, from_attributes=True) for event in history.fallbacks],
     )
 
 

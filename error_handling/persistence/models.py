@@ -546,3 +546,27 @@ class ServiceError(Base):
     message: Mapped[str] = mapped_column(sa.Text)
     latency_ms: Mapped[float | None] = mapped_column(sa.Float)
     at: Mapped[dt.datetime]
+
+
+class FallbackEvent(Base):
+    """A call of a fallback chain that was not answered by its first provider: served by a later
+    provider, or by the degraded result (``degraded``), with the providers passed over and why."""
+
+    __tablename__ = "ai_fallback_events"
+    __table_args__ = (
+        sa.Index("ix_ai_fallback_events_service_at", "service", "at"),
+        sa.Index("ix_ai_fallback_events_task_id", "task_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: The logical service of the chain (``chat``).
+    service: Mapped[str] = mapped_column(sa.String(128))
+    #: The provider that answered; None when the degraded result did.
+    provider: Mapped[str | None] = mapped_column(sa.String(128))
+    degraded: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    #: ``[{"provider": ..., "reason": ...}]``: the providers passed over, in chain order.
+    passed_over: Mapped[Any] = mapped_column(Json)
+    #: The task that made the call, when it was made inside one.
+    task_id: Mapped[str | None] = mapped_column(sa.String(255))
+    task_name: Mapped[str | None] = mapped_column(sa.String(255))
+    at: Mapped[dt.datetime]

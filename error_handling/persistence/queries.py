@@ -28,6 +28,7 @@ from error_handling.persistence.models import (
     DeadLetterRecord,
     ErrorCount,
     FailedAttempt,
+    FallbackEvent,
     ReplayRequestRecord,
     ScheduledRun,
     TaskRecord,
@@ -39,6 +40,7 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "AttemptPage",
     "ErrorStats",
+    "FallbackSummary",
     "FingerprintGroup",
     "Keyset",
     "RecoveryStats",
@@ -48,6 +50,7 @@ __all__ = [
     "WindowPlan",
     "error_stats",
     "escape_like",
+    "fallback_summary",
     "get_attempt",
     "list_attempts",
     "plan_window",
@@ -186,6 +189,7 @@ class TaskHistory:
         replay_of: the dead letter this task replays, if it is a replay.
         replays: the tasks published as replays of its dead letter, oldest first.
         compensation: the compensation steps it recorded, in order, with their outcomes.
+        fallbacks: its calls of fallback chains not answered by the first provider, oldest first.
     """
 
     task_id: str
@@ -196,16 +200,26 @@ class TaskHistory:
     replay_of: DeadLetterRecord | None
     replays: list[ReplayLink]
     compensation: list[CompensationStep] = dataclasses.field(default_factory=list)
+    fallbacks: list[FallbackEvent] = dataclasses.field(default_factory=list)
+
+
+def _fallbacks(session: Session, task_id: str) -> list[FallbackEvent]:
+    return list(
+        session.execute(
+            sa.select(FallbackEvent).where(FallbackEvent.task_id == task_id).order_by(FallbackEvent.id)
+        ).scalars()
+    )
 
 
 def task_history(session: Session, *, task_id: str) -> TaskHistory | None:
     """Return the history of a task, or None when nothing is recorded about it.
 
     A task that never failed has no record; if it is the replay of a dead letter (a replay request
-    names it), its history is that link alone.
+    names it), or it was served by a fallback, its history is that alone.
     """
     task = session.get(TaskRecord, task_id)
     if task is None:
+        fallbacks = _fallbacks(session, task_id)
         origin = (
             session.execute(
                 sa.select(DeadLetterRecord)
@@ -216,10 +230,17 @@ def task_history(session: Session, *, task_id: str) -> TaskHistory | None:
                 sa.select(DeadLetterRecord).where(DeadLetterRecord.replayed_task_id == task_id).limit(1)
             ).scalar_one_or_none()
         )
-        if origin is None:
+        if origin is None and not fallbacks:
             return None
         return TaskHistory(
-            task_id=task_id, task=None, attempts=[], runs=[], dead_letter=None, replay_of=origin, replays=[]
+            task_id=task_id,
+            task=None,
+            attempts=[],
+            runs=[],
+            dead_letter=None,
+            replay_of=origin,
+            replays=[],
+            fallbacks=fallbacks,
         )
     attempts = session.execute(
         sa.select(FailedAttempt).where(FailedAttempt.task_id == task_id).order_by(FailedAttempt.attempt)
@@ -240,6 +261,7 @@ def task_history(session: Session, *, task_id: str) -> TaskHistory | None:
         replay_of=replay_of,
         replays=_replays(session, letter) if letter is not None else [],
         compensation=list(compensation.task_steps(session, task_id=task_id)),
+        fallbacks=_fallbacks(session, task_id),
     )
 
 
@@ -709,3 +731,53 @@ def service_health(session: Session, *, since: dt.datetime) -> list[ServiceHealt
             )
         )
     return result
+
+
+@dataclasses.dataclass(frozen=True)
+class FallbackSummary:
+    """How one logical service's fallback chain served calls in a window.
+
+    Attributes:
+        served_by: calls answered by a later provider, by provider.
+        degraded: calls answered by the degraded result.
+        passed_over: providers passed over, by provider and reason (``{"openai": {"rate_limited": 3}}``).
+        last_at: the latest such call.
+    """
+
+    service: str
+    served_by: dict[str, int]
+    degraded: int
+    passed_over: dict[str, dict[str, int]]
+    last_at: dt.datetime
+
+
+def fallback_summary(session: Session, *, since: dt.datetime) -> list[FallbackSummary]:
+    """Every logical service whose chain was not answered by its first provider since ``since``."""
+    served: dict[str, Counter[str]] = {}
+    degraded: Counter[str] = Counter()
+    passed: dict[str, dict[str, Counter[str]]] = {}
+    last: dict[str, dt.datetime] = {}
+    rows = session.execute(
+        sa.select(FallbackEvent.service, FallbackEvent.provider, FallbackEvent.passed_over, FallbackEvent.at)
+        .where(FallbackEvent.at >= since)
+        .order_by(FallbackEvent.at)
+    )
+    for service, provider, passed_over, at in rows:
+        served.setdefault(service, Counter())
+        if provider is None:
+            degraded[service] += 1
+        else:
+            served[service][provider] += 1
+        for item in passed_over or []:
+            passed.setdefault(service, {}).setdefault(item["provider"], Counter())[item["reason"]] += 1
+        last[service] = at
+    return [
+        FallbackSummary(
+            service=service,
+            served_by=dict(served[service]),
+            degraded=degraded[service],
+            passed_over={name: dict(reasons) for name, reasons in passed.get(service, {}).items()},
+            last_at=last[service],
+        )
+        for service in sorted(served)
+    ]

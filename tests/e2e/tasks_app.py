@@ -7,6 +7,7 @@ so tests can compare the database's record with what really happened.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from typing import Any
@@ -208,3 +209,46 @@ def retried_booking(self: RecoverableTask) -> str:
     if n == 1:
         raise TransientError("seat service 503", reason="service_unavailable", retry_after=0.1)
     return "booked"
+
+
+def _ask(url: str, prompt: str) -> str:
+    """One call of a (fake) provider at ``url``, the way the providers' SDKs make it."""
+    import httpx
+
+    response = httpx.post(url, json={"prompt": prompt}, timeout=5)
+    response.raise_for_status()
+    return str(response.json()["answer"])
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.chat")
+def chat(self: RecoverableTask, prompt: str, urls: list[str], degraded: bool = False) -> dict[str, Any]:
+    """Asks the providers at ``urls`` in order through a fallback chain (each named ``p<i>``)."""
+    from function_runner.fallbacks import FallbackChain, Provider
+    from function_runner.runtime import runtime_for
+
+    started(self)
+    providers = [Provider(f"e2e-p{i}", lambda p, url=url: _ask(url, p)) for i, url in enumerate(urls)]
+    chain = FallbackChain(
+        "e2e-chat",
+        providers,
+        runtime=runtime_for(app),
+        degraded=(lambda p: f"cached answer to {p}") if degraded else None,
+    )
+    answer = chain.call(prompt)
+    result = {"value": answer.value, "provider": answer.provider, "degraded": answer.degraded}
+    state().set(f"result:{self.request.id}", json.dumps(result))
+    return result
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.ask_budgeted", retry_budget="e2e-down")
+def ask_budgeted(self: RecoverableTask, url: str) -> str:
+    """One call of the provider at ``url``; its retries are limited by the ``e2e-down`` budget."""
+    started(self)
+    return _ask(url, "hello")
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.ask_guarded", breaker="e2e-llm")
+def ask_guarded(self: RecoverableTask, url: str) -> str:
+    """One call of the provider at ``url`` behind the ``e2e-llm`` circuit breaker."""
+    started(self)
+    return _ask(url, "hello")

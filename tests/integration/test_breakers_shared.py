@@ -28,6 +28,7 @@ from function_runner.runtime import Runtime
 from function_runner.settings import Settings
 from tests.support import services
 from tests.support.proxy import CuttableProxy
+from tests.support.waiting import wait_until
 
 KEY = generate_key()
 
@@ -191,6 +192,57 @@ def test_redis_cut_off_mid_run_falls_back_to_per_process_breakers_then_shares_ag
     with runtime.breakers.guard("svc"):
         pass
     assert runtime.breakers.degraded() == set()
+    runtime.close()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[services.PrivateRedis]:
+    server = services.PrivateRedis(str(tmp_path))
+    yield server
+    server.close()
+
+
+def test_redis_stopped_mid_run_calls_flow_through_per_process_breakers_and_restarted_shared_state_resumes(
+    pg_url: str, private_redis: services.PrivateRedis, tmp_path: Path
+) -> None:
+    runtime = make_runtime(pg_url, private_redis.url, tmp_path, min_calls=4, open_seconds=300)
+    settings = runtime.settings
+    for _ in range(2):
+        with runtime.breakers.guard("svc"):
+            pass
+    assert runtime.breakers.degraded() == set()
+
+    private_redis.stop()  # mid-run: the Redis server is gone
+    made = 0
+    for _ in range(20):
+        with runtime.breakers.guard("svc"):
+            made += 1  # calls keep flowing, never blocked
+    assert made == 20 and runtime.breakers.degraded() == {"svc"}
+    with TestClient(create_api(settings)) as api:
+        assert api.get(f"{API_PREFIX}/health").json()["breakers"] == "per_process"
+    failed = 0
+    for _ in range(40):  # a storm is bounded: the per-process breaker opens at half of its window failed
+        try:
+            with runtime.breakers.guard("svc"):
+                failed += 1
+                raise TransientError("503", reason="service_unavailable")
+        except TransientError:
+            pass
+    assert failed == 20 and ("closed", "open", "local") in events(pg_url, "svc")  # 20 of 40 calls failed
+
+    private_redis.start()  # restarted (empty: it keeps nothing on disk)
+    wait_until(lambda: runtime.breakers.state("svc") == "closed", timeout=30, what="the shared state to answer")
+    with runtime.breakers.guard("svc"):  # the shared breaker (closed) decides again, not the open local one
+        pass
+    assert runtime.breakers.degraded() == set()
+    with TestClient(create_api(settings)) as api:
+        assert api.get(f"{API_PREFIX}/health").json()["breakers"] == "shared"
+    for _ in range(4):  # and it is shared: failures open it in Redis, seen by another process's runtime
+        with pytest.raises(TransientError), runtime.breakers.guard("svc"):
+            raise TransientError("503", reason="service_unavailable")
+    other = make_runtime(pg_url, private_redis.url, tmp_path, min_calls=4, open_seconds=300)
+    assert other.breakers.state("svc") == "open"
+    other.close()
     runtime.close()
 
 

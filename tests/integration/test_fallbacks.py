@@ -30,14 +30,6 @@ def runtime(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[Runtime]:
     runtime.close()
 
 
-@pytest.fixture
-def providers() -> Iterator[list[FakeProvider]]:
-    made: list[FakeProvider] = []
-    yield made
-    for provider in made:
-        provider.close()
-
-
 def rate_limited(retry_after: str) -> FakeProvider:
     body = {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}
     return FakeProvider(429, body, {"retry-after": retry_after})

@@ -95,3 +95,49 @@ REDIS_START = (
 def start_service(command: str) -> None:
     """Start a service the way the machine does (used by tests that stop one)."""
     subprocess.run(command, shell=True, check=False, capture_output=True, timeout=60)
+
+
+class PrivateRedis:
+    """A real ``redis-server`` of the test's own, on a free port, that the test may stop and start
+    again (on the same port) without touching the machine's shared Redis."""
+
+    def __init__(self, directory: str) -> None:
+        import shutil
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            if IN_CI:
+                pytest.fail("redis-server is not installed; CI must provide it", pytrace=False)
+            pytest.skip("redis-server is not installed")
+        self.binary, self.directory = binary, directory
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        from tests.support.waiting import wait_until
+
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            cwd=self.directory,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(lambda: port_open("127.0.0.1", self.port), timeout=30, what=f"redis-server on {self.port}")
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, as a service manager would) and wait until it is gone."""
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+            self.process = None
+
+    def close(self) -> None:
+        self.stop()
