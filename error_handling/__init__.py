@@ -26,6 +26,7 @@ from error_handling.exceptions import (
     StorageUnavailable,
     TransientError,
     ValidationError,
+    WorkerLost,
 )
 from error_handling.fingerprint import fingerprint
 from error_handling.policy import (
@@ -70,6 +71,7 @@ __all__ = [
     "TransientError",
     "ValidationError",
     "Wait",
+    "WorkerLost",
     "classify",
     "classify_http",
     "decide",

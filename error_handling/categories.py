@@ -75,6 +75,9 @@ class Reason(enum.StrEnum):
     RESOURCE_WAIT_TIMEOUT = "resource_wait_timeout"
     #: The service's cluster-wide retry budget was empty: no retry (recorded on the dead letter).
     RETRY_BUDGET_EXHAUSTED = "retry_budget_exhausted"
+    #: The worker process running the task died on too many of its deliveries (a crash, a kill, an
+    #: OOM kill, a hard time limit): it is not run again (a poison message).
+    WORKER_LOST = "worker_lost"
 
     def __str__(self) -> str:
         return self.value

@@ -96,6 +96,13 @@ class PermanentError(RecoverableError):
     default_reason = Reason.PERMANENT_FAILURE.value
 
 
+class WorkerLost(PermanentError):
+    """The task's worker process died on too many of its deliveries; raised instead of running it
+    again (the message is a poison message: it would crash the next worker too)."""
+
+    default_reason = Reason.WORKER_LOST.value
+
+
 class ConfigurationError(FunctionRunnerError):
     """A setting, rule or task option is invalid."""
 

@@ -153,6 +153,11 @@ def _decision(attempt: AttemptPublic) -> str:
     return text
 
 
+def _attempt_of(attempt: AttemptPublic) -> str:
+    """``2/5``: the attempt and the most the policy allows for such a failure (when it retries it)."""
+    return f"{attempt.attempt}/{attempt.max_attempts}" if attempt.max_attempts else str(attempt.attempt)
+
+
 def _attempts_table(attempts: list[AttemptPublic], *, title: str | None = None, worker: bool = False) -> Table:
     """A table of attempts; the task id and the worker (for a history) only when there is room."""
     table = Table(title=title, show_lines=False)
@@ -165,7 +170,7 @@ def _attempts_table(attempts: list[AttemptPublic], *, title: str | None = None, 
         table.add_row(
             str(a.id),
             a.failed_at.strftime("%Y-%m-%d %H:%M:%S"),
-            str(a.attempt),
+            _attempt_of(a),
             escape(f"{a.task_name}\n{a.task_id}"),
             escape(f"{a.category}/{a.reason}"),
             escape(_decision(a)),
@@ -248,7 +253,11 @@ def _print_detail(detail: AttemptDetailPublic) -> None:
     table.add_column(overflow="fold")
     rows: list[tuple[str, object]] = [
         ("id", detail.id),
-        ("task", f"{detail.task_name} {detail.task_id} (attempt {detail.attempt})"),
+        (
+            "task",
+            f"{detail.task_name} {detail.task_id} (attempt {detail.attempt}"
+            + (f" of {detail.max_attempts})" if detail.max_attempts else ")"),
+        ),
         ("queue / worker", f"{detail.queue or '-'} / {detail.worker or '-'}"),
         ("failed at", f"{_when(detail.failed_at)} after {detail.duration_ms or 0:.0f} ms"),
         ("category / reason", f"{detail.category} / {detail.reason}"),
@@ -298,11 +307,31 @@ def _print_history(history: TaskHistoryPublic) -> None:
         out.print(escape(f"task {history.task_id}: no failure recorded"))
     else:
         out.print(
-            escape(f"task {task.task_id} ({task.task_name}): {task.state.value} after {task.attempts} attempt(s)")
+            escape(
+                f"task {task.task_id} ({task.task_name}): {task.state.value}; {task.attempts} failed attempt(s), "
+                f"{history.executions} execution(s)"
+            )
         )
     if history.replay_of is not None:
         letter = history.replay_of
         out.print(escape(f"replay of dead letter {letter.id} (task {letter.task_id}, {letter.reason})"))
+    if history.lost_deliveries:
+        lost = Table(title="lost deliveries (the worker process died; no retry used)")
+        for column in ("attempt", "delivery", "lost at (UTC)", "cause", "worker / pid", "signal / exit"):
+            lost.add_column(column)
+        lost.add_column("detail", overflow="fold", ratio=1)
+        for row in history.lost_deliveries:
+            ending = row.signal or (f"exit {row.exit_code}" if row.exit_code is not None else "-")
+            lost.add_row(
+                str(row.attempt),
+                str(row.delivery),
+                row.lost_at.strftime("%Y-%m-%d %H:%M:%S"),
+                row.cause,
+                escape(f"{row.worker or '-'} / {row.pid or '-'}"),
+                escape(ending),
+                escape(_short(" ".join(filter(None, [row.memory_limit, row.detail])) or "-")),
+            )
+        out.print(lost)
     if history.attempts:
         out.print(_attempts_table(history.attempts, title="failed attempts", worker=True))
     if history.runs:

@@ -110,6 +110,12 @@ class Settings(BaseSettings):
         description="Redis/SQS transports: seconds before an unacked message of a lost worker is "
         "delivered again. Keep it longer than your longest task.",
     )
+    max_lost_deliveries: int = Field(
+        default=3,
+        ge=1,
+        description="After this many deliveries of a task ended without an outcome (its worker process died), "
+        "it is dead-lettered as worker_lost instead of being run again.",
+    )
     breaker_failure_ratio: float = Field(
         default=0.5,
         gt=0,

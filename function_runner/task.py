@@ -29,7 +29,13 @@ from celery.exceptions import Ignore, Reject, Retry
 
 from error_handling.categories import Category
 from error_handling.classification import Classification, Rule
-from error_handling.exceptions import ConfigurationError, FunctionRunnerError, ResourceError, StorageUnavailable
+from error_handling.exceptions import (
+    ConfigurationError,
+    FunctionRunnerError,
+    ResourceError,
+    StorageUnavailable,
+    WorkerLost,
+)
 from error_handling.persistence import compensation as compensation_steps
 from error_handling.persistence import repository
 from error_handling.persistence.models import FailedAttempt, utcnow
@@ -37,7 +43,7 @@ from error_handling.policy import DeadLetter, FailFast, RecoveryPolicy
 from error_handling.policy import Retry as RetryDecision
 from error_handling.policy import Wait as WaitDecision
 from error_handling.sealing import seal_secrets
-from function_runner import gates
+from function_runner import deliveries, gates
 from function_runner import headers as H
 from function_runner import logs as _logs  # noqa: F401  (redacts Celery's log lines in workers)
 from function_runner.compensation import Recorder, publish_compensation, recording
@@ -67,10 +73,18 @@ class RecoverableTask(Task):  # type: ignore[misc]
         compensate_on: ``"terminal"`` (default): the recorded compensation steps are undone when the
             task (or a later task of its chain) fails for good; ``"every_failure"``: this task's steps
             are undone after every failed attempt too.
+        max_lost_deliveries: after this many deliveries of one attempt ended without an outcome (its
+            worker process died: a crash, a kill, an OOM kill, a hard time limit), the task is not run
+            again but dead-lettered as ``worker_lost`` (default: the ``max_lost_deliveries`` setting, 3).
     """
 
     acks_late = True
     reject_on_worker_lost = True
+    #: A hard time limit kills the pool process: the message goes back and the loss is counted like
+    #: any other death of the process (Celery would ack it and lose the task).
+    acks_on_timeout = False
+    Request = "function_runner.deliveries:RecoverableRequest"
+    max_lost_deliveries: ClassVar[int | None] = None
     recovery_policy: ClassVar[RecoveryPolicy | dict[str, Any] | None] = None
     recovery_rules: ClassVar[Sequence[Rule]] = ()
     compensate_on: ClassVar[str] = "terminal"
@@ -108,6 +122,9 @@ class RecoverableTask(Task):  # type: ignore[misc]
         elif _redelivered(request) and self._already_recorded(runtime, attempt):
             log_event("task.duplicate_skipped", task_id=request.id, task=self.name, attempt=attempt)
             raise Ignore()
+        lost = 0
+        if _redelivered(request):
+            lost = self._after_lost_deliveries(runtime, args=args, kwargs=kwargs, attempt=attempt, run_id=run_id)
         started_at = utcnow()
         try:
             with (
@@ -126,7 +143,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
         budget = self.retry_budget or self.breaker
         if budget:
             self._quietly(lambda: runtime.budgets.on_success(budget))
-        if run_id is not None:
+        if run_id is not None or lost:
             self._on_recovered(runtime, run_id=run_id, attempt=attempt)
         return result
 
@@ -196,7 +213,62 @@ class RecoverableTask(Task):  # type: ignore[misc]
         except StorageUnavailable as exc:
             raise Reject(str(exc), requeue=True) from None
 
-    def _on_recovered(self, runtime: Runtime, *, run_id: int, attempt: int) -> None:
+    def _after_lost_deliveries(
+        self, runtime: Runtime, *, args: tuple[Any, ...], kwargs: dict[str, Any], attempt: int, run_id: int | None
+    ) -> int:
+        """On a redelivery: record the deliveries before it that ended without an outcome; past the
+        task's limit, dead-letter it as ``worker_lost`` instead of running it (raises). Returns how
+        many deliveries of this attempt were lost before this one."""
+        request = self.request
+        task_id = str(request.id)
+        seen = deliveries.count_redelivery(runtime, task_id, attempt, request)
+        payload = self._safe_payload(runtime, args, kwargs)
+        now = utcnow()
+        try:
+            lost = runtime.in_transaction(
+                lambda s: repository.reconcile_lost_deliveries(
+                    s, task_id=task_id, attempt=attempt, payload=payload, at_least=seen, now=now
+                )
+            )
+        except StorageUnavailable as exc:
+            deliveries.count_requeue(runtime, task_id, attempt)
+            log_event("task.storage_unavailable", level=logging.WARNING, task_id=task_id, step="redelivery")
+            raise Reject(str(exc), requeue=True) from None
+        if not lost:
+            return 0
+        limit = self.max_lost_deliveries or runtime.settings.max_lost_deliveries
+        last = lost[-1]
+        log_event(
+            "task.redelivered",
+            level=logging.WARNING,
+            task_id=task_id,
+            task=self.name,
+            attempt=attempt,
+            delivery=len(lost) + 1,
+            lost=len(lost),
+            limit=limit,
+            cause=last.cause,
+        )
+        if len(lost) >= limit:
+            how = ", ".join(
+                part
+                for part in (
+                    f"last on {last.worker}" if last.worker else "",
+                    f"pid {last.pid}" if last.pid else "",
+                    last.signal or (f"exit code {last.exit_code}" if last.exit_code is not None else ""),
+                    last.memory_limit or "",
+                    last.detail if last.cause == "time_limit" else "",
+                )
+                if part
+            )
+            poison = WorkerLost(
+                f"the worker process died on {len(lost)} deliveries of this task ({how or last.cause}); "
+                f"not run again (limit {limit})"
+            )
+            self._on_failure(runtime, poison, args=args, kwargs=kwargs, attempt=attempt, run_id=run_id, started_at=None)
+        return len(lost)
+
+    def _on_recovered(self, runtime: Runtime, *, run_id: int | None, attempt: int) -> None:
         task_id = self.request.id
         now = utcnow()
         try:
@@ -215,7 +287,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
         kwargs: dict[str, Any],
         attempt: int,
         run_id: int | None,
-        started_at: dt.datetime,
+        started_at: dt.datetime | None,
     ) -> None:
         request = self.request
         try:
@@ -227,6 +299,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
                 lambda s: self._record(s, report=report, policy=policy, saga_id=saga_id)
             )
         except StorageUnavailable as db_exc:
+            deliveries.count_requeue(runtime, str(request.id), attempt)
             log_event(
                 "task.storage_unavailable",
                 level=logging.ERROR,
@@ -237,6 +310,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
             )
             raise Reject(f"failure not recorded, message requeued: {db_exc}", requeue=True) from None
         except Exception as bug:  # recording itself failed: never ack a failure nobody recorded
+            deliveries.count_requeue(runtime, str(request.id), attempt)
             log_event(
                 "task.record_failed",
                 level=logging.ERROR,
@@ -257,6 +331,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
             task_id=request.id,
             task=self.name,
             attempt=attempt,
+            of=repository.max_attempts(policy, classification),
             category=classification.category.value,
             reason=classification.reason,
             decision=type(decision).__name__,
@@ -308,27 +383,13 @@ class RecoverableTask(Task):  # type: ignore[misc]
         kwargs: dict[str, Any],
         attempt: int,
         run_id: int | None,
-        started_at: dt.datetime,
+        started_at: dt.datetime | None,
     ) -> tuple[repository.FailureReport, RecoveryPolicy]:
         """Build what is recorded about a failure. Degrades rather than fails: a payload that cannot be
         sealed is kept redacted and marked not replayable; a task policy that is invalid is logged and
         the app's policy used."""
         request = self.request
-        try:
-            payload = self._payload(runtime, args, kwargs)
-        except (FunctionRunnerError, TypeError, ValueError) as problem:
-            log_event("task.payload_unsealable", level=logging.ERROR, task_id=request.id, error=type(problem).__name__)
-            payload = repository.TaskPayload(
-                task_name=self.name,
-                args=runtime.redactor.redact(list(args)),
-                kwargs=runtime.redactor.redact(dict(kwargs)),
-                options={},
-                headers={},
-                queue=(request.delivery_info or {}).get("routing_key"),
-                replayable=False,
-                root_id=request.root_id,
-                parent_id=request.parent_id,
-            )
+        payload = self._safe_payload(runtime, args, kwargs)
         try:
             policy = runtime.policy.merged(self.recovery_policy)
         except ConfigurationError as problem:
@@ -354,6 +415,25 @@ class RecoverableTask(Task):  # type: ignore[misc]
                 allowed = True
             report = dataclasses.replace(report, retry_allowed=allowed)
         return report, policy
+
+    def _safe_payload(self, runtime: Runtime, args: tuple[Any, ...], kwargs: dict[str, Any]) -> repository.TaskPayload:
+        """The payload to record; one that cannot be sealed is kept redacted and marked not replayable."""
+        request = self.request
+        try:
+            return self._payload(runtime, args, kwargs)
+        except (FunctionRunnerError, TypeError, ValueError) as problem:
+            log_event("task.payload_unsealable", level=logging.ERROR, task_id=request.id, error=type(problem).__name__)
+            return repository.TaskPayload(
+                task_name=self.name,
+                args=runtime.redactor.redact(list(args)),
+                kwargs=runtime.redactor.redact(dict(kwargs)),
+                options={},
+                headers={},
+                queue=(request.delivery_info or {}).get("routing_key"),
+                replayable=False,
+                root_id=request.root_id,
+                parent_id=request.parent_id,
+            )
 
     def _classify(self, runtime: Runtime, exc: BaseException) -> Classification:
         c = runtime.classifier.classify(exc, rules=self.recovery_rules)

@@ -60,7 +60,12 @@ class AttemptPublic(BaseModel):
 
     id: int
     task_id: str
-    attempt: int = Field(description="The execution number, from 1.")
+    attempt: int = Field(description='The attempt number of the policy, from 1 ("attempt 2 of 5").')
+    max_attempts: int | None = Field(
+        default=None,
+        description="The most attempts the policy allows for this kind of failure; null when it is not "
+        "retried (or waits on a resource, bounded by time).",
+    )
     task_name: str
     queue: str | None
     worker: str | None
@@ -78,9 +83,28 @@ class AttemptPublic(BaseModel):
     decision_reason: str | None
     decision_at: dt.datetime | None = Field(description="For a retry, when it is due; for a wait, its deadline.")
     delay: float | None = Field(description="For a retry, the delay in seconds.")
-    started_at: dt.datetime | None
+    started_at: dt.datetime | None = Field(description="Null when the task was not run (a worker_lost verdict).")
     failed_at: dt.datetime
     duration_ms: float | None
+
+
+class LostDeliveryPublic(BaseModel):
+    """A delivery that ended without an outcome: the worker process running the task died, and the
+    broker delivered it again. Not an attempt of the policy: it uses no retry."""
+
+    attempt: int = Field(description="The attempt it was a delivery of.")
+    delivery: int = Field(description="Which delivery of that attempt, from 1.")
+    cause: str = Field(
+        description="`worker_lost` (the pool process died), `time_limit` (killed at the hard time limit) "
+        "or `redelivered` (delivered again with no report: the whole worker stopped)."
+    )
+    worker: str | None
+    pid: int | None
+    signal: str | None = Field(description="The signal that killed the process, e.g. SIGKILL.")
+    exit_code: int | None
+    memory_limit: str | None = Field(description="Set when the kernel's OOM killer acted, with the limit.")
+    detail: str | None
+    lost_at: dt.datetime
 
 
 class AttemptsPublic(BaseModel):
@@ -245,6 +269,14 @@ class TaskHistoryPublic(BaseModel):
     fallbacks: list[FallbackEventPublic] = Field(
         default_factory=list, description="Its calls served by a fallback provider or a degraded result."
     )
+    lost_deliveries: list[LostDeliveryPublic] = Field(
+        default_factory=list, description="Deliveries that ended without an outcome (its worker process died)."
+    )
+    executions: int = Field(
+        default=0,
+        description="How many deliveries ran the task, as recorded: lost ones, failed attempts that ran, "
+        "and the success that ended it.",
+    )
 
 
 class FingerprintGroupPublic(BaseModel):
@@ -324,6 +356,10 @@ def task_history_public(history: TaskHistory) -> TaskHistoryPublic:
         replays=[ReplayPublic(task_id=r.task_id, state=r.task.state if r.task else None) for r in history.replays],
         compensation=[step_public(step) for step in history.compensation],
         fallbacks=[FallbackEventPublic.model_validate(event, from_attributes=True) for event in history.fallbacks],
+        lost_deliveries=[
+            LostDeliveryPublic.model_validate(row, from_attributes=True) for row in history.lost_deliveries
+        ],
+        executions=history.executions,
     )
 
 

@@ -235,6 +235,8 @@ class FailedAttempt(Base):
     started_at: Mapped[dt.datetime | None]
     failed_at: Mapped[dt.datetime] = mapped_column(index=True)
     duration_ms: Mapped[float | None] = mapped_column(sa.Float)
+    #: The most attempts the task's policy allows for this kind of failure ("attempt 2 of 5").
+    max_attempts: Mapped[int | None] = mapped_column(sa.Integer)
 
 
 class ErrorCount(Base):
@@ -570,3 +572,36 @@ class FallbackEvent(Base):
     task_id: Mapped[str | None] = mapped_column(sa.String(255))
     task_name: Mapped[str | None] = mapped_column(sa.String(255))
     at: Mapped[dt.datetime]
+
+
+class LostDelivery(Base):
+    """A delivery of a task message that ended without an outcome: the worker process running it died
+    (a signal, an exit, the kernel's OOM killer, a hard time limit) or the whole worker stopped, and the
+    broker delivered the message again. ``delivery`` counts them within one attempt (1, 2, ...); they
+    do not count as attempts of the policy."""
+
+    __tablename__ = "fr_lost_deliveries"
+    __table_args__ = (
+        sa.UniqueConstraint("task_id", "attempt", "delivery", name="uq_fr_lost_deliveries_task_attempt_delivery"),
+        sa.Index("ix_fr_lost_deliveries_lost_at", "lost_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(sa.String(255))
+    attempt: Mapped[int] = mapped_column(sa.Integer)
+    delivery: Mapped[int] = mapped_column(sa.Integer)
+    task_name: Mapped[str | None] = mapped_column(sa.String(255))
+    #: ``worker_lost`` (the pool process died), ``time_limit`` (killed at the hard time limit), or
+    #: ``redelivered`` (the message came back with no report: the whole worker stopped).
+    cause: Mapped[str] = mapped_column(sa.String(32))
+    #: The worker (hostname) and pool process that ran it, when known.
+    worker: Mapped[str | None] = mapped_column(sa.String(255))
+    pid: Mapped[int | None] = mapped_column(sa.Integer)
+    #: The signal that killed the process (``SIGKILL``) or its exit code, when known.
+    signal: Mapped[str | None] = mapped_column(sa.String(32))
+    exit_code: Mapped[int | None] = mapped_column(sa.Integer)
+    #: Set when the kernel's OOM killer acted in the worker's cgroup at the time, with the limit.
+    memory_limit: Mapped[str | None] = mapped_column(sa.String(255))
+    detail: Mapped[str | None] = mapped_column(sa.Text)
+    started_at: Mapped[dt.datetime | None]
+    lost_at: Mapped[dt.datetime]

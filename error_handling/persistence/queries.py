@@ -29,9 +29,11 @@ from error_handling.persistence.models import (
     ErrorCount,
     FailedAttempt,
     FallbackEvent,
+    LostDelivery,
     ReplayRequestRecord,
     ScheduledRun,
     TaskRecord,
+    TaskState,
 )
 from error_handling.persistence.repository import day_of, hour_of
 
@@ -190,6 +192,7 @@ class TaskHistory:
         replays: the tasks published as replays of its dead letter, oldest first.
         compensation: the compensation steps it recorded, in order, with their outcomes.
         fallbacks: its calls of fallback chains not answered by the first provider, oldest first.
+        lost_deliveries: deliveries that ended without an outcome (its worker process died), in order.
     """
 
     task_id: str
@@ -201,6 +204,25 @@ class TaskHistory:
     replays: list[ReplayLink]
     compensation: list[CompensationStep] = dataclasses.field(default_factory=list)
     fallbacks: list[FallbackEvent] = dataclasses.field(default_factory=list)
+    lost_deliveries: list[LostDelivery] = dataclasses.field(default_factory=list)
+
+    @property
+    def executions(self) -> int:
+        """How many deliveries ran the task, as recorded: the lost ones, the failed attempts that ran
+        (not a ``worker_lost`` verdict given instead of running it), and the success that ended it."""
+        ran = sum(1 for attempt in self.attempts if attempt.started_at is not None)
+        succeeded = self.task is not None and self.task.state is TaskState.SUCCEEDED
+        return len(self.lost_deliveries) + ran + (1 if succeeded else 0)
+
+
+def _lost(session: Session, task_id: str) -> list[LostDelivery]:
+    return list(
+        session.execute(
+            sa.select(LostDelivery)
+            .where(LostDelivery.task_id == task_id)
+            .order_by(LostDelivery.attempt, LostDelivery.delivery)
+        ).scalars()
+    )
 
 
 def _fallbacks(session: Session, task_id: str) -> list[FallbackEvent]:
@@ -262,6 +284,7 @@ def task_history(session: Session, *, task_id: str) -> TaskHistory | None:
         replays=_replays(session, letter) if letter is not None else [],
         compensation=list(compensation.task_steps(session, task_id=task_id)),
         fallbacks=_fallbacks(session, task_id),
+        lost_deliveries=_lost(session, task_id),
     )
 
 

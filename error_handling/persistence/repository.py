@@ -28,6 +28,7 @@ from error_handling.persistence.models import (
     DecisionKind,
     ErrorCount,
     FailedAttempt,
+    LostDelivery,
     RunKind,
     RunStatus,
     ScheduledRun,
@@ -287,6 +288,7 @@ def record_failure(
         started_at=report.started_at,
         failed_at=now,
         duration_ms=(now - report.started_at).total_seconds() * 1000 if report.started_at else None,
+        max_attempts=max_attempts(policy, c),
     )
     session.add(attempt)
     _finish_run(session, report.run_id, now)
@@ -325,6 +327,16 @@ def record_failure(
         result = dataclasses.replace(result, dead_letter_id=letter.id)
     _count_error(session, attempt)  # last: its row lock is held only until the commit
     return result
+
+
+def max_attempts(policy: RecoveryPolicy, classification: Classification) -> int | None:
+    """The most attempts ``policy`` allows for a failure like ``classification`` ("attempt i of N"):
+    None when such a failure is never retried, or waits on a resource (bounded by time, not count)."""
+    if classification.category is Category.TRANSIENT:
+        if classification.reason == Reason.UNCLASSIFIED.value:
+            return policy.unclassified_max_attempts
+        return policy.transient_max_attempts
+    return None
 
 
 def hour_of(moment: dt.datetime) -> dt.datetime:
@@ -395,6 +407,86 @@ def record_success(session: Session, *, task_id: str, run_id: int | None, now: d
     task.terminal_at = now
     task.updated_at = now
     return True
+
+
+@dataclasses.dataclass(frozen=True)
+class LossReport:
+    """What is known about a delivery that ended without an outcome (see
+    :class:`~error_handling.persistence.models.LostDelivery`)."""
+
+    cause: str
+    worker: str | None = None
+    pid: int | None = None
+    signal: str | None = None
+    exit_code: int | None = None
+    memory_limit: str | None = None
+    detail: str | None = None
+    started_at: dt.datetime | None = None
+
+
+#: Said of a lost delivery nobody reported: the message simply came back.
+UNREPORTED_LOSS = (
+    "delivered again with no report from the worker that had it: the whole worker stopped (killed, "
+    "crashed, restarted) before the task ended, or gave the message back unstarted"
+)
+
+
+def _lost_rows(session: Session, task_id: str, attempt: int) -> list[LostDelivery]:
+    return list(
+        session.execute(
+            sa.select(LostDelivery)
+            .where(LostDelivery.task_id == task_id, LostDelivery.attempt == attempt)
+            .order_by(LostDelivery.delivery)
+        ).scalars()
+    )
+
+
+def report_lost_delivery(
+    session: Session, *, task_id: str, attempt: int, task_name: str | None, report: LossReport, now: dt.datetime
+) -> int:
+    """Record that a delivery of ``(task_id, attempt)`` ended without an outcome (the worker's main
+    process saw its pool process die). Returns the delivery's number within the attempt."""
+    number = len(_lost_rows(session, task_id, attempt)) + 1
+    _add_lost(session, task_id, attempt, number, task_name, report, now)
+    return number
+
+
+def _add_lost(
+    session: Session,
+    task_id: str,
+    attempt: int,
+    number: int,
+    task_name: str | None,
+    report: LossReport,
+    now: dt.datetime,
+) -> None:
+    values = {"task_id": task_id, "attempt": attempt, "delivery": number, "task_name": task_name}
+    _insert_ignoring_conflicts(
+        session,
+        LostDelivery.__table__,  # type: ignore[arg-type]
+        {**values, **dataclasses.asdict(report), "lost_at": now},
+    )
+
+
+def reconcile_lost_deliveries(
+    session: Session, *, task_id: str, attempt: int, payload: TaskPayload, at_least: int, now: dt.datetime
+) -> list[LostDelivery]:
+    """On a redelivery of ``(task_id, attempt)``: the deliveries before it that ended without an
+    outcome, oldest first. ``at_least`` is how many the broker's count says there were; those nobody
+    reported are added (cause ``redelivered``). When there are any, the task gets its record (with
+    its payload, so it can be dead-lettered and replayed) and, unless it is terminal, is ``retrying``.
+    """
+    rows = _lost_rows(session, task_id, attempt)
+    if not rows and at_least <= 0:
+        return rows
+    task = _ensure_task(session, task_id=task_id, payload=payload, now=now)
+    unreported = LossReport(cause="redelivered", detail=UNREPORTED_LOSS)
+    for number in range(len(rows) + 1, at_least + 1):
+        _add_lost(session, task_id, attempt, number, payload.task_name, unreported, now)
+    if task.state not in TERMINAL_STATES:
+        task.state = TaskState.RETRYING
+        task.updated_at = now
+    return _lost_rows(session, task_id, attempt)
 
 
 def claim_run(session: Session, *, run_id: int, token: str, now: dt.datetime) -> bool:

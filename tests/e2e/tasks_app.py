@@ -252,3 +252,57 @@ def ask_guarded(self: RecoverableTask, url: str) -> str:
     """One call of the provider at ``url`` behind the ``e2e-llm`` circuit breaker."""
     started(self)
     return _ask(url, "hello")
+
+
+def _die(how: str) -> None:
+    """End this pool process the way real crashes do."""
+    import signal
+
+    if how == "exit":
+        os._exit(1)  # a C extension's abort, sys.exit in a library: no exception, no cleanup
+    os.kill(os.getpid(), signal.SIGKILL)  # the OOM killer, an operator's kill -9
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.poison")
+def poison(self: RecoverableTask, how: str) -> str:
+    """Kills its own pool process on every start until the test sets the ``poison-fixed`` key."""
+    started(self)
+    if not state().get("poison-fixed"):
+        threading.Event().wait(0.05)
+        _die(how)
+    state().set(f"succeeded:{self.request.id}", 1)
+    return "fixed"
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.killed_once")
+def killed_once(self: RecoverableTask) -> str:
+    """SIGKILLs its own pool process on its first start, then succeeds."""
+    if started(self) == 1:
+        threading.Event().wait(0.05)
+        _die("sigkill")
+    return "ok"
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.chaotic")
+def chaotic(self: RecoverableTask, crash: float, fail: float) -> str:
+    """On each start: dies mid-run with probability ``crash``, fails transiently with probability
+    ``fail``, else succeeds (and says so in the ground truth)."""
+    import random
+
+    started(self)
+    roll = random.random()
+    if roll < crash:
+        threading.Event().wait(0.05)  # dies mid-run, once the worker knows the task started
+        _die(random.choice(["exit", "sigkill"]))
+    if roll < crash + fail:
+        raise TransientError("upstream 503", reason="service_unavailable", retry_after=0.1)
+    state().set(f"succeeded:{self.request.id}", 1)
+    return "ok"
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.sleeps")
+def sleeps(self: RecoverableTask, seconds: float) -> str:
+    """Sleeps (to meet its time limits)."""
+    started(self)
+    threading.Event().wait(seconds)
+    return "slept"

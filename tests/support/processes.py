@@ -50,6 +50,10 @@ class Process:
 
         wait_until(seen, timeout=timeout, what=f"{text!r} in the log of {self.name}")
 
+    def alive(self) -> bool:
+        """Whether the process is still running."""
+        return self.popen.poll() is None
+
     def children(self) -> list[int]:
         """Pids of the direct children (the pool processes of a prefork worker)."""
         path = Path(f"/proc/{self.pid}/task/{self.pid}/children")
