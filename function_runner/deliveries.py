@@ -17,19 +17,32 @@ Two things see such a death:
   (``max_lost_deliveries``, default 3), dead-letters the task as ``worker_lost`` with its payload,
   without running it.
 
-The success path costs nothing: a first delivery reads nothing and writes nothing. Lost deliveries are
+- **the next execution in the same worker**, when the pool process died before the worker's main
+  process had read its acceptance of the job: billiard then gives the job to another pool process
+  itself, without telling Celery and without a redelivery. Each pool process marks the task it runs in
+  a few bytes of memory shared by the worker's processes (:class:`StartMarks`); the next execution
+  of the same task finds the mark of the dead process and records the lost delivery.
+
+The success path costs no round trip: a first delivery only writes and clears its mark in shared
+memory (a few microseconds), reads nothing from Redis or the database. Lost deliveries are
 not attempts of the policy: they use no retry and no retry budget. The wrapper's own requeues (the
 database was unreachable when a failure had to be recorded) are counted apart and not taken as losses.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import mmap
+import os
 import re
+import struct
 from pathlib import Path
 from typing import Any
 
 from billiard.exceptions import WorkerLostError
+from billiard.process import current_process
+from celery import signals
 from celery.exceptions import TimeLimitExceeded
 from celery.worker.request import Request
 
@@ -39,7 +52,16 @@ from function_runner import headers as H
 from function_runner.events import log_event
 from function_runner.runtime import Runtime, runtime_for
 
-__all__ = ["COUNTER_TTL", "RecoverableRequest", "count_redelivery", "count_requeue", "loss_report"]
+__all__ = [
+    "COUNTER_TTL",
+    "PUT_BACK",
+    "RecoverableRequest",
+    "StartMarks",
+    "count_redelivery",
+    "count_requeue",
+    "loss_report",
+    "marks",
+]
 
 #: How long the Redis counters of a delivery are kept after their last change (s).
 COUNTER_TTL = 7 * 24 * 3600
@@ -136,6 +158,8 @@ class RecoverableRequest(Request):  # type: ignore[misc]
             isinstance(exc, SystemExit | KeyboardInterrupt) and not (self._already_cancelled or self._already_revoked)
         )
         if died and exc is not None:
+            if marks is not None and self.worker_pid:
+                marks.forget(self.worker_pid)  # reported here: not a loss for the next execution to find
             self._report_loss(exc)
         return super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
 
@@ -216,3 +240,103 @@ def count_requeue(runtime: Runtime, task_id: str, attempt: int) -> None:
         pipe.execute()
     except Exception as problem:
         log_event("delivery.count_failed", level=logging.WARNING, task_id=task_id, error=type(problem).__name__)
+
+
+#: Said of a lost delivery found through the marks of the pool processes.
+PUT_BACK = (
+    "the pool process died before the worker had registered the start of the task; the pool gave the "
+    "task to another process"
+)
+
+
+class StartMarks:
+    """Which task each pool process of this worker is running, in memory shared by the worker's
+    processes (an anonymous shared mapping made by the main process before the pool starts).
+
+    Each pool process owns ``per_process`` records at its pool index (a replacement process takes its
+    dead predecessor's index, and leaves the predecessor's record alone until its task is found). A
+    record is ``(pid, attempt, digest of the task id)``; only its owner writes it, except to clear it
+    (the main process, for a death it reported; the next execution of the task, taking it over).
+    """
+
+    RECORD = struct.Struct("<qi4x16s")
+
+    def __init__(self, processes: int, per_process: int = 4) -> None:
+        self.processes, self.per_process = processes, per_process
+        self.map = mmap.mmap(-1, processes * per_process * self.RECORD.size)
+        self._own: int | None = None
+
+    @staticmethod
+    def digest(task_id: str) -> bytes:
+        return hashlib.blake2b(task_id.encode(), digest_size=16).digest()
+
+    def _records(self, index: int) -> range:
+        size = self.RECORD.size
+        return range(index * self.per_process * size, (index + 1) * self.per_process * size, size)
+
+    def begin(self, task_id: str, attempt: int) -> list[int]:
+        """Mark the start of ``(task_id, attempt)`` by this process; return the pids of dead pool
+        processes that had started it and died unreported (their marks are taken over)."""
+        index = getattr(current_process(), "index", None)
+        if not isinstance(index, int) or not 0 <= index < self.processes:
+            return []
+        digest, me, size = self.digest(task_id), os.getpid(), self.RECORD.size
+        dead: list[int] = []
+        found = self.map.find(digest)
+        while found != -1:
+            offset = found - 16
+            if offset % size == 0:
+                pid, marked_attempt, _ = self.RECORD.unpack_from(self.map, offset)
+                if pid and pid != me and marked_attempt == attempt and not _alive(pid):
+                    dead.append(pid)
+                    self.RECORD.pack_into(self.map, offset, 0, 0, b"")
+            found = self.map.find(digest, found + 1)
+        slot = None
+        for offset in self._records(index):
+            pid = self.RECORD.unpack_from(self.map, offset)[0]
+            if pid in (0, me):
+                slot = offset
+                break
+        if slot is None:  # every record holds a dead predecessor's task: the oldest gives way
+            slot = self._records(index)[0]
+        self.RECORD.pack_into(self.map, slot, me, attempt, digest)
+        self._own = slot
+        return dead
+
+    def end(self) -> None:
+        """Clear this process's mark (the task ended: an outcome, or a recorded failure)."""
+        if self._own is not None:
+            self.RECORD.pack_into(self.map, self._own, 0, 0, b"")
+            self._own = None
+
+    def forget(self, pid: int) -> None:
+        """Clear the marks of a dead pool process whose loss was reported (main process)."""
+        size = self.RECORD.size
+        for offset in range(0, len(self.map), size):
+            if self.RECORD.unpack_from(self.map, offset)[0] == pid:
+                self.RECORD.pack_into(self.map, offset, 0, 0, b"")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+#: This worker's marks (made when a prefork worker starts; None elsewhere: solo and thread pools, eager).
+marks: StartMarks | None = None
+
+
+def _make_marks(sender: Any = None, **_: Any) -> None:
+    """Make this worker's marks when it starts, before its pool processes are forked."""
+    global marks
+    sizes = [getattr(sender, "concurrency", None), getattr(sender, "max_concurrency", None), os.cpu_count()]
+    processes = max([int(size) for size in sizes if isinstance(size, int)] + [16])
+    marks = StartMarks(processes)
+
+
+signals.worker_init.connect(_make_marks, weak=False, dispatch_uid="function_runner.start_marks")

@@ -38,7 +38,7 @@ from error_handling.exceptions import (
 )
 from error_handling.persistence import compensation as compensation_steps
 from error_handling.persistence import repository
-from error_handling.persistence.models import FailedAttempt, utcnow
+from error_handling.persistence.models import FailedAttempt, LostDelivery, utcnow
 from error_handling.policy import DeadLetter, FailFast, RecoveryPolicy
 from error_handling.policy import Retry as RetryDecision
 from error_handling.policy import Wait as WaitDecision
@@ -112,9 +112,19 @@ class RecoverableTask(Task):  # type: ignore[misc]
         request = self.request
         if request.called_directly:
             return self.run(*args, **kwargs)
+        attempt = _int_header(_custom_headers(request), H.ATTEMPT, default=1)
+        marks = deliveries.marks
+        put_back = marks.begin(str(request.id), attempt) if marks is not None else []
+        try:
+            return self._execute(args, kwargs, attempt=attempt, put_back=put_back)
+        finally:
+            if marks is not None:
+                marks.end()
+
+    def _execute(self, args: tuple[Any, ...], kwargs: dict[str, Any], *, attempt: int, put_back: list[int]) -> Any:
+        request = self.request
         runtime = runtime_for(self.app)
         custom = _custom_headers(request)
-        attempt = _int_header(custom, H.ATTEMPT, default=1)
         run_id = _int_header(custom, H.RUN, default=None)
         token = custom.get(H.TOKEN)
         if run_id is not None and token:
@@ -123,8 +133,10 @@ class RecoverableTask(Task):  # type: ignore[misc]
             log_event("task.duplicate_skipped", task_id=request.id, task=self.name, attempt=attempt)
             raise Ignore()
         lost = 0
-        if _redelivered(request):
-            lost = self._after_lost_deliveries(runtime, args=args, kwargs=kwargs, attempt=attempt, run_id=run_id)
+        if put_back or _redelivered(request):
+            lost = self._after_lost_deliveries(
+                runtime, args=args, kwargs=kwargs, attempt=attempt, run_id=run_id, put_back=put_back
+            )
         started_at = utcnow()
         try:
             with (
@@ -214,22 +226,44 @@ class RecoverableTask(Task):  # type: ignore[misc]
             raise Reject(str(exc), requeue=True) from None
 
     def _after_lost_deliveries(
-        self, runtime: Runtime, *, args: tuple[Any, ...], kwargs: dict[str, Any], attempt: int, run_id: int | None
+        self,
+        runtime: Runtime,
+        *,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        attempt: int,
+        run_id: int | None,
+        put_back: list[int],
     ) -> int:
-        """On a redelivery: record the deliveries before it that ended without an outcome; past the
-        task's limit, dead-letter it as ``worker_lost`` instead of running it (raises). Returns how
-        many deliveries of this attempt were lost before this one."""
+        """On a redelivery, or an execution that found the marks of dead pool processes that had
+        started this task (``put_back``): record the deliveries before it that ended without an
+        outcome; past the task's limit, dead-letter it as ``worker_lost`` instead of running it
+        (raises). Returns how many deliveries of this attempt were lost before this one."""
         request = self.request
         task_id = str(request.id)
-        seen = deliveries.count_redelivery(runtime, task_id, attempt, request)
+        seen = deliveries.count_redelivery(runtime, task_id, attempt, request) if _redelivered(request) else 0
         payload = self._safe_payload(runtime, args, kwargs)
         now = utcnow()
-        try:
-            lost = runtime.in_transaction(
-                lambda s: repository.reconcile_lost_deliveries(
-                    s, task_id=task_id, attempt=attempt, payload=payload, at_least=seen, now=now
-                )
+        found = [
+            repository.LossReport(cause="worker_lost", worker=request.hostname, pid=pid, detail=deliveries.PUT_BACK)
+            for pid in put_back
+        ]
+        if found:
+            log_event(
+                "delivery.lost", level=logging.WARNING, task_id=task_id, task=self.name, attempt=attempt, pids=put_back
             )
+
+        def record(session: Any) -> list[LostDelivery]:
+            for report in found:
+                repository.report_lost_delivery(
+                    session, task_id=task_id, attempt=attempt, task_name=self.name, report=report, now=now
+                )
+            return repository.reconcile_lost_deliveries(
+                session, task_id=task_id, attempt=attempt, payload=payload, at_least=seen + len(found), now=now
+            )
+
+        try:
+            lost = runtime.in_transaction(record)
         except StorageUnavailable as exc:
             deliveries.count_requeue(runtime, task_id, attempt)
             log_event("task.storage_unavailable", level=logging.WARNING, task_id=task_id, step="redelivery")

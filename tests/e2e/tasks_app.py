@@ -264,11 +264,13 @@ def _die(how: str) -> None:
 
 
 @app.task(base=RecoverableTask, bind=True, name="e2e.poison")
-def poison(self: RecoverableTask, how: str) -> str:
-    """Kills its own pool process on every start until the test sets the ``poison-fixed`` key."""
+def poison(self: RecoverableTask, how: str, after: float = 0.05) -> str:
+    """Kills its own pool process ``after`` seconds into every start until the test sets the
+    ``poison-fixed`` key."""
     started(self)
     if not state().get("poison-fixed"):
-        threading.Event().wait(0.05)
+        if after:
+            threading.Event().wait(after)
         _die(how)
     state().set(f"succeeded:{self.request.id}", 1)
     return "fixed"
@@ -285,14 +287,14 @@ def killed_once(self: RecoverableTask) -> str:
 
 @app.task(base=RecoverableTask, bind=True, name="e2e.chaotic")
 def chaotic(self: RecoverableTask, crash: float, fail: float) -> str:
-    """On each start: dies mid-run with probability ``crash``, fails transiently with probability
-    ``fail``, else succeeds (and says so in the ground truth)."""
+    """On each start: dies (at once or mid-run) with probability ``crash``, fails transiently with
+    probability ``fail``, else succeeds (and says so in the ground truth)."""
     import random
 
     started(self)
     roll = random.random()
     if roll < crash:
-        threading.Event().wait(0.05)  # dies mid-run, once the worker knows the task started
+        threading.Event().wait(random.choice([0, 0.05]))  # at once, or mid-run
         _die(random.choice(["exit", "sigkill"]))
     if roll < crash + fail:
         raise TransientError("upstream 503", reason="service_unavailable", retry_after=0.1)
@@ -306,3 +308,13 @@ def sleeps(self: RecoverableTask, seconds: float) -> str:
     started(self)
     threading.Event().wait(seconds)
     return "slept"
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.own_mark")
+def own_mark(self: RecoverableTask) -> None:
+    """Says whether this execution's start mark is in the worker's shared memory."""
+    from function_runner import deliveries
+
+    marks = deliveries.marks
+    found = marks is not None and marks.map.find(marks.digest(str(self.request.id))) != -1
+    state().set(f"marked:{self.request.id}", int(found))

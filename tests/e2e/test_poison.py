@@ -62,6 +62,19 @@ def test_a_task_that_kills_its_worker_is_dead_lettered_after_the_limit_and_repla
     assert state.get(f"started:{new_id}") == "1" and task_state(engine, new_id) is None  # first try, no failure
 
 
+def test_pool_processes_mark_the_task_they_run_in_the_workers_shared_memory(
+    publisher: Celery, start_worker: Callable[..., Process], state: redis_lib.Redis
+) -> None:
+    start_worker(concurrency=2)
+    ids = [publisher.send_task("e2e.own_mark").id for _ in range(4)]
+    marked = wait_until(
+        lambda: [state.get(f"marked:{t}") for t in ids] if all(state.get(f"marked:{t}") for t in ids) else None,
+        timeout=60,
+        what="the tasks to look for their marks",
+    )
+    assert marked == ["1"] * 4
+
+
 def test_a_task_killed_once_then_succeeding_shows_the_lost_delivery_and_uses_no_retry(
     publisher: Celery,
     start_worker: Callable[..., Process],
