@@ -78,6 +78,9 @@ class Reason(enum.StrEnum):
     #: The worker process running the task died on too many of its deliveries (a crash, a kill, an
     #: OOM kill, a hard time limit): it is not run again (a poison message).
     WORKER_LOST = "worker_lost"
+    #: The broker dead-lettered the message itself (RabbitMQ: a quorum queue's delivery limit, a
+    #: message TTL, a queue length limit); function-runner collected it into its dead-letter queue.
+    BROKER_DEAD_LETTERED = "broker_dead_lettered"
 
     def __str__(self) -> str:
         return self.value

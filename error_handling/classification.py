@@ -56,6 +56,8 @@ REASON_USER_MESSAGES: dict[str, str] = {
     "been notified.",
     Reason.RETRY_BUDGET_EXHAUSTED.value: "The service is failing too often to be retried right now. Our team has "
     "been notified.",
+    Reason.BROKER_DEAD_LETTERED.value: "The request could not be completed: it could not be delivered for "
+    "processing. Our team has been notified.",
     Reason.WORKER_LOST.value: "The request could not be completed: processing it stopped unexpectedly several "
     "times. Our team has been notified.",
     Reason.RESOURCE_WAIT_TIMEOUT.value: "The request waited too long for the capacity it needs and was stopped. "

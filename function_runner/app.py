@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
 from error_handling.classification import Rule
 from error_handling.policy import RecoveryPolicy
+from function_runner import queues
 from function_runner.compensation import register_compensator
 from function_runner.gates import Gate
 from function_runner.runtime import APP_ATTRIBUTE, Runtime
 from function_runner.settings import Settings
+
+#: The queue create_app declares on RabbitMQ (Celery's default name).
+DEFAULT_QUEUE = "celery"
 
 
 def broker_options(settings: Settings) -> dict[str, Any]:
@@ -38,9 +42,29 @@ def broker_options(settings: Settings) -> dict[str, Any]:
             "unacked_restore_interval": max(1, min(10, int(settings.visibility_timeout / 5))),
             "unacked_restore_throttle": 1,
         }
+    elif queues.is_amqp(url):
+        # RabbitMQ: the default queue dead-letters to function-runner's exchange (never a silent drop);
+        # quorum queues on request (see function_runner.queues)
+        conf["task_default_queue"] = DEFAULT_QUEUE
+        conf["task_queues"] = [queues.task_queue(DEFAULT_QUEUE, settings)]
+        if settings.queue_type == "quorum":
+            conf["broker_transport_options"] = {"confirm_publish": True}
     if settings.result_backend:
         conf["result_backend"] = settings.result_backend
     return conf
+
+
+def _declare_broker_dead_letters(sender: Any = None, **_: Any) -> None:
+    """At a worker's start, on RabbitMQ: declare the exchange and queue the broker dead-letters to."""
+    app = getattr(sender, "app", None)
+    runtime = getattr(app, APP_ATTRIBUTE, None)
+    if app is None or runtime is None or not queues.is_amqp(runtime.settings.effective_broker_url):
+        return
+    with app.connection_for_write() as connection:
+        queues.declare_dead_letter_queue(connection)
+
+
+signals.worker_init.connect(_declare_broker_dead_letters, weak=False, dispatch_uid="function_runner.dead_letters")
 
 
 def install(

@@ -34,11 +34,14 @@ from error_handling.persistence import compensation as compensation_steps
 from error_handling.persistence import heartbeats, repository
 from error_handling.persistence.models import utcnow
 from error_handling.sealing import unseal_secrets
-from function_runner import compensation, gates
+from function_runner import compensation, gates, queues
 from function_runner import headers as H
 from function_runner.bulk_replay import BatchResult, BulkReplayer
 from function_runner.events import log_event
 from function_runner.runtime import Runtime, runtime_for
+
+#: Seconds between two collections of the broker's own dead letters (RabbitMQ).
+COLLECT_EVERY = 5.0
 
 
 @dataclasses.dataclass
@@ -132,7 +135,7 @@ class Dispatcher:
     def run_forever(self) -> None:
         """Dispatch until :meth:`stop` is called; survive database outages by waiting them out."""
         log_event("dispatcher.started", interval=self.settings.dispatcher_interval)
-        next_beat = next_sweep = next_gate_check = 0.0
+        next_beat = next_sweep = next_gate_check = next_collect = 0.0
         while not self._stop.is_set():
             if time.monotonic() >= next_beat:
                 self._beat()
@@ -155,6 +158,9 @@ class Dispatcher:
             if time.monotonic() >= next_sweep:
                 self._sweep_compensations()
                 next_sweep = time.monotonic() + self.settings.compensation_sweep_after / 2
+            if time.monotonic() >= next_collect:
+                self._collect_broker_dead_letters()
+                next_collect = time.monotonic() + COLLECT_EVERY
             replayed = self._replay_pass()
             if result.published < self.settings.dispatcher_batch_size and not replayed:
                 self._stop.wait(self.settings.dispatcher_interval)
@@ -267,6 +273,19 @@ class Dispatcher:
             return
         if swept:
             log_event("dispatcher.compensations_swept", sagas=swept)
+
+    def _collect_broker_dead_letters(self) -> None:
+        """RabbitMQ: move what the broker dead-lettered into the dead-letter queue (see ``queues``)."""
+        try:
+            moved = queues.collect_dead_letters(self.app, self.runtime)
+        except StorageUnavailable:
+            log_event("dispatcher.storage_unavailable", level=logging.WARNING, step="broker_dead_letters")
+            return
+        except (BrokerError, ConnectionError, OSError) as exc:
+            log_event("dispatcher.broker_unavailable", level=logging.WARNING, error=type(exc).__name__)
+            return
+        if moved:
+            log_event("dispatcher.broker_dead_letters", recorded=moved)
 
     def _replay_pass(self) -> bool:
         """One bulk-replay batch; whether it did any work (then the loop does not wait)."""

@@ -11,6 +11,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -109,6 +110,17 @@ class Settings(BaseSettings):
         gt=0,
         description="Redis/SQS transports: seconds before an unacked message of a lost worker is "
         "delivered again. Keep it longer than your longest task.",
+    )
+    queue_type: Literal["classic", "quorum"] = Field(
+        default="classic",
+        description="RabbitMQ: the type of the queues create_app declares (quorum queues are replicated). "
+        "Either way they dead-letter to function-runner's exchange, never silently.",
+    )
+    broker_delivery_limit: int | None = Field(
+        default=None,
+        ge=1,
+        description="RabbitMQ quorum queues: x-delivery-limit (unset: the broker's default, 20 on RabbitMQ 4). "
+        "A message past it is dead-lettered by the broker and collected by the dispatcher.",
     )
     max_lost_deliveries: int = Field(
         default=3,

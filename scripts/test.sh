@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on a fresh Debian machine (root, Python 3.11): installs and starts Redis and
-# PostgreSQL if they are not already running, creates .venv, installs the project with its dev extra,
+# Runs the whole test suite on a fresh Debian machine (root, Python 3.11): installs and starts Redis,
+# PostgreSQL and RabbitMQ if they are not already running, creates .venv, installs the project with its dev extra,
 # and runs pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_packages=()
 command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
 command -v pg_ctlcluster >/dev/null 2>&1 || apt_packages+=(postgresql)
+command -v rabbitmq-server >/dev/null 2>&1 || apt_packages+=(rabbitmq-server)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_packages+=(python3-venv)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   log "installing ${apt_packages[*]}"
@@ -38,6 +39,13 @@ if ! PGCONNECT_TIMEOUT=5 psql -h 127.0.0.1 -U postgres -d postgres -Atqc 'select
   hba=/etc/postgresql/$version/main/pg_hba.conf
   as_root sed -i '1i host all postgres 127.0.0.1/32 trust\nhost all postgres ::1/128 trust' "$hba"
   as_root pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+fi
+
+# RabbitMQ on 127.0.0.1:5672 (guest/guest, loopback only): the tests make a vhost each.
+if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+  log "starting rabbitmq-server"
+  as_root rabbitmq-server -detached
+  for _ in $(seq 1 120); do (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && break; sleep 0.5; done
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -25,6 +25,12 @@ from tests.support.waiting import wait_until
 APP = "tests.e2e.tasks_app"
 
 
+def settings_of(env: dict[str, str]) -> Settings:
+    """The settings the processes of the test read from ``env`` (every ``FUNCTION_RUNNER_*`` variable)."""
+    prefix = "FUNCTION_RUNNER_"
+    return Settings(**{key[len(prefix) :].lower(): value for key, value in env.items() if key.startswith(prefix)})
+
+
 @pytest.fixture
 def engine(pg_url: str) -> Iterator[sa.Engine]:
     """An engine on the test's database, for assertions."""
@@ -51,13 +57,7 @@ def state(redis_url: str) -> Iterator[redis_lib.Redis]:
 @pytest.fixture
 def publisher(service_env: dict[str, str]) -> Iterator[Celery]:
     """A Celery app on the test's broker, to send tasks by name."""
-    settings = Settings(
-        database_url=service_env["FUNCTION_RUNNER_DATABASE_URL"],
-        broker_url=service_env["FUNCTION_RUNNER_BROKER_URL"],
-        encryption_key=service_env["FUNCTION_RUNNER_ENCRYPTION_KEY"],
-        data_dir=service_env["FUNCTION_RUNNER_DATA_DIR"],
-    )
-    app = create_app(settings, main="fr_e2e_publisher")
+    app = create_app(settings_of(service_env), main="fr_e2e_publisher")
     yield app
     runtime_for(app).close()
     app.close()
@@ -66,13 +66,7 @@ def publisher(service_env: dict[str, str]) -> Iterator[Celery]:
 @pytest.fixture
 def api(service_env: dict[str, str]) -> Iterator[TestClient]:
     """The error API on the test's database and broker (its lifespan closes what it opened)."""
-    settings = Settings(
-        database_url=service_env["FUNCTION_RUNNER_DATABASE_URL"],
-        broker_url=service_env["FUNCTION_RUNNER_BROKER_URL"],
-        encryption_key=service_env["FUNCTION_RUNNER_ENCRYPTION_KEY"],
-        data_dir=service_env["FUNCTION_RUNNER_DATA_DIR"],
-    )
-    with TestClient(create_api(settings)) as client:
+    with TestClient(create_api(settings_of(service_env))) as client:
         yield client
 
 
@@ -132,3 +126,14 @@ def rows(engine: sa.Engine, table: str, **where: Any) -> list[dict[str, Any]]:
         query += " WHERE " + " AND ".join(f"{k} = :{k}" for k in where)
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(sa.text(query), where)]
+
+
+def replay_until_it_succeeds(api: TestClient, state: redis_lib.Redis, letter_id: int) -> str:
+    """Replay a dead letter through the API; wait until the new task says it succeeded; its id."""
+    from api.main import API_PREFIX
+
+    replayed = api.post(f"{API_PREFIX}/dead-letters/{letter_id}/replay")
+    assert replayed.status_code == 202, replayed.text
+    new_id = str(replayed.json()["task_id"])
+    wait_until(lambda: state.get(f"succeeded:{new_id}"), timeout=60, what="the replay to succeed")
+    return new_id

@@ -16,7 +16,7 @@ from celery import Celery
 from fastapi.testclient import TestClient
 
 from api.main import API_PREFIX
-from tests.e2e.conftest import rows, task_state, wait_terminal
+from tests.e2e.conftest import replay_until_it_succeeds, rows, task_state, wait_terminal
 from tests.support.processes import Process, cli_args
 from tests.support.waiting import wait_until
 
@@ -55,10 +55,7 @@ def test_a_task_that_kills_its_worker_is_dead_lettered_after_the_limit_and_repla
     assert history["executions"] == 3 and len(history["lost_deliveries"]) == 3
 
     state.set("poison-fixed", 1)  # the bug is fixed: the replay succeeds
-    replayed = api.post(f"{API_PREFIX}/dead-letters/{letter['id']}/replay")
-    assert replayed.status_code == 202, replayed.text
-    new_id = replayed.json()["task_id"]
-    wait_until(lambda: state.get(f"succeeded:{new_id}"), timeout=60, what="the replay to succeed")
+    new_id = replay_until_it_succeeds(api, state, letter["id"])
     assert state.get(f"started:{new_id}") == "1" and task_state(engine, new_id) is None  # first try, no failure
 
 
