@@ -276,9 +276,10 @@ def poison(self: RecoverableTask, how: str, after: float = 0.05) -> str:
     return "fixed"
 
 
-@app.task(base=RecoverableTask, bind=True, name="e2e.killed_once")
+@app.task(base=RecoverableTask, bind=True, name="e2e.killed_once", retry_budget="e2e-kill")
 def killed_once(self: RecoverableTask) -> str:
-    """SIGKILLs its own pool process on its first start, then succeeds."""
+    """SIGKILLs its own pool process on its first start, then succeeds (its retries would draw on
+    the ``e2e-kill`` budget)."""
     if started(self) == 1:
         threading.Event().wait(0.05)
         _die("sigkill")

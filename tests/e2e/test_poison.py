@@ -91,6 +91,7 @@ def test_a_task_killed_once_then_succeeding_shows_the_lost_delivery_and_uses_no_
     assert history["task"]["state"] == "succeeded" and history["executions"] == 2
     assert history["attempts"] == [] and history["runs"] == []  # no failed attempt, no retry used
     assert rows(engine, "fr_scheduled_runs", task_id=task_id) == []
+    assert float(state.get("fr:budget:e2e-kill") or 0) == 10.0  # the bucket is full: the loss took no token
 
     shown = subprocess.run(
         cli_args("errors", "history", task_id),

@@ -137,3 +137,23 @@ def test_a_terminal_task_keeps_its_state(sessions: sessionmaker[Session]) -> Non
 def test_attempt_i_of_n(category: Category, reason: str, expected: int | None) -> None:
     policy = RecoveryPolicy(transient_max_attempts=7, unclassified_max_attempts=2)
     assert repo.max_attempts(policy, Classification(category=category, reason=reason)) == expected
+
+
+def test_an_oom_kill_in_the_cgroup_is_named_with_its_memory_limit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from function_runner import deliveries
+
+    events = tmp_path / "memory.events"
+    (tmp_path / "memory.max").write_text("536870912\n")
+    events.write_text("low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n")
+    monkeypatch.setattr(deliveries, "_CGROUP", tmp_path)
+    monkeypatch.setattr(deliveries, "_oom_seen", 1)
+    killed = WorkerLostError("Worker exited prematurely: signal 9 (SIGKILL) Job: 1.")
+    assert loss_report(killed, worker="w", pid=1).memory_limit is None  # no new OOM kill
+    events.write_text("low 0\nhigh 0\nmax 9\noom 2\noom_kill 2\n")  # the kernel killed one more
+    assert (
+        loss_report(killed, worker="w", pid=1).memory_limit
+        == "OOM killer acted in the worker's cgroup (memory.max=536870912)"
+    )
+    assert loss_report(killed, worker="w", pid=1).memory_limit is None  # counted once
