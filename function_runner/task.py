@@ -22,7 +22,7 @@ import json
 import logging
 import traceback
 from collections.abc import Iterator, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 from celery import Task, shared_task
 from celery.exceptions import Ignore, Reject, Retry
@@ -43,7 +43,7 @@ from error_handling.policy import DeadLetter, FailFast, RecoveryPolicy
 from error_handling.policy import Retry as RetryDecision
 from error_handling.policy import Wait as WaitDecision
 from error_handling.sealing import seal_secrets
-from function_runner import deliveries, gates
+from function_runner import deliveries, gates, unrecorded
 from function_runner import headers as H
 from function_runner import logs as _logs  # noqa: F401  (redacts Celery's log lines in workers)
 from function_runner.compensation import Recorder, publish_compensation, recording
@@ -129,9 +129,14 @@ class RecoverableTask(Task):  # type: ignore[misc]
         token = custom.get(H.TOKEN)
         if run_id is not None and token:
             self._claim(runtime, run_id=run_id, token=str(token), attempt=attempt)
-        elif _redelivered(request) and self._already_recorded(runtime, attempt):
-            log_event("task.duplicate_skipped", task_id=request.id, task=self.name, attempt=attempt)
-            raise Ignore()
+        if _redelivered(request):
+            kept = unrecorded.take(runtime, str(request.id), attempt)
+            if kept is not None:  # it failed while the database was away: record that, don't run it again
+                log_event("task.recording_kept_failure", task_id=request.id, task=self.name, attempt=attempt)
+                self._conclude(runtime, UnrecordedFailure.of(kept.classification), kept, args=args, kept=True)
+            if run_id is None and self._already_recorded(runtime, attempt):
+                log_event("task.duplicate_skipped", task_id=request.id, task=self.name, attempt=attempt)
+                raise Ignore()
         lost = 0
         if put_back or _redelivered(request):
             lost = self._after_lost_deliveries(
@@ -147,6 +152,8 @@ class RecoverableTask(Task):  # type: ignore[misc]
                 result = self.run(*args, **kwargs)
         except CONTROL_FLOW:
             raise
+        except StorageUnavailable as db_exc:  # our own records (a compensation step, a gate) could not be written
+            self._requeue(runtime, attempt, step="body", why=f"the task's records could not be written: {db_exc}")
         except Exception as exc:  # the outermost boundary: every failure of the body is classified here
             self._on_failure(
                 runtime, exc, args=args, kwargs=kwargs, attempt=attempt, run_id=run_id, started_at=started_at
@@ -323,38 +330,68 @@ class RecoverableTask(Task):  # type: ignore[misc]
         run_id: int | None,
         started_at: dt.datetime | None,
     ) -> None:
-        request = self.request
         try:
-            report, policy = self._report(
+            report = self._report(
                 runtime, exc, args=args, kwargs=kwargs, attempt=attempt, run_id=run_id, started_at=started_at
             )
+        except Exception as bug:  # building the report failed: never ack a failure nobody recorded
+            self._give_back(runtime, attempt, bug)
+        self._conclude(runtime, exc, report, args=args)
+
+    def _requeue(self, runtime: Runtime, attempt: int, *, step: str, why: str) -> NoReturn:
+        """The database is unreachable: give the message back to the broker, unacked (its wrapper's own
+        requeue, not a lost delivery)."""
+        request = self.request
+        deliveries.count_requeue(runtime, str(request.id), attempt)
+        log_event(
+            "task.storage_unavailable", level=logging.ERROR, task_id=request.id, task=self.name, attempt=attempt, step=step
+        )
+        raise Reject(f"{why}, message requeued", requeue=True) from None
+
+    def _give_back(self, runtime: Runtime, attempt: int, bug: Exception) -> None:
+        """Recording a failure failed for an unexpected reason: give the message back, unacked."""
+        request = self.request
+        deliveries.count_requeue(runtime, str(request.id), attempt)
+        log_event(
+            "task.record_failed",
+            level=logging.ERROR,
+            exc_info=True,
+            task_id=request.id,
+            task=self.name,
+            attempt=attempt,
+            error=type(bug).__name__,
+        )
+        raise Reject(f"failure not recorded ({type(bug).__name__}), message requeued", requeue=True) from None
+
+    def _conclude(
+        self,
+        runtime: Runtime,
+        exc: Exception,
+        report: repository.FailureReport,
+        *,
+        args: tuple[Any, ...],
+        kept: bool = False,
+    ) -> None:
+        """Record the failure with its decision and carry the decision out (always raises). If the
+        database is unreachable, the report is kept in Redis (:mod:`function_runner.unrecorded`) and the
+        message given back: its redelivery records the kept report instead of running the body again.
+        ``kept``: the report is such a kept one."""
+        request = self.request
+        attempt = report.attempt
+        policy = self._policy(runtime)
+        try:
             saga_id = str(args[0]) if self.is_compensator and args else str(request.root_id or request.id)
             recorded, to_compensate = runtime.in_transaction(
                 lambda s: self._record(s, report=report, policy=policy, saga_id=saga_id)
             )
         except StorageUnavailable as db_exc:
-            deliveries.count_requeue(runtime, str(request.id), attempt)
-            log_event(
-                "task.storage_unavailable",
-                level=logging.ERROR,
-                task_id=request.id,
-                task=self.name,
-                attempt=attempt,
-                step="record_failure",
-            )
-            raise Reject(f"failure not recorded, message requeued: {db_exc}", requeue=True) from None
+            if not kept:
+                unrecorded.keep(runtime, report)
+            self._requeue(runtime, attempt, step="record_failure", why=f"failure not recorded: {db_exc}")
         except Exception as bug:  # recording itself failed: never ack a failure nobody recorded
-            deliveries.count_requeue(runtime, str(request.id), attempt)
-            log_event(
-                "task.record_failed",
-                level=logging.ERROR,
-                exc_info=True,
-                task_id=request.id,
-                task=self.name,
-                attempt=attempt,
-                error=type(bug).__name__,
-            )
-            raise Reject(f"failure not recorded ({type(bug).__name__}), message requeued", requeue=True) from None
+            self._give_back(runtime, attempt, bug)
+        if kept:
+            unrecorded.forget(runtime, str(request.id), attempt)
         if to_compensate:
             publish_compensation(self.app, saga_id)
         classification = report.classification
@@ -418,17 +455,11 @@ class RecoverableTask(Task):  # type: ignore[misc]
         attempt: int,
         run_id: int | None,
         started_at: dt.datetime | None,
-    ) -> tuple[repository.FailureReport, RecoveryPolicy]:
+    ) -> repository.FailureReport:
         """Build what is recorded about a failure. Degrades rather than fails: a payload that cannot be
-        sealed is kept redacted and marked not replayable; a task policy that is invalid is logged and
-        the app's policy used."""
+        sealed is kept redacted and marked not replayable."""
         request = self.request
         payload = self._safe_payload(runtime, args, kwargs)
-        try:
-            policy = runtime.policy.merged(self.recovery_policy)
-        except ConfigurationError as problem:
-            log_event("task.invalid_policy", level=logging.ERROR, task=self.name, error=str(problem))
-            policy = runtime.policy
         report = repository.FailureReport(
             task_id=request.id,
             attempt=attempt,
@@ -448,7 +479,15 @@ class RecoverableTask(Task):  # type: ignore[misc]
                 log_event("budget.failed", level=logging.WARNING, error=type(exc).__name__)
                 allowed = True
             report = dataclasses.replace(report, retry_allowed=allowed)
-        return report, policy
+        return report
+
+    def _policy(self, runtime: Runtime) -> RecoveryPolicy:
+        """The task's policy; one that is invalid is logged and the app's policy used."""
+        try:
+            return runtime.policy.merged(self.recovery_policy)
+        except ConfigurationError as problem:
+            log_event("task.invalid_policy", level=logging.ERROR, task=self.name, error=str(problem))
+            return runtime.policy
 
     def _safe_payload(self, runtime: Runtime, args: tuple[Any, ...], kwargs: dict[str, Any]) -> repository.TaskPayload:
         """The payload to record; one that cannot be sealed is kept redacted and marked not replayable."""
@@ -498,6 +537,16 @@ class RecoverableTask(Task):  # type: ignore[misc]
             parent_id=request.parent_id,
             replay_of=replay_of,
         )
+
+
+class UnrecordedFailure(Exception):
+    """Stands for a failure that happened while the database was unreachable, on the delivery that
+    records it (the original exception object is gone; its classification was kept)."""
+
+    @classmethod
+    def of(cls, classification: Classification) -> UnrecordedFailure:
+        """The stand-in for the failure classified as ``classification``."""
+        return cls(f"{classification.exc_type or 'error'}: {classification.message}")
 
 
 def _custom_headers(request: Any) -> dict[str, Any]:

@@ -70,21 +70,34 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture
 def service_env(pg_url: str, redis_url: str, tmp_path: Path) -> dict[str, str]:
     """Environment for processes that use the real services (settings tuned for fast tests)."""
+    return process_env(database_url=pg_url, broker_url=redis_url, state_url=redis_url, data_dir=tmp_path / "data")
+
+
+def process_env(
+    *, database_url: str, broker_url: str, state_url: str, data_dir: Path, **settings: str
+) -> dict[str, str]:
+    """The environment of a worker, dispatcher or API process of a test: this process's environment
+    without its ``FUNCTION_RUNNER_*`` variables, then the test's services and settings tuned for fast
+    tests (``settings``: more ``FUNCTION_RUNNER_*`` values, by lower-case name)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FUNCTION_RUNNER_")}
+    tuned = {
+        "retry_base_delay": "0.2",
+        "retry_max_delay": "1",
+        "resource_check_interval": "0.5",
+        "dispatcher_interval": "0.2",
+        "storage_retry_timeout": "1",
+        "visibility_timeout": "10",
+        **settings,
+    }
     env.update(
         PYTHONPATH=str(Path(__file__).resolve().parents[1]),
-        FUNCTION_RUNNER_DATABASE_URL=pg_url,
-        FUNCTION_RUNNER_BROKER_URL=redis_url,
+        FUNCTION_RUNNER_DATABASE_URL=database_url,
+        FUNCTION_RUNNER_BROKER_URL=broker_url,
         FUNCTION_RUNNER_ENCRYPTION_KEY=TEST_KEY,
-        FUNCTION_RUNNER_DATA_DIR=str(tmp_path / "data"),
-        FUNCTION_RUNNER_RETRY_BASE_DELAY="0.2",
-        FUNCTION_RUNNER_RETRY_MAX_DELAY="1",
-        FUNCTION_RUNNER_RESOURCE_CHECK_INTERVAL="0.5",
-        FUNCTION_RUNNER_DISPATCHER_INTERVAL="0.2",
-        FUNCTION_RUNNER_STORAGE_RETRY_TIMEOUT="1",
-        FUNCTION_RUNNER_VISIBILITY_TIMEOUT="10",
-        FR_TEST_STATE_URL=redis_url,
+        FUNCTION_RUNNER_DATA_DIR=str(data_dir),
+        FR_TEST_STATE_URL=state_url,
     )
+    env.update({f"FUNCTION_RUNNER_{name.upper()}": value for name, value in tuned.items()})
     return env
 
 

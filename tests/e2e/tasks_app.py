@@ -12,13 +12,12 @@ import os
 import threading
 from typing import Any
 
-import redis
-
 from error_handling.exceptions import PermanentError, ResourceError, TransientError, ValidationError
 from function_runner.app import create_app
 from function_runner.gates import CallableProbe, Gate
 from function_runner.settings import Settings
 from function_runner.task import RecoverableTask
+from tests.support.ground_truth import state
 
 
 def licence_file_present() -> bool:
@@ -34,16 +33,6 @@ GATES = [
 
 app = create_app(Settings(), main="fr_e2e", gates=GATES)
 app.conf.update(worker_send_task_events=False, broker_pool_limit=4)
-
-_state: redis.Redis | None = None
-
-
-def state() -> redis.Redis:
-    """The Redis connection that holds the tests' ground truth."""
-    global _state
-    if _state is None:
-        _state = redis.Redis.from_url(os.environ["FR_TEST_STATE_URL"], decode_responses=True)
-    return _state
 
 
 def started(task: RecoverableTask) -> int:

@@ -56,6 +56,13 @@ def pg_proxy() -> Iterator[CuttableProxy]:
     proxy.close()
 
 
+def through_proxy(service_env: dict[str, str], proxy: CuttableProxy) -> dict[str, str]:
+    """The environment with the test's database reached through ``proxy``."""
+    database = service_env["FUNCTION_RUNNER_DATABASE_URL"].rsplit("/", 1)[1]
+    url = f"postgresql+psycopg://{services.PG_USER}@127.0.0.1:{proxy.port}/{database}"
+    return {**service_env, "FUNCTION_RUNNER_DATABASE_URL": url}
+
+
 def test_database_unreachable_when_a_task_fails_message_is_not_acked(
     publisher: Celery,
     start_worker: Callable[..., Process],
@@ -64,11 +71,7 @@ def test_database_unreachable_when_a_task_fails_message_is_not_acked(
     service_env: dict[str, str],
     pg_proxy: CuttableProxy,
 ) -> None:
-    env = dict(service_env)
-    database = service_env["FUNCTION_RUNNER_DATABASE_URL"].rsplit("/", 1)[1]
-    env["FUNCTION_RUNNER_DATABASE_URL"] = (
-        f"postgresql+psycopg://{services.PG_USER}@127.0.0.1:{pg_proxy.port}/{database}"
-    )
+    env = through_proxy(service_env, pg_proxy)
     worker = start_worker(env=env, concurrency=1)
     pg_proxy.block()
 
@@ -86,9 +89,42 @@ def test_database_unreachable_when_a_task_fails_message_is_not_acked(
 
     pg_proxy.unblock()
     assert wait_terminal(engine, [task_id]) == {task_id: "dead_lettered"}
-    assert len(rows(engine, "fr_failed_attempts", task_id=task_id)) == 1  # recorded exactly once
+    (attempt,) = rows(engine, "fr_failed_attempts", task_id=task_id)  # recorded exactly once
+    assert (attempt["attempt"], attempt["reason"]) == (1, "auth_failed")
+    assert "credentials revoked (db down)" in attempt["message"]
     assert len(rows(engine, "fr_dead_letters", task_id=task_id)) == 1
-    assert state.get(f"started:{task_id}") == "2"  # the body ran again once the database was back
+    # the failure kept while the database was away was recorded; the body did not run again
+    assert state.get(f"started:{task_id}") == "1"
+    assert "task.recording_kept_failure" in worker.log()
+
+
+def test_a_failure_during_a_database_outage_is_recorded_even_if_a_rerun_would_succeed(
+    publisher: Celery,
+    start_worker: Callable[..., Process],
+    start_dispatcher: Callable[..., Process],
+    engine: sa.Engine,
+    state: redis_lib.Redis,
+    service_env: dict[str, str],
+    pg_proxy: CuttableProxy,
+) -> None:
+    """The chaos suite found it: a task failed while Postgres was down, its redelivery (the database
+    back, the upstream recovered) succeeded, and the first failure was never recorded. Now the failure
+    is kept in Redis, recorded by the redelivery, and its decision (a retry) carried out."""
+    env = through_proxy(service_env, pg_proxy)
+    worker = start_worker(env=env, concurrency=1)
+    start_dispatcher()
+    pg_proxy.block()
+
+    task_id = publisher.send_task("e2e.transient_once_then_ok", args=[0.1]).id
+    wait_until(lambda: "task.storage_unavailable" in worker.log(), timeout=60, what="the failure not recorded")
+    pg_proxy.unblock()
+
+    assert wait_terminal(engine, [task_id]) == {task_id: "succeeded"}
+    (attempt,) = rows(engine, "fr_failed_attempts", task_id=task_id)
+    assert (attempt["attempt"], attempt["reason"], attempt["decision"]) == (1, "rate_limited", "retry")
+    (run,) = rows(engine, "fr_scheduled_runs", task_id=task_id)
+    assert (run["kind"], run["attempt"], run["status"]) == ("retry", 2, "done")
+    assert state.get(f"started:{task_id}") == "2"  # the failed start and the retry; no rerun of attempt 1
 
 
 def test_scheduled_retry_survives_restart_of_every_worker_and_the_dispatcher(

@@ -33,6 +33,13 @@ def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
+def free_port() -> int:
+    """A TCP port nothing listens on now (on 127.0.0.1)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def require(name: str, host: str, port: int) -> None:
     """Skip (locally) or fail (in CI) when a service is not reachable."""
     if port_open(host, port):
@@ -101,7 +108,7 @@ class PrivateRedis:
     """A real ``redis-server`` of the test's own, on a free port, that the test may stop and start
     again (on the same port) without touching the machine's shared Redis."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, *, persistent: bool = False) -> None:
         import shutil
 
         binary = shutil.which("redis-server")
@@ -109,10 +116,8 @@ class PrivateRedis:
             if IN_CI:
                 pytest.fail("redis-server is not installed; CI must provide it", pytrace=False)
             pytest.skip("redis-server is not installed")
-        self.binary, self.directory = binary, directory
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.binary, self.directory, self.persistent = binary, directory, persistent
+        self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.start()
 
@@ -124,8 +129,10 @@ class PrivateRedis:
         """Start the server and wait until it accepts connections."""
         from tests.support.waiting import wait_until
 
+        # persistent: an append-only file, as a broker in production keeps (a restart loses no message)
+        appendonly = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *appendonly],
             cwd=self.directory,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -141,3 +148,66 @@ class PrivateRedis:
 
     def close(self) -> None:
         self.stop()
+
+
+class PrivatePostgres:
+    """A real PostgreSQL server of the test's own (``initdb`` in a temporary directory, a free port), that
+    the test may stop and start again without touching the machine's shared server.
+
+    Postgres refuses to run as root: as root, its commands run as the ``postgres`` user.
+    """
+
+    def __init__(self) -> None:
+        import glob
+        import shutil
+        import tempfile
+
+        versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+        initdb = versions[-1] if versions else shutil.which("initdb")
+        if initdb is None:
+            if IN_CI:
+                pytest.fail("PostgreSQL's initdb is not installed; CI must provide it", pytrace=False)
+            pytest.skip("PostgreSQL's initdb is not installed")
+        self.bin = os.path.dirname(initdb)
+        self.directory = tempfile.mkdtemp(prefix="fr-pg-")
+        self.data = os.path.join(self.directory, "data")
+        self.port = free_port()
+        self._as: list[str] = []
+        if os.geteuid() == 0:
+            import pwd
+
+            user = pwd.getpwnam("postgres")
+            os.chmod(self.directory, 0o755)
+            os.chown(self.directory, user.pw_uid, user.pw_gid)
+            self._as = ["runuser", "-u", "postgres", "--"]
+        self._run("initdb", "-D", self.data, "-U", PG_USER, "--auth=trust", "-E", "UTF8", "--no-sync")
+        self.start()
+
+    def _run(self, program: str, *args: str) -> None:
+        subprocess.run(
+            [*self._as, os.path.join(self.bin, program), *args], check=True, capture_output=True, timeout=120
+        )
+
+    def url(self, database: str = "postgres") -> str:
+        """SQLAlchemy URL of a database on this server."""
+        return f"postgresql+psycopg://{PG_USER}@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory} -c max_connections=200"
+        self._run("pg_ctl", "-D", self.data, "-o", options, "-l", os.path.join(self.directory, "log"), "-w", "start")
+
+    def stop(self) -> None:
+        """Stop the server the way an operator does (fast shutdown: clients are disconnected)."""
+        self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+
+    def close(self) -> None:
+        """Stop the server if it runs and remove its files."""
+        import shutil
+
+        subprocess.run(
+            [*self._as, os.path.join(self.bin, "pg_ctl"), "-D", self.data, "-m", "immediate", "-w", "stop"],
+            capture_output=True,
+            timeout=120,
+        )
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -285,6 +285,24 @@ def test_an_unreachable_database_rejects_the_message_for_redelivery(make_app: Ap
     assert "failure not recorded" in str(result.result.reason)
 
 
+def test_a_step_the_body_cannot_record_gives_the_message_back_and_is_no_failed_attempt(
+    make_app: AppFactory,
+) -> None:
+    """Found by the chaos suite: Postgres down while a task records a compensation step. The task did not
+    fail, function-runner's storage did: the message goes back to the broker, no attempt is counted."""
+    app = make_app("postgresql://postgres@127.0.0.1:1/x", storage_retry_timeout=0)
+
+    @app.task(base=RecoverableTask, bind=True, name="unit.pays")
+    def pays(self: RecoverableTask) -> str:
+        self.compensation.record_operation("charge", undo=None, data={"amount": 5})
+        return "paid"
+
+    result = run(pays, task_id="pays-1")
+    assert result.state == "REJECTED"
+    assert result.result.requeue is True
+    assert "the task's records could not be written" in str(result.result.reason)
+
+
 def test_a_failure_that_cannot_be_recorded_is_never_acked(
     app: Celery, rows: Rows, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,0 +1,228 @@
+"""The chaos suite: thousands of tasks through real workers while the world breaks, then a check of
+what function-runner recorded against the tasks' own ground truth.
+
+During the run: pool processes and whole workers are SIGKILLed at random every few seconds, the broker
+(a Redis of the run's own, keeping an append-only file as a production broker does) is restarted once,
+Postgres (a server of the run's own) is stopped for 10 s, two dispatchers race, the API is queried all
+along and a bulk replay of fixed dead letters runs in the middle and at the end.
+
+At the end, against the ground truth: no task lost, none with two terminal states, every failed attempt
+recorded once, no side effect applied twice where an idempotency key was given, no dead letter without
+its payload. The figures are printed as the last lines.
+
+CI runs 1,000 tasks. The full run: ``FR_CHAOS_TASKS=10000 .venv/bin/pytest tests/chaos -s``
+(``FR_CHAOS_RATE`` sets the publishing rate per second, ``FR_CHAOS_SEED`` the random seed).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+import sqlalchemy as sa
+
+from error_handling.persistence.db import make_engine
+from function_runner.app import create_app
+from function_runner.migrate import upgrade
+from function_runner.runtime import runtime_for
+from tests.chaos import checks
+from tests.chaos.checks import Planned
+from tests.chaos.harness import ChaosRun, plan
+from tests.conftest import process_env
+from tests.e2e.conftest import settings_of
+from tests.support import services
+from tests.support.processes import Process
+from tests.support.waiting import wait_until
+
+TASKS = int(os.environ.get("FR_CHAOS_TASKS", "1000"))
+RATE = float(os.environ.get("FR_CHAOS_RATE", "40"))
+SEED = int(os.environ.get("FR_CHAOS_SEED", str(random.randrange(1_000_000))))
+#: Time for the fleet to finish the work once everything is published and the chaos has stopped.
+SETTLE_TIMEOUT = 240 + TASKS / 20
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[services.PrivateRedis]:
+    """The run's own Redis broker, with an append-only file: it is restarted during the run."""
+    directory = tmp_path / "broker"
+    directory.mkdir()
+    server = services.PrivateRedis(str(directory), persistent=True)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres() -> Iterator[services.PrivatePostgres]:
+    """The run's own Postgres server, migrated: it is stopped for 10 s during the run."""
+    server = services.PrivatePostgres()
+    try:
+        engine = sa.create_engine(server.url(), isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.exec_driver_sql("CREATE DATABASE chaos")
+        engine.dispose()
+        upgrade(server.url("chaos"))
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def chaos_env(
+    broker: services.PrivateRedis, postgres: services.PrivatePostgres, redis_url: str, tmp_path: Path
+) -> dict[str, str]:
+    """The environment of every process of the run."""
+    return process_env(
+        database_url=postgres.url("chaos"),
+        broker_url=broker.url,
+        state_url=redis_url,
+        data_dir=tmp_path / "data",
+        resource_check_interval="1",
+        gate_check_interval="1",
+        compensation_sweep_after="5",
+        redispatch_after="30",
+    )
+
+
+@pytest.fixture
+def run(
+    spawn: Callable[..., Process], chaos_env: dict[str, str], redis_url: str, postgres: services.PrivatePostgres
+) -> Iterator[ChaosRun]:
+    publisher = create_app(settings_of(chaos_env), main="fr_chaos_publisher")
+    state = redis_lib.Redis.from_url(redis_url, decode_responses=True)
+    engine = make_engine(postgres.url("chaos"))
+    chaos = ChaosRun(
+        spawn=spawn,
+        env=chaos_env,
+        publisher=publisher,
+        state=state,
+        engine=engine,
+        api_port=services.free_port(),
+        seed=SEED,
+    )
+    try:
+        yield chaos
+    finally:
+        chaos.stop()
+        runtime_for(publisher).close()
+        publisher.close()
+        engine.dispose()
+        state.close()
+
+
+def test_chaos(run: ChaosRun, broker: services.PrivateRedis, postgres: services.PrivatePostgres) -> None:
+    began = time.monotonic()
+    tasks = plan(TASKS, SEED)
+    publish_time = TASKS / RATE
+    for _ in range(2):
+        run.start_worker()
+    for _ in range(2):  # two dispatchers race for the same rows
+        run.start_dispatcher()
+    run.start_api()
+    run.publish(tasks, RATE)
+    run.kill_at_random(every=(1.5, 3.5))
+    run.probe_api([t.task_id for t in tasks])
+
+    run.wait_published(0.3, TASKS, timeout=publish_time * 3 + 60)
+    broker.stop()  # the broker restarts (a clean restart: its append-only file keeps every message)
+    broker.start()
+    run.figures.broker_restarts += 1
+
+    run.wait_published(0.55, TASKS, timeout=publish_time * 3 + 60)
+    stopped = time.monotonic()
+    postgres.stop()
+    time.sleep(10)  # the outage itself: Postgres is down for 10 s, whatever the fleet does meanwhile
+    postgres.start()
+    run.figures.database_stops += 1
+    run.figures.database_down_seconds = time.monotonic() - stopped
+
+    run.wait_published(0.7, TASKS, timeout=publish_time * 3 + 60)
+    run.state.set("disk-free", 1)  # the resource the waiting tasks need is back
+
+    run.wait_published(0.8, TASKS, timeout=publish_time * 3 + 60)
+    run.bulk_replay("A")  # batch A's cause is fixed: replay its dead letters while the chaos goes on
+
+    run.wait_published(1.0, TASKS, timeout=publish_time * 3 + 60)
+    time.sleep(5)  # a few more seconds of kills on a fleet with no new work coming in
+    run.stop_killing()
+
+    ids = [t.task_id for t in tasks]
+
+    def settled() -> bool:
+        if run.failures:
+            raise run.failures[0]
+        truth, record = run.truth(ids), run.record()
+        return not checks.lost(tasks, truth, record) and run.unsettled_steps() == 0
+
+    wait_until(settled, timeout=SETTLE_TIMEOUT, interval=2, what="every task to reach a terminal state")
+    job = run.bulk_replay("A")  # the rest of batch A, now that every original task has ended
+    run.wait_replay_job(job["id"], timeout=SETTLE_TIMEOUT)
+
+    def replays_settled() -> bool:
+        replays = _planned_replays(run, tasks)
+        return not checks.lost(replays, run.truth(_ids(replays)), run.record()) and run.unsettled_steps() == 0
+
+    wait_until(replays_settled, timeout=SETTLE_TIMEOUT, interval=2, what="every replay to reach a terminal state")
+    run.stop()
+    replays = _planned_replays(run, tasks)
+    everything = tasks + replays
+    truth, record = run.truth(_ids(everything)), run.record()
+    found = checks.violations(everything, truth, record)
+    found["replays of fixed batch A succeeded"] = [
+        f"replay {p.task_id} ended {checks.outcome(p.task_id, truth, record)}"
+        for p in replays
+        if checks.outcome(p.task_id, truth, record) != "succeeded"
+    ]
+    found["API answers (2xx, 404, or 503 in the envelope)"] = run.figures.api_errors
+    found["threads"] = [repr(e) for e in run.failures]
+
+    figures = run.figures
+    counts = run.counts()
+    ends = {end: sum(1 for p in tasks if checks.outcome(p.task_id, truth, record) == end) for end in checks.TERMINAL}
+    print()
+    print(
+        f"chaos seed {SEED}: {len(tasks)} tasks ({', '.join(f'{k} {sum(p.kind == k for p in tasks)}' for k in checks.EXPECTED)})"
+    )
+    print(f"ends: {', '.join(f'{k} {v}' for k, v in sorted(ends.items()))}; replays {len(replays)}")
+    print(
+        f"kills: {figures.pool_kills} pool processes, {figures.worker_kills} whole workers; restarts: broker "
+        f"{figures.broker_restarts}, Postgres {figures.database_stops} (down {figures.database_down_seconds:.1f} s)"
+    )
+    print(
+        f"recorded: {counts['failed attempts']} failed attempts, {counts['retries']} retries, {counts['waits']} waits, "
+        f"{counts['dead letters']} dead letters, {counts['lost deliveries']} lost deliveries, "
+        f"{counts['compensated steps']} steps compensated; {figures.bulk_replays} bulk replays, {counts['replays']} replayed"
+    )
+    print(
+        f"API: {sum(figures.api_statuses.values())} requests {dict(sorted(figures.api_statuses.items()))}; publish retries {figures.publish_retries}"
+    )
+    print(f"violations: {sum(len(v) for v in found.values())}; duration {time.monotonic() - began:.0f} s")
+    explained = [item.split()[0] for items in found.values() for item in items[:6] if len(item.split()[0]) == 32]
+    assert not any(found.values()), checks.summary(found) + "\n" + "\n".join(run.describe(t) for t in explained)
+
+
+def _replays_of(run: ChaosRun) -> list[tuple[str, str]]:
+    with run.engine.connect() as conn:
+        query = (
+            "SELECT d.task_id, r.task_id FROM fr_replay_requests r JOIN fr_dead_letters d ON d.id = r.dead_letter_id"
+        )
+        return [(str(a), str(b)) for a, b in conn.execute(sa.text(query))]
+
+
+def _planned_replays(run: ChaosRun, tasks: list[Planned]) -> list[Planned]:
+    """The replays, as tasks of the same kind and charge as the tasks they replay."""
+    originals = {p.task_id: p for p in tasks}
+    replays = []
+    for original, replay in _replays_of(run):
+        source = originals.get(original)
+        if source is not None:
+            replays.append(Planned(replay, source.kind, pays=source.pays, batch=source.batch))
+    return replays
+
+
+def _ids(tasks: list[Planned]) -> list[str]:
+    return [t.task_id for t in tasks]
