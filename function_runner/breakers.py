@@ -114,8 +114,8 @@ class Breakers:
         self._degraded: set[str] = set()
 
     def _redis(self) -> Any | None:
-        url = self.runtime.settings.effective_broker_url
-        if not url.startswith(("redis://", "rediss://")):
+        url = self.runtime.settings.shared_state_url
+        if url is None:
             return None
         if self._client is None:
             import redis
@@ -127,11 +127,11 @@ class Breakers:
         """The Redis client breakers and budgets share.
 
         Raises:
-            RuntimeError: the broker is not Redis.
+            RuntimeError: no shared-state Redis (the broker is not Redis and ``redis_url`` is unset).
         """
         client = self._redis()
         if client is None:
-            raise RuntimeError("no Redis: the broker is not Redis")
+            raise RuntimeError("no Redis: the broker is not Redis and FUNCTION_RUNNER_REDIS_URL is unset")
         return client
 
     def shared(self, service: str) -> RedisBreaker | None:
@@ -230,7 +230,7 @@ class Breakers:
         before = self.state(service)
         shared = self.shared(service)
         if shared is None:
-            raise RuntimeError("forcing a breaker open needs Redis (the broker)")
+            raise RuntimeError("forcing a breaker open needs Redis (a Redis broker, or FUNCTION_RUNNER_REDIS_URL)")
         shared.force_open(seconds)
         record_transition(self.runtime, Transition(service, before, "open"), cause="forced_open", actor=actor)
 

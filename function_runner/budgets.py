@@ -55,8 +55,7 @@ class RetryBudgets:
         self._script: Any = None
 
     def _change(self, service: str, delta: float) -> float:
-        url = self.runtime.settings.effective_broker_url
-        if url.startswith(("redis://", "rediss://")):
+        if self.runtime.settings.shared_state_url is not None:
             try:
                 if self._script is None:
                     self._script = self.runtime.breakers.client().register_script(_CHANGE)

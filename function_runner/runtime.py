@@ -83,10 +83,10 @@ class Runtime:
 
     @property
     def lease_store(self) -> LeaseStore:
-        """Where capacity leases are counted: Redis when the broker is Redis, else the database."""
+        """Where capacity leases are counted: the shared-state Redis (``redis_url``, or a Redis broker), else the database."""
         if self._lease_store is None:
-            url = self.settings.effective_broker_url
-            if url.startswith(("redis://", "rediss://")):
+            url = self.settings.shared_state_url
+            if url is not None:
                 import redis
 
                 self._lease_store = RedisLeaseStore(redis.Redis.from_url(url))

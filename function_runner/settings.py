@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         description="Celery broker URL, e.g. redis://localhost:6379/0. Default: kombu's filesystem "
         "transport in data_dir (no server).",
     )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for the state workers share: circuit breakers, retry budgets, capacity leases, "
+        "delivery counters and failures kept while the database is unreachable. Default: the broker, when "
+        "it is Redis. Set it when the broker is RabbitMQ (without it those run per process or in the database).",
+    )
     result_backend: str | None = Field(default=None, description="Celery result backend URL (optional).")
     encryption_key: SecretStr | None = Field(
         default=None,
@@ -161,7 +167,7 @@ class Settings(BaseSettings):
             parse_api_keys(value.get_secret_value())
         return value
 
-    @field_validator("database_url", "broker_url", "result_backend")
+    @field_validator("database_url", "broker_url", "redis_url", "result_backend")
     @classmethod
     def _blank_is_default(cls, value: str | None) -> str | None:
         return value or None
@@ -177,6 +183,14 @@ class Settings(BaseSettings):
     def effective_broker_url(self) -> str:
         """The broker URL, with the embedded filesystem default filled in."""
         return self.broker_url or "filesystem://"
+
+    @property
+    def shared_state_url(self) -> str | None:
+        """The Redis of the state workers share: ``redis_url``, else the broker when it is Redis."""
+        if self.redis_url:
+            return self.redis_url
+        url = self.effective_broker_url
+        return url if url.startswith(("redis://", "rediss://")) else None
 
     @property
     def broker_folder(self) -> Path:

@@ -344,7 +344,12 @@ class RecoverableTask(Task):  # type: ignore[misc]
         request = self.request
         deliveries.count_requeue(runtime, str(request.id), attempt)
         log_event(
-            "task.storage_unavailable", level=logging.ERROR, task_id=request.id, task=self.name, attempt=attempt, step=step
+            "task.storage_unavailable",
+            level=logging.ERROR,
+            task_id=request.id,
+            task=self.name,
+            attempt=attempt,
+            step=step,
         )
         raise Reject(f"{why}, message requeued", requeue=True) from None
 

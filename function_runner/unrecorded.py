@@ -9,8 +9,8 @@ database gets) in Redis under ``fr:unrecorded:{task_id}:{attempt}``, for seven d
 finds it, records it, and follows its decision (retry, wait, fail fast, dead letter) without running
 the body again, exactly as if the database had been there the first time.
 
-This needs Redis (the broker, when it is Redis: the same connection as the shared breakers). Without
-it (RabbitMQ as broker), the redelivery runs the body again and records what that run does.
+This needs the Redis the workers share (``redis_url``, or the broker when it is Redis: the connection
+of the shared breakers). Without it, the redelivery runs the body again and records what that run does.
 """
 
 from __future__ import annotations

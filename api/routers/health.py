@@ -69,7 +69,7 @@ class HealthPublic(BaseModel):
     broker: bool
     #: ``shared``: circuit breakers and retry budgets live in Redis, shared by every worker;
     #: ``per_process``: Redis cannot be reached, each process runs its own (same rules, not shared);
-    #: ``none``: the broker is not Redis (per process by design).
+    #: ``none``: no Redis to share them (the broker is not Redis and ``redis_url`` is unset): per process.
     breakers: Literal["shared", "per_process", "none"] = "none"
     #: Dispatchers seen within the last 30 seconds.
     dispatchers_alive: int | None = None
@@ -85,10 +85,22 @@ class HealthPublic(BaseModel):
 
 
 def _breakers_mode(request: Request, broker: bool) -> Literal["shared", "per_process", "none"]:
-    url = get_settings(request).effective_broker_url
-    if not url.startswith(("redis://", "rediss://")):
+    settings = get_settings(request)
+    url = settings.shared_state_url
+    if url is None:
         return "none"
-    return "shared" if broker else "per_process"
+    if not settings.redis_url:  # the broker is the Redis
+        return "shared" if broker else "per_process"
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=BROKER_TIMEOUT, socket_connect_timeout=BROKER_TIMEOUT)
+    try:
+        client.ping()
+    except redis.RedisError:
+        return "per_process"
+    finally:
+        client.close()
+    return "shared"
 
 
 def _broker_reachable(request: Request) -> bool:

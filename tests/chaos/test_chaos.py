@@ -114,6 +114,7 @@ def run(
         state.close()
 
 
+@pytest.mark.timeout(int(120 + 3 * TASKS / RATE + 2 * SETTLE_TIMEOUT))
 def test_chaos(run: ChaosRun, broker: services.PrivateRedis, postgres: services.PrivatePostgres) -> None:
     began = time.monotonic()
     tasks = plan(TASKS, SEED)

@@ -374,3 +374,26 @@ def test_calls_through_breakers_show_in_the_health_endpoint_per_service(
     assert service["last_error_reason"] == "service_unavailable"
     assert "sk-live-0123456789abcdefghij" not in health.text
     assert service["p50_ms"] <= 50 and service["p99_ms"] >= 100  # the slow call is in the tail
+
+
+def test_with_rabbitmq_as_broker_redis_url_makes_breakers_budgets_and_health_shared(
+    pg_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    """The broker is RabbitMQ (never contacted here); ``redis_url`` names the Redis the workers share."""
+    amqp = "amqp://guest:guest@127.0.0.1:5672//"
+    settings = Settings(
+        database_url=pg_url, broker_url=amqp, redis_url=redis_url, encryption_key=SecretStr(KEY), data_dir=tmp_path
+    )
+    one, other = Runtime(settings), Runtime(settings)
+    alone = make_runtime(pg_url, amqp, tmp_path)
+    try:
+        one.breakers.force_open("rabbit-llm", seconds=60, actor="test")
+        assert other.breakers.shared("rabbit-llm") is not None
+        assert other.breakers.state("rabbit-llm") == "open"  # seen by another process's runtime
+        assert alone.breakers.shared("rabbit-llm") is None  # without redis_url: per process only
+        assert redis_lib.Redis.from_url(redis_url).keys("*rabbit-llm*")  # the state lives in that Redis
+        with TestClient(create_api(settings)) as api:
+            assert api.get(f"{API_PREFIX}/health").json()["breakers"] == "shared"
+    finally:
+        for runtime in (one, other, alone):
+            runtime.close()

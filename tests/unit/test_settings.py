@@ -64,6 +64,16 @@ def test_configured_urls_win_over_the_embedded_default_and_blank_means_default()
     assert blank.effective_broker_url == "filesystem://"
 
 
+def test_the_shared_state_redis_is_redis_url_else_a_redis_broker_else_none() -> None:
+    assert Settings(broker_url="redis://b:6379/0").shared_state_url == "redis://b:6379/0"
+    assert Settings(broker_url="amqp://guest@r//").shared_state_url is None
+    assert Settings().shared_state_url is None  # the embedded filesystem broker
+    both = Settings(broker_url="amqp://guest@r//", redis_url="redis://state:6379/2")
+    assert both.shared_state_url == "redis://state:6379/2"
+    assert Settings(broker_url="redis://b:6379/0", redis_url="rediss://s/1").shared_state_url == "rediss://s/1"
+    assert Settings(broker_url="amqp://guest@r//", redis_url="").shared_state_url is None
+
+
 def test_every_setting_is_read_from_a_prefixed_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("FUNCTION_RUNNER_DATA_DIR", str(tmp_path / "from-env"))
     monkeypatch.setenv("FUNCTION_RUNNER_DATABASE_URL", "postgresql://db.example/env")
