@@ -41,7 +41,7 @@ class Figures:
     publish_retries: int = 0
     pool_kills: int = 0
     worker_kills: int = 0
-    broker_restarts: int = 0
+    redis_restarts: int = 0
     database_stops: int = 0
     database_down_seconds: float = 0.0
     bulk_replays: int = 0

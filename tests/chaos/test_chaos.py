@@ -1,10 +1,12 @@
 """The chaos suite: thousands of tasks through real workers while the world breaks, then a check of
 what function-runner recorded against the tasks' own ground truth.
 
-During the run: pool processes and whole workers are SIGKILLed at random every few seconds, the broker
-(a Redis of the run's own, keeping an append-only file as a production broker does) is restarted once,
+During the run: pool processes and whole workers are SIGKILLed at random every few seconds, Redis (a
+server of the run's own, keeping an append-only file as a production broker does) is restarted once,
 Postgres (a server of the run's own) is stopped for 10 s, two dispatchers race, the API is queried all
-along and a bulk replay of fixed dead letters runs in the middle and at the end.
+along and a bulk replay of fixed dead letters runs in the middle and at the end. The run is made twice:
+with that Redis as the broker, and with RabbitMQ as the broker (a vhost of the run's own; the Redis is
+then the one the workers share, ``redis_url``).
 
 At the end, against the ground truth: no task lost, none with two terminal states, every failed attempt
 recorded once, no side effect applied twice where an idempotency key was given, no dead letter without
@@ -47,13 +49,24 @@ SETTLE_TIMEOUT = 240 + TASKS / 20
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[services.PrivateRedis]:
-    """The run's own Redis broker, with an append-only file: it is restarted during the run."""
-    directory = tmp_path / "broker"
+def shared_redis(tmp_path: Path) -> Iterator[services.PrivateRedis]:
+    """The run's own Redis, with an append-only file (it is restarted during the run): the broker on
+    Redis, the Redis the workers share (``redis_url``) on RabbitMQ."""
+    directory = tmp_path / "redis"
     directory.mkdir()
     server = services.PrivateRedis(str(directory), persistent=True)
     yield server
     server.close()
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker_url(request: pytest.FixtureRequest, shared_redis: services.PrivateRedis) -> Iterator[str]:
+    """The broker of the run: its own Redis, or a vhost of its own on the machine's RabbitMQ."""
+    if request.param == "redis":
+        yield shared_redis.url
+        return
+    with services.rabbitmq_vhost() as vhost:
+        yield f"amqp://guest:guest@{services.RABBIT_HOST}:{services.RABBIT_PORT}/{vhost}"
 
 
 @pytest.fixture
@@ -73,12 +86,17 @@ def postgres() -> Iterator[services.PrivatePostgres]:
 
 @pytest.fixture
 def chaos_env(
-    broker: services.PrivateRedis, postgres: services.PrivatePostgres, redis_url: str, tmp_path: Path
+    broker_url: str,
+    shared_redis: services.PrivateRedis,
+    postgres: services.PrivatePostgres,
+    redis_url: str,
+    tmp_path: Path,
 ) -> dict[str, str]:
     """The environment of every process of the run."""
     return process_env(
         database_url=postgres.url("chaos"),
-        broker_url=broker.url,
+        broker_url=broker_url,
+        redis_url=shared_redis.url,
         state_url=redis_url,
         data_dir=tmp_path / "data",
         resource_check_interval="1",
@@ -115,7 +133,7 @@ def run(
 
 
 @pytest.mark.timeout(int(120 + 3 * TASKS / RATE + 2 * SETTLE_TIMEOUT))
-def test_chaos(run: ChaosRun, broker: services.PrivateRedis, postgres: services.PrivatePostgres) -> None:
+def test_chaos(run: ChaosRun, shared_redis: services.PrivateRedis, postgres: services.PrivatePostgres) -> None:
     began = time.monotonic()
     tasks = plan(TASKS, SEED)
     publish_time = TASKS / RATE
@@ -129,9 +147,9 @@ def test_chaos(run: ChaosRun, broker: services.PrivateRedis, postgres: services.
     run.probe_api([t.task_id for t in tasks])
 
     run.wait_published(0.3, TASKS, timeout=publish_time * 3 + 60)
-    broker.stop()  # the broker restarts (a clean restart: its append-only file keeps every message)
-    broker.start()
-    run.figures.broker_restarts += 1
+    shared_redis.stop()  # Redis restarts (a clean restart: its append-only file keeps every message)
+    shared_redis.start()
+    run.figures.redis_restarts += 1
 
     run.wait_published(0.55, TASKS, timeout=publish_time * 3 + 60)
     stopped = time.monotonic()
@@ -190,8 +208,8 @@ def test_chaos(run: ChaosRun, broker: services.PrivateRedis, postgres: services.
     )
     print(f"ends: {', '.join(f'{k} {v}' for k, v in sorted(ends.items()))}; replays {len(replays)}")
     print(
-        f"kills: {figures.pool_kills} pool processes, {figures.worker_kills} whole workers; restarts: broker "
-        f"{figures.broker_restarts}, Postgres {figures.database_stops} (down {figures.database_down_seconds:.1f} s)"
+        f"kills: {figures.pool_kills} pool processes, {figures.worker_kills} whole workers; restarts: Redis "
+        f"{figures.redis_restarts}, Postgres {figures.database_stops} (down {figures.database_down_seconds:.1f} s)"
     )
     print(
         f"recorded: {counts['failed attempts']} failed attempts, {counts['retries']} retries, {counts['waits']} waits, "

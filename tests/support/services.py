@@ -19,6 +19,8 @@ import sqlalchemy as sa
 PG_HOST = os.environ.get("FR_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("FR_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("FR_TEST_PG_USER", "postgres")
+RABBIT_HOST = os.environ.get("FR_TEST_RABBIT_HOST", "127.0.0.1")
+RABBIT_PORT = int(os.environ.get("FR_TEST_RABBIT_PORT", "5672"))
 REDIS_HOST = os.environ.get("FR_TEST_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("FR_TEST_REDIS_PORT", "6379"))
 IN_CI = bool(os.environ.get("CI"))
@@ -90,6 +92,24 @@ def temporary_database(*, template: str | None = None) -> Iterator[str]:
         yield pg_url(name)
     finally:
         drop_database(name)
+
+
+def rabbitmqctl(*words: str) -> None:
+    """Run ``rabbitmqctl`` on the machine's RabbitMQ."""
+    subprocess.run(["rabbitmqctl", "-q", *words], check=True, capture_output=True, timeout=120)
+
+
+@contextmanager
+def rabbitmq_vhost() -> Iterator[str]:
+    """A RabbitMQ vhost of the caller's own (guest may use it), deleted afterwards; yields its name."""
+    require("RabbitMQ", RABBIT_HOST, RABBIT_PORT)
+    name = f"fr_test_{uuid.uuid4().hex[:10]}"
+    rabbitmqctl("add_vhost", name)
+    try:
+        rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        yield name
+    finally:
+        rabbitmqctl("delete_vhost", name)
 
 
 POSTGRES_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
