@@ -3,6 +3,7 @@ Redis and Postgres, a publisher, and readers of the rows they leave."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from error_handling.persistence.models import TERMINAL_STATES, TaskRecord
 from function_runner.app import create_app
 from function_runner.runtime import runtime_for
 from function_runner.settings import Settings
+from tests.support import services
 from tests.support.processes import Process, celery_worker_args, cli_args
 from tests.support.waiting import wait_until
 
@@ -29,6 +31,27 @@ def settings_of(env: dict[str, str]) -> Settings:
     """The settings the processes of the test read from ``env`` (every ``FUNCTION_RUNNER_*`` variable)."""
     prefix = "FUNCTION_RUNNER_"
     return Settings(**{key[len(prefix) :].lower(): value for key, value in env.items() if key.startswith(prefix)})
+
+
+#: The brokers the route tests run on (a module's ``service_env`` made with :func:`on_broker`).
+BROKERS = ["redis", "rabbitmq"]
+
+
+@contextlib.contextmanager
+def on_broker(env: dict[str, str], broker: str, **settings: str) -> Iterator[dict[str, str]]:
+    """``env`` with ``broker`` as the broker: the test's Redis database as it is, or a RabbitMQ vhost of
+    the test's own (deleted afterwards; ``settings``: more ``FUNCTION_RUNNER_*`` values by lower-case
+    name). The tasks' ground truth stays in Redis either way."""
+    if broker == "redis":
+        yield env
+        return
+    with services.rabbitmq_vhost() as vhost:
+        url = f"amqp://guest:guest@{services.RABBIT_HOST}:{services.RABBIT_PORT}/{vhost}"
+        yield {
+            **env,
+            "FUNCTION_RUNNER_BROKER_URL": url,
+            **{f"FUNCTION_RUNNER_{name.upper()}": value for name, value in settings.items()},
+        }
 
 
 @pytest.fixture

@@ -6,16 +6,25 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+import pytest
 import redis as redis_lib
 import sqlalchemy as sa
 from celery import Celery
 from fastapi.testclient import TestClient
 
-from tests.e2e.conftest import rows, wait_terminal
+from tests.e2e.conftest import BROKERS, on_broker, rows, wait_terminal
 from tests.support.processes import Process
 from tests.support.waiting import wait_until
+
+
+@pytest.fixture(params=BROKERS)
+def service_env(service_env: dict[str, str], request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """These tests run with Redis and with RabbitMQ as the broker."""
+    with on_broker(service_env, request.param) as env:
+        yield env
+
 
 CANARY = "pw-compensation-canary-3141"
 

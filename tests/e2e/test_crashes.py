@@ -12,11 +12,19 @@ import redis as redis_lib
 import sqlalchemy as sa
 from celery import Celery
 
-from tests.e2e.conftest import rows, task_state, wait_terminal
+from tests.e2e.conftest import BROKERS, on_broker, rows, task_state, wait_terminal
 from tests.support import services
 from tests.support.processes import Process
 from tests.support.proxy import CuttableProxy
 from tests.support.waiting import wait_until
+
+
+@pytest.fixture(params=BROKERS)
+def service_env(service_env: dict[str, str], request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """These tests run with Redis and with RabbitMQ as the broker (then with the test's Redis as the
+    Redis the workers share: a failure during a database outage is kept there)."""
+    with on_broker(service_env, request.param, redis_url=service_env["FUNCTION_RUNNER_BROKER_URL"]) as env:
+        yield env
 
 
 def test_pool_process_killed_mid_task_runs_again_and_ends_once(

@@ -5,8 +5,6 @@ dispatcher collects it into the dead-letter queue with its payload (nothing drop
 
 from __future__ import annotations
 
-import subprocess
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -15,29 +13,9 @@ import sqlalchemy as sa
 from celery import Celery
 from fastapi.testclient import TestClient
 
-from tests.e2e.conftest import replay_until_it_succeeds, rows, wait_terminal
-from tests.support import services
+from tests.e2e.conftest import on_broker, replay_until_it_succeeds, rows, wait_terminal
 from tests.support.processes import Process
 from tests.support.waiting import wait_until
-
-RABBIT_HOST, RABBIT_PORT = "127.0.0.1", 5672
-
-
-def rabbitmqctl(*words: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *words], check=True, capture_output=True, timeout=120)
-
-
-@pytest.fixture
-def vhost() -> Iterator[str]:
-    """A RabbitMQ vhost of this test's own, deleted at the end."""
-    services.require("RabbitMQ", RABBIT_HOST, RABBIT_PORT)
-    name = f"fr_test_{uuid.uuid4().hex[:10]}"
-    rabbitmqctl("add_vhost", name)
-    try:
-        rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-        yield name
-    finally:
-        rabbitmqctl("delete_vhost", name)
 
 
 @pytest.fixture(params=["classic", "quorum"])
@@ -46,16 +24,13 @@ def queue_type(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def service_env(service_env: dict[str, str], vhost: str, queue_type: str) -> dict[str, str]:
+def service_env(service_env: dict[str, str], queue_type: str) -> Iterator[dict[str, str]]:
     """The e2e environment with RabbitMQ as the broker (the tasks' ground truth stays in Redis)."""
-    env = {
-        **service_env,
-        "FUNCTION_RUNNER_BROKER_URL": f"amqp://guest:guest@{RABBIT_HOST}:{RABBIT_PORT}/{vhost}",
-        "FUNCTION_RUNNER_QUEUE_TYPE": queue_type,
-    }
+    settings = {"queue_type": queue_type}
     if queue_type == "quorum":  # the broker's limit (2 redeliveries) comes before ours (10)
-        env |= {"FUNCTION_RUNNER_BROKER_DELIVERY_LIMIT": "2", "FUNCTION_RUNNER_MAX_LOST_DELIVERIES": "10"}
-    return env
+        settings |= {"broker_delivery_limit": "2", "max_lost_deliveries": "10"}
+    with on_broker(service_env, "rabbitmq", **settings) as env:
+        yield env
 
 
 def test_a_task_that_kills_its_worker_reaches_the_dead_letter_queue_and_replays_on_rabbitmq(

@@ -4,18 +4,27 @@ a real worker, and the lineage is recorded; a second replay is refused unless fo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest
 import redis as redis_lib
 import sqlalchemy as sa
 from celery import Celery
 from fastapi.testclient import TestClient
 
 from api.main import API_PREFIX
-from tests.e2e.conftest import rows, task_state, wait_terminal
+from tests.e2e.conftest import BROKERS, on_broker, rows, task_state, wait_terminal
 from tests.support.processes import Process
 from tests.support.waiting import wait_until
+
+
+@pytest.fixture(params=BROKERS)
+def service_env(service_env: dict[str, str], request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """These tests run with Redis and with RabbitMQ as the broker."""
+    with on_broker(service_env, request.param) as env:
+        yield env
+
 
 CANARY_KEY = "sk-replay0123456789abcdefCANARY"
 BASE = f"{API_PREFIX}/dead-letters"

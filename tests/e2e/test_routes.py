@@ -6,18 +6,27 @@ And the canary: secrets given to tasks never appear in clear in any table or log
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+import pytest
 import redis as redis_lib
 import sqlalchemy as sa
 from celery import Celery
 
 from error_handling.sealing import Sealer, redacted_view, unseal_secrets
 from tests.conftest import TEST_KEY
-from tests.e2e.conftest import rows, task_state, wait_terminal
+from tests.e2e.conftest import BROKERS, on_broker, rows, task_state, wait_terminal
 from tests.support import services
 from tests.support.processes import Process
 from tests.support.waiting import wait_until
+
+
+@pytest.fixture(params=BROKERS)
+def service_env(service_env: dict[str, str], request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """These tests run with Redis and with RabbitMQ as the broker."""
+    with on_broker(service_env, request.param) as env:
+        yield env
+
 
 CANARY_KEY = "sk-canary0123456789abcdefCANARY"
 CANARY_PASSWORD = "hunter2-canary-pw-77"
