@@ -16,7 +16,8 @@ Both queues are counted at the end (each must hold exactly ``--count`` messages)
 both rates and the ratio replay / raw (the project's goal: at least 0.5). The dead letters live in a
 scratch database that the script creates, migrates and drops; the Redis queues it used are deleted.
 
-Run: ``.venv/bin/python -m bench.bulk_replay [--count 100000]``.
+Run: ``.venv/bin/python -m bench.bulk_replay [--count 100000] [--batch-size 500]
+[--redis-url redis://127.0.0.1:6379/11] [--pg-url URL]``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import redis
 import sqlalchemy as sa
 from pydantic import SecretStr
 
-from bench._support import machine, scratch_database
+from bench._support import PG_URL, REDIS_URL, machine, row, scratch_database, table
 from error_handling.persistence import replay_jobs
 from error_handling.persistence.models import DeadLetterRecord, DeadLetterStatus, ReplayJobStatus, utcnow
 from error_handling.sealing import generate_key
@@ -117,57 +118,101 @@ def bulk_replay(app: Any, count: int, batch_size: int) -> tuple[float, int]:
     return elapsed, batches
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--count", type=int, default=100_000)
-    parser.add_argument("--batch-size", type=int, default=Settings.model_fields["dispatcher_batch_size"].default)
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
-    parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-    args = parser.parse_args(argv)
+GOAL = 0.5
 
-    client = redis.Redis.from_url(args.redis_url)
+
+def run(
+    *,
+    count: int = 100_000,
+    batch_size: int = Settings.model_fields["dispatcher_batch_size"].default,
+    redis_url: str = REDIS_URL,
+    pg_url: str = PG_URL,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Run the benchmark; return its figures and its table ``rows``.
+
+    Raises:
+        RuntimeError: if a queue does not hold exactly the messages published.
+    """
+    client = redis.Redis.from_url(redis_url)
     client.delete(RAW_QUEUE, REPLAY_QUEUE)
-    with scratch_database(args.pg_url) as url, tempfile.TemporaryDirectory() as data_dir:
+    with scratch_database(pg_url) as url, tempfile.TemporaryDirectory() as data_dir:
         settings = Settings(
             database_url=url,
-            broker_url=args.redis_url,
+            broker_url=redis_url,
             encryption_key=SecretStr(generate_key()),
             data_dir=Path(data_dir),
         )
         app = create_app(settings, main="fr_bench_bulk_replay")
         try:
-            print(f"seeding {args.count:,} dead letters ...", flush=True)
-            seed(runtime_for(app).engine, args.count)
-            raw_seconds = raw_publish(app, args.count)
-            replay_seconds, batches = bulk_replay(app, args.count, args.batch_size)
+            log(f"seeding {count:,} dead letters ...")
+            seed(runtime_for(app).engine, count)
+            raw_seconds = raw_publish(app, count)
+            replay_seconds, batches = bulk_replay(app, count, batch_size)
             counts = {queue: int(client.llen(queue)) for queue in (RAW_QUEUE, REPLAY_QUEUE)}
         finally:
             runtime_for(app).close()
             app.close()
             client.delete(RAW_QUEUE, REPLAY_QUEUE)
             client.close()
-
-    raw_rate, replay_rate = args.count / raw_seconds, args.count / replay_seconds
+    if counts != {RAW_QUEUE: count, REPLAY_QUEUE: count}:
+        raise RuntimeError(f"a queue does not hold exactly the {count:,} messages published: {counts}")
+    raw_rate, replay_rate = count / raw_seconds, count / replay_seconds
     ratio = replay_rate / raw_rate
+    log(f"bulk replay: raw send_task {raw_rate:,.0f} msg/s, replay job {replay_rate:,.0f} msg/s")
+    return {
+        "bench": "bulk_replay",
+        "count": count,
+        "batch_size": batch_size,
+        "batches": batches,
+        "raw_seconds": raw_seconds,
+        "replay_seconds": replay_seconds,
+        "raw_per_s": raw_rate,
+        "replay_per_s": replay_rate,
+        "ratio": ratio,
+        "rows": [
+            row(
+                f"bulk replay of {count:,} dead letters vs raw send_task (one producer)",
+                baseline=raw_rate,
+                ours=replay_rate,
+                unit="msg/s",
+                goal=f">= {GOAL}x",
+                ok=ratio >= GOAL,
+            )
+        ],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line: run, print the figures and a last line of JSON."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=100_000, help="dead letters (and raw messages)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=Settings.model_fields["dispatcher_batch_size"].default,
+        help="dead letters per replay batch (default: the dispatcher's batch size)",
+    )
+    parser.add_argument("--redis-url", default=REDIS_URL, help="broker (only the benchmark's two queues are touched)")
+    parser.add_argument("--pg-url", default=PG_URL, help="server for the scratch database")
+    args = parser.parse_args(argv)
+    figures = run(
+        count=args.count,
+        batch_size=args.batch_size,
+        redis_url=args.redis_url,
+        pg_url=args.pg_url,
+        log=lambda line: print(line, flush=True),
+    )
     print()
     print(machine())
     print(f"{args.count:,} messages each, Redis broker {args.redis_url}, replay batches of {args.batch_size}")
     print(f"{'path':<32} {'seconds':>9} {'msg/s':>10}")
-    print(f"{'raw send_task (one producer)':<32} {raw_seconds:9.2f} {raw_rate:10,.0f}")
-    print(f"{f'bulk replay job ({batches} batches)':<32} {replay_seconds:9.2f} {replay_rate:10,.0f}")
-    print(f"ratio replay/raw: {ratio:.2f} (goal >= 0.5: {'ok' if ratio >= 0.5 else 'MISSED'})")
-    print(f"queued: raw {counts[RAW_QUEUE]:,}, replay {counts[REPLAY_QUEUE]:,}")
-    summary = {
-        "bench": "bulk_replay",
-        "count": args.count,
-        "raw_per_s": round(raw_rate),
-        "replay_per_s": round(replay_rate),
-        "ratio": round(ratio, 3),
-    }
-    print(json.dumps(summary))
-    if counts != {RAW_QUEUE: args.count, REPLAY_QUEUE: args.count}:
-        print("ERROR: a queue does not hold exactly the messages published")
-        return 1
+    print(f"{'raw send_task (one producer)':<32} {figures['raw_seconds']:9.2f} {figures['raw_per_s']:10,.0f}")
+    label = f"bulk replay job ({figures['batches']} batches)"
+    print(f"{label:<32} {figures['replay_seconds']:9.2f} {figures['replay_per_s']:10,.0f}")
+    print(table(figures["rows"]))
+    print(f"queued: raw {args.count:,}, replay {args.count:,}")
+    print(json.dumps({"machine": machine(), **{k: v for k, v in figures.items() if k != "rows"}}))
     return 0
 
 
