@@ -22,6 +22,7 @@ import json
 import logging
 import traceback
 from collections.abc import Iterator, Sequence
+from types import TracebackType
 from typing import Any, ClassVar, NoReturn
 
 from celery import Task, shared_task
@@ -52,6 +53,19 @@ from function_runner.runtime import Runtime, runtime_for
 
 #: Exceptions that steer Celery itself; the wrapper never classifies them.
 CONTROL_FLOW: tuple[type[BaseException], ...] = (Retry, Ignore, Reject)
+
+
+class _Verdict(BaseException):
+    """How a recorded failure ends the execution: ``error`` (Celery's ``Retry`` for a retry or a wait,
+    the task's exception for a terminal decision), carried out to :meth:`RecoverableTask.__call__`,
+    which raises it with ``traceback``. A BaseException, so no ``except Exception`` on the way
+    catches it."""
+
+    def __init__(self, error: BaseException, traceback: TracebackType | None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.traceback = traceback
+
 
 #: Delivery options kept with a task so it can be published again the same way.
 _KEPT_DELIVERY_INFO = ("exchange", "routing_key", "priority")
@@ -117,9 +131,15 @@ class RecoverableTask(Task):  # type: ignore[misc]
         put_back = marks.begin(str(request.id), attempt) if marks is not None else []
         try:
             return self._execute(args, kwargs, attempt=attempt, put_back=put_back)
+        except _Verdict as verdict:
+            error, traceback_ = verdict.error, verdict.traceback
         finally:
             if marks is not None:
                 marks.end()
+        # raised here, out of every handler: Celery copies the traceback of what ends the execution
+        # frame by frame (billiard's ExceptionInfo), so it gets this frame and the body's, not the
+        # wrapper's; a terminal failure keeps its own context and cause
+        raise error.with_traceback(traceback_)
 
     def _execute(self, args: tuple[Any, ...], kwargs: dict[str, Any], *, attempt: int, put_back: list[int]) -> Any:
         request = self.request
@@ -413,12 +433,17 @@ class RecoverableTask(Task):  # type: ignore[misc]
             decision=type(decision).__name__,
             duplicate=recorded.duplicate,
         )
-        if isinstance(decision, RetryDecision):
-            raise Retry(f"retry scheduled in {decision.delay:.2f}s", exc=exc, when=decision.at) from exc
-        if isinstance(decision, WaitDecision):
-            raise Retry(f"waiting for resource {decision.resource!r}", exc=exc, when=decision.check_at) from exc
+        if isinstance(decision, RetryDecision | WaitDecision):
+            if isinstance(decision, RetryDecision):
+                retry = Retry(f"retry scheduled in {decision.delay:.2f}s", exc=exc, when=decision.at)
+            else:
+                retry = Retry(f"waiting for resource {decision.resource!r}", exc=exc, when=decision.check_at)
+            retry.__cause__ = exc
+            raise _Verdict(retry, None)
         if isinstance(decision, FailFast | DeadLetter):
-            raise exc
+            # the body's frames, without the wrapper's frame that caught the exception
+            tb = exc.__traceback__
+            raise _Verdict(exc, tb.tb_next if tb is not None and tb.tb_next is not None else tb)
         raise AssertionError(f"unknown decision {decision!r}")  # pragma: no cover
 
     def _record(

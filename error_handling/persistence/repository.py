@@ -26,7 +26,6 @@ from error_handling.persistence.models import (
     DeadLetterRecord,
     DeadLetterStatus,
     DecisionKind,
-    ErrorCount,
     FailedAttempt,
     LostDelivery,
     RunKind,
@@ -34,6 +33,7 @@ from error_handling.persistence.models import (
     ScheduledRun,
     TaskRecord,
     TaskState,
+    UTCDateTime,
 )
 from error_handling.policy import (
     DeadLetter,
@@ -119,32 +119,10 @@ def _insert_ignoring_conflicts(session: Session, table: sa.Table, values: dict[s
 
 
 def _ensure_task(session: Session, *, task_id: str, payload: TaskPayload, now: dt.datetime) -> TaskRecord:
-    task = _lock_task(session, task_id)
-    if task is not None:
-        return task
-    _insert_ignoring_conflicts(
-        session,
-        TaskRecord.__table__,  # type: ignore[arg-type]
-        {
-            "task_id": task_id,
-            "task_name": payload.task_name,
-            "queue": payload.queue,
-            "state": TaskState.RETRYING,
-            "attempts": 0,
-            "args": payload.args,
-            "kwargs": payload.kwargs,
-            "options": payload.options,
-            "headers": payload.headers,
-            "replayable": payload.replayable,
-            "root_id": payload.root_id,
-            "parent_id": payload.parent_id,
-            "replay_of": payload.replay_of,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
-    task = _lock_task(session, task_id)
-    assert task is not None  # inserted above, or by a concurrent writer we waited for
+    """The task's record, created if it has none, locked, as an ORM object."""
+    _upsert_task(session, task_id=task_id, payload=payload, now=now)
+    task = _lock_task(session, task_id)  # this transaction holds its lock already: no wait
+    assert task is not None
     return task
 
 
@@ -158,18 +136,6 @@ def _decision_from_attempt(row: FailedAttempt) -> Decision:
     if row.decision is DecisionKind.FAIL_FAST:
         return FailFast(reason=row.decision_reason or row.reason, user_message=row.user_message or "")
     return DeadLetter(reason=row.decision_reason or row.reason)
-
-
-def _failures_in_group(session: Session, task_id: str, classification: Classification) -> int:
-    query = sa.select(sa.func.count()).select_from(FailedAttempt).where(FailedAttempt.task_id == task_id)
-    if budget_group(classification) == "unclassified":
-        query = query.where(FailedAttempt.reason == Reason.UNCLASSIFIED.value)
-    else:
-        query = query.where(
-            FailedAttempt.category == classification.category.value,
-            FailedAttempt.reason != Reason.UNCLASSIFIED.value,
-        )
-    return int(session.execute(query).scalar_one())
 
 
 def _waiting_since(session: Session, task_id: str, resource: str | None) -> dt.datetime | None:
@@ -195,36 +161,36 @@ def _finish_run(session: Session, run_id: int | None, now: dt.datetime) -> None:
 
 
 def _add_dead_letter(
-    session: Session,
-    *,
-    task: TaskRecord,
-    reason: str,
-    last: FailedAttempt | None,
-    now: dt.datetime,
-) -> DeadLetterRecord:
-    letter = DeadLetterRecord(
-        task_id=task.task_id,
-        task_name=task.task_name,
-        queue=task.queue,
-        reason=reason,
-        category=last.category if last else task.last_category,
-        last_reason=last.reason if last else task.last_reason,
-        exc_type=last.exc_type if last else None,
-        message=last.message if last else None,
-        fingerprint=last.fingerprint if last else None,
-        attempts=task.attempts,
-        args=task.args,
-        kwargs=task.kwargs,
-        options=task.options,
-        headers=task.headers,
-        replayable=task.replayable,
-        status=DeadLetterStatus.PENDING,
-        created_at=now,
-        updated_at=now,
+    session: Session, *, task_id: str, task: Any, reason: str, last: dict[str, Any], attempts: int, now: dt.datetime
+) -> int:
+    """Insert the task's dead letter; return its id. ``task``: its record (payload and name, as the ORM
+    object or a row), ``last``: what is known of its last failure (category, reason, exc_type, message,
+    fingerprint)."""
+    return int(
+        session.execute(
+            sa.insert(_LETTERS).returning(_LETTERS.c.id),
+            {
+                "task_id": task_id,
+                "task_name": task.task_name,
+                "queue": task.queue,
+                "reason": reason,
+                "category": last["category"],
+                "last_reason": last["reason"],
+                "exc_type": last["exc_type"],
+                "message": last["message"],
+                "fingerprint": last["fingerprint"],
+                "attempts": attempts,
+                "args": task.args,
+                "kwargs": task.kwargs,
+                "options": task.options,
+                "headers": task.headers,
+                "replayable": task.replayable,
+                "status": DeadLetterStatus.PENDING,
+                "created_at": now,
+                "updated_at": now,
+            },
+        ).scalar_one()
     )
-    session.add(letter)
-    session.flush()
-    return letter
 
 
 def record_failure(
@@ -240,20 +206,32 @@ def record_failure(
     letter) and the task's new state. A redelivered attempt that was already recorded writes nothing
     and returns the first decision with ``duplicate=True``. A task already in a terminal state also
     writes nothing.
+
+    Every failure of a worker goes through here before its message is acknowledged, so it is written
+    with few round trips, in Core statements: the task's row is created or locked and read by one
+    upsert; the task's history is read only when the task has failed before (one query); then the
+    attempt, the decision's row, the task's new state and the roll-up.
     """
     now = report.failed_at
-    task = _ensure_task(session, task_id=report.task_id, payload=report.payload, now=now)
-    existing = session.execute(
-        sa.select(FailedAttempt).where(FailedAttempt.task_id == report.task_id, FailedAttempt.attempt == report.attempt)
-    ).scalar_one_or_none()
-    if existing is not None:
-        return Recorded(decision=_decision_from_attempt(existing), duplicate=True)
+    task = _upsert_task(session, task_id=report.task_id, payload=report.payload, now=now)
+    c = report.classification
+    failures = 1
+    waiting_since = None
+    if task.attempts:  # the task has failed before (a new task's record has no attempt yet)
+        done, in_group = _history(session, report.task_id, report.attempt, c)
+        if done:
+            existing = session.execute(
+                sa.select(FailedAttempt).where(
+                    FailedAttempt.task_id == report.task_id, FailedAttempt.attempt == report.attempt
+                )
+            ).scalar_one()
+            return Recorded(decision=_decision_from_attempt(existing), duplicate=True)
+        failures = in_group + 1
+        if c.category is Category.RESOURCE:
+            waiting_since = _waiting_since(session, report.task_id, c.resource)
     if task.state in TERMINAL_STATES:
         return Recorded(decision=DeadLetter(reason=f"already_{task.state.value}"), duplicate=True)
 
-    c = report.classification
-    failures = _failures_in_group(session, report.task_id, c) + 1
-    waiting_since = _waiting_since(session, report.task_id, c.resource) if c.category is Category.RESOURCE else None
     decision = decide(
         c,
         failures=failures,
@@ -263,70 +241,151 @@ def record_failure(
         rng=rng,
         retry_allowed=report.retry_allowed,
     )
-
-    attempt = FailedAttempt(
-        task_id=report.task_id,
-        attempt=report.attempt,
-        task_name=report.payload.task_name,
-        queue=report.payload.queue,
-        worker=report.worker,
-        exc_type=c.exc_type,
-        message=c.message,
-        traceback=report.traceback,
-        category=c.category.value,
-        reason=c.reason,
-        resource=c.resource,
-        retry_after=c.retry_after,
-        fingerprint=c.fingerprint,
-        user_message=c.user_message,
-        status_code=c.status_code,
-        rule=c.rule[:255] if c.rule else None,
-        decision=_decision_kind(decision),
-        decision_reason=getattr(decision, "reason", None),
-        decision_at=_decision_at(decision),
-        delay=decision.delay if isinstance(decision, Retry) else None,
-        started_at=report.started_at,
-        failed_at=now,
-        duration_ms=(now - report.started_at).total_seconds() * 1000 if report.started_at else None,
-        max_attempts=max_attempts(policy, c),
-    )
-    session.add(attempt)
+    attempt = {
+        "task_id": report.task_id,
+        "attempt": report.attempt,
+        "task_name": report.payload.task_name,
+        "queue": report.payload.queue,
+        "worker": report.worker,
+        "exc_type": c.exc_type,
+        "message": c.message,
+        "traceback": report.traceback,
+        "category": c.category.value,
+        "reason": c.reason,
+        "resource": c.resource,
+        "retry_after": c.retry_after,
+        "fingerprint": c.fingerprint,
+        "user_message": c.user_message,
+        "status_code": c.status_code,
+        "rule": c.rule[:255] if c.rule else None,
+        "decision": _decision_kind(decision),
+        "decision_reason": getattr(decision, "reason", None),
+        "decision_at": _decision_at(decision),
+        "delay": decision.delay if isinstance(decision, Retry) else None,
+        "started_at": report.started_at,
+        "failed_at": now,
+        "duration_ms": (now - report.started_at).total_seconds() * 1000 if report.started_at else None,
+        "max_attempts": max_attempts(policy, c),
+    }
+    session.execute(sa.insert(_ATTEMPTS), attempt)
     _finish_run(session, report.run_id, now)
-    task.attempts = max(task.attempts, report.attempt)
-    task.last_category = c.category.value
-    task.last_reason = c.reason
-    task.updated_at = now
 
+    attempts = max(task.attempts, report.attempt)
+    changes: dict[str, Any] = {
+        "attempts": attempts,
+        "last_category": c.category.value,
+        "last_reason": c.reason,
+        "updated_at": now,
+    }
     result = Recorded(decision=decision)
     if isinstance(decision, Retry | Wait):
-        run = ScheduledRun(
-            kind=RunKind.RETRY if isinstance(decision, Retry) else RunKind.RESOURCE_WAIT,
-            task_id=report.task_id,
-            attempt=report.attempt + 1,
-            resource=decision.resource if isinstance(decision, Wait) else None,
-            deadline=decision.deadline if isinstance(decision, Wait) else None,
-            due_at=decision.at if isinstance(decision, Retry) else decision.check_at,
-            status=RunStatus.PENDING,
-            dispatch_count=0,
+        run_id = session.execute(
+            sa.insert(_RUNS).returning(_RUNS.c.id),
+            {
+                "kind": RunKind.RETRY if isinstance(decision, Retry) else RunKind.RESOURCE_WAIT,
+                "task_id": report.task_id,
+                "attempt": report.attempt + 1,
+                "resource": decision.resource if isinstance(decision, Wait) else None,
+                "deadline": decision.deadline if isinstance(decision, Wait) else None,
+                "due_at": decision.at if isinstance(decision, Retry) else decision.check_at,
+                "status": RunStatus.PENDING,
+                "dispatch_count": 0,
+                "created_at": now,
+                "updated_at": now,
+            },
+        ).scalar_one()
+        changes["state"] = TaskState.RETRYING if isinstance(decision, Retry) else TaskState.WAITING
+        result = dataclasses.replace(result, run_id=run_id)
+    elif isinstance(decision, FailFast):
+        changes.update(state=TaskState.FAILED_FAST, user_message=decision.user_message, terminal_at=now)
+    else:
+        changes.update(state=TaskState.DEAD_LETTERED, terminal_at=now)
+        letter_id = _add_dead_letter(
+            session, task_id=report.task_id, task=task, reason=decision.reason, last=attempt, attempts=attempts, now=now
+        )
+        result = dataclasses.replace(result, dead_letter_id=letter_id)
+    session.execute(sa.update(_TASKS).where(_TASKS.c.task_id == report.task_id).values(**changes))
+    _count_error(session, attempt)  # last: its row lock is held only until the commit
+    return result
+
+
+_TASKS: sa.Table = TaskRecord.__table__  # type: ignore[assignment]
+_ATTEMPTS: sa.Table = FailedAttempt.__table__  # type: ignore[assignment]
+_RUNS: sa.Table = ScheduledRun.__table__  # type: ignore[assignment]
+_LETTERS: sa.Table = DeadLetterRecord.__table__  # type: ignore[assignment]
+#: What :func:`record_failure` reads of a task's record.
+_TASK_READ = (
+    _TASKS.c.state,
+    _TASKS.c.attempts,
+    _TASKS.c.task_name,
+    _TASKS.c.queue,
+    _TASKS.c.args,
+    _TASKS.c.kwargs,
+    _TASKS.c.options,
+    _TASKS.c.headers,
+    _TASKS.c.replayable,
+)
+
+
+def _upsert(session: Session) -> Any:
+    """The dialect's ``INSERT`` with ``ON CONFLICT`` (Postgres and SQLite)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    else:  # pragma: no cover - the two supported databases
+        raise NotImplementedError(f"no upsert for {dialect}")
+    return insert
+
+
+def _upsert_task(session: Session, *, task_id: str, payload: TaskPayload, now: dt.datetime) -> Any:
+    """Create the task's record if it has none, lock it, and read it: one statement. The conflict
+    branch sets a column to its own value, which takes the row's lock as ``SELECT ... FOR UPDATE``
+    does (a concurrent writer of the same task waits for this transaction) and returns the row."""
+    insert = _upsert(session)
+    statement = (
+        insert(_TASKS)
+        .values(
+            task_id=task_id,
+            task_name=payload.task_name,
+            queue=payload.queue,
+            state=TaskState.RETRYING,
+            attempts=0,
+            args=payload.args,
+            kwargs=payload.kwargs,
+            options=payload.options,
+            headers=payload.headers,
+            replayable=payload.replayable,
+            root_id=payload.root_id,
+            parent_id=payload.parent_id,
+            replay_of=payload.replay_of,
             created_at=now,
             updated_at=now,
         )
-        session.add(run)
-        task.state = TaskState.RETRYING if isinstance(decision, Retry) else TaskState.WAITING
-        session.flush()
-        result = dataclasses.replace(result, run_id=run.id)
-    elif isinstance(decision, FailFast):
-        task.state = TaskState.FAILED_FAST
-        task.user_message = decision.user_message
-        task.terminal_at = now
+        .on_conflict_do_update(index_elements=[_TASKS.c.task_id], set_={"updated_at": _TASKS.c.updated_at})
+        .returning(*_TASK_READ)
+    )
+    return session.execute(statement).one()
+
+
+def _history(session: Session, task_id: str, attempt: int, classification: Classification) -> tuple[int, int]:
+    """Of the task's recorded failed attempts: whether ``attempt`` is one of them (0 or 1), and how
+    many are in the retry budget group of ``classification`` (one query)."""
+    if budget_group(classification) == "unclassified":
+        in_group = _ATTEMPTS.c.reason == Reason.UNCLASSIFIED.value
     else:
-        task.state = TaskState.DEAD_LETTERED
-        task.terminal_at = now
-        session.flush()
-        letter = _add_dead_letter(session, task=task, reason=decision.reason, last=attempt, now=now)
-        result = dataclasses.replace(result, dead_letter_id=letter.id)
-    _count_error(session, attempt)  # last: its row lock is held only until the commit
-    return result
+        in_group = sa.and_(
+            _ATTEMPTS.c.category == classification.category.value,
+            _ATTEMPTS.c.reason != Reason.UNCLASSIFIED.value,
+        )
+    done, counted = session.execute(
+        sa.select(
+            sa.func.count().filter(_ATTEMPTS.c.attempt == attempt),
+            sa.func.count().filter(in_group),
+        ).where(_ATTEMPTS.c.task_id == task_id)
+    ).one()
+    return int(done), int(counted)
 
 
 def max_attempts(policy: RecoveryPolicy, classification: Classification) -> int | None:
@@ -349,33 +408,30 @@ def day_of(moment: dt.datetime) -> dt.datetime:
     return hour_of(moment).replace(hour=0)
 
 
-def _count_error(session: Session, attempt: FailedAttempt) -> None:
-    """Add ``attempt`` to its hour's and its day's roll-up rows (one upsert; the rows stay locked only
-    until the commit, and every transaction locks them in the same order, hour then day)."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    else:  # pragma: no cover - the two supported databases
-        raise NotImplementedError(f"no roll-up upsert for {dialect}")
-    kind = {
-        "task_name": attempt.task_name,
-        "category": attempt.category,
-        "reason": attempt.reason,
-        "fingerprint": attempt.fingerprint,
-        "count": 1,
-    }
-    statement = insert(ErrorCount).values(
-        [
-            {"period": "hour", "bucket": hour_of(attempt.failed_at), **kind},
-            {"period": "day", "bucket": day_of(attempt.failed_at), **kind},
-        ]
-    )
+#: Adds one attempt to its hour's and its day's roll-up rows: one statement, the same on Postgres and
+#: SQLite (both have ``ON CONFLICT ... DO UPDATE``), compiled once.
+_COUNT_ERROR = sa.text(
+    "INSERT INTO fr_error_counts (period, bucket, task_name, category, reason, fingerprint, count) "
+    "VALUES ('hour', :hour, :task_name, :category, :reason, :fingerprint, 1), "
+    "('day', :day, :task_name, :category, :reason, :fingerprint, 1) "
+    "ON CONFLICT (period, bucket, task_name, category, reason, fingerprint) "
+    "DO UPDATE SET count = fr_error_counts.count + 1"
+).bindparams(sa.bindparam("hour", type_=UTCDateTime()), sa.bindparam("day", type_=UTCDateTime()))
+
+
+def _count_error(session: Session, attempt: dict[str, Any]) -> None:
+    """Add ``attempt`` to its hour's and its day's roll-up rows (the rows stay locked only until the
+    commit, and every transaction locks them in the same order, hour then day)."""
     session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[c.name for c in sa.inspect(ErrorCount).primary_key], set_={"count": ErrorCount.count + 1}
-        )
+        _COUNT_ERROR,
+        {
+            "hour": hour_of(attempt["failed_at"]),
+            "day": day_of(attempt["failed_at"]),
+            "task_name": attempt["task_name"],
+            "category": attempt["category"],
+            "reason": attempt["reason"],
+            "fingerprint": attempt["fingerprint"],
+        },
     )
 
 
@@ -636,9 +692,22 @@ def expire_wait(session: Session, *, run: ScheduledRun, now: dt.datetime) -> int
     task.state = TaskState.DEAD_LETTERED
     task.terminal_at = now
     task.updated_at = now
-    letter = _add_dead_letter(session, task=task, reason=Reason.RESOURCE_WAIT_TIMEOUT.value, last=last, now=now)
+    fields = ("category", "reason", "exc_type", "message", "fingerprint")
+    if last is not None:
+        known = {name: getattr(last, name) for name in fields}
+    else:  # no attempt recorded: what the task's record says of its last failure
+        known = dict.fromkeys(fields) | {"category": task.last_category, "reason": task.last_reason}
+    letter_id = _add_dead_letter(
+        session,
+        task_id=task.task_id,
+        task=task,
+        reason=Reason.RESOURCE_WAIT_TIMEOUT.value,
+        last=known,
+        attempts=task.attempts,
+        now=now,
+    )
     compensation.mark_pending(session, saga_id=task.root_id or task.task_id, now=now)
-    return letter.id
+    return letter_id
 
 
 def task_history(

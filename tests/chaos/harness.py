@@ -100,6 +100,14 @@ class ChaosRun:
         self.failures: list[BaseException] = []
         self._names = iter(range(10_000))
         self.spawned: list[tuple[str, Process]] = []
+        #: What the run did to the fleet and when (wall clock): kills, restarts, outages.
+        self.events: list[tuple[float, str]] = []
+        #: When each task's message was accepted by the broker (wall clock).
+        self.published_at: dict[str, float] = {}
+
+    def event(self, what: str) -> None:
+        """Note something the run did to the fleet (shown by :meth:`describe`)."""
+        self.events.append((time.time(), what))
 
     # processes -----------------------------------------------------------------------------------
     def start_worker(self) -> Process:
@@ -153,6 +161,7 @@ class ChaosRun:
                             self.publisher.send_task(
                                 "chaos.job", kwargs=kwargs, task_id=task.task_id, producer=producer
                             )
+                            self.published_at[task.task_id] = time.time()
                             break
                         except Exception:  # the broker is down: the producer tries again
                             self.figures.publish_retries += 1
@@ -179,13 +188,16 @@ class ChaosRun:
                         import os
                         import signal
 
-                        os.kill(self.rng.choice(children), signal.SIGKILL)
+                        child = self.rng.choice(children)
+                        os.kill(child, signal.SIGKILL)
                         self.figures.pool_kills += 1
+                        self.event(f"SIGKILL pool process {child} of worker {worker.pid}")
                     continue
                 with self.lock:
                     self.workers.remove(worker)
                 worker.kill()
                 self.figures.worker_kills += 1
+                self.event(f"SIGKILL worker {worker.pid} and its pool")
                 self.start_worker()
 
         self._thread(run, "killer")
@@ -298,8 +310,18 @@ class ChaosRun:
         return record
 
     def describe(self, task_id: str) -> str:
-        """Everything recorded about one task, and the log lines that name it (to explain a violation)."""
+        """Everything recorded about one task, its ground truth, what the run did to the fleet around
+        its publication, and the log lines that name it (to explain a violation)."""
         lines = [f"--- {task_id}"]
+        truth = self.truth([task_id])
+        lines.append(
+            f"truth: body started {truth.starts.get(task_id, 0)} time(s), raised at attempts "
+            f"{sorted(truth.raised.get(task_id, ()))}, succeeded {task_id in truth.ok}"
+        )
+        published = self.published_at.get(task_id)
+        if published is not None:
+            lines.append(f"published at {published:.3f}")
+            lines += [f"  {at - published:+.3f} s: {what}" for at, what in self.events if abs(at - published) <= 10]
         with self.engine.connect() as conn:
             for table in (
                 "fr_tasks",

@@ -12,6 +12,14 @@ At the end, against the ground truth: no task lost, none with two terminal state
 recorded once, no side effect applied twice where an idempotency key was given, no dead letter without
 its payload. The figures are printed as the last lines.
 
+One loss is not function-runner's and is told apart, by proof: kombu's Redis transport takes a message
+with ``BRPOP`` and stores it as unacked with a second command, so a message popped when Redis stops (or
+when the worker's main process is killed) between the two is gone before any function-runner code sees
+it. The run reads the broker's append-only file (``broker_log.py``) and counts such a task as dropped by
+the transport, not lost, only if that file shows it popped and never stored, its body never started and
+nothing of it was recorded; their number must stay within the transport's windows (one per live worker
+at the Redis restart, one per whole-worker kill). RabbitMQ has no such window.
+
 CI runs 1,000 tasks. The full run: ``FR_CHAOS_TASKS=10000 .venv/bin/pytest tests/chaos -s``
 (``FR_CHAOS_RATE`` sets the publishing rate per second, ``FR_CHAOS_SEED`` the random seed).
 """
@@ -32,14 +40,14 @@ from error_handling.persistence.db import make_engine
 from function_runner.app import create_app
 from function_runner.migrate import upgrade
 from function_runner.runtime import runtime_for
-from tests.chaos import checks
+from tests.chaos import broker_log, checks
 from tests.chaos.checks import Planned
 from tests.chaos.harness import ChaosRun, plan
 from tests.conftest import process_env
 from tests.e2e.conftest import settings_of
 from tests.support import services
 from tests.support.processes import Process
-from tests.support.waiting import wait_until
+from tests.support.waiting import TimedOut, wait_until
 
 TASKS = int(os.environ.get("FR_CHAOS_TASKS", "1000"))
 RATE = float(os.environ.get("FR_CHAOS_RATE", "40"))
@@ -147,15 +155,19 @@ def test_chaos(run: ChaosRun, shared_redis: services.PrivateRedis, postgres: ser
     run.probe_api([t.task_id for t in tasks])
 
     run.wait_published(0.3, TASKS, timeout=publish_time * 3 + 60)
+    run.event("Redis stopping")
     shared_redis.stop()  # Redis restarts (a clean restart: its append-only file keeps every message)
     shared_redis.start()
+    run.event("Redis started")
     run.figures.redis_restarts += 1
 
     run.wait_published(0.55, TASKS, timeout=publish_time * 3 + 60)
     stopped = time.monotonic()
+    run.event("Postgres stopping")
     postgres.stop()
     time.sleep(10)  # the outage itself: Postgres is down for 10 s, whatever the fleet does meanwhile
     postgres.start()
+    run.event("Postgres started")
     run.figures.database_stops += 1
     run.figures.database_down_seconds = time.monotonic() - stopped
 
@@ -169,28 +181,22 @@ def test_chaos(run: ChaosRun, shared_redis: services.PrivateRedis, postgres: ser
     time.sleep(5)  # a few more seconds of kills on a fleet with no new work coming in
     run.stop_killing()
 
-    ids = [t.task_id for t in tasks]
-
-    def settled() -> bool:
-        if run.failures:
-            raise run.failures[0]
-        truth, record = run.truth(ids), run.record()
-        return not checks.lost(tasks, truth, record) and run.unsettled_steps() == 0
-
-    wait_until(settled, timeout=SETTLE_TIMEOUT, interval=2, what="every task to reach a terminal state")
+    _settle(run, shared_redis, lambda: tasks, what="every task to reach a terminal state")
     job = run.bulk_replay("A")  # the rest of batch A, now that every original task has ended
     run.wait_replay_job(job["id"], timeout=SETTLE_TIMEOUT)
-
-    def replays_settled() -> bool:
-        replays = _planned_replays(run, tasks)
-        return not checks.lost(replays, run.truth(_ids(replays)), run.record()) and run.unsettled_steps() == 0
-
-    wait_until(replays_settled, timeout=SETTLE_TIMEOUT, interval=2, what="every replay to reach a terminal state")
+    _settle(run, shared_redis, lambda: _planned_replays(run, tasks), what="every replay to reach a terminal state")
     run.stop()
     replays = _planned_replays(run, tasks)
     everything = tasks + replays
     truth, record = run.truth(_ids(everything)), run.record()
-    found = checks.violations(everything, truth, record)
+    dropped = _dropped_by_broker(run, shared_redis, everything, truth, record)
+    found = checks.violations([p for p in everything if p.task_id not in dropped], truth, record)
+    bound = _transport_loss_bound(run)
+    found["drops by the Redis transport within its bound"] = (
+        [f"{len(dropped)} messages dropped by the broker's transport, more than its {bound} windows"]
+        if len(dropped) > bound
+        else []
+    )
     found["replays of fixed batch A succeeded"] = [
         f"replay {p.task_id} ended {checks.outcome(p.task_id, truth, record)}"
         for p in replays
@@ -219,6 +225,10 @@ def test_chaos(run: ChaosRun, shared_redis: services.PrivateRedis, postgres: ser
     print(
         f"API: {sum(figures.api_statuses.values())} requests {dict(sorted(figures.api_statuses.items()))}; publish retries {figures.publish_retries}"
     )
+    print(
+        f"dropped by kombu's Redis transport (popped by a worker, never stored as unacked, per the broker's "
+        f"append-only file; no function-runner code saw them): {len(dropped)} {sorted(dropped)}"
+    )
     print(f"violations: {sum(len(v) for v in found.values())}; duration {time.monotonic() - began:.0f} s")
     explained = [item.split()[0] for items in found.values() for item in items[:6] if len(item.split()[0]) == 32]
     assert not any(found.values()), checks.summary(found) + "\n" + "\n".join(run.describe(t) for t in explained)
@@ -241,6 +251,65 @@ def _planned_replays(run: ChaosRun, tasks: list[Planned]) -> list[Planned]:
         if source is not None:
             replays.append(Planned(replay, source.kind, pays=source.pays, batch=source.batch))
     return replays
+
+
+def _transport_loss_bound(run: ChaosRun) -> int:
+    """The most messages kombu's Redis transport can drop in this run: one per live worker at each Redis
+    restart (each worker pops one message at a time), one per whole-worker kill."""
+    return run.figures.redis_restarts * len(run.workers) + run.figures.worker_kills
+
+
+def _dropped_by_broker(
+    run: ChaosRun,
+    shared_redis: services.PrivateRedis,
+    planned: list[Planned],
+    truth: checks.Truth,
+    record: checks.Record,
+) -> set[str]:
+    """The tasks lost inside kombu's Redis transport, not by function-runner: the broker's append-only
+    file shows a worker popped the message and never stored it as unacked (Redis stopped, or the worker
+    was killed, between the two commands), the body never started, and nothing of it was recorded.
+    Always empty on RabbitMQ (the Redis restarted there is not the broker)."""
+    if not run.env["FUNCTION_RUNNER_BROKER_URL"].startswith("redis"):
+        return set()
+    log = broker_log.log_of(Path(shared_redis.directory) / "appendonlydir")
+    taken = broker_log.taken_never_held(log)
+    return {
+        p.task_id
+        for p in planned
+        if p.task_id in taken and truth.starts.get(p.task_id, 0) == 0 and p.task_id not in record.states
+    }
+
+
+def _settle(
+    run: ChaosRun, shared_redis: services.PrivateRedis, planned: Callable[[], list[Planned]], *, what: str
+) -> None:
+    """Wait until every planned task has a terminal outcome (or was dropped by the broker's transport,
+    see :func:`_dropped_by_broker`) and no compensation step is left; else fail naming the seed and
+    describing the tasks still open (their rows, ground truth, the chaos around them, log lines)."""
+    open_tasks: list[str] = []
+
+    def settled() -> bool:
+        nonlocal open_tasks
+        if run.failures:
+            raise run.failures[0]
+        tasks = planned()
+        truth, record = run.truth(_ids(tasks)), run.record()
+        open_tasks = checks.lost(tasks, truth, record)
+        if open_tasks:
+            still = {line.split()[0] for line in open_tasks}
+            dropped = _dropped_by_broker(run, shared_redis, [p for p in tasks if p.task_id in still], truth, record)
+            open_tasks = [line for line in open_tasks if line.split()[0] not in dropped]
+        return not open_tasks and run.unsettled_steps() == 0
+
+    try:
+        wait_until(settled, timeout=SETTLE_TIMEOUT, interval=2, what=what)
+    except TimedOut:
+        details = "\n".join(f"{line}\n{run.describe(line.split()[0])}" for line in open_tasks[:5])
+        raise TimedOut(
+            f"seed {SEED}: timed out after {SETTLE_TIMEOUT:.0f} s waiting for {what}: {len(open_tasks)} task(s) "
+            f"without a terminal outcome, {run.unsettled_steps()} compensation step(s) open\n{details}"
+        ) from None
 
 
 def _ids(tasks: list[Planned]) -> list[str]:

@@ -150,7 +150,12 @@ class PrivateRedis:
         from tests.support.waiting import wait_until
 
         # persistent: an append-only file, as a broker in production keeps (a restart loses no message)
-        appendonly = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
+        # (never rewritten, so the file holds every command since the start: see tests/chaos/broker_log.py)
+        appendonly = (
+            ["--appendonly", "yes", "--appendfsync", "always", "--auto-aof-rewrite-percentage", "0"]
+            if self.persistent
+            else ["--appendonly", "no"]
+        )
         self.process = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *appendonly],
             cwd=self.directory,

@@ -1,9 +1,14 @@
 """The chaos suite's rules catch what they name (``tests/chaos/checks.py``): each is fed a record that
-breaks it, and a faithful one."""
+breaks it, and a faithful one; and its reader of the broker's append-only file (``broker_log.py``)."""
 
 from __future__ import annotations
 
-from tests.chaos import checks
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.chaos import broker_log, checks
 from tests.chaos.checks import Planned, Record, Truth
 
 TASKS = [
@@ -105,3 +110,55 @@ def test_a_dead_letter_without_its_payload_is_reported() -> None:
     _, record = faithful()
     record.letters["pe1"] = ("not_found", False)
     assert checks.payloads_kept(record) == ["dead letter of pe1 (not_found) has no payload"]
+
+
+def _resp(*args: bytes | str) -> bytes:
+    parts = [a.encode() if isinstance(a, str) else a for a in args]
+    return f"*{len(parts)}\r\n".encode() + b"".join(f"${len(p)}\r\n".encode() + p + b"\r\n" for p in parts)
+
+
+def _kombu(task_id: str) -> bytes:
+    return json.dumps(
+        {"body": "e30=", "headers": {"id": task_id}, "properties": {"delivery_tag": f"tag-{task_id}"}}
+    ).encode()
+
+
+def test_the_broker_log_names_messages_popped_and_never_held_as_unacked(tmp_path: Path) -> None:
+    log = b"".join(
+        [
+            _resp("SELECT", "0"),
+            _resp("LPUSH", "celery", _kombu("held")),
+            _resp("LPUSH", "celery", _kombu("dropped")),
+            _resp("LPUSH", "celery", _kombu("given-back")),
+            _resp("LPUSH", "celery", _kombu("waiting")),
+            _resp("RPOP", "celery"),  # held: stored as unacked right after
+            _resp("MULTI"),
+            _resp("ZADD", "unacked_index", "1.0", "tag-held"),
+            _resp("HSET", "unacked", "tag-held", b"[...]"),
+            _resp("EXEC"),
+            _resp("RPOP", "celery"),  # dropped: Redis restarts before the consumer stores it
+            _resp("SELECT", "1"),
+            _resp("LPUSH", "celery", b"not a message"),  # another db's list of the same name
+            _resp("SELECT", "0"),
+            _resp("RPOP", "celery"),  # given back: pushed to the queue again (a restore)
+            _resp("RPUSH", "celery", _kombu("given-back")),
+        ]
+    )
+    assert broker_log.taken_never_held(log) == {"dropped"}
+
+    directory = tmp_path / "appendonlydir"
+    directory.mkdir()
+    (directory / "appendonly.aof.1.base.rdb").write_bytes(b"REDIS0010")
+    (directory / "appendonly.aof.1.incr.aof").write_bytes(log[: len(log) // 2])
+    (directory / "appendonly.aof.2.incr.aof").write_bytes(log[len(log) // 2 :])
+    (directory / "appendonly.aof.manifest").write_text(
+        "file appendonly.aof.1.base.rdb seq 1 type b\n"
+        "file appendonly.aof.2.incr.aof seq 2 type i\n"
+        "file appendonly.aof.1.incr.aof seq 1 type i\n"
+    )
+    assert broker_log.log_of(directory) == log
+
+
+def test_a_broken_broker_log_is_an_error_not_an_empty_answer() -> None:
+    with pytest.raises(ValueError, match="not a command"):
+        broker_log.taken_never_held(b"+OK\r\n")

@@ -1,9 +1,12 @@
-"""The repository on SQLite: one transaction per failure, one terminal state, idempotent redeliveries."""
+"""The repository on SQLite and on a real Postgres: one transaction per failure, one terminal state,
+idempotent redeliveries, and writers of one task racing from several connections."""
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -30,10 +33,13 @@ NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
 POLICY = RecoveryPolicy()
 
 
-@pytest.fixture
-def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    url = f"sqlite:///{tmp_path / 'repo.sqlite3'}"
-    upgrade(url)
+@pytest.fixture(params=["sqlite", "postgres"])
+def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'repo.sqlite3'}"
+        upgrade(url)
+    else:
+        url = request.getfixturevalue("pg_url")
     engine = make_engine(url)
     yield make_sessionmaker(engine)
     engine.dispose()
@@ -213,3 +219,37 @@ def test_claim_due_runs_dispatches_due_ones_and_expires_waits(sessions: sessionm
         assert letter is not None and letter.reason == "resource_wait_timeout" and letter.last_reason == "disk_full"
         assert s.get(TaskRecord, "w").state is TaskState.DEAD_LETTERED  # type: ignore[union-attr]
     assert retry.run_id is not None
+
+
+def race(sessions: sessionmaker[Session], reports: list[repo.FailureReport]) -> list[repo.Recorded]:
+    """Record every report at once, each from its own thread and connection."""
+    start = threading.Barrier(len(reports))
+
+    def one(r: repo.FailureReport) -> repo.Recorded:
+        start.wait()
+        return record(sessions, r)
+
+    with ThreadPoolExecutor(len(reports)) as pool:
+        return list(pool.map(one, reports))
+
+
+def test_a_redelivery_racing_the_first_delivery_is_recorded_once(sessions: sessionmaker[Session]) -> None:
+    results = race(sessions, [report("t1", 1, Category.TRANSIENT, "timeout") for _ in range(6)])
+    assert sorted(r.duplicate for r in results) == [False] + [True] * 5
+    first = next(r for r in results if not r.duplicate)
+    assert all(r.decision == first.decision for r in results)
+    assert (count(sessions, FailedAttempt), count(sessions, ScheduledRun), count(sessions, TaskRecord)) == (1, 1, 1)
+
+
+def test_racing_failures_of_one_task_end_in_one_terminal_state(sessions: sessionmaker[Session]) -> None:
+    # attempts 1..6 of one task, all at once: each is recorded; the fifth transient failure in the
+    # order they took the task's lock exhausts the budget, and after it nothing more is written
+    results = race(sessions, [report("t1", n, Category.TRANSIENT, "timeout") for n in range(1, 7)])
+    letters = [r for r in results if r.dead_letter_id is not None]
+    assert len(letters) == 1
+    assert sum(not r.duplicate for r in results) == 5 == count(sessions, FailedAttempt)
+    assert count(sessions, DeadLetterRecord) == 1
+    with sessions() as s:
+        task = s.get(TaskRecord, "t1")
+        assert task is not None and task.state is TaskState.DEAD_LETTERED
+        assert task.attempts == max(r.attempt for r in s.execute(sa.select(FailedAttempt)).scalars())

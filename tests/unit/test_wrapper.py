@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -202,6 +203,34 @@ def test_a_validation_error_fails_fast_with_the_users_message(app: Celery, rows:
     assert (attempt["category"], attempt["decision"]) == ("validation", "fail_fast")
     assert rows("fr_scheduled_runs") == []
     assert rows("fr_dead_letters") == []
+
+
+def test_celery_is_handed_the_bodys_frames_and_causes_not_the_wrappers(app: Celery) -> None:
+    @app.task(base=RecoverableTask, name="unit.frames")
+    def frames(kind: str) -> None:
+        def lookup() -> None:
+            try:
+                {}["account"]
+            except KeyError as missing:
+                if kind == "validation":
+                    raise ValidationError("no account given") from missing
+                raise TransientError("upstream 503", reason="service_unavailable") from missing
+
+        lookup()
+
+    failed = run(frames, "validation", task_id="frames-1")
+    assert failed.state == "FAILURE" and isinstance(failed.result, ValidationError)
+    assert isinstance(failed.result.__cause__, KeyError)  # the body's own cause is kept
+    for text in (failed.traceback, "".join(traceback.format_exception(failed.result))):
+        assert "in lookup" in text and "in frames" in text and "KeyError" in text
+        assert "_conclude" not in text and "_on_failure" not in text and "_execute" not in text
+
+    retried = run(frames, "transient", task_id="frames-2")
+    assert retried.state == "RETRY"
+    retry = retried.result
+    assert isinstance(retry.exc, TransientError) and retry.__cause__ is retry.exc
+    assert "in lookup" in retried.traceback and "upstream 503" in retried.traceback
+    assert "_conclude" not in retried.traceback and "_on_failure" not in retried.traceback
 
 
 def test_a_per_task_policy_dead_letters_on_the_first_transient_failure(app: Celery, rows: Rows) -> None:
