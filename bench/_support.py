@@ -3,8 +3,10 @@ benchmark, polling with a deadline, the memory of a process tree, the machine's 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import ctypes
+import json
 import os
 import platform
 import signal
@@ -223,3 +225,27 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
             f"| {r['measure']} | {r['unit']} | {_figure(r['baseline'])} | {_figure(r['ours'])} | {ratio} | {r['goal']} | {verdict} |"
         )
     return "\n".join(lines)
+
+
+#: What ``--redis-url`` says of the benchmarks that flush their Redis db.
+FLUSHED = "broker; this Redis db is flushed"
+
+
+def command_line(doc: str | None, *, redis_help: str | None = FLUSHED) -> argparse.ArgumentParser:
+    """A benchmark's argument parser: described by the first paragraph of ``doc``, with ``--pg-url``
+    and, unless ``redis_help`` is None, ``--redis-url``; the benchmark adds its own options."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    if redis_help is not None:
+        parser.add_argument("--redis-url", default=REDIS_URL, help=redis_help)
+    parser.add_argument("--pg-url", default=PG_URL, help="server for the scratch database")
+    return parser
+
+
+def say(line: str) -> None:
+    """Print a progress line at once (the benchmarks' ``log``)."""
+    print(line, flush=True)
+
+
+def print_json(figures: dict[str, Any]) -> None:
+    """The last line of a benchmark's output: the machine and every figure but the table's rows."""
+    print(json.dumps({"machine": machine(), **{k: v for k, v in figures.items() if k != "rows"}}))

@@ -21,9 +21,7 @@ Run: ``.venv/bin/python -m bench.api_latency [--rows 1000000] [--days 7] [--kind
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
 import os
 import random
 import statistics
@@ -36,7 +34,18 @@ from typing import Any
 
 import httpx
 
-from bench._support import PG_URL, machine, row, scratch_database, spawn, stop, wait_for_http
+from bench._support import (
+    PG_URL,
+    command_line,
+    machine,
+    print_json,
+    row,
+    say,
+    scratch_database,
+    spawn,
+    stop,
+    wait_for_http,
+)
 from function_runner.migrate import upgrade
 
 CATEGORIES = ("transient", "resource", "validation", "permanent")
@@ -221,13 +230,12 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     """The command line: run, print p50/p95/p99 per endpoint and a last line of JSON."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser = command_line(__doc__, redis_help=None)
     parser.add_argument("--rows", type=int, default=1_000_000, help="failed attempts seeded")
     parser.add_argument("--days", type=float, default=7.0, help="the rows span the last N days")
     parser.add_argument("--kinds", type=int, default=500, help="distinct kinds of error (fingerprints)")
     parser.add_argument("--requests", type=int, default=200, help="measured requests per endpoint")
     parser.add_argument("--port", type=int, default=8765, help="port of the API server")
-    parser.add_argument("--pg-url", default=PG_URL, help="server for the scratch database")
     args = parser.parse_args(argv)
     figures = run(
         rows=args.rows,
@@ -236,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         requests=args.requests,
         port=args.port,
         pg_url=args.pg_url,
-        log=lambda line: print(line, flush=True),
+        log=say,
     )
     print()
     print(machine())
@@ -245,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in figures["results"]:
         verdict = "ok" if r["p95_ms"] <= GOAL_MS else "MISSED"
         print(f"{r['endpoint']:<42} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['p99_ms']:8.1f}  {verdict}")
-    print(json.dumps({"machine": machine(), **{k: v for k, v in figures.items() if k != "rows"}}))
+    print_json(figures)
     return 0
 
 

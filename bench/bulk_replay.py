@@ -22,9 +22,7 @@ Run: ``.venv/bin/python -m bench.bulk_replay [--count 100000] [--batch-size 500]
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
 import tempfile
 import time
 import uuid
@@ -35,7 +33,7 @@ import redis
 import sqlalchemy as sa
 from pydantic import SecretStr
 
-from bench._support import PG_URL, REDIS_URL, machine, row, scratch_database, table
+from bench._support import PG_URL, REDIS_URL, command_line, machine, print_json, row, say, scratch_database, table
 from error_handling.persistence import replay_jobs
 from error_handling.persistence.models import DeadLetterRecord, DeadLetterStatus, ReplayJobStatus, utcnow
 from error_handling.sealing import generate_key
@@ -185,7 +183,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     """The command line: run, print the figures and a last line of JSON."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser = command_line(__doc__, redis_help="broker (only the benchmark's two queues are touched)")
     parser.add_argument("--count", type=int, default=100_000, help="dead letters (and raw messages)")
     parser.add_argument(
         "--batch-size",
@@ -193,15 +191,13 @@ def main(argv: list[str] | None = None) -> int:
         default=Settings.model_fields["dispatcher_batch_size"].default,
         help="dead letters per replay batch (default: the dispatcher's batch size)",
     )
-    parser.add_argument("--redis-url", default=REDIS_URL, help="broker (only the benchmark's two queues are touched)")
-    parser.add_argument("--pg-url", default=PG_URL, help="server for the scratch database")
     args = parser.parse_args(argv)
     figures = run(
         count=args.count,
         batch_size=args.batch_size,
         redis_url=args.redis_url,
         pg_url=args.pg_url,
-        log=lambda line: print(line, flush=True),
+        log=say,
     )
     print()
     print(machine())
@@ -212,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{label:<32} {figures['replay_seconds']:9.2f} {figures['replay_per_s']:10,.0f}")
     print(table(figures["rows"]))
     print(f"queued: raw {args.count:,}, replay {args.count:,}")
-    print(json.dumps({"machine": machine(), **{k: v for k, v in figures.items() if k != "rows"}}))
+    print_json(figures)
     return 0
 
 

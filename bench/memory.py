@@ -32,14 +32,26 @@ Run: ``.venv/bin/python -m bench.memory [--count 50000] [--delay 3600] [--pool p
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import subprocess
 import sys
 from typing import Any
 
-from bench._support import PG_URL, REDIS_URL, RETRIED, check_alive, machine, row, rss_mib, stop, table, until
+from bench._support import (
+    PG_URL,
+    REDIS_URL,
+    RETRIED,
+    check_alive,
+    command_line,
+    machine,
+    print_json,
+    row,
+    rss_mib,
+    say,
+    stop,
+    table,
+    until,
+)
 from bench._workers import Services, services
 
 GOAL = 1.0
@@ -185,13 +197,11 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     """The command line: run, print the table and a last line of JSON."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser = command_line(__doc__)
     parser.add_argument("--count", type=int, default=50_000, help="delayed retries")
     parser.add_argument("--delay", type=float, default=3600.0, help="retry delay (s)")
     parser.add_argument("--pool", default="prefork", help="worker pool")
     parser.add_argument("--concurrency", type=int, default=None, help="worker concurrency (default: cores)")
-    parser.add_argument("--redis-url", default=REDIS_URL, help="broker; this Redis db is flushed")
-    parser.add_argument("--pg-url", default=PG_URL, help="server for the scratch database")
     args = parser.parse_args(argv)
     figures = run(
         count=args.count,
@@ -200,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         concurrency=args.concurrency,
         redis_url=args.redis_url,
         pg_url=args.pg_url,
-        log=lambda line: print(line, flush=True),
+        log=say,
     )
     print()
     print(machine())
@@ -216,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         print(f"{label:<44} {m['main']:9.1f} {m['tree']:9.1f} {m['pss']:9.1f}")
     print(table(figures["rows"]))
-    print(json.dumps({"machine": machine(), **{k: v for k, v in figures.items() if k != "rows"}}))
+    print_json(figures)
     return 0
 
 

@@ -32,8 +32,6 @@ Run: ``.venv/bin/python -m bench.recording [--count 5000] [--kinds validation,tr
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import threading
@@ -46,7 +44,20 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from bench._support import PG_URL, QUEUE, REDIS_URL, check_alive, machine, row, stop, table, until
+from bench._support import (
+    PG_URL,
+    QUEUE,
+    REDIS_URL,
+    check_alive,
+    command_line,
+    machine,
+    print_json,
+    row,
+    say,
+    stop,
+    table,
+    until,
+)
 from bench._workers import Services, services
 from error_handling.exceptions import PermanentError, TransientError, ValidationError
 from error_handling.persistence import compensation as compensation_steps
@@ -304,7 +315,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     """The command line: run, print the table and a last line of JSON."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser = command_line(__doc__)
     parser.add_argument("--count", type=int, default=5_000, help="failing tasks per worker run (0: skip)")
     parser.add_argument("--kinds", default="validation,transient", help="validation, transient, permanent")
     parser.add_argument("--pools", default="prefork,threads", help="comma-separated worker pools")
@@ -312,8 +323,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layer-count", type=int, default=5_000, help="failures per layer-alone run (0: skip)")
     parser.add_argument("--threads", default="1,2,4,8", help="thread counts of the layer-alone runs")
     parser.add_argument("--spread", type=int, default=1, help="task names the layer's failures are spread over")
-    parser.add_argument("--redis-url", default=REDIS_URL, help="broker; this Redis db is flushed")
-    parser.add_argument("--pg-url", default=PG_URL, help="server for the scratch database")
     args = parser.parse_args(argv)
     figures = run(
         count=args.count,
@@ -325,14 +334,14 @@ def main(argv: list[str] | None = None) -> int:
         spread=args.spread,
         redis_url=args.redis_url,
         pg_url=args.pg_url,
-        log=lambda line: print(line, flush=True),
+        log=say,
     )
     print()
     print(machine())
     for kind, found in figures["layer"].items():
         print(f"building one {kind} failure report (classify, redact, seal), one thread: {found['build_per_s']:,.0f}/s")
     print(table(figures["rows"]))
-    print(json.dumps({"machine": machine(), **{k: v for k, v in figures.items() if k != "rows"}}))
+    print_json(figures)
     return 0
 
 

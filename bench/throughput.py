@@ -25,13 +25,24 @@ Run: ``.venv/bin/python -m bench.throughput [--count 20000] [--fail-count 2000] 
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 from typing import Any
 
-from bench._support import PG_URL, REDIS_URL, SUCCEEDED, check_alive, machine, row, stop, table, until
+from bench._support import (
+    PG_URL,
+    REDIS_URL,
+    SUCCEEDED,
+    check_alive,
+    command_line,
+    machine,
+    print_json,
+    row,
+    say,
+    stop,
+    table,
+    until,
+)
 from bench._workers import Services, services
 
 SUCCESS_GOAL = 0.98
@@ -156,14 +167,12 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     """The command line: run, print the table and a last line of JSON."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser = command_line(__doc__)
     parser.add_argument("--count", type=int, default=20_000, help="no-op tasks per success-path round")
     parser.add_argument("--fail-count", type=int, default=2_000, help="fail-twice tasks (0: skip the failure path)")
     parser.add_argument("--rounds", type=int, default=2, help="success-path rounds per kind (the best counts)")
     parser.add_argument("--pools", default="prefork,threads", help="comma-separated worker pools")
     parser.add_argument("--concurrency", type=int, default=None, help="worker concurrency (default: cores)")
-    parser.add_argument("--redis-url", default=REDIS_URL, help="broker; this Redis db is flushed")
-    parser.add_argument("--pg-url", default=PG_URL, help="server for the scratch database")
     args = parser.parse_args(argv)
     figures = run(
         count=args.count,
@@ -173,13 +182,13 @@ def main(argv: list[str] | None = None) -> int:
         concurrency=args.concurrency,
         redis_url=args.redis_url,
         pg_url=args.pg_url,
-        log=lambda line: print(line, flush=True),
+        log=say,
     )
     print()
     print(machine())
     print(f"Redis broker {args.redis_url}, worker concurrency {figures['concurrency']}")
     print(table(figures["rows"]))
-    print(json.dumps({"machine": machine(), **{k: v for k, v in figures.items() if k != "rows"}}))
+    print_json(figures)
     return 0
 
 
