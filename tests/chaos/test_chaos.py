@@ -16,9 +16,10 @@ One loss is not function-runner's and is told apart, by proof: kombu's Redis tra
 with ``BRPOP`` and stores it as unacked with a second command, so a message popped when Redis stops (or
 when the worker's main process is killed) between the two is gone before any function-runner code sees
 it. The run reads the broker's append-only file (``broker_log.py``) and counts such a task as dropped by
-the transport, not lost, only if that file shows it popped and never stored, its body never started and
-nothing of it was recorded; their number must stay within the transport's windows (one per live worker
-at the Redis restart, one per whole-worker kill). RabbitMQ has no such window.
+the transport, not lost, only if that file shows its last message (a first delivery, or one the wrapper
+gave back while Postgres was down) popped and never stored, and it has no terminal outcome; their number
+must stay within the transport's windows (one per live worker at the Redis restart, one per whole-worker
+kill). RabbitMQ has no such window.
 
 CI runs 1,000 tasks. The full run: ``FR_CHAOS_TASKS=10000 .venv/bin/pytest tests/chaos -s``
 (``FR_CHAOS_RATE`` sets the publishing rate per second, ``FR_CHAOS_SEED`` the random seed).
@@ -267,18 +268,15 @@ def _dropped_by_broker(
     record: checks.Record,
 ) -> set[str]:
     """The tasks lost inside kombu's Redis transport, not by function-runner: the broker's append-only
-    file shows a worker popped the message and never stored it as unacked (Redis stopped, or the worker
-    was killed, between the two commands), the body never started, and nothing of it was recorded.
-    Always empty on RabbitMQ (the Redis restarted there is not the broker)."""
+    file shows a worker popped the task's last message and never stored it as unacked (Redis stopped, or
+    the worker was killed, between the two commands), and the task has no terminal outcome. The last
+    message may be a redelivery: one the wrapper gave back to the broker while Postgres was down. Always
+    empty on RabbitMQ (the Redis restarted there is not the broker)."""
     if not run.env["FUNCTION_RUNNER_BROKER_URL"].startswith("redis"):
         return set()
     log = broker_log.log_of(Path(shared_redis.directory) / "appendonlydir")
     taken = broker_log.taken_never_held(log)
-    return {
-        p.task_id
-        for p in planned
-        if p.task_id in taken and truth.starts.get(p.task_id, 0) == 0 and p.task_id not in record.states
-    }
+    return {p.task_id for p in planned if p.task_id in taken and checks.outcome(p.task_id, truth, record) is None}
 
 
 def _settle(
