@@ -33,8 +33,8 @@ from error_handling.exceptions import StorageUnavailable
 from error_handling.persistence import compensation as compensation_steps
 from error_handling.persistence import heartbeats, repository
 from error_handling.persistence.models import utcnow
-from error_handling.sealing import unseal_secrets
-from function_runner import compensation, gates, queues
+from error_handling.sealing import SealedValueError, unseal_secrets
+from function_runner import compensation, gates, queues, unrecorded
 from function_runner import headers as H
 from function_runner.bulk_replay import BatchResult, BulkReplayer
 from function_runner.events import log_event
@@ -112,30 +112,131 @@ class Dispatcher:
         return result
 
     def _publish(self, dispatch: repository.Dispatch, producer: Any) -> None:
+        self._send(
+            dispatch.task_name,
+            payload=(dispatch.args, dispatch.kwargs, dispatch.headers),
+            ours={H.ATTEMPT: dispatch.attempt, H.RUN: dispatch.run_id, H.TOKEN: dispatch.token},
+            task_id=dispatch.task_id,
+            root_id=dispatch.root_id,
+            parent_id=dispatch.parent_id,
+            options=dispatch.options,
+            producer=producer,
+        )
+
+    def _send(
+        self,
+        name: str,
+        *,
+        payload: tuple[Any, Any, Any],
+        ours: dict[str, Any],
+        task_id: str,
+        root_id: str | None,
+        parent_id: str | None,
+        options: dict[str, Any],
+        producer: Any,
+    ) -> None:
+        """Publish a task from its stored form: ``payload`` is its args, kwargs and headers with secrets
+        sealed (unsealed here), ``ours`` the function-runner headers to add."""
         sealer = self.runtime.sealer
-        headers = dict(unseal_secrets(dispatch.headers, sealer=sealer) or {})
-        headers.update({H.ATTEMPT: dispatch.attempt, H.RUN: dispatch.run_id, H.TOKEN: dispatch.token})
-        options = dict(dispatch.options)
+        args, kwargs, headers = (unseal_secrets(part, sealer=sealer) for part in payload)
+        options = dict(options)
         time_limit = options.pop("time_limit", None)
         soft_time_limit = options.pop("soft_time_limit", None)
         self.app.send_task(
-            dispatch.task_name,
-            args=unseal_secrets(dispatch.args, sealer=sealer),
-            kwargs=unseal_secrets(dispatch.kwargs, sealer=sealer),
-            task_id=dispatch.task_id,
-            headers=headers,
-            root_id=dispatch.root_id,
-            parent_id=dispatch.parent_id,
+            name,
+            args=args or [],
+            kwargs=kwargs or {},
+            task_id=task_id,
+            headers={**(headers or {}), **ours},
+            root_id=root_id,
+            parent_id=parent_id,
             producer=producer,
             time_limit=time_limit,
             soft_time_limit=soft_time_limit,
             **options,
         )
 
+    def redeliver_unrecorded(self, *, now: float | None = None) -> int:
+        """Publish again the messages of failures kept in Redis during a database outage that no
+        delivery has come back with for ``unrecorded_redeliver_after`` seconds (the broker lost the
+        message the worker gave back); each copy records its kept failure and carries out its decision
+        (see :mod:`function_runner.unrecorded`). A failure recorded meanwhile is only forgotten.
+        Returns how many messages were published.
+
+        Raises:
+            StorageUnavailable: if the database is unreachable (those failures are tried again later).
+            redis.RedisError, kombu OperationalError: Redis or the broker failed.
+        """
+        runtime = self.runtime
+        found = unrecorded.overdue(
+            runtime,
+            unseen_for=self.settings.unrecorded_redeliver_after,
+            limit=self.settings.dispatcher_batch_size,
+            now=now,
+        )
+        if not found:
+            return 0
+        try:
+            recorded = runtime.in_transaction(
+                lambda s: repository.recorded_attempts(s, [(k.report.task_id, k.report.attempt) for k in found]),
+                patience=0,
+            )
+        except StorageUnavailable:
+            unrecorded.overdue_again(runtime, found)
+            raise
+        published = 0
+        with self.app.producer_or_acquire() as producer:
+            for index, kept in enumerate(found):
+                report = kept.report
+                if (report.task_id, report.attempt) in recorded:
+                    unrecorded.forget(runtime, report.task_id, report.attempt)
+                    continue
+                try:
+                    self._publish_kept(kept, producer)
+                except SealedValueError as exc:  # its secrets cannot be opened with the configured keys
+                    log_event(
+                        "dispatcher.kept_failure_unpublishable",
+                        level=logging.ERROR,
+                        task_id=report.task_id,
+                        attempt=report.attempt,
+                        error=str(exc),
+                    )
+                    continue
+                except Exception:
+                    unrecorded.overdue_again(runtime, found[index:])
+                    raise
+                published += 1
+                log_event(
+                    "dispatcher.kept_failure_redelivered",
+                    level=logging.WARNING,
+                    task_id=report.task_id,
+                    task=report.payload.task_name,
+                    attempt=report.attempt,
+                )
+        return published
+
+    def _publish_kept(self, kept: unrecorded.Kept, producer: Any) -> None:
+        report, payload = kept.report, kept.report.payload
+        ours: dict[str, Any] = {H.ATTEMPT: report.attempt, H.KEPT: 1}
+        if report.run_id is not None and kept.token:
+            ours.update({H.RUN: report.run_id, H.TOKEN: kept.token})
+        if payload.replay_of is not None:
+            ours[H.REPLAY_OF] = payload.replay_of
+        self._send(
+            payload.task_name,
+            payload=(payload.args, payload.kwargs, payload.headers),
+            ours=ours,
+            task_id=report.task_id,
+            root_id=payload.root_id,
+            parent_id=payload.parent_id,
+            options=payload.options,
+            producer=producer,
+        )
+
     def run_forever(self) -> None:
         """Dispatch until :meth:`stop` is called; survive database outages by waiting them out."""
         log_event("dispatcher.started", interval=self.settings.dispatcher_interval)
-        next_beat = next_sweep = next_gate_check = next_collect = 0.0
+        next_beat = next_sweep = next_gate_check = next_collect = next_unrecorded = 0.0
         while not self._stop.is_set():
             if time.monotonic() >= next_beat:
                 self._beat()
@@ -158,6 +259,9 @@ class Dispatcher:
             if time.monotonic() >= next_sweep:
                 self._sweep_compensations()
                 next_sweep = time.monotonic() + self.settings.compensation_sweep_after / 2
+            if time.monotonic() >= next_unrecorded:
+                self._redeliver_unrecorded()
+                next_unrecorded = time.monotonic() + min(self.settings.unrecorded_redeliver_after / 2, 60.0)
             if time.monotonic() >= next_collect:
                 self._collect_broker_dead_letters()
                 next_collect = time.monotonic() + COLLECT_EVERY
@@ -273,6 +377,18 @@ class Dispatcher:
             return
         if swept:
             log_event("dispatcher.compensations_swept", sagas=swept)
+
+    def _redeliver_unrecorded(self) -> None:
+        try:
+            published = self.redeliver_unrecorded()
+        except StorageUnavailable:
+            log_event("dispatcher.storage_unavailable", level=logging.WARNING, step="unrecorded")
+            return
+        except Exception as exc:  # Redis or the broker failed: tried again next time
+            log_event("dispatcher.unrecorded_failed", level=logging.WARNING, error=f"{type(exc).__name__}: {exc}")
+            return
+        if published:
+            log_event("dispatcher.unrecorded_redelivered", published=published)
 
     def _collect_broker_dead_letters(self) -> None:
         """RabbitMQ: move what the broker dead-lettered into the dead-letter queue (see ``queues``)."""

@@ -11,8 +11,12 @@ TOKEN = "fr_token"
 #: The id of the dead letter this task replays.
 REPLAY_OF = "fr_replay_of"
 
+#: Marks a copy of a message the broker lost after its failure was kept in Redis (the database was
+#: unreachable): the copy records that failure instead of running the body (see ``unrecorded``).
+KEPT = "fr_kept"
+
 #: Every header of ours; they are stripped from the headers recorded for replay.
-ALL = frozenset({ATTEMPT, RUN, TOKEN, REPLAY_OF})
+ALL = frozenset({ATTEMPT, RUN, TOKEN, REPLAY_OF, KEPT})
 
 #: Headers a transport adds on its own (kombu's Redis transport marks restored messages); never
 #: recorded as the task's headers, so a replay does not look like a redelivery.

@@ -105,6 +105,13 @@ class Settings(BaseSettings):
         gt=0,
         description="A dispatched run whose message never started is published again after this (s).",
     )
+    unrecorded_redeliver_after: float = Field(
+        default=600.0,
+        gt=0,
+        description="A failure kept in Redis during a database outage whose message no delivery has come "
+        "back with for this long (s) is published again by the dispatcher, to be recorded (the broker lost "
+        "the message the worker gave back); duplicates are harmless.",
+    )
     storage_retry_timeout: float = Field(
         default=10.0,
         ge=0,

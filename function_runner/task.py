@@ -149,7 +149,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
         token = custom.get(H.TOKEN)
         if run_id is not None and token:
             self._claim(runtime, run_id=run_id, token=str(token), attempt=attempt)
-        if _redelivered(request):
+        if _redelivered(request) or custom.get(H.KEPT):  # a redelivery, or the copy of a lost one
             kept = unrecorded.take(runtime, str(request.id), attempt)
             if kept is not None:  # it failed while the database was away: record that, don't run it again
                 log_event("task.recording_kept_failure", task_id=request.id, task=self.name, attempt=attempt)
@@ -411,7 +411,8 @@ class RecoverableTask(Task):  # type: ignore[misc]
             )
         except StorageUnavailable as db_exc:
             if not kept:
-                unrecorded.keep(runtime, report)
+                token = _custom_headers(request).get(H.TOKEN)
+                unrecorded.keep(runtime, report, token=str(token) if token else None)
             self._requeue(runtime, attempt, step="record_failure", why=f"failure not recorded: {db_exc}")
         except Exception as bug:  # recording itself failed: never ack a failure nobody recorded
             self._give_back(runtime, attempt, bug)

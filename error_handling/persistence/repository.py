@@ -665,6 +665,19 @@ def task_names(session: Session, *, task_ids: Sequence[str]) -> dict[str, str]:
     return {task_id: name for task_id, name in rows}
 
 
+def recorded_attempts(session: Session, attempts: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Which of these ``(task_id, attempt)`` pairs have a failed attempt recorded."""
+    if not attempts:
+        return set()
+    wanted = set(attempts)
+    rows = session.execute(
+        sa.select(FailedAttempt.task_id, FailedAttempt.attempt).where(
+            FailedAttempt.task_id.in_({task_id for task_id, _ in wanted})
+        )
+    )
+    return {(task_id, attempt) for task_id, attempt in rows if (task_id, attempt) in wanted}
+
+
 def postpone_run(session: Session, *, run_id: int, due_at: dt.datetime) -> None:
     """Set when a pending scheduled run is due (a wait on a gate: its deadline, until a monitor
     releases it earlier)."""

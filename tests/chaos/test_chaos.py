@@ -112,6 +112,7 @@ def chaos_env(
         gate_check_interval="1",
         compensation_sweep_after="5",
         redispatch_after="30",
+        unrecorded_redeliver_after="15",
     )
 
 

@@ -93,6 +93,19 @@ def transient_once_then_ok(self: RecoverableTask, retry_after: float) -> str:
     return "ok"
 
 
+@app.task(base=RecoverableTask, bind=True, name="e2e.retried_then_held")
+def retried_then_held(self: RecoverableTask) -> str:
+    """Fails transiently on its first start; on its second, signals ``running:<task id>``, waits until
+    the test sets ``go:<task id>`` and fails permanently."""
+    n = started(self)
+    if n == 1:
+        raise TransientError("upstream 503", reason="service_unavailable", retry_after=0.1)
+    state().set(f"running:{self.request.id}", os.getpid())
+    while not state().get(f"go:{self.request.id}"):
+        threading.Event().wait(timeout=0.05)
+    raise PermanentError("upstream rejects the request", reason="not_found")
+
+
 @app.task(base=RecoverableTask, bind=True, name="e2e.count")
 def count(self: RecoverableTask) -> str:
     """Counts its starts and succeeds (for duplicate-dispatch tests)."""

@@ -135,6 +135,96 @@ def test_a_failure_during_a_database_outage_is_recorded_even_if_a_rerun_would_su
     assert state.get(f"started:{task_id}") == "2"  # the failed start and the retry; no rerun of attempt 1
 
 
+def lose_every_message(app: Celery) -> None:
+    """The broker loses every message of the test's queue, queued or held for a worker (what a Redis
+    broker restarted without persistence, or kombu's Redis transport dropping a popped message, does)."""
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        channel.queue_purge("celery")
+        if connection.transport.driver_type == "redis":
+            channel.client.delete(channel.unacked_key, channel.unacked_index_key)
+            assert channel.client.llen("celery") == 0
+        else:
+            assert channel.queue_declare("celery", passive=True).message_count == 0
+
+
+def kept(state: redis_lib.Redis, task_id: str, attempt: int) -> bool:
+    """Whether a failure of this attempt is kept in the shared Redis (and indexed for the dispatcher)."""
+    member = f"{task_id}:{attempt}"
+    return bool(state.exists(f"fr:unrecorded:{member}")) and state.zscore("fr:unrecorded:seen", member) is not None
+
+
+def test_a_kept_failure_whose_message_the_broker_lost_is_recorded(
+    publisher: Celery,
+    start_worker: Callable[..., Process],
+    start_dispatcher: Callable[..., Process],
+    engine: sa.Engine,
+    state: redis_lib.Redis,
+    service_env: dict[str, str],
+    pg_proxy: CuttableProxy,
+) -> None:
+    """A fresh-clone CI run of the chaos suite found it: a task failed while Postgres was down, its
+    failure was kept in Redis and the message given back, and the broker lost that message; nothing came
+    back to record the failure. Now the dispatcher publishes a copy once no delivery has been seen for
+    ``unrecorded_redeliver_after``, and the copy records the kept failure without running the body."""
+    worker = start_worker(env=through_proxy(service_env, pg_proxy), concurrency=1)
+    pg_proxy.block()
+    task_id = publisher.send_task("e2e.permanent", kwargs={"note": "lost message"}).id
+    wait_until(lambda: kept(state, task_id, 1), timeout=60, what="the failure kept in Redis")
+    worker.stop()
+    lose_every_message(publisher)
+    pg_proxy.unblock()
+
+    start_worker(concurrency=1)
+    dispatcher = start_dispatcher(env={**service_env, "FUNCTION_RUNNER_UNRECORDED_REDELIVER_AFTER": "1"})
+    assert wait_terminal(engine, [task_id]) == {task_id: "dead_lettered"}
+    (attempt,) = rows(engine, "fr_failed_attempts", task_id=task_id)  # recorded exactly once
+    assert (attempt["attempt"], attempt["reason"], attempt["decision"]) == (1, "auth_failed", "dead_letter")
+    assert "credentials revoked (lost message)" in attempt["message"]
+    assert len(rows(engine, "fr_dead_letters", task_id=task_id)) == 1
+    assert state.get(f"started:{task_id}") == "1"  # the copy recorded the failure; the body did not run again
+    assert "dispatcher.kept_failure_redelivered" in dispatcher.log()
+    wait_until(lambda: not kept(state, task_id, 1), what="the kept failure forgotten")
+    assert state.zcard("fr:unrecorded:seen") == 0
+
+
+def test_a_kept_failure_of_a_scheduled_run_whose_message_the_broker_lost_is_recorded(
+    publisher: Celery,
+    start_worker: Callable[..., Process],
+    start_dispatcher: Callable[..., Process],
+    engine: sa.Engine,
+    state: redis_lib.Redis,
+    service_env: dict[str, str],
+    pg_proxy: CuttableProxy,
+) -> None:
+    """The same for the failure of a retry published by the dispatcher: the copy carries the run's
+    dispatch token, claims the run again and records the failure; the run is done, not left running."""
+    worker = start_worker(env=through_proxy(service_env, pg_proxy), concurrency=1)
+    first = start_dispatcher()
+    task_id = publisher.send_task("e2e.retried_then_held").id
+    wait_until(lambda: state.get(f"running:{task_id}"), timeout=60, what="attempt 2 to start")
+    first.stop()
+    pg_proxy.block()
+    state.set(f"go:{task_id}", 1)  # attempt 2 fails while the database is away
+    wait_until(lambda: kept(state, task_id, 2), timeout=60, what="the failure kept in Redis")
+    worker.stop()
+    lose_every_message(publisher)
+    pg_proxy.unblock()
+
+    start_worker(concurrency=1)
+    start_dispatcher(env={**service_env, "FUNCTION_RUNNER_UNRECORDED_REDELIVER_AFTER": "1"})
+    assert wait_terminal(engine, [task_id]) == {task_id: "dead_lettered"}
+    attempts = rows(engine, "fr_failed_attempts", task_id=task_id)
+    assert sorted((a["attempt"], a["reason"], a["decision"]) for a in attempts) == [
+        (1, "service_unavailable", "retry"),
+        (2, "not_found", "dead_letter"),
+    ]
+    (run,) = rows(engine, "fr_scheduled_runs", task_id=task_id)
+    assert (run["attempt"], run["status"]) == (2, "done")
+    assert state.get(f"started:{task_id}") == "2"
+    wait_until(lambda: not kept(state, task_id, 2), what="the kept failure forgotten")
+
+
 def test_scheduled_retry_survives_restart_of_every_worker_and_the_dispatcher(
     publisher: Celery,
     start_worker: Callable[..., Process],

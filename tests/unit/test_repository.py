@@ -109,6 +109,16 @@ def test_redelivered_attempt_is_recorded_once(sessions: sessionmaker[Session]) -
     assert count(sessions, ScheduledRun) == 1
 
 
+def test_recorded_attempts_tells_which_task_attempts_have_a_failure(sessions: sessionmaker[Session]) -> None:
+    record(sessions, report("t1", 1, Category.TRANSIENT, "timeout"))
+    record(sessions, report("t1", 2, Category.TRANSIENT, "timeout"))
+    record(sessions, report("t2", 1, Category.TRANSIENT, "timeout"))
+    asked = [("t1", 2), ("t1", 3), ("t2", 1), ("t3", 1)]
+    with sessions() as s:
+        assert repo.recorded_attempts(s, asked) == {("t1", 2), ("t2", 1)}
+        assert repo.recorded_attempts(s, []) == set()
+
+
 def test_budget_exhausted_dead_letters_with_payload(sessions: sessionmaker[Session]) -> None:
     for attempt in range(1, 5):
         assert isinstance(record(sessions, report("t1", attempt, Category.TRANSIENT, "timeout")).decision, Retry)
