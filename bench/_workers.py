@@ -100,8 +100,11 @@ class Services:
         value = self.client.get(key)
         return int(value) if value is not None else 0
 
-    def worker(self, pool: str, concurrency: int, *, label: str) -> subprocess.Popen[bytes]:
-        """Start ``celery -A bench.tasks_app worker`` on :data:`QUEUE` (log in the data folder)."""
+    def worker(
+        self, pool: str, concurrency: int, *, label: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``celery -A bench.tasks_app worker`` on :data:`QUEUE` (log in the data folder; ``env``:
+        more environment, e.g. settings)."""
         args = [sys.executable, "-m", "celery", "-A", "bench.tasks_app", "worker", "--pool", pool]
         args += ["--concurrency", str(concurrency), "-Q", QUEUE, "--loglevel", "WARNING"]
         args += [
@@ -111,7 +114,7 @@ class Services:
             "-n",
             f"{label}-{uuid.uuid4().hex[:6]}@%h",
         ]
-        return spawn(args, env=self.env, log=self.logs / f"worker-{label}.log")
+        return spawn(args, env={**self.env, **(env or {})}, log=self.logs / f"worker-{label}.log")
 
     def dispatcher(self, *, label: str) -> subprocess.Popen[bytes]:
         """Start ``function-runner dispatcher --app bench.tasks_app``."""
@@ -188,3 +191,16 @@ def guard_redis(redis_url: str) -> None:
     db = redis.Redis.from_url(redis_url).connection_pool.connection_kwargs.get("db", 0)
     if int(db) == 0:
         raise SystemExit(f"refusing to flush Redis db 0 ({redis_url}); pass --redis-url with a db of your own")
+
+
+#: The environment of a bare Celery worker: kombu's own Redis transport.
+KOMBU_TRANSPORT = {"FUNCTION_RUNNER_RELIABLE_FETCH": "false"}
+
+
+def transport_env(task: str, *, reliable: bool | None = None) -> dict[str, str]:
+    """The worker environment of ``task``: kombu's Redis transport for bare Celery's tasks,
+    function-runner's reliable one (``function_runner.redis_transport``) for ours; ``reliable``
+    overrides."""
+    if reliable is None:
+        reliable = task.startswith("bench.recoverable")
+    return {} if reliable else KOMBU_TRANSPORT

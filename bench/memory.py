@@ -52,7 +52,7 @@ from bench._support import (
     table,
     until,
 )
-from bench._workers import Services, services
+from bench._workers import KOMBU_TRANSPORT, Services, services
 
 GOAL = 1.0
 #: "Holds nothing": a process's growth under this share of what Celery's worker needed for the same work.
@@ -73,7 +73,7 @@ def _warm(bench: Services, task: str, *processes: subprocess.Popen[bytes]) -> No
 def bare_celery(bench: Services, count: int, pool: str, concurrency: int, log: Any) -> dict[str, Any]:
     """Celery's ETA retries: worker memory idle and holding ``count`` of them."""
     bench.reset()
-    worker = bench.worker(pool, concurrency, label=f"memory-plain-{pool}")
+    worker = bench.worker(pool, concurrency, label=f"memory-plain-{pool}", env=KOMBU_TRANSPORT)
     try:
         _warm(bench, "bench.plain_noop", worker)
         idle = rss_mib(worker.pid)

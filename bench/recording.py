@@ -58,7 +58,7 @@ from bench._support import (
     table,
     until,
 )
-from bench._workers import Services, services
+from bench._workers import Services, services, transport_env
 from error_handling.exceptions import PermanentError, TransientError, ValidationError
 from error_handling.persistence import compensation as compensation_steps
 from error_handling.persistence import repository
@@ -83,7 +83,7 @@ def worker_rate(bench: Services, *, ours: bool, kind: str, count: int, pool: str
     bench.truncate(*TABLES)
     task = "bench.recoverable_fail" if ours else "bench.plain_fail"
     bench.publish(task, count, args=[kind])
-    worker = bench.worker(pool, concurrency, label=f"recording-{task}-{kind}-{pool}")
+    worker = bench.worker(pool, concurrency, label=f"recording-{task}-{kind}-{pool}", env=transport_env(task))
     try:
 
         def started() -> bool:

@@ -5,11 +5,15 @@ What is measured, for each pool (``prefork`` and ``threads``):
 
 - **success path**: ``--count`` no-op tasks are queued, then a real ``celery worker`` is started on
   the queue; the clock runs from the first message taken off the queue to the queue and its unacked
-  set being empty (worker start-up is not timed). Once with a plain Celery task, once with a
-  ``RecoverableTask`` (same app, same settings: acks late, prefetch 1, JSON), alternating,
-  ``--rounds`` times; the best round of each counts. Goal: recoverable / plain >= 0.98.
+  set being empty (worker start-up is not timed). Once with a plain Celery task on kombu's own Redis
+  transport (bare Celery), once with a ``RecoverableTask`` on function-runner's reliable transport
+  (``function_runner.redis_transport``, what ``create_app`` gives a ``redis://`` broker); same app,
+  same settings otherwise (acks late, prefetch 1, JSON), alternating, ``--rounds`` times; the best
+  round of each counts. Goal: recoverable / plain >= 0.98. A third drain, the plain task on the
+  reliable transport, gives the transport's share (``transport`` rows).
 - **failure path**: ``--fail-count`` tasks that fail twice and then succeed (3 attempts each). Bare
-  Celery: ``autoretry_for`` with ``countdown=0`` (republished at once, recorded nowhere). This project:
+  Celery: ``autoretry_for`` with ``countdown=0`` (republished at once, recorded nowhere), on kombu's
+  transport. This project, on its reliable transport:
   each failed attempt is classified and recorded in Postgres with its decision, each retry is a row
   that one ``function-runner dispatcher`` publishes when due (backoff set to 1 ms and the dispatcher
   polling every 100 ms, so both do the same work; polling every 10 ms costs the dispatcher ~20 % of a
@@ -43,7 +47,7 @@ from bench._support import (
     table,
     until,
 )
-from bench._workers import Services, services
+from bench._workers import Services, services, transport_env
 
 SUCCESS_GOAL = 0.98
 FAILURE_GOAL = 1.0
@@ -52,11 +56,13 @@ FAILURE_GOAL = 1.0
 SETTINGS = {"retry_base_delay": "0.001", "retry_max_delay": "0.001", "dispatcher_interval": "0.1"}
 
 
-def drain_rate(bench: Services, task: str, count: int, pool: str, concurrency: int) -> float:
+def drain_rate(
+    bench: Services, task: str, count: int, pool: str, concurrency: int, *, reliable: bool | None = None
+) -> float:
     """Queue ``count`` no-op tasks, start a worker, time the drain; tasks per second."""
     bench.reset()
     bench.publish(task, count)
-    worker = bench.worker(pool, concurrency, label=f"{task}-{pool}")
+    worker = bench.worker(pool, concurrency, label=f"{task}-{pool}", env=transport_env(task, reliable=reliable))
     try:
 
         def started() -> bool:
@@ -77,7 +83,7 @@ def failure_rate(bench: Services, task: str, count: int, pool: str, concurrency:
     bench.publish(task, count)
     ours = task.startswith("bench.recoverable")
     helpers = [bench.dispatcher(label=pool)] if ours else []
-    worker = bench.worker(pool, concurrency, label=f"{task}-{pool}")
+    worker = bench.worker(pool, concurrency, label=f"{task}-{pool}", env=transport_env(task))
     try:
 
         def started() -> bool:
@@ -123,11 +129,24 @@ def run(
         for pool in pools:
             best: dict[str, float] = {}
             for _ in range(rounds):
-                for kind in ("plain", "recoverable"):
-                    rate = drain_rate(bench, f"bench.{kind}_noop", count, pool, concurrency)
+                for kind, task, reliable in (
+                    ("plain", "bench.plain_noop", False),
+                    ("recoverable", "bench.recoverable_noop", True),
+                    ("plain_reliable", "bench.plain_noop", True),
+                ):
+                    rate = drain_rate(bench, task, count, pool, concurrency, reliable=reliable)
                     best[kind] = max(best.get(kind, 0.0), rate)
-                    log(f"success path, {pool}, {kind}: {rate:,.0f} tasks/s")
-            results[f"success_{pool}"] = {**best, "ratio": best["recoverable"] / best["plain"]}
+                    log(f"success path, {pool}, {kind.replace('_', ' on the ')} transport: {rate:,.0f} tasks/s")
+            results[f"success_{pool}"] = {
+                "plain": best["plain"],
+                "recoverable": best["recoverable"],
+                "ratio": best["recoverable"] / best["plain"],
+            }
+            results[f"transport_{pool}"] = {
+                "plain": best["plain"],
+                "recoverable": best["plain_reliable"],
+                "ratio": best["plain_reliable"] / best["plain"],
+            }
             if fail_count:
                 fail: dict[str, float] = {}
                 for kind in ("plain", "recoverable"):
@@ -140,6 +159,9 @@ def run(
         path, pool = name.split("_", 1)
         if path == "success":
             measure = f"success path, {pool} pool ({count:,} no-op tasks, best of {rounds})"
+            unit, goal = "tasks/s", SUCCESS_GOAL
+        elif path == "transport":
+            measure = f"of which the reliable Redis transport, {pool} pool (plain no-op tasks, best of {rounds})"
             unit, goal = "tasks/s", SUCCESS_GOAL
         else:
             measure = f"failure path, {pool} pool ({fail_count:,} tasks failing twice)"

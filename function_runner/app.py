@@ -17,6 +17,8 @@ from function_runner.settings import Settings
 
 #: The queue create_app declares on RabbitMQ (Celery's default name).
 DEFAULT_QUEUE = "celery"
+#: The transport of ``redis://`` brokers with ``reliable_fetch`` (see ``function_runner.redis_transport``).
+RELIABLE_REDIS_TRANSPORT = "function_runner.redis_transport:Transport"
 
 
 def broker_options(settings: Settings) -> dict[str, Any]:
@@ -42,6 +44,8 @@ def broker_options(settings: Settings) -> dict[str, Any]:
             "unacked_restore_interval": max(1, min(10, int(settings.visibility_timeout / 5))),
             "unacked_restore_throttle": 1,
         }
+        if url.startswith("redis://") and settings.reliable_fetch:
+            conf["broker_transport"] = RELIABLE_REDIS_TRANSPORT
     elif queues.is_amqp(url):
         # RabbitMQ: the default queue dead-letters to function-runner's exchange (never a silent drop);
         # quorum queues on request (see function_runner.queues)

@@ -105,6 +105,12 @@ class Settings(BaseSettings):
         gt=0,
         description="A dispatched run whose message never started is published again after this (s).",
     )
+    reliable_fetch: bool = Field(
+        default=True,
+        description="On a redis:// broker, workers take a message and hold it as unacked in one atomic step "
+        "(function_runner.redis_transport), so a worker killed or a Redis restarted in between loses nothing; "
+        "false: kombu's own transport.",
+    )
     unrecorded_redeliver_after: float = Field(
         default=600.0,
         gt=0,

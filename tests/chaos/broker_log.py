@@ -5,7 +5,9 @@ its ``unacked`` hash (where it is restored from if the worker dies). A message p
 or when the worker's main process is killed, between those two commands is gone: no worker has it, no
 function-runner code has seen it. The chaos run restarts Redis and kills workers, so it can hit that
 window; this module proves from the broker's own log which messages were lost there, so the run can
-tell them apart from a loss of function-runner's.
+tell them apart from a loss of function-runner's. function-runner's reliable transport pops and holds
+in one script, which Redis logs as its effects (``RPOP``, ``ZADD``, ``HSET``) inside ``MULTI``/``EXEC``:
+with it, this set must be empty.
 
 The append-only file must be whole: the server runs with rewrites off (``auto-aof-rewrite-percentage
 0``) and started empty. Redis logs a served ``BRPOP`` as ``RPOP`` and keeps ``MULTI``/``EXEC`` around

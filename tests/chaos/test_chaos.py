@@ -12,14 +12,16 @@ At the end, against the ground truth: no task lost, none with two terminal state
 recorded once, no side effect applied twice where an idempotency key was given, no dead letter without
 its payload. The figures are printed as the last lines.
 
-One loss is not function-runner's and is told apart, by proof: kombu's Redis transport takes a message
-with ``BRPOP`` and stores it as unacked with a second command, so a message popped when Redis stops (or
-when the worker's main process is killed) between the two is gone before any function-runner code sees
-it. The run reads the broker's append-only file (``broker_log.py``) and counts such a task as dropped by
-the transport, not lost, only if that file shows its last message (a first delivery, or one the wrapper
-gave back while Postgres was down) popped and never stored, and it has no terminal outcome; their number
-must stay within the transport's windows (one per live worker at the Redis restart, one per whole-worker
-kill). RabbitMQ has no such window.
+The broker's own loss is checked by proof too. kombu's Redis transport takes a message with ``BRPOP``
+and stores it as unacked with a second command, so a message popped when Redis stops (or when the
+worker's main process is killed) between the two is gone before any function-runner code sees it;
+function-runner's reliable transport (``function_runner.redis_transport``, the default) takes and holds
+in one step. The run reads the broker's append-only file (``broker_log.py``): with the reliable
+transport, no message may be popped and never held. With ``FR_CHAOS_RELIABLE_FETCH=0`` (kombu's
+transport, to see the window) a task counts as dropped by the transport, not lost, only if that file
+shows its last message (a first delivery, or one the wrapper gave back while Postgres was down) popped
+and never stored, and it has no terminal outcome; their number must stay within the transport's windows
+(one per live worker at the Redis restart, one per whole-worker kill). RabbitMQ has no such window.
 
 CI runs 1,000 tasks. The full run: ``FR_CHAOS_TASKS=10000 .venv/bin/pytest tests/chaos -s``
 (``FR_CHAOS_RATE`` sets the publishing rate per second, ``FR_CHAOS_SEED`` the random seed).
@@ -53,6 +55,8 @@ from tests.support.waiting import TimedOut, wait_until
 TASKS = int(os.environ.get("FR_CHAOS_TASKS", "1000"))
 RATE = float(os.environ.get("FR_CHAOS_RATE", "40"))
 SEED = int(os.environ.get("FR_CHAOS_SEED", str(random.randrange(1_000_000))))
+#: The workers' Redis transport: function-runner's reliable fetch (default), or kombu's with "0".
+RELIABLE_FETCH = os.environ.get("FR_CHAOS_RELIABLE_FETCH", "1") != "0"
 #: Time for the fleet to finish the work once everything is published and the chaos has stopped.
 SETTLE_TIMEOUT = 240 + TASKS / 20
 
@@ -113,6 +117,7 @@ def chaos_env(
         compensation_sweep_after="5",
         redispatch_after="30",
         unrecorded_redeliver_after="15",
+        reliable_fetch="true" if RELIABLE_FETCH else "false",
     )
 
 
@@ -199,6 +204,10 @@ def test_chaos(run: ChaosRun, shared_redis: services.PrivateRedis, postgres: ser
         if len(dropped) > bound
         else []
     )
+    unheld = _taken_never_held(run, shared_redis)
+    found["every message taken off a queue held as unacked (reliable fetch)"] = (
+        [f"{tag} taken and never held" for tag in sorted(unheld)] if RELIABLE_FETCH else []
+    )
     found["replays of fixed batch A succeeded"] = [
         f"replay {p.task_id} ended {checks.outcome(p.task_id, truth, record)}"
         for p in replays
@@ -228,8 +237,9 @@ def test_chaos(run: ChaosRun, shared_redis: services.PrivateRedis, postgres: ser
         f"API: {sum(figures.api_statuses.values())} requests {dict(sorted(figures.api_statuses.items()))}; publish retries {figures.publish_retries}"
     )
     print(
-        f"dropped by kombu's Redis transport (popped by a worker, never stored as unacked, per the broker's "
-        f"append-only file; no function-runner code saw them): {len(dropped)} {sorted(dropped)}"
+        f"broker transport: {'reliable fetch' if RELIABLE_FETCH else 'kombu'}; messages popped and never held as "
+        f"unacked (the broker's append-only file): {len(unheld)}; tasks dropped with them: {len(dropped)} "
+        f"{sorted(dropped)}"
     )
     print(f"violations: {sum(len(v) for v in found.values())}; duration {time.monotonic() - began:.0f} s")
     explained = [item.split()[0] for items in found.values() for item in items[:6] if len(item.split()[0]) == 32]
@@ -256,9 +266,20 @@ def _planned_replays(run: ChaosRun, tasks: list[Planned]) -> list[Planned]:
 
 
 def _transport_loss_bound(run: ChaosRun) -> int:
-    """The most messages kombu's Redis transport can drop in this run: one per live worker at each Redis
-    restart (each worker pops one message at a time), one per whole-worker kill."""
+    """The most messages the Redis transport can drop in this run: none with the reliable fetch; with
+    kombu's, one per live worker at each Redis restart (each worker pops one message at a time), one per
+    whole-worker kill."""
+    if RELIABLE_FETCH:
+        return 0
     return run.figures.redis_restarts * len(run.workers) + run.figures.worker_kills
+
+
+def _taken_never_held(run: ChaosRun, shared_redis: services.PrivateRedis) -> set[str]:
+    """The messages a worker popped off a queue and never stored as unacked, per the broker's
+    append-only file (none on RabbitMQ: the Redis restarted there is not the broker)."""
+    if not run.env["FUNCTION_RUNNER_BROKER_URL"].startswith("redis"):
+        return set()
+    return broker_log.taken_never_held(broker_log.log_of(Path(shared_redis.directory) / "appendonlydir"))
 
 
 def _dropped_by_broker(
@@ -273,10 +294,7 @@ def _dropped_by_broker(
     the worker was killed, between the two commands), and the task has no terminal outcome. The last
     message may be a redelivery: one the wrapper gave back to the broker while Postgres was down. Always
     empty on RabbitMQ (the Redis restarted there is not the broker)."""
-    if not run.env["FUNCTION_RUNNER_BROKER_URL"].startswith("redis"):
-        return set()
-    log = broker_log.log_of(Path(shared_redis.directory) / "appendonlydir")
-    taken = broker_log.taken_never_held(log)
+    taken = _taken_never_held(run, shared_redis)
     return {p.task_id for p in planned if p.task_id in taken and checks.outcome(p.task_id, truth, record) is None}
 
 

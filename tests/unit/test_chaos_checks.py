@@ -142,6 +142,12 @@ def test_the_broker_log_names_messages_popped_and_never_held_as_unacked(tmp_path
             _resp("SELECT", "0"),
             _resp("RPOP", "celery"),  # given back: pushed to the queue again (a restore)
             _resp("RPUSH", "celery", _kombu("given-back")),
+            _resp("LPUSH", "priority", _kombu("reliable")),
+            _resp("MULTI"),  # the reliable transport's script, as Redis logs its effects
+            _resp("RPOP", "priority"),
+            _resp("ZADD", "unacked_index", "2.0", "tag-reliable"),
+            _resp("HSET", "unacked", "tag-reliable", b"[...]"),
+            _resp("EXEC"),
         ]
     )
     assert broker_log.taken_never_held(log) == {"dropped"}
