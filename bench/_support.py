@@ -35,6 +35,9 @@ QUEUE = "fr_bench"
 SUCCEEDED = "fr_bench:succeeded"
 #: Redis counter of the retries bare Celery published for the fail-once tasks (signal ``task_retry``).
 RETRIED = "fr_bench:retried"
+#: Redis counter of the no-op tasks that ran: each worker process counts in memory and adds its count
+#: once, when it shuts down (so counting costs the timed drain nothing).
+RAN = "fr_bench:ran"
 #: Repository root (the benchmarks' child processes run from here, with it on PYTHONPATH).
 ROOT = Path(__file__).resolve().parents[1]
 #: ``prctl`` option: the signal a process receives when its parent dies.

@@ -13,13 +13,14 @@ benchmark's own knobs are ``FR_BENCH_STATE_URL`` (the Redis the tasks count thei
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import redis
 from celery import signals
 
-from bench._support import QUEUE, RETRIED, SUCCEEDED
+from bench._support import QUEUE, RAN, RETRIED, SUCCEEDED
 from error_handling.exceptions import PermanentError, TransientError, ValidationError
 from function_runner.app import create_app
 from function_runner.settings import Settings
@@ -77,6 +78,32 @@ def plain_noop() -> None:
 @_task(base=RecoverableTask, name="bench.recoverable_noop")
 def recoverable_noop() -> None:
     """Nothing, through the error-classifying wrapper."""
+
+
+_ran = 0
+_ran_lock = threading.Lock()
+
+
+def _count_noop(sender: Any = None, **_: Any) -> None:
+    """After a no-op ran (both kinds): counted in this process's memory."""
+    global _ran
+    if getattr(sender, "name", "").endswith("_noop"):
+        with _ran_lock:
+            _ran += 1
+
+
+def _add_count(**_: Any) -> None:
+    """At a worker process's shutdown: add what it counted to :data:`~bench._support.RAN`, once."""
+    global _ran
+    with _ran_lock:
+        ran, _ran = _ran, 0
+    if ran:
+        _redis().incrby(RAN, ran)
+
+
+signals.task_postrun.connect(_count_noop, weak=False, dispatch_uid="bench.count_noop")
+signals.worker_process_shutdown.connect(_add_count, weak=False, dispatch_uid="bench.add_count_child")
+signals.worker_shutdown.connect(_add_count, weak=False, dispatch_uid="bench.add_count_main")
 
 
 # -- failure path: fail twice, then succeed ----------------------------------------------------------
