@@ -18,7 +18,9 @@ other lists (priorities, further queues) are picked up by the next poll, at most
 later (transport option, default 0.1 s). A busy worker never waits: it polls again at once.
 
 Everything else is kombu's: publishing (producers may use kombu's own transport), acks, rejects,
-restoring unacked messages, fanout, priorities, key prefixes. ``create_app`` uses it for ``redis://``
+restoring unacked messages, fanout, priorities, key prefixes. A server that refuses ``BLMOVE`` (Redis
+before 6.2) gets a plain timed wait instead; one that refuses scripts gets kombu's ``BRPOP`` (with a
+warning in the log: the window is back). ``create_app`` uses it for ``redis://``
 brokers (setting ``reliable_fetch``); the message format is unchanged, so workers on either transport
 can share a broker.
 """
@@ -106,6 +108,7 @@ class Channel(kombu_redis.Channel):
         self._idle = False
         self._script_loaded = False
         self._peek = True  # BLMOVE is there (Redis 6.2+); else the wait is a plain sleep
+        self._scripting = True  # EVAL is there; else kombu's BRPOP, with its window
         super().__init__(*args, **kwargs)
 
     def basic_consume(self, queue: str, no_ack: bool, *args: Any, **kwargs: Any) -> Any:
@@ -116,8 +119,9 @@ class Channel(kombu_redis.Channel):
         return super().basic_consume(queue, no_ack, *args, **kwargs)
 
     def _reliable(self) -> bool:
-        # without ack emulation nothing is held; a no-ack consumer would never release what is held
-        return bool(self.ack_emulation) and not self._no_ack_queues.intersection(self.active_queues)
+        # without ack emulation nothing is held; a no-ack consumer would never release what is held;
+        # a server without scripting cannot take atomically
+        return bool(self.ack_emulation) and self._scripting and not self._no_ack_queues.intersection(self.active_queues)
 
     def _brpop_start(self, timeout: float | None = None) -> None:
         if not self._reliable():
@@ -183,9 +187,13 @@ class Channel(kombu_redis.Channel):
 
     def _on_error(self, pending: str, exc: Exception) -> None:
         text = str(exc)
+        unknown = "unknown command" in text.lower()
         if pending == "take" and isinstance(exc, NoScriptError):  # Redis restarted: send the script again
             self._script_loaded = False
-        elif pending == "wait" and self._peek and "unknown command" in text.lower():
+        elif pending == "take" and unknown:  # a server without Lua (some managed or compatible servers)
+            logger.warning("Redis refused the take script (%s): kombu's BRPOP takes messages instead", text)
+            self._scripting = False
+        elif pending == "wait" and self._peek and unknown:
             logger.warning("Redis refused BLMOVE (%s): idle channels poll every %ss instead", text, self.idle_poll)
             self._peek = False
             self._idle = False

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import redis as redis_lib
 from kombu import Connection, Consumer, Exchange, Producer, Queue
+from redis.exceptions import ResponseError
 
 from function_runner.app import broker_options, create_app
 from function_runner.redis_transport import Transport
@@ -180,3 +181,18 @@ def test_apps_on_a_redis_url_use_it_unless_told_not_to(tmp_path: Path) -> None:
             assert isinstance(connection.transport, Transport)
     finally:
         app.close()
+
+
+def test_a_server_without_blmove_or_scripts_still_delivers(redis_url: str) -> None:
+    """Redis before 6.2 has no BLMOVE: the idle wait becomes a timed sleep. A server without Lua cannot
+    take atomically: the channel falls back to kombu's BRPOP (and says so in the log)."""
+    publish(redis_url, "fr-t8", ["first", "second"])
+    with connect(redis_url) as connection:
+        channel = connection.default_channel
+        channel._on_error("wait", ResponseError("unknown command 'BLMOVE', with args beginning with: "))
+        assert [b for b, _ in consume(connection, ["fr-t8"], 1)] == ["first"]
+        channel._on_error("take", ResponseError("unknown command 'EVAL', with args beginning with: "))
+        assert not channel._reliable()
+        assert [b for b, _ in consume(connection, ["fr-t8"], 1)] == ["second"]
+        with pytest.raises(ResponseError, match="WRONGTYPE"):  # anything else is the caller's to see
+            channel._on_error("take", ResponseError("WRONGTYPE Operation against a key holding the wrong kind"))
