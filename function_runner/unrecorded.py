@@ -69,12 +69,17 @@ class Kept:
     token: str | None = None
 
 
-def _key(task_id: str, attempt: int) -> str:
-    return f"fr:unrecorded:{task_id}:{attempt}"
-
-
 def _member(task_id: str, attempt: int) -> str:
     return f"{task_id}:{attempt}"
+
+
+def _key(task_id: str, attempt: int) -> str:
+    return _key_of(_member(task_id, attempt))
+
+
+def _key_of(member: str) -> str:
+    """The key of the kept failure that ``member`` of :data:`SEEN` indexes."""
+    return f"fr:unrecorded:{member}"
 
 
 def encode(report: FailureReport, *, token: str | None = None) -> str:
@@ -187,7 +192,7 @@ def overdue(runtime: Runtime, *, unseen_for: float, limit: int = 100, now: float
     if not members:
         return []
     names = [m.decode() if isinstance(m, bytes) else str(m) for m in members]
-    texts = client.mget([f"fr:unrecorded:{name}" for name in names])
+    texts = client.mget([_key_of(name) for name in names])
     found: list[Kept] = []
     gone: list[str] = []
     for name, text in zip(names, texts, strict=True):
