@@ -163,34 +163,9 @@ def _finish_run(session: Session, run_id: int | None, now: dt.datetime) -> None:
 def _add_dead_letter(
     session: Session, *, task_id: str, task: Any, reason: str, last: dict[str, Any], attempts: int, now: dt.datetime
 ) -> int:
-    """Insert the task's dead letter; return its id. ``task``: its record (payload and name, as the ORM
-    object or a row), ``last``: what is known of its last failure (category, reason, exc_type, message,
-    fingerprint)."""
-    return int(
-        session.execute(
-            sa.insert(_LETTERS).returning(_LETTERS.c.id),
-            {
-                "task_id": task_id,
-                "task_name": task.task_name,
-                "queue": task.queue,
-                "reason": reason,
-                "category": last["category"],
-                "last_reason": last["reason"],
-                "exc_type": last["exc_type"],
-                "message": last["message"],
-                "fingerprint": last["fingerprint"],
-                "attempts": attempts,
-                "args": task.args,
-                "kwargs": task.kwargs,
-                "options": task.options,
-                "headers": task.headers,
-                "replayable": task.replayable,
-                "status": DeadLetterStatus.PENDING,
-                "created_at": now,
-                "updated_at": now,
-            },
-        ).scalar_one()
-    )
+    """Insert the task's dead letter; return its id (see :func:`_letter_row`)."""
+    row = _letter_row(task_id=task_id, task=task, reason=reason, last=last, attempts=attempts, now=now)
+    return _insert_returning_ids(session, _LETTERS, [row])[task_id]
 
 
 def record_failure(
@@ -205,43 +180,161 @@ def record_failure(
     Writes the attempt, the decision's entry (scheduled retry, resource wait, fail-fast outcome or dead
     letter) and the task's new state. A redelivered attempt that was already recorded writes nothing
     and returns the first decision with ``duplicate=True``. A task already in a terminal state also
-    writes nothing.
-
-    Every failure of a worker goes through here before its message is acknowledged, so it is written
-    with few round trips, in Core statements: the task's row is created or locked and read by one
-    upsert; the task's history is read only when the task has failed before (one query); then the
-    attempt, the decision's row, the task's new state and the roll-up.
+    writes nothing. The same as :func:`record_failures` with one report.
     """
-    now = report.failed_at
-    task = _upsert_task(session, task_id=report.task_id, payload=report.payload, now=now)
-    c = report.classification
-    failures = 1
-    waiting_since = None
-    if task.attempts:  # the task has failed before (a new task's record has no attempt yet)
-        done, in_group = _history(session, report.task_id, report.attempt, c)
-        if done:
+    return record_failures(session, reports=[report], policy=policy, rng=rng)[0]
+
+
+def record_failures(
+    session: Session,
+    *,
+    reports: Sequence[FailureReport],
+    policy: RecoveryPolicy | Sequence[RecoveryPolicy],
+    rng: RandomSource | None = None,
+) -> list[Recorded]:
+    """Record several failed attempts in the caller's transaction, each as :func:`record_failure`
+    would, with a handful of set-based statements for all of them. Returns one outcome per report, in
+    the order of ``reports``.
+
+    ``policy`` is the policy of every report, or one per report. Reports of the same task are
+    recorded one after the other, in their order (the second sees the first: a redelivery of an
+    attempt recorded earlier in the same call is a duplicate).
+
+    Every failure of a worker goes through here before its message is acknowledged, so the statements
+    are few and set-based: the tasks' rows are created or locked and read by one upsert (in task id
+    order, the order every writer locks them in); the history of the tasks that failed before is read
+    by one query; then one statement each for the attempts, the finished runs, the new runs, the dead
+    letters and the tasks' new state, and the roll-up last (its rows are locked only until the commit,
+    hour rows before day rows, each in key order).
+    """
+    policies = [policy] * len(reports) if isinstance(policy, RecoveryPolicy) else list(policy)
+    if len(policies) != len(reports):
+        raise ValueError(f"{len(reports)} reports but {len(policies)} policies")
+    results: list[Recorded | None] = [None] * len(reports)
+    written: list[dict[str, Any]] = []
+    for indices in _rounds(reports):
+        outcomes, attempts = _record_round(session, [reports[i] for i in indices], [policies[i] for i in indices], rng)
+        for index, outcome in zip(indices, outcomes, strict=True):
+            results[index] = outcome
+        written.extend(attempts)
+    _count_errors(session, written)
+    return [result for result in results if result is not None]
+
+
+def _rounds(reports: Sequence[FailureReport]) -> list[list[int]]:
+    """Split the reports' indices into rounds in which every task appears once (a task's n-th report
+    goes in round n), each round in task id order."""
+    rounds: list[list[int]] = []
+    seen: dict[str, int] = {}
+    for index, report in enumerate(reports):
+        number = seen.get(report.task_id, 0)
+        seen[report.task_id] = number + 1
+        if number == len(rounds):
+            rounds.append([])
+        rounds[number].append(index)
+    for indices in rounds:
+        indices.sort(key=lambda i: reports[i].task_id)
+    return rounds
+
+
+def _record_round(
+    session: Session,
+    reports: Sequence[FailureReport],
+    policies: Sequence[RecoveryPolicy],
+    rng: RandomSource | None,
+) -> tuple[list[Recorded], list[dict[str, Any]]]:
+    """Record reports of distinct tasks; return their outcomes and the attempts written."""
+    tasks = _upsert_tasks(session, reports)
+    history = _histories(session, [r.task_id for r in reports if tasks[r.task_id].attempts])
+    outcomes: list[Recorded | None] = [None] * len(reports)
+    written: list[tuple[int, FailureReport, Decision, dict[str, Any]]] = []
+    for index, (report, policy) in enumerate(zip(reports, policies, strict=True)):
+        task = tasks[report.task_id]
+        c = report.classification
+        past = history.get(report.task_id, [])
+        if any(attempt == report.attempt for attempt, _group in past):
             existing = session.execute(
                 sa.select(FailedAttempt).where(
                     FailedAttempt.task_id == report.task_id, FailedAttempt.attempt == report.attempt
                 )
             ).scalar_one()
-            return Recorded(decision=_decision_from_attempt(existing), duplicate=True)
-        failures = in_group + 1
-        if c.category is Category.RESOURCE:
+            outcomes[index] = Recorded(decision=_decision_from_attempt(existing), duplicate=True)
+            continue
+        if task.state in TERMINAL_STATES:
+            outcomes[index] = Recorded(decision=DeadLetter(reason=f"already_{task.state.value}"), duplicate=True)
+            continue
+        group = budget_group(c)
+        waiting_since = None
+        if past and c.category is Category.RESOURCE:
             waiting_since = _waiting_since(session, report.task_id, c.resource)
-    if task.state in TERMINAL_STATES:
-        return Recorded(decision=DeadLetter(reason=f"already_{task.state.value}"), duplicate=True)
+        decision = decide(
+            c,
+            failures=sum(1 for _attempt, past_group in past if past_group == group) + 1,
+            now=report.failed_at,
+            policy=policy,
+            waiting_since=waiting_since,
+            rng=rng,
+            retry_allowed=report.retry_allowed,
+        )
+        written.append((index, report, decision, _attempt_row(report, decision, policy)))
+    if not written:
+        return [o for o in outcomes if o is not None], []
 
-    decision = decide(
-        c,
-        failures=failures,
-        now=now,
-        policy=policy,
-        waiting_since=waiting_since,
-        rng=rng,
-        retry_allowed=report.retry_allowed,
+    session.execute(sa.insert(_ATTEMPTS), [row for _i, _r, _d, row in written])
+    finished = [report.run_id for _i, report, _d, _row in written if report.run_id is not None]
+    if finished:
+        session.execute(
+            sa.update(_RUNS)
+            .where(_RUNS.c.id.in_(finished), _RUNS.c.status.in_(_UNFINISHED_RUNS))
+            .values(status=RunStatus.DONE, updated_at=max(r.failed_at for _i, r, _d, _row in written))
+        )
+    runs = _insert_returning_ids(session, _RUNS, [_run_row(r, d) for _i, r, d, _row in written if _delays(d)])
+    letters = _insert_returning_ids(
+        session,
+        _LETTERS,
+        [
+            _letter_row(
+                task_id=r.task_id,
+                task=tasks[r.task_id],
+                reason=d.reason,
+                last=row,
+                attempts=max(tasks[r.task_id].attempts, r.attempt),
+                now=r.failed_at,
+            )
+            for _i, r, d, row in written
+            if isinstance(d, DeadLetter)
+        ],
     )
-    attempt = {
+    changes = []
+    for index, report, decision, _row in written:
+        c = report.classification
+        changes.append(
+            {
+                "b_task_id": report.task_id,
+                "b_attempts": max(tasks[report.task_id].attempts, report.attempt),
+                "b_last_category": c.category.value,
+                "b_last_reason": c.reason,
+                "b_updated_at": report.failed_at,
+                "b_state": _STATE_AFTER[_decision_kind(decision)],
+                "b_user_message": decision.user_message if isinstance(decision, FailFast) else None,
+                "b_terminal_at": None if _delays(decision) else report.failed_at,
+            }
+        )
+        outcomes[index] = Recorded(
+            decision=decision, run_id=runs.get(report.task_id), dead_letter_id=letters.get(report.task_id)
+        )
+    session.execute(_UPDATE_TASK, changes)
+    return [o for o in outcomes if o is not None], [row for _i, _r, _d, row in written]
+
+
+def _delays(decision: Decision) -> bool:
+    return isinstance(decision, Retry | Wait)
+
+
+def _attempt_row(report: FailureReport, decision: Decision, policy: RecoveryPolicy) -> dict[str, Any]:
+    c = report.classification
+    now = report.failed_at
+    return {
         "task_id": report.task_id,
         "attempt": report.attempt,
         "task_name": report.payload.task_name,
@@ -267,46 +360,57 @@ def record_failure(
         "duration_ms": (now - report.started_at).total_seconds() * 1000 if report.started_at else None,
         "max_attempts": max_attempts(policy, c),
     }
-    session.execute(sa.insert(_ATTEMPTS), attempt)
-    _finish_run(session, report.run_id, now)
 
-    attempts = max(task.attempts, report.attempt)
-    changes: dict[str, Any] = {
-        "attempts": attempts,
-        "last_category": c.category.value,
-        "last_reason": c.reason,
+
+def _run_row(report: FailureReport, decision: Decision) -> dict[str, Any]:
+    now = report.failed_at
+    return {
+        "kind": RunKind.RETRY if isinstance(decision, Retry) else RunKind.RESOURCE_WAIT,
+        "task_id": report.task_id,
+        "attempt": report.attempt + 1,
+        "resource": decision.resource if isinstance(decision, Wait) else None,
+        "deadline": decision.deadline if isinstance(decision, Wait) else None,
+        "due_at": decision.at if isinstance(decision, Retry) else decision.check_at,  # type: ignore[union-attr]
+        "status": RunStatus.PENDING,
+        "dispatch_count": 0,
+        "created_at": now,
         "updated_at": now,
     }
-    result = Recorded(decision=decision)
-    if isinstance(decision, Retry | Wait):
-        run_id = session.execute(
-            sa.insert(_RUNS).returning(_RUNS.c.id),
-            {
-                "kind": RunKind.RETRY if isinstance(decision, Retry) else RunKind.RESOURCE_WAIT,
-                "task_id": report.task_id,
-                "attempt": report.attempt + 1,
-                "resource": decision.resource if isinstance(decision, Wait) else None,
-                "deadline": decision.deadline if isinstance(decision, Wait) else None,
-                "due_at": decision.at if isinstance(decision, Retry) else decision.check_at,
-                "status": RunStatus.PENDING,
-                "dispatch_count": 0,
-                "created_at": now,
-                "updated_at": now,
-            },
-        ).scalar_one()
-        changes["state"] = TaskState.RETRYING if isinstance(decision, Retry) else TaskState.WAITING
-        result = dataclasses.replace(result, run_id=run_id)
-    elif isinstance(decision, FailFast):
-        changes.update(state=TaskState.FAILED_FAST, user_message=decision.user_message, terminal_at=now)
-    else:
-        changes.update(state=TaskState.DEAD_LETTERED, terminal_at=now)
-        letter_id = _add_dead_letter(
-            session, task_id=report.task_id, task=task, reason=decision.reason, last=attempt, attempts=attempts, now=now
-        )
-        result = dataclasses.replace(result, dead_letter_id=letter_id)
-    session.execute(sa.update(_TASKS).where(_TASKS.c.task_id == report.task_id).values(**changes))
-    _count_error(session, attempt)  # last: its row lock is held only until the commit
-    return result
+
+
+def _letter_row(
+    *, task_id: str, task: Any, reason: str, last: dict[str, Any], attempts: int, now: dt.datetime
+) -> dict[str, Any]:
+    """A task's dead letter. ``task``: its record (payload and name, as the ORM object or a row),
+    ``last``: what is known of its last failure (category, reason, exc_type, message, fingerprint)."""
+    return {
+        "task_id": task_id,
+        "task_name": task.task_name,
+        "queue": task.queue,
+        "reason": reason,
+        "category": last["category"],
+        "last_reason": last["reason"],
+        "exc_type": last["exc_type"],
+        "message": last["message"],
+        "fingerprint": last["fingerprint"],
+        "attempts": attempts,
+        "args": task.args,
+        "kwargs": task.kwargs,
+        "options": task.options,
+        "headers": task.headers,
+        "replayable": task.replayable,
+        "status": DeadLetterStatus.PENDING,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _insert_returning_ids(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert rows of distinct tasks (one statement); return each new row's id by its task id."""
+    if not rows:
+        return {}
+    result = session.execute(sa.insert(table).returning(table.c.id, table.c.task_id), rows)
+    return {task_id: int(row_id) for row_id, task_id in result.all()}
 
 
 _TASKS: sa.Table = TaskRecord.__table__  # type: ignore[assignment]
@@ -325,6 +429,30 @@ _TASK_READ = (
     _TASKS.c.headers,
     _TASKS.c.replayable,
 )
+#: Where a task goes after a failure, by the decision taken.
+_STATE_AFTER = {
+    DecisionKind.RETRY: TaskState.RETRYING,
+    DecisionKind.WAIT: TaskState.WAITING,
+    DecisionKind.FAIL_FAST: TaskState.FAILED_FAST,
+    DecisionKind.DEAD_LETTER: TaskState.DEAD_LETTERED,
+}
+_UNFINISHED_RUNS = (RunStatus.DISPATCHED, RunStatus.RUNNING, RunStatus.PENDING)
+#: A task's new state after a failure, for many tasks at once (``executemany``).
+_UPDATE_TASK = (
+    sa.update(_TASKS)
+    .where(_TASKS.c.task_id == sa.bindparam("b_task_id"))
+    .values(
+        attempts=sa.bindparam("b_attempts"),
+        last_category=sa.bindparam("b_last_category"),
+        last_reason=sa.bindparam("b_last_reason"),
+        updated_at=sa.bindparam("b_updated_at", type_=_TASKS.c.updated_at.type),
+        state=sa.bindparam("b_state", type_=_TASKS.c.state.type),
+        user_message=sa.func.coalesce(
+            sa.bindparam("b_user_message", type_=_TASKS.c.user_message.type), _TASKS.c.user_message
+        ),
+        terminal_at=sa.bindparam("b_terminal_at", type_=_TASKS.c.terminal_at.type),
+    )
+)
 
 
 def _upsert(session: Session) -> Any:
@@ -339,53 +467,64 @@ def _upsert(session: Session) -> Any:
     return insert
 
 
-def _upsert_task(session: Session, *, task_id: str, payload: TaskPayload, now: dt.datetime) -> Any:
-    """Create the task's record if it has none, lock it, and read it: one statement. The conflict
-    branch sets a column to its own value, which takes the row's lock as ``SELECT ... FOR UPDATE``
-    does (a concurrent writer of the same task waits for this transaction) and returns the row."""
-    insert = _upsert(session)
-    statement = (
-        insert(_TASKS)
-        .values(
-            task_id=task_id,
-            task_name=payload.task_name,
-            queue=payload.queue,
-            state=TaskState.RETRYING,
-            attempts=0,
-            args=payload.args,
-            kwargs=payload.kwargs,
-            options=payload.options,
-            headers=payload.headers,
-            replayable=payload.replayable,
-            root_id=payload.root_id,
-            parent_id=payload.parent_id,
-            replay_of=payload.replay_of,
-            created_at=now,
-            updated_at=now,
-        )
+def _task_row(task_id: str, payload: TaskPayload, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "task_id": task_id,
+        "task_name": payload.task_name,
+        "queue": payload.queue,
+        "state": TaskState.RETRYING,
+        "attempts": 0,
+        "args": payload.args,
+        "kwargs": payload.kwargs,
+        "options": payload.options,
+        "headers": payload.headers,
+        "replayable": payload.replayable,
+        "root_id": payload.root_id,
+        "parent_id": payload.parent_id,
+        "replay_of": payload.replay_of,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _upsert_statement(session: Session) -> Any:
+    """Create a task's record if it has none, lock it, and read it. The conflict branch sets a column
+    to its own value, which takes the row's lock as ``SELECT ... FOR UPDATE`` does (a concurrent writer
+    of the same task waits for this transaction) and returns the row."""
+    return (
+        _upsert(session)(_TASKS)
         .on_conflict_do_update(index_elements=[_TASKS.c.task_id], set_={"updated_at": _TASKS.c.updated_at})
-        .returning(*_TASK_READ)
+        .returning(_TASKS.c.task_id, *_TASK_READ)
     )
-    return session.execute(statement).one()
 
 
-def _history(session: Session, task_id: str, attempt: int, classification: Classification) -> tuple[int, int]:
-    """Of the task's recorded failed attempts: whether ``attempt`` is one of them (0 or 1), and how
-    many are in the retry budget group of ``classification`` (one query)."""
-    if budget_group(classification) == "unclassified":
-        in_group = _ATTEMPTS.c.reason == Reason.UNCLASSIFIED.value
-    else:
-        in_group = sa.and_(
-            _ATTEMPTS.c.category == classification.category.value,
-            _ATTEMPTS.c.reason != Reason.UNCLASSIFIED.value,
+def _upsert_task(session: Session, *, task_id: str, payload: TaskPayload, now: dt.datetime) -> Any:
+    """Create the task's record if it has none, lock it, and read it: one statement."""
+    return session.execute(_upsert_statement(session), [_task_row(task_id, payload, now)]).one()
+
+
+def _upsert_tasks(session: Session, reports: Sequence[FailureReport]) -> dict[str, Any]:
+    """Create, lock and read the records of the reports' tasks (distinct, in task id order): one
+    statement; returns them by task id."""
+    rows = [_task_row(r.task_id, r.payload, r.failed_at) for r in reports]
+    return {row.task_id: row for row in session.execute(_upsert_statement(session), rows).all()}
+
+
+def _histories(session: Session, task_ids: Sequence[str]) -> dict[str, list[tuple[int, str]]]:
+    """The recorded failed attempts of the tasks: for each task, its attempts' numbers with their
+    retry budget group (one query)."""
+    if not task_ids:
+        return {}
+    found: dict[str, list[tuple[int, str]]] = {}
+    rows = session.execute(
+        sa.select(_ATTEMPTS.c.task_id, _ATTEMPTS.c.attempt, _ATTEMPTS.c.category, _ATTEMPTS.c.reason).where(
+            _ATTEMPTS.c.task_id.in_(task_ids)
         )
-    done, counted = session.execute(
-        sa.select(
-            sa.func.count().filter(_ATTEMPTS.c.attempt == attempt),
-            sa.func.count().filter(in_group),
-        ).where(_ATTEMPTS.c.task_id == task_id)
-    ).one()
-    return int(done), int(counted)
+    )
+    for task_id, attempt, category, reason in rows:
+        group = "unclassified" if reason == Reason.UNCLASSIFIED.value else category
+        found.setdefault(task_id, []).append((attempt, group))
+    return found
 
 
 def max_attempts(policy: RecoveryPolicy, classification: Classification) -> int | None:
@@ -408,30 +547,44 @@ def day_of(moment: dt.datetime) -> dt.datetime:
     return hour_of(moment).replace(hour=0)
 
 
-#: Adds one attempt to its hour's and its day's roll-up rows: one statement, the same on Postgres and
-#: SQLite (both have ``ON CONFLICT ... DO UPDATE``), compiled once.
-_COUNT_ERROR = sa.text(
+#: Adds attempts to a roll-up row: the same statement on Postgres and SQLite (both have ``ON CONFLICT
+#: ... DO UPDATE``), compiled once, run for many rows at once.
+_COUNT_ERRORS = sa.text(
     "INSERT INTO fr_error_counts (period, bucket, task_name, category, reason, fingerprint, count) "
-    "VALUES ('hour', :hour, :task_name, :category, :reason, :fingerprint, 1), "
-    "('day', :day, :task_name, :category, :reason, :fingerprint, 1) "
+    "VALUES (:period, :bucket, :task_name, :category, :reason, :fingerprint, :count) "
     "ON CONFLICT (period, bucket, task_name, category, reason, fingerprint) "
-    "DO UPDATE SET count = fr_error_counts.count + 1"
-).bindparams(sa.bindparam("hour", type_=UTCDateTime()), sa.bindparam("day", type_=UTCDateTime()))
+    "DO UPDATE SET count = fr_error_counts.count + excluded.count"
+).bindparams(sa.bindparam("bucket", type_=UTCDateTime()))
 
 
-def _count_error(session: Session, attempt: dict[str, Any]) -> None:
-    """Add ``attempt`` to its hour's and its day's roll-up rows (the rows stay locked only until the
-    commit, and every transaction locks them in the same order, hour then day)."""
+def _count_errors(session: Session, attempts: Sequence[dict[str, Any]]) -> None:
+    """Add the attempts to their hours' and days' roll-up rows. Every transaction locks these rows in
+    the same order (all its hour rows, then all its day rows, each in key order), so writers of
+    overlapping rows wait for one another instead of deadlocking; the rows stay locked only until the
+    commit."""
+    if not attempts:
+        return
+    counts: dict[tuple[str, dt.datetime, str, str, str, str], int] = {}
+    for attempt in attempts:
+        kind = (attempt["task_name"], attempt["category"], attempt["reason"], attempt["fingerprint"])
+        for period, bucket in (("hour", hour_of(attempt["failed_at"])), ("day", day_of(attempt["failed_at"]))):
+            key = (period, bucket, *kind)
+            counts[key] = counts.get(key, 0) + 1
+    ordered = sorted(counts.items(), key=lambda item: (item[0][0] != "hour", item[0][1:]))
     session.execute(
-        _COUNT_ERROR,
-        {
-            "hour": hour_of(attempt["failed_at"]),
-            "day": day_of(attempt["failed_at"]),
-            "task_name": attempt["task_name"],
-            "category": attempt["category"],
-            "reason": attempt["reason"],
-            "fingerprint": attempt["fingerprint"],
-        },
+        _COUNT_ERRORS,
+        [
+            {
+                "period": period,
+                "bucket": bucket,
+                "task_name": task_name,
+                "category": category,
+                "reason": reason,
+                "fingerprint": fingerprint,
+                "count": count,
+            }
+            for (period, bucket, task_name, category, reason, fingerprint), count in ordered
+        ],
     )
 
 
