@@ -33,8 +33,9 @@ FULL = {
     "rounds": 2,
     "memory_count": 50_000,
     "recording_count": 5_000,
-    "layer_count": 5_000,
-    "threads": "1,2,4,8",
+    "layer_count": 20_000,
+    "threads": "1,2,4,8,16,32,64",
+    "wide": 32,
     "replay_count": 100_000,
     "api_rows": 1_000_000,
     "api_requests": 200,
@@ -46,7 +47,8 @@ QUICK = {
     "memory_count": 5_000,
     "recording_count": 1_000,
     "layer_count": 1_000,
-    "threads": "1,4",
+    "threads": "1,16",
+    "wide": 16,
     "replay_count": 5_000,
     "api_rows": 200_000,
     "api_requests": 50,
@@ -73,8 +75,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="throughput: success-path rounds, best counts (2)")
     parser.add_argument("--memory-count", type=int, help="memory: delayed retries held (50,000)")
     parser.add_argument("--recording-count", type=int, help="recording: failing tasks per worker run (5,000)")
-    parser.add_argument("--layer-count", type=int, help="recording: failures per layer-alone run (5,000)")
-    parser.add_argument("--threads", help="recording: thread counts of the layer-alone runs (1,2,4,8)")
+    parser.add_argument("--layer-count", type=int, help="recording: failures per layer-alone run (20,000)")
+    parser.add_argument("--threads", help="recording: thread counts of the layer-alone runs (1,2,4,8,16,32,64)")
+    parser.add_argument("--wide", type=int, help="recording: also a threads worker of this concurrency (32; 0: none)")
     parser.add_argument("--replay-count", type=int, help="bulk_replay: dead letters replayed (100,000)")
     parser.add_argument("--api-rows", type=int, help="api_latency: failed attempts seeded (1,000,000)")
     parser.add_argument("--api-requests", type=int, help="api_latency: measured requests per endpoint (200)")
@@ -106,7 +109,7 @@ def plan(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Call
         "memory": lambda: memory.run(count=args.memory_count, concurrency=args.concurrency, **common),
         "recording": lambda: recording.run(
             count=args.recording_count,
-            pools=pools,
+            pools=pools + ((f"threads:{args.wide}",) if args.wide and "threads" in pools else ()),
             concurrency=args.concurrency,
             layer_count=args.layer_count,
             threads=tuple(int(n) for n in args.threads.split(",")),

@@ -4,29 +4,32 @@ the recording layer alone, without Celery.
 
 What is measured:
 
-- **one worker** (a real ``celery worker``, each of ``--pools`` with ``--concurrency``): ``--count``
+- **one worker** (a real ``celery worker``, each of ``--pools`` with ``--concurrency``, or the
+  concurrency a pool names after a colon, ``threads:32``): ``--count``
   tasks that each raise the same error of a kind (``--kinds``: ``validation`` fails fast,
   ``transient`` schedules a retry due in an hour, ``permanent`` dead-letters). Bare Celery: a plain
   task raising it; Celery logs it and acks (no result backend): failed tasks per second, from the
   first message taken to the queue drained. function-runner: the ``RecoverableTask`` records each
-  failed attempt with its decision in one transaction before the ack (invariant 1): committed
+  failed attempt with its decision before the ack (invariant 1), failures of tasks that fail at the
+  same time in one process in one transaction (:mod:`function_runner.group_commit`): committed
   ``fr_failed_attempts`` rows per second, from the first message taken to the last row. Goal:
   >= 5,000 rows/s.
-- **the recording layer alone**: the transaction the wrapper runs for each failure
-  (:func:`error_handling.persistence.repository.record_failure` in ``Runtime.in_transaction``, plus
-  the compensation update of a terminal outcome), called in a loop by ``--threads`` threads of this
-  process, each failure its own transaction, on reports built beforehand the way the wrapper builds
-  them (classified, traceback redacted, payload sealed). Against the floor of any unbatched
-  durable record: one ``INSERT`` into ``fr_failed_attempts`` and a ``COMMIT`` per failure, same
-  engine, same threads. The best thread count of each is shown. Also the rate at which one thread
-  builds the reports (classification, traceback, redaction, sealing: the wrapper's CPU outside the
-  database).
+- **the recording layer alone**: what the wrapper does for each failure (``Runtime.failures.submit``:
+  the group commit running :func:`function_runner.failures.record_batch`, the failed attempts with
+  their decisions and the compensation update of terminal outcomes), called in a loop by
+  ``--threads`` threads of this process, each thread one failure at a time, as the threads of a
+  worker's pool, on reports built beforehand the way the wrapper builds them (classified, traceback
+  redacted, payload sealed). Against the floor of any unbatched durable record: one ``INSERT`` into
+  ``fr_failed_attempts`` and a ``COMMIT`` per failure, same engine, same threads. The best thread
+  count of each is shown. Also the rate at which one thread builds the reports (classification,
+  traceback, redaction, sealing: the wrapper's CPU outside the database).
 
 Every failure of a run has the same task name and error, so the same fingerprint: a burst of one
 error, the common case in production (``--spread N`` spreads the layer's failures over N task names).
 
 Run: ``.venv/bin/python -m bench.recording [--count 5000] [--kinds validation,transient]
-[--pools prefork,threads] [--concurrency N] [--layer-count 5000] [--threads 1,2,4,8] [--spread 1]
+[--pools prefork,threads,threads:32] [--concurrency N] [--layer-count 20000]
+[--threads 1,2,4,8,16,32,64] [--spread 1]
 [--redis-url redis://127.0.0.1:6379/11] [--pg-url URL]``.
 """
 
@@ -42,7 +45,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from bench._support import (
     PG_URL,
@@ -60,11 +62,11 @@ from bench._support import (
 )
 from bench._workers import Services, services, transport_env
 from error_handling.exceptions import PermanentError, TransientError, ValidationError
-from error_handling.persistence import compensation as compensation_steps
 from error_handling.persistence import repository
 from error_handling.persistence.models import FailedAttempt, utcnow
-from error_handling.policy import DeadLetter, FailFast, RecoveryPolicy
+from error_handling.policy import RecoveryPolicy
 from error_handling.sealing import seal_secrets
+from function_runner.failures import FailureToRecord
 from function_runner.runtime import Runtime, runtime_for
 
 GOAL = 5_000.0
@@ -157,42 +159,43 @@ def build_report(runtime: Runtime, kind: str, task_name: str) -> repository.Fail
     )
 
 
-def record_one(session: Session, report: repository.FailureReport, policy: RecoveryPolicy) -> None:
-    """What the wrapper writes for one failure (``RecoverableTask._record``): the failed attempt with
-    its decision, and for a terminal outcome the saga's compensation steps made pending."""
-    recorded = repository.record_failure(session, report=report, policy=policy)
-    if not recorded.duplicate and isinstance(recorded.decision, FailFast | DeadLetter):
-        compensation_steps.mark_pending(session, saga_id=report.task_id, now=report.failed_at)
+def record_one(runtime: Runtime, report: repository.FailureReport, policy: RecoveryPolicy) -> None:
+    """What the wrapper does for one failure (``RecoverableTask._conclude``): hand it to the process's
+    group commit (:attr:`Runtime.failures`), which records it, with the failures other threads hand in
+    meanwhile, in one transaction (the failed attempt with its decision, and for a terminal outcome
+    the saga's compensation steps made pending), and returns once that transaction has committed."""
+    runtime.failures.submit(FailureToRecord(report=report, policy=policy, saga_id=report.task_id))
 
 
-def insert_one(session: Session, report: repository.FailureReport, policy: RecoveryPolicy) -> None:
-    """The floor of an unbatched durable record: one row into ``fr_failed_attempts``."""
+def insert_one(runtime: Runtime, report: repository.FailureReport, policy: RecoveryPolicy) -> None:
+    """The floor of an unbatched durable record: one row into ``fr_failed_attempts``, its own
+    transaction."""
     c = report.classification
-    session.execute(
-        sa.insert(FailedAttempt).values(
-            task_id=report.task_id,
-            attempt=report.attempt,
-            task_name=report.payload.task_name,
-            queue=report.payload.queue,
-            worker=report.worker,
-            exc_type=c.exc_type,
-            message=c.message,
-            traceback=report.traceback,
-            category=c.category.value,
-            reason=c.reason,
-            fingerprint=c.fingerprint,
-            decision="fail_fast",
-            failed_at=report.failed_at,
-            started_at=report.started_at,
-        )
+    statement = sa.insert(FailedAttempt).values(
+        task_id=report.task_id,
+        attempt=report.attempt,
+        task_name=report.payload.task_name,
+        queue=report.payload.queue,
+        worker=report.worker,
+        exc_type=c.exc_type,
+        message=c.message,
+        traceback=report.traceback,
+        category=c.category.value,
+        reason=c.reason,
+        fingerprint=c.fingerprint,
+        decision="fail_fast",
+        failed_at=report.failed_at,
+        started_at=report.started_at,
     )
+    runtime.in_transaction(lambda s: s.execute(statement))
 
 
-Writer = Callable[[Session, repository.FailureReport, RecoveryPolicy], None]
+Writer = Callable[[Runtime, repository.FailureReport, RecoveryPolicy], None]
 
 
 def in_threads(runtime: Runtime, reports: Sequence[repository.FailureReport], threads: int, write: Writer) -> float:
-    """Write every report in its own transaction from ``threads`` threads; reports per second."""
+    """Write every report from ``threads`` threads, each thread one report at a time; reports per
+    second."""
     policy = runtime.policy
     shares = [reports[i::threads] for i in range(threads)]
     errors: list[BaseException] = []
@@ -202,7 +205,7 @@ def in_threads(runtime: Runtime, reports: Sequence[repository.FailureReport], th
         ready.wait()
         try:
             for report in share:
-                runtime.in_transaction(lambda s, r=report: write(s, r, policy))  # type: ignore[misc]
+                write(runtime, report, policy)
         except BaseException as exc:  # reported by the caller
             errors.append(exc)
 
@@ -246,10 +249,10 @@ def run(
     *,
     count: int = 5_000,
     kinds: tuple[str, ...] = ("validation", "transient"),
-    pools: tuple[str, ...] = ("prefork", "threads"),
+    pools: tuple[str, ...] = ("prefork", "threads", "threads:32"),
     concurrency: int | None = None,
-    layer_count: int = 5_000,
-    threads: tuple[int, ...] = (1, 2, 4, 8),
+    layer_count: int = 20_000,
+    threads: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64),
     spread: int = 1,
     redis_url: str = REDIS_URL,
     pg_url: str = PG_URL,
@@ -261,25 +264,32 @@ def run(
     workers: dict[str, dict[str, float]] = {}
     layers: dict[str, dict[str, Any]] = {}
     with services(redis_url, pg_url, settings, env={"FR_BENCH_DELAY": str(DELAY)}) as bench, bench.analyzing():
-        for pool in pools:
+        for spec in pools:
+            pool, _, wide = spec.partition(":")
             for kind in kinds:
                 figures: dict[str, float] = {}
                 for side in ("plain", "recoverable"):
                     rate = worker_rate(
-                        bench, ours=side == "recoverable", kind=kind, count=count, pool=pool, concurrency=concurrency
+                        bench,
+                        ours=side == "recoverable",
+                        kind=kind,
+                        count=count,
+                        pool=pool,
+                        concurrency=int(wide) if wide else concurrency,
                     )
                     figures[side] = rate
-                    log(f"one worker, {pool}, {kind}, {side}: {rate:,.0f}/s")
-                workers[f"{pool}_{kind}"] = {**figures, "ratio": figures["recoverable"] / figures["plain"]}
+                    log(f"one worker, {spec}, {kind}, {side}: {rate:,.0f}/s")
+                workers[f"{spec}_{kind}"] = {**figures, "ratio": figures["recoverable"] / figures["plain"]}
         if layer_count:
             for kind in kinds:
                 layers[kind] = layer(bench, kind=kind, count=layer_count, threads=threads, spread=spread, log=log)
     rows = []
     for name, figures in workers.items():
-        pool, kind = name.split("_", 1)
+        spec, kind = name.split("_", 1)
+        pool, _, wide = spec.partition(":")
         rows.append(
             row(
-                f"failed attempts recorded, one worker ({pool}, c={concurrency}, {count:,} {kind} errors)",
+                f"failed attempts recorded, one worker ({pool}, c={wide or concurrency}, {count:,} {kind} errors)",
                 baseline=figures["plain"],
                 ours=figures["recoverable"],
                 unit="per s",
@@ -318,10 +328,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = command_line(__doc__)
     parser.add_argument("--count", type=int, default=5_000, help="failing tasks per worker run (0: skip)")
     parser.add_argument("--kinds", default="validation,transient", help="validation, transient, permanent")
-    parser.add_argument("--pools", default="prefork,threads", help="comma-separated worker pools")
+    parser.add_argument(
+        "--pools", default="prefork,threads,threads:32", help="comma-separated worker pools (pool[:concurrency])"
+    )
     parser.add_argument("--concurrency", type=int, default=None, help="worker concurrency (default: cores)")
-    parser.add_argument("--layer-count", type=int, default=5_000, help="failures per layer-alone run (0: skip)")
-    parser.add_argument("--threads", default="1,2,4,8", help="thread counts of the layer-alone runs")
+    parser.add_argument("--layer-count", type=int, default=20_000, help="failures per layer-alone run (0: skip)")
+    parser.add_argument("--threads", default="1,2,4,8,16,32,64", help="thread counts of the layer-alone runs")
     parser.add_argument("--spread", type=int, default=1, help="task names the layer's failures are spread over")
     args = parser.parse_args(argv)
     figures = run(

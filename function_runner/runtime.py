@@ -27,7 +27,9 @@ from error_handling.redaction import Redactor
 from error_handling.sealing import Sealer
 from function_runner.breakers import Breakers
 from function_runner.budgets import RetryBudgets
+from function_runner.failures import FailureRecorded, FailureToRecord, record_batch
 from function_runner.gates import Gate, LeaseRenewer, LeaseStore, RedisLeaseStore, SqlLeaseStore, declared
+from function_runner.group_commit import GroupCommit
 from function_runner.service_health import ServiceHealthRecorder
 from function_runner.settings import Settings
 
@@ -73,6 +75,8 @@ class Runtime:
         self._pid: int | None = None
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
+        self._failures: GroupCommit[FailureToRecord, FailureRecorded] | None = None
+        self._failures_pid: int | None = None
 
     @property
     def sealer(self) -> Sealer:
@@ -100,6 +104,18 @@ class Runtime:
         if self._renewer is None:
             self._renewer = LeaseRenewer(self.lease_store, self.settings.gate_lease_seconds)
         return self._renewer
+
+    @property
+    def failures(self) -> GroupCommit[FailureToRecord, FailureRecorded]:
+        """Records the failed executions of this process's tasks, those that fail at the same time in
+        one transaction (see :mod:`function_runner.group_commit`), retrying while the database is
+        unavailable (:meth:`in_transaction`)."""
+        pid = os.getpid()
+        with self._lock:
+            if self._failures is None or self._failures_pid != pid:
+                self._failures = GroupCommit(lambda items: self.in_transaction(lambda s: record_batch(s, items)))
+                self._failures_pid = pid
+            return self._failures
 
     @property
     def engine(self) -> Engine:

@@ -37,7 +37,6 @@ from error_handling.exceptions import (
     StorageUnavailable,
     WorkerLost,
 )
-from error_handling.persistence import compensation as compensation_steps
 from error_handling.persistence import repository
 from error_handling.persistence.models import FailedAttempt, LostDelivery, utcnow
 from error_handling.policy import DeadLetter, FailFast, RecoveryPolicy
@@ -49,6 +48,7 @@ from function_runner import headers as H
 from function_runner import logs as _logs  # noqa: F401  (redacts Celery's log lines in workers)
 from function_runner.compensation import Recorder, publish_compensation, recording
 from function_runner.events import log_event
+from function_runner.failures import FailureToRecord
 from function_runner.runtime import Runtime, runtime_for
 
 #: Exceptions that steer Celery itself; the wrapper never classifies them.
@@ -406,9 +406,17 @@ class RecoverableTask(Task):  # type: ignore[misc]
         policy = self._policy(runtime)
         try:
             saga_id = str(args[0]) if self.is_compensator and args else str(request.root_id or request.id)
-            recorded, to_compensate = runtime.in_transaction(
-                lambda s: self._record(s, report=report, policy=policy, saga_id=saga_id)
+            outcome = runtime.failures.submit(
+                FailureToRecord(
+                    report=report,
+                    policy=policy,
+                    saga_id=saga_id,
+                    compensate_on=self.compensate_on,
+                    is_compensator=self.is_compensator,
+                    gates=runtime.gates,
+                )
             )
+            recorded, to_compensate = outcome.recorded, outcome.to_compensate
         except StorageUnavailable as db_exc:
             if not kept:
                 token = _custom_headers(request).get(H.TOKEN)
@@ -446,35 +454,6 @@ class RecoverableTask(Task):  # type: ignore[misc]
             tb = exc.__traceback__
             raise _Verdict(exc, tb.tb_next if tb is not None and tb.tb_next is not None else tb)
         raise AssertionError(f"unknown decision {decision!r}")  # pragma: no cover
-
-    def _record(
-        self, session: Any, *, report: repository.FailureReport, policy: RecoveryPolicy, saga_id: str
-    ) -> tuple[repository.Recorded, int]:
-        """Record the failure and, in the same transaction, what it means for compensation: the saga's
-        recorded steps become pending on a terminal outcome (this task's own after any failure with
-        ``compensate_on="every_failure"``); a compensation that fails for good marks its steps left
-        failed. Returns the outcome and how many steps are now to be undone."""
-        recorded = repository.record_failure(session, report=report, policy=policy)
-        if recorded.duplicate:
-            return recorded, 0
-        decision = recorded.decision
-        if isinstance(decision, WaitDecision) and recorded.run_id is not None and decision.resource in self._gates():
-            # a declared gate's monitor releases the wait; until then it waits for its deadline
-            repository.postpone_run(session, run_id=recorded.run_id, due_at=decision.deadline)
-        terminal = isinstance(recorded.decision, FailFast | DeadLetter)
-        now = report.failed_at
-        if self.is_compensator:
-            if terminal:
-                compensation_steps.fail_open_steps(session, saga_id=saga_id, now=now)
-            return recorded, 0
-        if terminal:
-            return recorded, compensation_steps.mark_pending(session, saga_id=saga_id, now=now)
-        if self.compensate_on == "every_failure":
-            return recorded, compensation_steps.mark_pending(session, saga_id=saga_id, now=now, task_id=report.task_id)
-        return recorded, 0
-
-    def _gates(self) -> dict[str, Any]:
-        return runtime_for(self.app).gates
 
     def _report(
         self,

@@ -15,6 +15,7 @@ Functions here run in the caller's transaction.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
@@ -109,6 +110,20 @@ def mark_pending(session: Session, *, saga_id: str, now: dt.datetime, task_id: s
         sa.update(CompensationStep).where(*condition).values(status=StepStatus.PENDING, updated_at=now)
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def mark_sagas_pending(session: Session, *, saga_ids: Sequence[str], now: dt.datetime) -> dict[str, int]:
+    """Make the recorded steps of several sagas pending (one statement); return how many per saga
+    (sagas with none are left out)."""
+    if not saga_ids:
+        return {}
+    rows = session.execute(
+        sa.update(CompensationStep)
+        .where(CompensationStep.saga_id.in_(saga_ids), CompensationStep.status == StepStatus.RECORDED)
+        .values(status=StepStatus.PENDING, updated_at=now)
+        .returning(CompensationStep.saga_id)
+    ).scalars()
+    return dict(collections.Counter(rows))
 
 
 @dataclasses.dataclass(frozen=True)

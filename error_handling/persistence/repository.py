@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -120,7 +122,7 @@ def _insert_ignoring_conflicts(session: Session, table: sa.Table, values: dict[s
 
 def _ensure_task(session: Session, *, task_id: str, payload: TaskPayload, now: dt.datetime) -> TaskRecord:
     """The task's record, created if it has none, locked, as an ORM object."""
-    _upsert_task(session, task_id=task_id, payload=payload, now=now)
+    _upsert_tasks(session, [_task_row(task_id, payload, now)])
     task = _lock_task(session, task_id)  # this transaction holds its lock already: no wait
     assert task is not None
     return task
@@ -244,7 +246,7 @@ def _record_round(
     rng: RandomSource | None,
 ) -> tuple[list[Recorded], list[dict[str, Any]]]:
     """Record reports of distinct tasks; return their outcomes and the attempts written."""
-    tasks = _upsert_tasks(session, reports)
+    tasks = _upsert_tasks(session, [_task_row(r.task_id, r.payload, r.failed_at) for r in reports])
     history = _histories(session, [r.task_id for r in reports if tasks[r.task_id].attempts])
     outcomes: list[Recorded | None] = [None] * len(reports)
     written: list[tuple[int, FailureReport, Decision, dict[str, Any]]] = []
@@ -280,7 +282,7 @@ def _record_round(
     if not written:
         return [o for o in outcomes if o is not None], []
 
-    session.execute(sa.insert(_ATTEMPTS), [row for _i, _r, _d, row in written])
+    _insert_many(session, _ATTEMPTS, [row for _i, _r, _d, row in written])
     finished = [report.run_id for _i, report, _d, _row in written if report.run_id is not None]
     if finished:
         session.execute(
@@ -289,13 +291,15 @@ def _record_round(
             .values(status=RunStatus.DONE, updated_at=max(r.failed_at for _i, r, _d, _row in written))
         )
     runs = _insert_returning_ids(session, _RUNS, [_run_row(r, d) for _i, r, d, _row in written if _delays(d)])
+    ending = [r.task_id for _i, r, d, _row in written if isinstance(d, DeadLetter)]
+    payloads = _payloads(session, ending) if ending else {}
     letters = _insert_returning_ids(
         session,
         _LETTERS,
         [
             _letter_row(
                 task_id=r.task_id,
-                task=tasks[r.task_id],
+                task=payloads[r.task_id],
                 reason=d.reason,
                 last=row,
                 attempts=max(tasks[r.task_id].attempts, r.attempt),
@@ -407,28 +411,73 @@ def _letter_row(
 
 def _insert_returning_ids(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> dict[str, int]:
     """Insert rows of distinct tasks (one statement); return each new row's id by its task id."""
+    return {task_id: int(row_id) for row_id, task_id in _insert_many(session, table, rows, returning=("id", "task_id"))}
+
+
+def _insert_many(
+    session: Session,
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    returning: tuple[str, ...] = (),
+    lock_existing: bool = False,
+) -> list[Any]:
+    """Insert rows (every one with the same keys) in one statement; return the ``returning`` columns of
+    each. ``lock_existing``: a row whose key exists already is locked and returned instead (its
+    ``updated_at`` set to itself, which locks it as ``SELECT ... FOR UPDATE`` does).
+
+    On Postgres the rows travel as one JSON document, expanded by ``json_populate_recordset``: the
+    statement's text is the same whatever the number of rows, so the driver parses it once and the
+    server prepares it once, and the rows are encoded by the C JSON encoder (a multi-row ``VALUES``
+    list is a new statement for every batch size, and parsing it costs more than running it).
+    Elsewhere: the dialect's multi-row insert.
+    """
     if not rows:
-        return {}
-    result = session.execute(sa.insert(table).returning(table.c.id, table.c.task_id), rows)
-    return {task_id: int(row_id) for row_id, task_id in result.all()}
+        return []
+    if session.get_bind().dialect.name != "postgresql":
+        statement = _upsert(session)(table)
+        if lock_existing:
+            key = [c for c in table.primary_key.columns]
+            statement = statement.on_conflict_do_update(index_elements=key, set_={"updated_at": table.c.updated_at})
+        if returning:
+            statement = statement.returning(*(table.c[name] for name in returning))
+        result = session.execute(statement, list(rows))
+        return list(result.all()) if returning else []
+    statement = _json_insert(table.name, tuple(rows[0]), returning, lock_existing)
+    result = session.execute(statement, {"rows": json.dumps(rows, default=_json_value)})
+    return list(result.all()) if returning else []
+
+
+def _json_value(value: Any) -> Any:
+    """A value the JSON encoder does not know, as ``json_populate_recordset`` reads it."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use timezone-aware UTC times")
+        return value.astimezone(dt.UTC).isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+@functools.cache
+def _json_insert(table: str, columns: tuple[str, ...], returning: tuple[str, ...], lock_existing: bool) -> Any:
+    """``INSERT INTO table (columns) SELECT columns FROM json_populate_recordset(...) [ON CONFLICT]
+    [RETURNING]``."""
+    names = ", ".join(columns)
+    sql = (
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM json_populate_recordset(NULL::{table}, CAST(:rows AS json))"
+    )
+    if lock_existing:
+        key = ", ".join(c.name for c in _TABLES[table].primary_key.columns)
+        sql += f" ON CONFLICT ({key}) DO UPDATE SET updated_at = {table}.updated_at"
+    if returning:
+        sql += f" RETURNING {', '.join(returning)}"
+    return sa.text(sql)
 
 
 _TASKS: sa.Table = TaskRecord.__table__  # type: ignore[assignment]
 _ATTEMPTS: sa.Table = FailedAttempt.__table__  # type: ignore[assignment]
 _RUNS: sa.Table = ScheduledRun.__table__  # type: ignore[assignment]
 _LETTERS: sa.Table = DeadLetterRecord.__table__  # type: ignore[assignment]
-#: What :func:`record_failure` reads of a task's record.
-_TASK_READ = (
-    _TASKS.c.state,
-    _TASKS.c.attempts,
-    _TASKS.c.task_name,
-    _TASKS.c.queue,
-    _TASKS.c.args,
-    _TASKS.c.kwargs,
-    _TASKS.c.options,
-    _TASKS.c.headers,
-    _TASKS.c.replayable,
-)
+_TABLES = {table.name: table for table in (_TASKS, _ATTEMPTS, _RUNS, _LETTERS)}
 #: Where a task goes after a failure, by the decision taken.
 _STATE_AFTER = {
     DecisionKind.RETRY: TaskState.RETRYING,
@@ -487,27 +536,25 @@ def _task_row(task_id: str, payload: TaskPayload, now: dt.datetime) -> dict[str,
     }
 
 
-def _upsert_statement(session: Session) -> Any:
-    """Create a task's record if it has none, lock it, and read it. The conflict branch sets a column
-    to its own value, which takes the row's lock as ``SELECT ... FOR UPDATE`` does (a concurrent writer
-    of the same task waits for this transaction) and returns the row."""
-    return (
-        _upsert(session)(_TASKS)
-        .on_conflict_do_update(index_elements=[_TASKS.c.task_id], set_={"updated_at": _TASKS.c.updated_at})
-        .returning(_TASKS.c.task_id, *_TASK_READ)
-    )
+def _upsert_tasks(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Create the records of tasks (``_task_row``s of distinct tasks, in task id order) where they have
+    none, lock them, and read their state and attempts: one statement; returns them by task id. A
+    concurrent writer of the same task waits for this transaction."""
+    found = _insert_many(session, _TASKS, rows, returning=("task_id", "state", "attempts"), lock_existing=True)
+    return {row.task_id: _TaskRead(TaskState(row.state), row.attempts) for row in found}
 
 
-def _upsert_task(session: Session, *, task_id: str, payload: TaskPayload, now: dt.datetime) -> Any:
-    """Create the task's record if it has none, lock it, and read it: one statement."""
-    return session.execute(_upsert_statement(session), [_task_row(task_id, payload, now)]).one()
+@dataclasses.dataclass(frozen=True)
+class _TaskRead:
+    state: TaskState
+    attempts: int
 
 
-def _upsert_tasks(session: Session, reports: Sequence[FailureReport]) -> dict[str, Any]:
-    """Create, lock and read the records of the reports' tasks (distinct, in task id order): one
-    statement; returns them by task id."""
-    rows = [_task_row(r.task_id, r.payload, r.failed_at) for r in reports]
-    return {row.task_id: row for row in session.execute(_upsert_statement(session), rows).all()}
+def _payloads(session: Session, task_ids: Sequence[str]) -> dict[str, Any]:
+    """What a dead letter copies of its task's record, by task id (one query)."""
+    columns = ("task_id", "task_name", "queue", "args", "kwargs", "options", "headers", "replayable")
+    rows = session.execute(sa.select(*(_TASKS.c[name] for name in columns)).where(_TASKS.c.task_id.in_(task_ids)))
+    return {row.task_id: row for row in rows}
 
 
 def _histories(session: Session, task_ids: Sequence[str]) -> dict[str, list[tuple[int, str]]]:

@@ -63,13 +63,6 @@ def two(
         engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(database(request, tmp_path, "one"))
-    yield make_sessionmaker(engine)
-    engine.dispose()
-
-
 def one_by_one(sessions: sessionmaker[Session], reports: list[repo.FailureReport]) -> list[repo.Recorded]:
     out = []
     for r in reports:
@@ -223,3 +216,38 @@ def test_racing_batches_over_the_same_tasks_and_roll_up_rows_finish(pg_url: str)
         total = s.execute(sa.select(sa.func.sum(ErrorCount.count)).where(ErrorCount.period == "hour")).scalar_one()
     assert sum(not r.duplicate for r in results) == recorded == total > 0
     engine.dispose()
+
+
+def test_rows_written_in_bulk_read_back_as_written_one_by_one(sessions: sessionmaker[Session]) -> None:
+    # Postgres writes a batch's rows as one JSON document: every value must come back as the plain
+    # insert stores it (text with quotes and braces, floats, other time zones, JSON documents)
+    tricky = 'it\'s "quoted" {braces} \\back\\slash\nnew line, ünïcödé ✓, null, \t tab'
+    other_zone = dt.timezone(dt.timedelta(hours=5, minutes=30))
+    letter = {
+        "task_name": "app.task",
+        "queue": None,
+        "reason": "not_found",
+        "category": "permanent",
+        "last_reason": "not_found",
+        "exc_type": "builtins.KeyError",
+        "message": tricky,
+        "fingerprint": "f" * 16,
+        "attempts": 3,
+        "args": [1, 0.1, 1e-300, 2**53 + 1, None, "null", tricky, {"nested": [True, False, {}]}],
+        "kwargs": {"key": tricky, "ünï": [], "n": -0.5},
+        "options": {},
+        "headers": {"x": None},
+        "replayable": False,
+        "status": "pending",
+        "created_at": dt.datetime(2026, 3, 1, 14, 30, 15, 123456, tzinfo=other_zone),
+        "updated_at": NOW,
+    }
+    with transaction(sessions) as s:
+        s.execute(sa.insert(DeadLetterRecord), [{**letter, "task_id": "plain"}])
+        repo._insert_many(s, DeadLetterRecord.__table__, [{**letter, "task_id": "bulk"}])  # type: ignore[arg-type]
+    with sessions() as s:
+        rows = {r.task_id: r for r in s.execute(sa.select(DeadLetterRecord)).scalars()}
+    columns = [c.name for c in DeadLetterRecord.__table__.c if c.name not in {"id", "task_id"}]
+    assert {c: getattr(rows["bulk"], c) for c in columns} == {c: getattr(rows["plain"], c) for c in columns}
+    assert rows["bulk"].args == letter["args"] and rows["bulk"].message == tricky
+    assert rows["bulk"].created_at == letter["created_at"]

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from error_handling.categories import Category
 from error_handling.classification import Classification
 from error_handling.persistence import repository as repo
-from error_handling.persistence.db import make_engine, make_sessionmaker, transaction
+from error_handling.persistence.db import transaction
 from error_handling.persistence.models import (
     DeadLetterRecord,
     FailedAttempt,
@@ -27,22 +24,9 @@ from error_handling.persistence.models import (
     TaskState,
 )
 from error_handling.policy import DeadLetter, FailFast, RecoveryPolicy, Retry, Wait
-from function_runner.migrate import upgrade
 
 NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
 POLICY = RecoveryPolicy()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'repo.sqlite3'}"
-        upgrade(url)
-    else:
-        url = request.getfixturevalue("pg_url")
-    engine = make_engine(url)
-    yield make_sessionmaker(engine)
-    engine.dispose()
 
 
 def payload(name: str = "app.task") -> repo.TaskPayload:

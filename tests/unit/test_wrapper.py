@@ -341,7 +341,7 @@ def test_a_failure_that_cannot_be_recorded_is_never_acked(
     def broken(*_args: Any, **_kwargs: Any) -> None:
         raise RuntimeError("bug in the recorder")
 
-    monkeypatch.setattr(repository, "record_failure", broken)
+    monkeypatch.setattr(repository, "record_failures", broken)
 
     @app.task(base=RecoverableTask, name="unit.bugged")
     def bugged() -> None:

@@ -1,0 +1,79 @@
+"""What the wrapper writes for failed executions: each failed attempt with its decision, and what it
+means for compensation, for one failure or for several at once (see :mod:`function_runner.group_commit`).
+
+:func:`record_batch` runs in one transaction: :func:`~error_handling.persistence.repository.record_failures`
+for every report, then the compensation each outcome calls for: on a terminal outcome the saga's
+recorded steps become pending (one statement for every saga of the batch); with
+``compensate_on="every_failure"`` the failing task's own steps after any failure; when the failing
+task is itself a compensation that failed for good, its saga's open steps are marked failed. A wait
+on a declared resource gate is postponed to its deadline (the gate's monitor releases it earlier).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Sequence
+
+from sqlalchemy.orm import Session
+
+from error_handling.persistence import compensation as compensation_steps
+from error_handling.persistence import repository
+from error_handling.policy import DeadLetter, FailFast, RecoveryPolicy, Wait
+
+
+@dataclasses.dataclass(frozen=True)
+class FailureToRecord:
+    """One failed execution to record, as the wrapper hands it in.
+
+    Attributes:
+        report: the failure (classified, redacted, sealed).
+        policy: the task's recovery policy.
+        saga_id: the saga whose compensation steps a terminal outcome makes pending.
+        compensate_on: ``"terminal"`` or ``"every_failure"`` (the task's setting).
+        is_compensator: the task is function-runner's own compensate task.
+        gates: the resource gates declared on the app (a wait on one of them is released by its monitor).
+    """
+
+    report: repository.FailureReport
+    policy: RecoveryPolicy
+    saga_id: str
+    compensate_on: str = "terminal"
+    is_compensator: bool = False
+    gates: Collection[str] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class FailureRecorded:
+    """What recording one failure did: its outcome, and how many compensation steps it made pending."""
+
+    recorded: repository.Recorded
+    to_compensate: int = 0
+
+
+def record_batch(session: Session, items: Sequence[FailureToRecord]) -> list[FailureRecorded]:
+    """Record the failures in the caller's transaction; one result per item, in order."""
+    outcomes = repository.record_failures(session, reports=[i.report for i in items], policy=[i.policy for i in items])
+    results = [FailureRecorded(recorded) for recorded in outcomes]
+    sagas: dict[str, int] = {}  # saga -> the first item whose terminal outcome makes its steps pending
+    for index, (item, recorded) in enumerate(zip(items, outcomes, strict=True)):
+        if recorded.duplicate:
+            continue
+        decision = recorded.decision
+        now = item.report.failed_at
+        if isinstance(decision, Wait) and recorded.run_id is not None and decision.resource in item.gates:
+            repository.postpone_run(session, run_id=recorded.run_id, due_at=decision.deadline)
+        terminal = isinstance(decision, FailFast | DeadLetter)
+        if item.is_compensator:
+            if terminal:
+                compensation_steps.fail_open_steps(session, saga_id=item.saga_id, now=now)
+        elif terminal:
+            sagas.setdefault(item.saga_id, index)
+        elif item.compensate_on == "every_failure":
+            count = compensation_steps.mark_pending(session, saga_id=item.saga_id, now=now, task_id=item.report.task_id)
+            results[index] = dataclasses.replace(results[index], to_compensate=count)
+    if sagas:
+        now = max(items[index].report.failed_at for index in sagas.values())
+        pending = compensation_steps.mark_sagas_pending(session, saga_ids=sorted(sagas), now=now)
+        for saga_id, index in sagas.items():
+            results[index] = dataclasses.replace(results[index], to_compensate=pending.get(saga_id, 0))
+    return results
