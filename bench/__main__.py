@@ -34,7 +34,7 @@ FULL = {
     "memory_count": 50_000,
     "recording_count": 5_000,
     "layer_count": 20_000,
-    "threads": "1,2,4,8,16,32,64",
+    "threads": "1,2,4,8,16,32,64,128",
     "wide": 32,
     "replay_count": 100_000,
     "api_rows": 1_000_000,
@@ -76,7 +76,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-count", type=int, help="memory: delayed retries held (50,000)")
     parser.add_argument("--recording-count", type=int, help="recording: failing tasks per worker run (5,000)")
     parser.add_argument("--layer-count", type=int, help="recording: failures per layer-alone run (20,000)")
-    parser.add_argument("--threads", help="recording: thread counts of the layer-alone runs (1,2,4,8,16,32,64)")
+    parser.add_argument("--threads", help="recording: thread counts of the layer-alone runs (1,2,4,8,16,32,64,128)")
     parser.add_argument("--wide", type=int, help="recording: also a threads worker of this concurrency (32; 0: none)")
     parser.add_argument("--replay-count", type=int, help="bulk_replay: dead letters replayed (100,000)")
     parser.add_argument("--api-rows", type=int, help="api_latency: failed attempts seeded (1,000,000)")

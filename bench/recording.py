@@ -29,7 +29,7 @@ error, the common case in production (``--spread N`` spreads the layer's failure
 
 Run: ``.venv/bin/python -m bench.recording [--count 5000] [--kinds validation,transient]
 [--pools prefork,threads,threads:32] [--concurrency N] [--layer-count 20000]
-[--threads 1,2,4,8,16,32,64] [--spread 1]
+[--threads 1,2,4,8,16,32,64,128] [--spread 1]
 [--redis-url redis://127.0.0.1:6379/11] [--pg-url URL]``.
 """
 
@@ -252,7 +252,7 @@ def run(
     pools: tuple[str, ...] = ("prefork", "threads", "threads:32"),
     concurrency: int | None = None,
     layer_count: int = 20_000,
-    threads: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64),
+    threads: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128),
     spread: int = 1,
     redis_url: str = REDIS_URL,
     pg_url: str = PG_URL,
@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--concurrency", type=int, default=None, help="worker concurrency (default: cores)")
     parser.add_argument("--layer-count", type=int, default=20_000, help="failures per layer-alone run (0: skip)")
-    parser.add_argument("--threads", default="1,2,4,8,16,32,64", help="thread counts of the layer-alone runs")
+    parser.add_argument("--threads", default="1,2,4,8,16,32,64,128", help="thread counts of the layer-alone runs")
     parser.add_argument("--spread", type=int, default=1, help="task names the layer's failures are spread over")
     args = parser.parse_args(argv)
     figures = run(

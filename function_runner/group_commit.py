@@ -35,19 +35,28 @@ class LeaderInterrupted(RuntimeError):
 
 
 class _Waiter(Generic[I, R]):
-    __slots__ = ("done", "error", "event", "item", "lead", "result")
+    """A caller's item. Its caller blocks on ``gate`` (a lock taken at creation), released once: when
+    the item's batch has run (``done``), or when the caller is to lead (cheaper than an event)."""
+
+    __slots__ = ("done", "error", "gate", "item", "result")
 
     def __init__(self, item: I) -> None:
         self.item = item
-        self.event = threading.Event()
+        self.gate = threading.Lock()
+        self.gate.acquire()
         self.done = False
-        self.lead = False
         self.result: R | None = None
         self.error: BaseException | None = None
 
+    def wait(self) -> None:
+        self.gate.acquire()
+
+    def wake(self) -> None:
+        self.gate.release()
+
     def finish(self, result: R | None = None, error: BaseException | None = None) -> None:
         self.result, self.error, self.done = result, error, True
-        self.event.set()
+        self.wake()
 
     def outcome(self) -> R:
         if self.error is not None:
@@ -84,7 +93,7 @@ class GroupCommit(Generic[I, R]):
             else:
                 self._leading = lead = True
         if not lead:
-            waiter.event.wait()
+            waiter.wait()
             if waiter.done:
                 return waiter.outcome()
         try:
@@ -100,9 +109,7 @@ class GroupCommit(Generic[I, R]):
     def _hand_over(self) -> None:
         with self._lock:
             if self._queue:
-                successor = self._queue[0]
-                successor.lead = True
-                successor.event.set()
+                self._queue[0].wake()  # still queued, so not done: woken to lead
             else:
                 self._leading = False
 

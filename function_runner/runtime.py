@@ -111,6 +111,8 @@ class Runtime:
         one transaction (see :mod:`function_runner.group_commit`), retrying while the database is
         unavailable (:meth:`in_transaction`)."""
         pid = os.getpid()
+        if self._failures is not None and self._failures_pid == pid:
+            return self._failures
         with self._lock:
             if self._failures is None or self._failures_pid != pid:
                 self._failures = GroupCommit(lambda items: self.in_transaction(lambda s: record_batch(s, items)))

@@ -245,13 +245,35 @@ def _record_round(
     policies: Sequence[RecoveryPolicy],
     rng: RandomSource | None,
 ) -> tuple[list[Recorded], list[dict[str, Any]]]:
-    """Record reports of distinct tasks; return their outcomes and the attempts written."""
-    tasks = _upsert_tasks(session, [_task_row(r.task_id, r.payload, r.failed_at) for r in reports])
-    history = _histories(session, [r.task_id for r in reports if tasks[r.task_id].attempts])
+    """Record reports of distinct tasks; return their outcomes and the attempts written.
+
+    On Postgres a task's first failure needs no second statement for its task: its decision cannot
+    depend on a history it does not have, so the upsert inserts the task's record already in the state
+    that decision leads to, and tells which records it inserted (``xmax = 0``). A task that had a
+    record goes the general way: its history is read, its decision taken, its record updated.
+    """
+    speculate = session.get_bind().dialect.name == "postgresql"
+    firsts = [
+        decide(r.classification, failures=1, now=r.failed_at, policy=p, rng=rng, retry_allowed=r.retry_allowed)
+        if speculate
+        else None
+        for r, p in zip(reports, policies, strict=True)
+    ]
+    tasks = _upsert_tasks(
+        session, [_task_row(r.task_id, r.payload, r.failed_at, r, d) for r, d in zip(reports, firsts, strict=True)]
+    )
+    history = _histories(
+        session, [r.task_id for r in reports if tasks[r.task_id].attempts and not tasks[r.task_id].inserted]
+    )
     outcomes: list[Recorded | None] = [None] * len(reports)
     written: list[tuple[int, FailureReport, Decision, dict[str, Any]]] = []
+    changes: list[dict[str, Any]] = []
     for index, (report, policy) in enumerate(zip(reports, policies, strict=True)):
         task = tasks[report.task_id]
+        first = firsts[index]
+        if task.inserted and first is not None:
+            written.append((index, report, first, _attempt_row(report, first, policy)))
+            continue
         c = report.classification
         past = history.get(report.task_id, [])
         if any(attempt == report.attempt for attempt, _group in past):
@@ -279,6 +301,7 @@ def _record_round(
             retry_allowed=report.retry_allowed,
         )
         written.append((index, report, decision, _attempt_row(report, decision, policy)))
+        changes.append({"task_id": report.task_id, **_state_after(report, decision, task.attempts)})
     if not written:
         return [o for o in outcomes if o is not None], []
 
@@ -309,26 +332,37 @@ def _record_round(
             if isinstance(d, DeadLetter)
         ],
     )
-    changes = []
     for index, report, decision, _row in written:
-        c = report.classification
-        changes.append(
-            {
-                "b_task_id": report.task_id,
-                "b_attempts": max(tasks[report.task_id].attempts, report.attempt),
-                "b_last_category": c.category.value,
-                "b_last_reason": c.reason,
-                "b_updated_at": report.failed_at,
-                "b_state": _STATE_AFTER[_decision_kind(decision)],
-                "b_user_message": decision.user_message if isinstance(decision, FailFast) else None,
-                "b_terminal_at": None if _delays(decision) else report.failed_at,
-            }
-        )
         outcomes[index] = Recorded(
             decision=decision, run_id=runs.get(report.task_id), dead_letter_id=letters.get(report.task_id)
         )
-    session.execute(_UPDATE_TASK, changes)
+    _update_tasks(session, changes)
     return [o for o in outcomes if o is not None], [row for _i, _r, _d, row in written]
+
+
+def _state_after(report: FailureReport, decision: Decision, attempts: int) -> dict[str, Any]:
+    """What a failure changes in its task's record (``attempts``: the record's count before it)."""
+    c = report.classification
+    return {
+        "attempts": max(attempts, report.attempt),
+        "last_category": c.category.value,
+        "last_reason": c.reason,
+        "updated_at": report.failed_at,
+        "state": _STATE_AFTER[_decision_kind(decision)],
+        "user_message": decision.user_message if isinstance(decision, FailFast) else None,
+        "terminal_at": None if _delays(decision) else report.failed_at,
+    }
+
+
+def _update_tasks(session: Session, changes: list[dict[str, Any]]) -> None:
+    """Write the new states of tasks (``_state_after`` with their ``task_id``): one statement. A
+    ``user_message`` of None keeps the record's."""
+    if not changes:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().execute(_UPDATE_TASKS_PG, {"rows": json.dumps(changes, default=_json_value)})
+    else:
+        session.execute(_UPDATE_TASK, [{f"b_{key}": value for key, value in change.items()} for change in changes])
 
 
 def _delays(decision: Decision) -> bool:
@@ -444,7 +478,7 @@ def _insert_many(
         result = session.execute(statement, list(rows))
         return list(result.all()) if returning else []
     statement = _json_insert(table.name, tuple(rows[0]), returning, lock_existing)
-    result = session.execute(statement, {"rows": json.dumps(rows, default=_json_value)})
+    result = session.connection().execute(statement, {"rows": json.dumps(rows, default=_json_value)})
     return list(result.all()) if returning else []
 
 
@@ -453,7 +487,7 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             raise ValueError("naive datetimes are not stored; use timezone-aware UTC times")
-        return value.astimezone(dt.UTC).isoformat()
+        return (value if value.tzinfo is dt.UTC else value.astimezone(dt.UTC)).isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
@@ -486,6 +520,13 @@ _STATE_AFTER = {
     DecisionKind.DEAD_LETTER: TaskState.DEAD_LETTERED,
 }
 _UNFINISHED_RUNS = (RunStatus.DISPATCHED, RunStatus.RUNNING, RunStatus.PENDING)
+#: :func:`_update_tasks` on Postgres: the new states travel as one JSON document.
+_UPDATE_TASKS_PG = sa.text(
+    "UPDATE fr_tasks AS t SET state = v.state, attempts = v.attempts, last_category = v.last_category, "
+    "last_reason = v.last_reason, updated_at = v.updated_at, "
+    "user_message = coalesce(v.user_message, t.user_message), terminal_at = v.terminal_at "
+    "FROM json_populate_recordset(NULL::fr_tasks, CAST(:rows AS json)) AS v WHERE t.task_id = v.task_id"
+)
 #: A task's new state after a failure, for many tasks at once (``executemany``).
 _UPDATE_TASK = (
     sa.update(_TASKS)
@@ -516,13 +557,25 @@ def _upsert(session: Session) -> Any:
     return insert
 
 
-def _task_row(task_id: str, payload: TaskPayload, now: dt.datetime) -> dict[str, Any]:
-    return {
+def _task_row(
+    task_id: str,
+    payload: TaskPayload,
+    now: dt.datetime,
+    report: FailureReport | None = None,
+    decision: Decision | None = None,
+) -> dict[str, Any]:
+    """A new task record: with a failure ``report`` and its ``decision``, already in the state they lead
+    to (see :func:`_record_round`); else ``retrying`` with no attempt."""
+    row = {
         "task_id": task_id,
         "task_name": payload.task_name,
         "queue": payload.queue,
         "state": TaskState.RETRYING,
         "attempts": 0,
+        "last_category": None,
+        "last_reason": None,
+        "user_message": None,
+        "terminal_at": None,
         "args": payload.args,
         "kwargs": payload.kwargs,
         "options": payload.options,
@@ -534,20 +587,29 @@ def _task_row(task_id: str, payload: TaskPayload, now: dt.datetime) -> dict[str,
         "created_at": now,
         "updated_at": now,
     }
+    if report is not None and decision is not None:
+        row.update(_state_after(report, decision, 0))
+    return row
 
 
 def _upsert_tasks(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Create the records of tasks (``_task_row``s of distinct tasks, in task id order) where they have
     none, lock them, and read their state and attempts: one statement; returns them by task id. A
     concurrent writer of the same task waits for this transaction."""
-    found = _insert_many(session, _TASKS, rows, returning=("task_id", "state", "attempts"), lock_existing=True)
-    return {row.task_id: _TaskRead(TaskState(row.state), row.attempts) for row in found}
+    returning: tuple[str, ...] = ("task_id", "state", "attempts")
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        returning += ("xmax = 0 AS inserted",)  # the row is new (not an existing one locked)
+    found = _insert_many(session, _TASKS, rows, returning=returning, lock_existing=True)
+    return {row.task_id: _TaskRead(TaskState(row.state), row.attempts, postgres and row.inserted) for row in found}
 
 
 @dataclasses.dataclass(frozen=True)
 class _TaskRead:
     state: TaskState
     attempts: int
+    #: Inserted by this statement (Postgres tells; elsewhere always False).
+    inserted: bool
 
 
 def _payloads(session: Session, task_ids: Sequence[str]) -> dict[str, Any]:

@@ -100,6 +100,8 @@ class ChaosRun:
         self.failures: list[BaseException] = []
         self._names = iter(range(10_000))
         self.spawned: list[tuple[str, Process]] = []
+        #: The pool of each live worker, by pid (a killed worker is replaced by one of the same pool).
+        self.pools: dict[int, str] = {}
         #: What the run did to the fleet and when (wall clock): kills, restarts, outages.
         self.events: list[tuple[float, str]] = []
         #: When each task's message was accepted by the broker (wall clock).
@@ -110,14 +112,21 @@ class ChaosRun:
         self.events.append((time.time(), what))
 
     # processes -----------------------------------------------------------------------------------
-    def start_worker(self) -> Process:
-        """A real prefork worker (2 processes), ready."""
+    def start_worker(self, pool: str = "prefork") -> Process:
+        """A real worker, ready: prefork with 2 processes, or threads with 8 threads (their failures
+        recorded together, see ``function_runner.group_commit``)."""
         name = f"chaos{next(self._names)}"
-        worker = self.spawn(celery_worker_args(APP, name=name, concurrency=2), env=self.env, name=f"worker-{name}")
+        concurrency = 2 if pool == "prefork" else 8
+        worker = self.spawn(
+            celery_worker_args(APP, name=name, pool=pool, concurrency=concurrency),
+            env=self.env,
+            name=f"worker-{name}",
+        )
         self.spawned.append((f"worker-{name}", worker))
         worker.wait_for_log(" ready.", timeout=90)
         with self.lock:
             self.workers.append(worker)
+            self.pools[worker.pid] = pool
         return worker
 
     def start_dispatcher(self) -> Process:
@@ -173,7 +182,7 @@ class ChaosRun:
 
     def kill_at_random(self, every: tuple[float, float]) -> None:
         """Until :meth:`stop_killing`: every few seconds SIGKILL a random pool process (four times in
-        five) or a whole worker with its pool (then start another)."""
+        five, of a prefork worker) or a whole worker with its pool (then start another like it)."""
         self.killing.set()
 
         def run() -> None:
@@ -195,10 +204,11 @@ class ChaosRun:
                     continue
                 with self.lock:
                     self.workers.remove(worker)
+                    pool = self.pools.pop(worker.pid)
                 worker.kill()
                 self.figures.worker_kills += 1
-                self.event(f"SIGKILL worker {worker.pid} and its pool")
-                self.start_worker()
+                self.event(f"SIGKILL {pool} worker {worker.pid} and its pool")
+                self.start_worker(pool)
 
         self._thread(run, "killer")
 

@@ -1,7 +1,9 @@
 """The chaos suite: thousands of tasks through real workers while the world breaks, then a check of
 what function-runner recorded against the tasks' own ground truth.
 
-During the run: pool processes and whole workers are SIGKILLed at random every few seconds, Redis (a
+The fleet: a prefork worker (two processes) and a threads worker (eight threads in one process, whose
+concurrent failures share transactions), two dispatchers, an API. During the run: pool processes and
+whole workers are SIGKILLed at random every few seconds, Redis (a
 server of the run's own, keeping an append-only file as a production broker does) is restarted once,
 Postgres (a server of the run's own) is stopped for 10 s, two dispatchers race, the API is queried all
 along and a bulk replay of fixed dead letters runs in the middle and at the end. The run is made twice:
@@ -152,8 +154,8 @@ def test_chaos(run: ChaosRun, shared_redis: services.PrivateRedis, postgres: ser
     began = time.monotonic()
     tasks = plan(TASKS, SEED)
     publish_time = TASKS / RATE
-    for _ in range(2):
-        run.start_worker()
+    run.start_worker("prefork")
+    run.start_worker("threads")  # eight tasks at a time in one process: failures recorded together
     for _ in range(2):  # two dispatchers race for the same rows
         run.start_dispatcher()
     run.start_api()

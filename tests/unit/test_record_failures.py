@@ -30,7 +30,7 @@ from error_handling.persistence.models import (
 from error_handling.policy import DeadLetter, FailFast, RecoveryPolicy, Retry, Wait
 from function_runner.migrate import upgrade
 from tests.support import services
-from tests.unit.test_repository import NOW, POLICY, report
+from tests.unit.test_repository import NOW, POLICY, payload, report
 
 
 class Fixed:
@@ -251,3 +251,28 @@ def test_rows_written_in_bulk_read_back_as_written_one_by_one(sessions: sessionm
     assert {c: getattr(rows["bulk"], c) for c in columns} == {c: getattr(rows["plain"], c) for c in columns}
     assert rows["bulk"].args == letter["args"] and rows["bulk"].message == tricky
     assert rows["bulk"].created_at == letter["created_at"]
+
+
+@pytest.mark.parametrize(
+    ("category", "reason", "extra"),
+    [
+        (Category.TRANSIENT, "timeout", {}),
+        (Category.RESOURCE, "gpu_unavailable", {"resource": "gpu"}),
+        (Category.VALIDATION, "invalid_input", {"user_message": "Fix it."}),
+        (Category.PERMANENT, "not_found", {}),
+    ],
+)
+def test_a_first_failure_leaves_the_same_record_whether_or_not_the_task_had_one(
+    sessions: sessionmaker[Session], category: Category, reason: str, extra: dict[str, Any]
+) -> None:
+    # On Postgres a new task's record is inserted already in its final state; a task with a record
+    # (here made by a lost delivery before any failure) is updated: both must end the same
+    with transaction(sessions) as s:
+        repo._ensure_task(s, task_id="known", payload=payload(), now=NOW - dt.timedelta(minutes=1))
+    got = together(sessions, [report(t, 1, category, reason, **extra) for t in ("known", "new")])
+    assert got[0].decision == got[1].decision and not any(r.duplicate for r in got)
+    with sessions() as s:
+        records = {t.task_id: t for t in s.execute(sa.select(TaskRecord)).scalars()}
+    columns = [c.name for c in TaskRecord.__table__.c if c.name not in {"task_id", "created_at"}]
+    assert {c: getattr(records["new"], c) for c in columns} == {c: getattr(records["known"], c) for c in columns}
+    assert records["new"].attempts == 1 and records["new"].last_reason == reason

@@ -187,7 +187,7 @@ def app(tmp_path: Path, redis_url: str) -> Iterator[Celery]:
 
 
 def failing_task(app: Celery, ran: list[str]) -> Any:
-    @app.task(base=RecoverableTask, bind=True, name="unit.charge")
+    @app.task(base=RecoverableTask, bind=True, name="unit.charge", shared=False)  # not in later apps
     def charge(self: RecoverableTask, order: str, api_key: str = "") -> None:
         ran.append(self.request.id)
         raise PermanentError(f"card declined for {order}", reason="card_declined")
