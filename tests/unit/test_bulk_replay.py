@@ -341,3 +341,33 @@ def test_a_job_that_fails_for_an_unexpected_reason_stops_with_the_error(
     assert job.status is ReplayJobStatus.FAILED and "KeyError" in (job.error or "")
     assert replayer.process_batch() is None  # it is not tried again at every pass
     assert drain(queue) == []
+
+
+def test_finishing_a_batch_keeps_a_letter_discarded_meanwhile_and_marks_a_republished_one_forced(
+    runtime: Runtime,
+) -> None:
+    fresh, discarded, replayed = seed_many(runtime, 3)
+    job_id = new_job(runtime, task_name="app.charge")
+    now = T0 + dt.timedelta(hours=2)
+    with transaction(runtime.sessions) as s:  # what happened while the batch was published
+        s.get(DeadLetterRecord, discarded).status = DeadLetterStatus.DISCARDED  # type: ignore[union-attr]
+        s.get(DeadLetterRecord, replayed).status = DeadLetterStatus.REPLAYED  # type: ignore[union-attr]
+    published = {i: replay_jobs.replay_task_id(job_id, i) for i in (fresh, discarded, replayed)}
+    with transaction(runtime.sessions) as s:
+        job = replay_jobs.lock_job(s, job_id=job_id, skip_locked=False)
+        assert job is not None
+        replay_jobs.finish_batch(s, job=job, published=published, skipped=0, failed=0, next_batch_at=None, now=now)
+    with runtime.sessions() as s:
+        letters = {dl.id: dl for dl in s.query(DeadLetterRecord)}
+        requests = {r.dead_letter_id: r for r in s.query(ReplayRequestRecord)}
+    assert letters[discarded].status is DeadLetterStatus.DISCARDED and discarded not in requests
+    for letter_id, forced in ((fresh, False), (replayed, True)):
+        letter, request = letters[letter_id], requests[letter_id]
+        assert (letter.status, letter.replayed_task_id, letter.replayed_at) == (
+            DeadLetterStatus.REPLAYED,
+            published[letter_id],
+            now,
+        )
+        assert (request.task_id, request.forced) == (published[letter_id], forced)
+        assert request.idempotency_key == replay_jobs.idempotency_key(job_id, letter_id)
+    assert job_row(runtime, job_id).published == 3
