@@ -264,12 +264,12 @@ class ChaosRun:
         wait_until(finished, timeout=timeout, interval=0.5, what=f"bulk replay job {job_id} to finish")
 
     def wait_published(self, fraction: float, total: int, *, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while self.figures.published < fraction * total:
+        def published() -> bool:
             if self.failures:
                 raise self.failures[0]
-            assert time.monotonic() < deadline, f"publishing stalled at {self.figures.published} of {total}"
-            time.sleep(0.1)
+            return self.figures.published >= fraction * total
+
+        wait_until(published, timeout=timeout, what=f"{fraction:.0%} of {total} tasks published")
 
     def stop(self) -> None:
         self.stopping.set()

@@ -4,7 +4,6 @@ renewals and releases; and the built-in probes."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,6 +25,7 @@ from function_runner.gates import (
     SqlLeaseStore,
 )
 from function_runner.migrate import upgrade
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture(params=["redis", "sqlite", "postgresql"])
@@ -63,10 +63,8 @@ def test_an_expired_lease_frees_its_units_and_cannot_be_renewed(store: LeaseStor
     assert store.acquire("gpu", "dead:1", units=2, capacity=2, ttl=1.5)
     assert store.renew("gpu", "dead:1", ttl=1.5)
     assert not store.acquire("gpu", "next:1", units=1, capacity=2, ttl=30)
-    deadline = time.monotonic() + 10
-    while store.used("gpu") and time.monotonic() < deadline:  # the holder died: its lease runs out
-        time.sleep(0.1)
-    assert store.used("gpu") == 0
+    # the holder died: its lease runs out
+    wait_until(lambda: store.used("gpu") == 0, timeout=10, what="the dead holder's lease to run out")
     assert not store.renew("gpu", "dead:1", ttl=30)
     assert store.acquire("gpu", "next:1", units=1, capacity=2, ttl=30)
 
