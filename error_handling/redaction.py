@@ -10,17 +10,21 @@ password, ``session_id`` a session). The last remaining word, the **head**, deci
 compound name the last word says what the thing is (``token_count`` is a count, ``max_tokens`` a number
 of tokens, ``auth_failed`` a flag, ``password_length`` a length):
 
-- heads that are always secret: ``password``, ``passwd``, ``pwd``, ``pass``, ``passphrase``,
-  ``passcode``, ``secret(s)``, ``token`` (singular only: ``tokens`` counts things), ``credential(s)``,
-  ``creds``, ``cookie(s)``, ``authorization``, ``auth``, ``oauth``, ``signature``, ``dsn``,
-  ``session``, ``jwt`` (so ``PWD``, the shell's working directory, is hidden too: a harmless false
+- heads that are always secret: ``password``, ``passwd``, ``pwd``, ``pw``, ``pass``, ``passphrase``,
+  ``passcode``, ``pin``, ``secret(s)``, ``token`` (singular only: ``tokens`` counts things),
+  ``credential(s)``, ``creds``, ``cookie(s)``, ``authorization``, ``auth``, ``oauth``, ``bearer``,
+  ``signature``, ``hmac``, ``dsn``, ``session``, ``jwt``, ``otp``, ``totp``, ``hotp``, ``cvv``, ``cvc``,
+  ``ssn`` (so ``PWD``, the shell's working directory, is hidden too: a harmless false
   positive); and single fused words ending in ``password``, ``secret``, ``token``,
   ``apikey``, ``privatekey``, ``cookie``, ``auth``... (``DBPASSWORD``, ``accesstoken``);
 - ``key``/``keys`` is secret after any word except a list of harmless ones (``cache``, ``routing``,
   ``idempotency``, ``partition``, ``primary``, ``public``, ...): ``openai_key`` and ``api_key`` are
   secret, ``routing_key`` is not; a bare ``key`` is not;
-- ``url``/``uri`` after ``database``/``db``/``connection``/``conn`` (``DATABASE_URL``), ``string``/``str``
-  after ``connection``/``conn``, ``code`` after ``auth``/``authorization``/``verification``/``otp``/``mfa``.
+- ``url``/``uri`` after ``database``/``db``/``connection``/``conn`` (``DATABASE_URL``) and after
+  ``webhook``/``hook`` (``SLACK_WEBHOOK_URL``), ``string``/``str`` after ``connection``/``conn``,
+  ``code`` after ``auth``/``authorization``/``verification``/``otp``/``mfa``/``pin``/``security``,
+  ``number``/``num``/``no`` after ``card``/``credit`` (``card_number``), ``card`` after
+  ``credit``/``debit``.
 
 Keys given as ``extra_keys`` match any key whose words end with theirs (``ssn`` matches ``SSN``,
 ``user_ssn`` and ``userSsn``). Under a secret key, a value becomes :data:`REDACTED` whatever its type,
@@ -40,6 +44,16 @@ pattern; put such values under a secret key instead. Patterns err on the side of
 Every regular expression is compiled once, at import or when a :class:`Redactor` is built, and runs
 only on text holding one of its telltale substrings (``sk-``, ``://``, a key-name stem, ...): text with
 nothing to redact costs a lowercase copy and a few substring tests.
+
+**Linear and bounded.** Redaction runs on every failure and every log line, so no input may make it
+slow: no pattern backtracks over what it read (runs are matched possessively or bounded, matches start
+only where a run of their characters starts), and what would be searched for from every candidate
+again and again (the END of a PEM block, the closing bracket or quote of a value) is searched for once
+per text. The work grows with the length of the text, and stops at ``max_scanned_chars``
+(:data:`MAX_SCANNED_CHARS`): a longer text is cut at the end of the last whole line within the limit,
+the kept part is redacted, and the rest is replaced by a marker (:func:`unscanned_marker`); what was
+not scanned is never returned. ``tests/unit/test_redaction_linear.py`` grows adversarial inputs tenfold
+and checks the work grows about tenfold.
 """
 
 from __future__ import annotations
@@ -60,8 +74,10 @@ __all__ = [
     "CIRCULAR",
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_REDACTOR",
+    "MAX_SCANNED_CHARS",
     "REDACTED",
     "TRUNCATED",
+    "UNSCANNED",
     "RedactingFilter",
     "Redactor",
     "contains_secret",
@@ -70,6 +86,7 @@ __all__ = [
     "redact_text",
     "redact_traceback",
     "safe_repr",
+    "unscanned_marker",
 ]
 
 #: What a secret is replaced with.
@@ -81,6 +98,13 @@ TRUNCATED: Final = "[TRUNCATED]"
 
 #: How deep :meth:`Redactor.redact` descends into nested containers by default.
 DEFAULT_MAX_DEPTH: Final = 20
+#: How many characters of one text :meth:`Redactor.redact_text` scans by default. A longer text is
+#: cut back to the end of the last whole line within them, and the rest is replaced by
+#: :func:`unscanned_marker`: text that was not scanned is never returned, so it cannot leak a secret.
+#: (A failure message, a formatted traceback or a log line is rarely longer.)
+MAX_SCANNED_CHARS: Final = 65_536
+#: The start of the marker that ends a text cut at ``max_scanned_chars``.
+UNSCANNED: Final = "[UNSCANNED:"
 #: How many key names a redactor remembers the verdict for.
 _KEY_CACHE_SIZE: Final = 4096
 
@@ -91,10 +115,10 @@ _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 #: Heads that make a key secret on their own.
 _SECRET_HEADS: Final = frozenset(
     {
-        "password", "passwords", "passwd", "pwd", "pass", "passphrase", "passcode",
+        "password", "passwords", "passwd", "pwd", "pw", "pass", "passphrase", "passcode", "pin",
         "secret", "secrets", "token", "credential", "credentials", "creds",
-        "cookie", "cookies", "authorization", "auth", "oauth", "signature", "dsn",
-        "session", "sessionid", "jwt",
+        "cookie", "cookies", "authorization", "auth", "oauth", "bearer", "signature", "hmac", "dsn",
+        "session", "sessionid", "jwt", "otp", "totp", "hotp", "cvv", "cvc", "ssn",
     }
 )  # fmt: skip
 #: Endings that make a single fused word secret (``dbpassword``, ``accesstoken``, ``xapikey``).
@@ -121,17 +145,23 @@ _HARMLESS_KEY_QUALIFIERS: Final = frozenset(
 )  # fmt: skip
 #: Heads that are secret only after one of the given words.
 _QUALIFIED_HEADS: Final[Mapping[str, frozenset[str]]] = {
-    "url": frozenset({"database", "db", "connection", "conn"}),
-    "uri": frozenset({"database", "db", "connection", "conn"}),
+    # the URL of a webhook carries its secret (Slack, Discord, Teams)
+    "url": frozenset({"database", "db", "connection", "conn", "webhook", "hook"}),
+    "uri": frozenset({"database", "db", "connection", "conn", "webhook", "hook"}),
     "string": frozenset({"connection", "conn"}),
     "str": frozenset({"connection", "conn"}),
-    "code": frozenset({"auth", "authorization", "oauth", "verification", "otp", "mfa", "totp"}),
+    "code": frozenset({"auth", "authorization", "oauth", "verification", "otp", "mfa", "totp", "pin", "security"}),
+    "number": frozenset({"card", "credit"}),
+    "num": frozenset({"card", "credit"}),
+    "no": frozenset({"card", "credit"}),
+    "card": frozenset({"credit", "debit"}),
 }
 #: Substrings one of which every secret key name contains, lowercased (a quick test before the
 #: search for ``key=value`` pairs): each head above, or the word that qualifies it.
 _KEY_STEMS: Final = (
-    "pass", "pwd", "secret", "token", "cred", "cookie", "auth", "signature", "dsn", "session", "jwt", "key",
-    "database", "db", "conn", "verification", "otp", "mfa",
+    "pass", "pw", "pin", "secret", "token", "cred", "cookie", "auth", "bearer", "signature", "hmac", "dsn",
+    "session", "jwt", "key", "otp", "cvv", "cvc", "ssn", "database", "db", "conn", "verification", "mfa",
+    "security", "card", "hook",
 )  # fmt: skip
 
 
@@ -163,28 +193,152 @@ def _strip(words: tuple[str, ...]) -> tuple[str, ...]:
 _KEY_CHARS = r"[A-Za-z0-9_.\-]"
 _UNQUOTED = r"""[^\s,;&"'\\<>(){}\[\]]+"""
 
+# Every pattern below is written so that no input makes it backtrack far: runs are matched possessively
+# (``*+``, ``++``) or bounded, a match may only start where a run of its characters starts, and what
+# would have to be searched for again and again (the end of a PEM block, a closing bracket or quote) is
+# searched for once per text by :class:`_Scan`. Together with :data:`MAX_SCANNED_CHARS` this makes
+# :meth:`Redactor.redact_text` linear in the length of its input, and bounded.
 
-#: ``key=value``, ``key: value``, ``"key": "value"``, ``key => value``; the key is judged afterwards.
-_KEY_VALUE: Final = re.compile(
+#: ``key=``, ``key: ``, ``"key": ``, ``key => ``: a key and its separator. The key is judged first;
+#: only after a secret key is the value looked for (:func:`_value_end`).
+_KEY_SEP: Final = re.compile(
     rf"""
     (?<!{_KEY_CHARS})
-    (?P<kq>\\*["']?)
-    (?P<key>{_KEY_CHARS}+)
+    (?P<kq>(?<!\\)\\*+["']?|["']?)                          # a run of backslashes is taken whole
+    (?P<key>{_KEY_CHARS}++)
     (?P=kq)
-    (?P<sep>[ \t]*(?:=>|[:=])[ \t]*)
-    (?=(?P<val>                                             # looked at, not consumed: see _redact_pairs
-        [bBrRuU]?(?P<vq>\\*["'])(?:(?!(?P=vq))(?:\\.|.))*(?P=vq)  # a quoted value
-      | \([^)\n]*\) | \[[^\]\n]*\] | \{{[^{{}}\n]*\}}          # a tuple, a list, a flat dict
-      | (?i:(?:bearer|basic|token|digest|negotiate|bot)[ \t]+)?\\*["']?{_UNQUOTED}
-    ))
+    (?P<sep>[ \t]*+(?:=>|[:=])[ \t]*+)
     """,
     re.VERBOSE,
 )
+#: A quoted value: ``"..."``, ``'...'``, ``b'...'``, ``\\"...\\"`` (escaped up to 7 times), on one line.
+_QUOTED_VALUE: Final = re.compile(r"""[bBrRuU]?(?P<vq>\\{0,7}["'])(?:(?!(?P=vq))(?:\\.|.))*+(?P=vq)""")
+#: An unquoted value, after an optional authorization scheme.
+_UNQUOTED_VALUE: Final = re.compile(
+    rf"""(?i:(?:bearer|basic|token|digest|negotiate|bot)[ \t]++)?\\*+["']?{_UNQUOTED}""",
+)
+#: Brackets a value may be written in (a tuple, a list, a flat dict), with their closing character.
+_BRACKETS: Final = {"(": ")", "[": "]", "{": "}"}
+#: ``<key>value</key>``; the key is judged afterwards. With ``\Z``: a value cut short by the end of the text.
+_XML_PAIR: Final = re.compile(r"<(?P<key>[\w.:\-]++)>(?P<val>[^<]*+)</(?P=key)>")
+_XML_PAIR_CUT: Final = re.compile(r"<(?P<key>[\w.:\-]++)>(?P<val>[^<]*+)(?:</(?P=key)>|\Z)")
+#: PEM private key blocks (RSA, EC, DSA, OpenSSH, encrypted, PGP's ``PRIVATE KEY BLOCK``).
+_PEM_BEGIN: Final = re.compile(r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
+_PEM_END: Final = re.compile(r"-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
+#: What follows a BEGIN line with no END after it: the key's body, also with escaped newlines.
+_PEM_BODY: Final = re.compile(r"[A-Za-z0-9+/=\s\\]*+")
 
 
-def _xml_pattern(stems: Iterable[str]) -> re.Pattern[str]:
-    alternation = "|".join(re.escape(stem) for stem in sorted(set(stems), key=len, reverse=True))
-    return re.compile(rf"<(?P<key>[\w.:\-]*?(?i:{alternation})[\w.:\-]*)>(?P<val>[^<]*)</(?P=key)>")
+class _Scan:
+    """One text being redacted, and what was already searched for in it.
+
+    The pairs of a text are visited left to right. A search for the next closing bracket or newline
+    remembers where it started and what it found, and a quoted value that finds no closing quote
+    remembers where its line ends, so a later search from further on reuses the answer instead of
+    reading the same characters again.
+    """
+
+    __slots__ = ("_next", "_open_quote", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._next: dict[str, tuple[int, int]] = {}
+        self._open_quote: dict[str, int] = {}
+
+    def next_index(self, char: str, start: int) -> int:
+        """Index of the first ``char`` at or after ``start`` (``len(text)`` when there is none)."""
+        searched_from, found = self._next.get(char, (len(self.text) + 1, -1))
+        if not searched_from <= start <= found:
+            found = self.text.find(char, start)
+            if found < 0:
+                found = len(self.text)
+            self._next[char] = (start, found)
+        return found
+
+    def quoted_end(self, position: int) -> tuple[int, str | None] | None:
+        """End and opening quote of the quoted value at ``position``, if it is closed on its line.
+
+        The value ends at the first closing quote that is not escaped; when there is none on the line,
+        at the last one that is (what a backtracking pattern would find). A value whose line holds no
+        closing quote at all remembers it: any later value of that line opened by the same quote would
+        have closed it, so there is none, and the line is not read again.
+        """
+        text = self.text
+        quote = _opening_quote(text, position)
+        if not quote.endswith(("'", '"')) or self._open_quote.get(quote, -1) > position:
+            return None
+        if match := _QUOTED_VALUE.match(text, position):
+            return match.end(), quote
+        content = text.index(quote, position) + len(quote)
+        line_end = self.next_index("\n", position)
+        last = text.rfind(quote, content, line_end)
+        if last >= 0:
+            return last + len(quote), quote
+        self._open_quote[quote] = line_end
+        return None
+
+
+def _opening_quote(text: str, position: int) -> str:
+    """The quote a value at ``position`` opens with: up to 7 backslashes and a quote, after an
+    optional string prefix (``b``, ``r``, ``u``)."""
+    head = position + 1 if text[position] in "bBrRuU" else position
+    end = head
+    while end < len(text) and end - head < 7 and text[end] == "\\":
+        end += 1
+    return text[head : end + 1]
+
+
+def _value_end(scan: _Scan, position: int) -> tuple[int, str | None] | None:
+    """Where the value starting at ``position`` ends, and its opening quote if it is quoted.
+
+    The same values as the pattern ``quoted | (...) | [...] | {...} | [scheme ]unquoted`` (first that
+    matches), read once.
+    """
+    text = scan.text
+    if position >= len(text):
+        return None
+    first = text[position]
+    if first in "\"'\\" or (first in "bBrRuU" and position + 1 < len(text) and text[position + 1] in "\"'\\"):
+        quoted = scan.quoted_end(position)
+        if quoted is not None:
+            return quoted
+    closer = _BRACKETS.get(first)
+    if closer is not None:
+        close = scan.next_index(closer, position + 1)
+        limit = scan.next_index("\n", position + 1)
+        if first == "{":
+            limit = min(limit, scan.next_index("{", position + 1))
+        if close < limit:
+            return close + 1, None
+    if match := _UNQUOTED_VALUE.match(text, position):
+        return match.end(), None
+    return None
+
+
+def _redact_pem(text: str) -> str:
+    """Replace each PEM private key block (up to its END line, or over its body when it has none)."""
+    parts: list[str] = []
+    position = 0
+    end: re.Match[str] | None = None
+    no_end_from = len(text) + 1  # no END starts at or after this index
+    for begin in _PEM_BEGIN.finditer(text):
+        if begin.start() < position:
+            continue
+        if end is None or end.start() < begin.end():
+            end = _PEM_END.search(text, begin.end()) if begin.end() < no_end_from else None
+            if end is None:
+                no_end_from = min(no_end_from, begin.end())
+        if end is not None:
+            stop = end.end()
+        else:
+            body = _PEM_BODY.match(text, begin.end())
+            stop = body.end() if body else begin.end()
+        parts += (text[position : begin.start()], REDACTED)
+        position = stop
+    if not parts:
+        return text
+    parts.append(text[position:])
+    return "".join(parts)
 
 
 class _Rule(NamedTuple):
@@ -198,22 +352,19 @@ def _rule(source: str, *tells: str) -> _Rule:
     return _Rule(re.compile(source), tells)
 
 
+#: Telltales of a PEM private key block (redacted first: it spans ``key=value`` pairs).
+_PEM_TELLS: Final = ("-----begin",)
 #: Patterns that go before ``key=value`` pairs are looked for: they span such pairs.
 _LEADING_RULES: Final = (
-    # PEM private key blocks, also cut short or with escaped newlines
-    _rule(
-        r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----(?:[\s\S]*?-----END[A-Z0-9 ]*PRIVATE KEY-----|[A-Za-z0-9+/=\s\\]*)",
-        "-----begin",
-    ),
     # header lines whose whole value is a credential: inside quotes up to the closing quote,
     # elsewhere up to the end of the line
     _rule(
-        r"(?P<q>[\"'])(?i:(?:set-)?cookie|(?:proxy-)?authorization)[ \t]*:[ \t]*(?P<secret>[^\r\n]+?)(?=(?P=q)|[\r\n]|$)",
+        r"(?P<q>[\"'])(?i:(?:set-)?cookie|(?:proxy-)?authorization)[ \t]*+:[ \t]*+(?P<secret>[^\r\n]+?)(?=(?P=q)|[\r\n]|$)",
         "cookie",
         "authorization",
     ),
     _rule(
-        r"(?<![\w\"'-])(?i:(?:set-)?cookie|(?:proxy-)?authorization)[ \t]*:[ \t]*(?P<secret>[^\s\"'][^\r\n]*)",
+        r"(?<![\w\"'-])(?i:(?:set-)?cookie|(?:proxy-)?authorization)[ \t]*+:[ \t]*+(?P<secret>[^\s\"'][^\r\n]*+)",
         "cookie",
         "authorization",
     ),
@@ -221,31 +372,38 @@ _LEADING_RULES: Final = (
 #: Patterns that go after: secrets recognisable by their shape. The match, or only its group named
 #: ``secret`` when there is one, is replaced.
 _SHAPE_RULES: Final = (
-    # credentials in URLs: scheme://user:password@host, scheme://<long token>@host
-    _rule(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@\[\]\"']*:(?P<secret>[^\s/?#\"']+)@", "://"),
-    _rule(r"\b[A-Za-z][A-Za-z0-9+.\-]*://(?P<secret>[A-Za-z0-9_\-.~%]{20,})@", "://"),
+    # credentials in URLs: scheme://user:password@host, scheme://<long token>@host (a scheme has at
+    # most 32 characters: a longer run is not read again from each of its dots)
+    _rule(r"\b[A-Za-z][A-Za-z0-9+.\-]{0,31}+://[^\s:/?#@\[\]\"']*+:(?P<secret>[^\s/?#\"']+)@", "://"),
+    _rule(r"\b[A-Za-z][A-Za-z0-9+.\-]{0,31}+://(?P<secret>[A-Za-z0-9_\-.~%]{20,}+)@", "://"),
     # Slack incoming webhooks carry their secret in the path
-    _rule(r"hooks\.slack\.com/services/(?P<secret>[A-Za-z0-9/_\-]+)", "hooks.slack.com"),
+    _rule(r"hooks\.slack\.com/services/(?P<secret>[A-Za-z0-9/_\-]++)", "hooks.slack.com"),
     # Authorization schemes (a credential of 8+ characters with a digit or a symbol, or 20+ letters)
     _rule(
-        r"\b(?i:bearer|basic)\s+(?P<secret>(?=[A-Za-z]*[0-9+/=_.~\-]|[A-Za-z]{20})[A-Za-z0-9+/=_.~\-]{8,})",
+        r"\b(?i:bearer|basic)\s++(?P<secret>(?=[A-Za-z]*+[0-9+/=_.~\-]|[A-Za-z]{20})[A-Za-z0-9+/=_.~\-]{8,}+)",
         "bearer",
         "basic",
     ),
     # OpenAI (sk-, sk-proj-, sk-svcacct-) and Anthropic (sk-ant-) keys
-    _rule(r"\bsk-[A-Za-z0-9_\-]{16,}", "sk-"),
-    _rule(r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{10,}", "sk_", "rk_"),  # Stripe secret and restricted keys
+    _rule(r"\bsk-[A-Za-z0-9_\-]{16,}+", "sk-"),
+    _rule(r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{10,}+", "sk_", "rk_"),  # Stripe secret and restricted keys
     _rule(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", "akia", "asia"),  # AWS access key ids
-    _rule(r"\bgh[pousr]_[A-Za-z0-9]{20,}", "ghp_", "gho_", "ghu_", "ghs_", "ghr_"),  # GitHub
-    _rule(r"\bgithub_pat_[A-Za-z0-9_]{20,}", "github_pat_"),
-    _rule(r"\bglpat-[A-Za-z0-9_\-]{20,}", "glpat-"),  # GitLab
-    _rule(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}", "xox"),  # Slack
+    _rule(r"\bgh[pousr]_[A-Za-z0-9]{20,}+", "ghp_", "gho_", "ghu_", "ghs_", "ghr_"),  # GitHub
+    _rule(r"\bgithub_pat_[A-Za-z0-9_]{20,}+", "github_pat_"),
+    _rule(r"\bglpat-[A-Za-z0-9_\-]{20,}+", "glpat-"),  # GitLab
+    _rule(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}+", "xox"),  # Slack
     _rule(r"\bAIza[0-9A-Za-z_\-]{35}", "aiza"),  # Google API keys
-    _rule(r"\bya29\.[0-9A-Za-z_\-]{20,}", "ya29."),  # Google OAuth access tokens
-    _rule(r"\bhf_[A-Za-z0-9]{30,}", "hf_"),  # Hugging Face
-    _rule(r"\bSG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}", "sg."),  # SendGrid
-    _rule(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*", "eyj"),  # JWTs
+    _rule(r"\bya29\.[0-9A-Za-z_\-]{20,}+", "ya29."),  # Google OAuth access tokens
+    _rule(r"\bhf_[A-Za-z0-9]{30,}+", "hf_"),  # Hugging Face
+    _rule(r"\bSG\.[A-Za-z0-9_\-]{16,}+\.[A-Za-z0-9_\-]{16,}+", "sg."),  # SendGrid
+    # JWTs (starting where a run of their characters starts, so that ``eyJ-eyJ-...`` is read once)
+    _rule(r"(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{8,}+\.[A-Za-z0-9_\-]{8,}+\.[A-Za-z0-9_\-]*+", "eyj"),
 )
+
+
+def unscanned_marker(dropped: int) -> str:
+    """What replaces the ``dropped`` characters of a text past ``max_scanned_chars``."""
+    return f"{UNSCANNED} {dropped} more characters dropped]"
 
 
 def _replace(match: re.Match[str]) -> str:
@@ -289,9 +447,12 @@ class Redactor:
             or only its group named ``secret`` when the pattern has one.
         max_depth: how deep :meth:`redact` descends into nested containers; deeper ones become
             :data:`TRUNCATED`.
+        max_scanned_chars: how many characters of one text :meth:`redact_text` scans; the rest is
+            dropped (see :data:`MAX_SCANNED_CHARS`).
 
     Raises:
-        ConfigurationError: a pattern does not compile, or ``max_depth`` is below 1.
+        ConfigurationError: a pattern does not compile, or ``max_depth`` or ``max_scanned_chars`` is
+            below 1.
     """
 
     def __init__(
@@ -300,10 +461,14 @@ class Redactor:
         extra_keys: Iterable[str] = (),
         extra_patterns: Iterable[str | re.Pattern[str]] = (),
         max_depth: int = DEFAULT_MAX_DEPTH,
+        max_scanned_chars: int = MAX_SCANNED_CHARS,
     ) -> None:
         if max_depth < 1:
             raise ConfigurationError(f"max_depth must be at least 1, not {max_depth}")
+        if max_scanned_chars < 1:
+            raise ConfigurationError(f"max_scanned_chars must be at least 1, not {max_scanned_chars}")
         self.max_depth = max_depth
+        self.max_scanned_chars = max_scanned_chars
         self._extra_keys = tuple({_words(key) for key in extra_keys} - {()})
         extra_stems = {words[-1] for words in self._extra_keys}
         patterns: list[re.Pattern[str]] = []
@@ -315,8 +480,9 @@ class Redactor:
         self._extra_patterns = tuple(patterns)
         stems = tuple(sorted({*_KEY_STEMS, *extra_stems}))
         self._stems = frozenset(stems)
-        self._tells = tuple({*stems, *(tell for rule in (*_LEADING_RULES, *_SHAPE_RULES) for tell in rule.tells)})
-        self._xml = _xml_pattern(stems)
+        self._tells = tuple(
+            {*stems, *_PEM_TELLS, *(tell for rule in (*_LEADING_RULES, *_SHAPE_RULES) for tell in rule.tells)}
+        )
         self._key_cache: dict[str, bool] = {}
 
     def __repr__(self) -> str:
@@ -357,12 +523,23 @@ class Redactor:
         """Return ``text`` with every secret pattern replaced by :data:`REDACTED`.
 
         Each pattern runs only on text that holds one of its telltale substrings, so text with
-        nothing to redact costs one lowercase copy and a few substring tests.
+        nothing to redact costs one lowercase copy and a few substring tests. The work is linear in
+        the length of ``text`` and bounded: only the first ``max_scanned_chars`` characters are
+        scanned, cut back to the end of their last whole line, and everything after is dropped for a
+        marker (:func:`unscanned_marker`), so no character that was not scanned is ever returned.
         """
+        if len(text) > self.max_scanned_chars:
+            kept = text[: text.rfind("\n", 0, self.max_scanned_chars) + 1]
+            return self._redact_scanned(kept, cut=True) + unscanned_marker(len(text) - len(kept))
+        return self._redact_scanned(text, cut=False)
+
+    def _redact_scanned(self, text: str, *, cut: bool) -> str:
         lower = text.lower()  # replacing spans with "[REDACTED]" creates no telltale: look once
         present = {tell for tell in self._tells if tell in lower}
         result = text
         if present:
+            if not present.isdisjoint(_PEM_TELLS):
+                result = _redact_pem(result)
             for rule in _LEADING_RULES:
                 if not present.isdisjoint(rule.tells):
                     result = rule.pattern.sub(_replace, result)
@@ -370,7 +547,8 @@ class Redactor:
                 if "=" in text or ":" in text:
                     result = self._redact_pairs(result)
                 if "<" in text:
-                    result = self._xml.sub(self._replace_pair, result)
+                    # a text cut short may end inside a secret element: its value is hidden to the end
+                    result = (_XML_PAIR_CUT if cut else _XML_PAIR).sub(self._replace_element, result)
             for rule in _SHAPE_RULES:
                 if not present.isdisjoint(rule.tells):
                     result = rule.pattern.sub(_replace, result)
@@ -379,33 +557,32 @@ class Redactor:
         return result
 
     def _redact_pairs(self, text: str) -> str:
-        # A value is only looked at, so that after a harmless key (``url=https://h/?token=x``) the
-        # search goes on inside its value; after a secret key it resumes past the value.
+        # The key is judged first; after a harmless key (``url=https://h/?token=x``) the search goes
+        # on right after its separator, inside its value; after a secret key it resumes past the value.
         parts: list[str] = []
         position = 0
-        while match := _KEY_VALUE.search(text, position):
-            if self.is_secret_key(match.group("key")):
-                parts += (text[position : match.start("val")], self._placeholder(match))
-                position = match.end("val")
-            else:
-                parts.append(text[position : match.end()])
-                position = match.end()
+        scan = _Scan(text)
+        while match := _KEY_SEP.search(text, position):
+            value_at = match.end()
+            found = _value_end(scan, value_at) if self.is_secret_key(match.group("key")) else None
+            if found is None:
+                parts.append(text[position:value_at])
+                position = value_at
+                continue
+            end, quote = found
+            placeholder = f"{quote}{REDACTED}{quote}" if quote and text.startswith(quote, value_at) else REDACTED
+            parts += (text[position:value_at], placeholder)
+            position = end
         parts.append(text[position:])
         return "".join(parts)
 
-    def _replace_pair(self, match: re.Match[str]) -> str:
+    def _replace_element(self, match: re.Match[str]) -> str:
         if not self.is_secret_key(match.group("key")):
             return match.group(0)
         start, end = match.span("val")
         base = match.start()
         whole = match.group(0)
-        return whole[: start - base] + self._placeholder(match) + whole[end - base :]
-
-    @staticmethod
-    def _placeholder(match: re.Match[str]) -> str:
-        value = match.group("val")
-        quote = match.group("vq") if "vq" in match.re.groupindex else None
-        return f"{quote}{REDACTED}{quote}" if quote and value.startswith(quote) else REDACTED
+        return whole[: start - base] + REDACTED + whole[end - base :]
 
     def contains_secret(self, text: str) -> bool:
         """Whether :meth:`redact_text` would change ``text``."""

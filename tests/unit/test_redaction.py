@@ -113,7 +113,8 @@ def test_extra_keys_match_like_the_built_in_ones() -> None:
     assert not redactor.is_secret_key("reference")
     assert redactor.redact_text("userSsn=123-45-6789 ok") == f"userSsn={REDACTED} ok"
     assert redactor.redact({"ssn": "123-45-6789"}) == {"ssn": REDACTED}
-    assert not DEFAULT_REDACTOR.is_secret_key("ssn")
+    assert DEFAULT_REDACTOR.is_secret_key("ssn")  # built in since; "internal-ref" is not
+    assert not DEFAULT_REDACTOR.is_secret_key("internal_ref")
 
 
 # --- patterns in text ------------------------------------------------------------------------------------
@@ -276,7 +277,7 @@ def test_redact_hides_secret_keys_and_patterns_everywhere() -> None:
     assert redacted["headers"] == {"Authorization": REDACTED, "X-Request-Id": "r1"}
     assert redacted["db"] == {"DATABASE_URL": REDACTED, "pool": 5}
     assert redacted["attempts"] == [{"password": REDACTED}, f"note: password={REDACTED}", [f"deep {REDACTED}"]]
-    assert redacted["pin"] == 1234  # "pin" is not a secret key name: add it with extra_keys
+    assert redacted["pin"] == REDACTED  # a number under a secret key is hidden too
     assert redacted["credentials"] == REDACTED
     assert redacted["auth"] == REDACTED
     assert redacted["message"] == f"calling with {REDACTED}"
