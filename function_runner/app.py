@@ -10,6 +10,7 @@ from celery import Celery, signals
 from error_handling.classification import Rule
 from error_handling.policy import RecoveryPolicy
 from function_runner import queues
+from function_runner.celery_view import install_publish_hook
 from function_runner.compensation import register_compensator
 from function_runner.gates import Gate
 from function_runner.runtime import APP_ATTRIBUTE, Runtime
@@ -96,6 +97,7 @@ def install(
     settings = settings or Settings()
     runtime = Runtime(settings, rules=rules, policy=policy, gates=gates, user_messages=user_messages)
     setattr(app, APP_ATTRIBUTE, runtime)
+    install_publish_hook(app, runtime.redactor)  # redacted argsrepr/kwargsrepr, retries = attempt - 1
     if configure_broker:
         app.conf.update(broker_options(settings))
     register_compensator(app)

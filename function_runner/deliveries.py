@@ -44,11 +44,11 @@ from billiard.exceptions import WorkerLostError
 from billiard.process import current_process
 from celery import signals
 from celery.exceptions import TimeLimitExceeded
-from celery.worker.request import Request
 
 from error_handling.persistence import repository
 from error_handling.persistence.models import utcnow
 from function_runner import headers as H
+from function_runner.celery_view import RedactingRequest
 from function_runner.events import log_event
 from function_runner.runtime import Runtime, runtime_for
 
@@ -146,10 +146,11 @@ def _attempt_of(request_dict: dict[str, Any]) -> int:
         return 1
 
 
-class RecoverableRequest(Request):  # type: ignore[misc]
+class RecoverableRequest(RedactingRequest):
     """The worker-side request of a :class:`~function_runner.task.RecoverableTask`: when the pool
     process running it dies, the lost delivery is recorded before the message goes back to the broker
-    (see the module's documentation). Everything else is Celery's."""
+    (see the module's documentation). What it shows of the task is redacted (``RedactingRequest``).
+    Everything else is Celery's."""
 
     def on_failure(self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False) -> Any:
         exc = getattr(exc_info, "exception", None)

@@ -49,6 +49,7 @@ from function_runner import logs as _logs  # noqa: F401  (redacts Celery's log l
 from function_runner.compensation import Recorder, publish_compensation, recording
 from function_runner.events import log_event
 from function_runner.failures import FailureToRecord
+from function_runner.redacted_errors import redacted_error
 from function_runner.runtime import Runtime, runtime_for
 
 #: Exceptions that steer Celery itself; the wrapper never classifies them.
@@ -138,8 +139,9 @@ class RecoverableTask(Task):  # type: ignore[misc]
                 marks.end()
         # raised here, out of every handler: Celery copies the traceback of what ends the execution
         # frame by frame (billiard's ExceptionInfo), so it gets this frame and the body's, not the
-        # wrapper's; a terminal failure keeps its own context and cause
-        raise error.with_traceback(traceback_)
+        # wrapper's; a terminal failure keeps its own context and cause. Celery stores, sends and
+        # logs what it gets: a redacted copy of the same type
+        raise redacted_error(error, runtime_for(self.app).redactor).with_traceback(traceback_)
 
     def _execute(self, args: tuple[Any, ...], kwargs: dict[str, Any], *, attempt: int, put_back: list[int]) -> Any:
         request = self.request

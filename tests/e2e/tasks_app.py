@@ -321,3 +321,35 @@ def own_mark(self: RecoverableTask) -> None:
     marks = deliveries.marks
     found = marks is not None and marks.map.find(marks.digest(str(self.request.id))) != -1
     state().set(f"marked:{self.request.id}", int(found))
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.counts_retries")
+def counts_retries(self: RecoverableTask, fail_times: int, api_key: str | None = None) -> str:
+    """Notes ``self.request.retries`` on each start; fails transiently ``fail_times`` times with the
+    key in its message, then succeeds."""
+    n = started(self)
+    state().rpush(f"retries:{self.request.id}", self.request.retries)
+    if n <= fail_times:
+        raise TransientError(f"upstream 503 with key={api_key}", reason="service_unavailable", retry_after=0.1)
+    state().set(f"succeeded:{self.request.id}", 1)
+    return "ok"
+
+
+class LeakyClientError(Exception):
+    """An error of a client library whose constructor needs more than a message."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.leaks_key")
+def leaks_key(self: RecoverableTask, api_key: str) -> str:
+    """Fails for good with the key in its message, in its cause, and in a note."""
+    started(self)
+    try:
+        raise LeakyClientError(f"401 from upstream, Authorization: Bearer {api_key}", status=401)
+    except LeakyClientError as cause:
+        error = PermanentError(f"rejected key {api_key}", reason="auth_failed")
+        error.add_note(f"called with api_key={api_key}")
+        raise error from cause
