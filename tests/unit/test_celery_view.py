@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pickle
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -167,8 +167,8 @@ def app() -> Iterator[Celery]:
     app.close()
 
 
-def _published(app: Celery, **options: Any) -> dict[str, Any]:
-    """The headers of a message ``app`` publishes, as the hook left them (memory broker)."""
+def _headers_of(publish: Callable[[], object]) -> dict[str, Any]:
+    """The headers of the message ``publish`` publishes, as the hook left them (memory broker)."""
     seen: dict[str, Any] = {}
 
     def capture(*, headers: dict[str, Any] | None = None, **_: Any) -> None:
@@ -176,10 +176,14 @@ def _published(app: Celery, **options: Any) -> dict[str, Any]:
 
     signals.before_task_publish.connect(capture, weak=False)  # connected after the hook: sees its result
     try:
-        app.send_task("t.any", **options)
+        publish()
     finally:
         signals.before_task_publish.disconnect(capture)
     return seen
+
+
+def _published(app: Celery, **options: Any) -> dict[str, Any]:
+    return _headers_of(lambda: app.send_task("t.any", **options))
 
 
 def test_install_adds_the_hook(app: Celery) -> None:
@@ -209,3 +213,20 @@ def test_installing_again_replaces_the_hook(app: Celery) -> None:
     install(app, Settings(database_url="sqlite://", encryption_key=None))
     assert getattr(app, HOOK_ATTRIBUTE) is not first
     assert _published(app, kwargs={"password": "hunter2"})["kwargsrepr"] == "{'password': '[REDACTED]'}"
+
+
+def test_a_replay_publishes_redacted_reprs(app: Celery) -> None:
+    from function_runner import replay
+
+    message = replay.ReplayMessage(
+        task_name="t.any",
+        args=[PLANTED],
+        kwargs={"api_key": PLANTED},
+        headers={H.REPLAY_OF: 7},
+        options={},
+        queue=None,
+    )
+    seen = _headers_of(lambda: replay._publish(app, message, "replayed-task-id"))
+    assert seen["argsrepr"] == f"['{REDACTED}']"
+    assert seen["kwargsrepr"] == f"{{'api_key': '{REDACTED}'}}"
+    assert seen["retries"] == 0  # a replay is a new task: its first attempt
