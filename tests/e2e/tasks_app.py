@@ -32,7 +32,9 @@ GATES = [
 ]
 
 app = create_app(Settings(), main="fr_e2e", gates=GATES)
-app.conf.update(worker_send_task_events=False, broker_pool_limit=4)
+# a test may raise the pool limit: Flower inspects the workers on several threads at once while its
+# events thread starts, and four connections are not enough for both (its events never arrive)
+app.conf.update(worker_send_task_events=False, broker_pool_limit=int(os.environ.get("FR_TEST_BROKER_POOL_LIMIT", "4")))
 
 
 def started(task: RecoverableTask) -> int:

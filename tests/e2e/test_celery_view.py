@@ -8,12 +8,16 @@ in the failures' messages, causes and notes; the tests read everything Celery st
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import sys
 import threading
 import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 import redis as redis_lib
 import sqlalchemy as sa
@@ -190,3 +194,54 @@ def test_flower_shows_no_secret_and_the_retries_the_history_has(
     assert task["retries"] == 2  # three executions: attempts 1, 2 and 3
     assert "'api_key': '[REDACTED]'" in task["kwargs"]  # the key named, its value hidden
     _no_canary("Flower's task list", json.dumps(listed, default=str))
+
+
+def _free_port() -> int:
+    with contextlib.closing(socket.socket()) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_flower_api_shows_no_secret_and_the_retries_the_history_has(
+    spawn: Callable[..., Process],
+    start_event_worker: Callable[[], Process],
+    start_dispatcher: Callable[..., Process],
+    backend_env: dict[str, str],
+    publisher: Celery,
+    state: redis_lib.Redis,
+) -> None:
+    """A real ``celery flower`` next to the worker, read through its HTTP API as a user would."""
+    port = _free_port()
+    flower = spawn(
+        [sys.executable, "-m", "celery", "-A", APP, "flower", f"--port={port}", "--address=127.0.0.1"],
+        env={**backend_env, "FLOWER_UNAUTHENTICATED_API": "true", "FR_TEST_BROKER_POOL_LIMIT": "20"},
+        name="flower",
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def flower_up() -> bool:
+        if not flower.alive():
+            raise AssertionError(f"flower exited:\n{flower.log()[-4000:]}")
+        try:
+            return httpx.get(f"{base}/api/tasks", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(flower_up, timeout=60, what="Flower's API")
+    start_event_worker()
+    start_dispatcher()
+    task_id = publisher.send_task("e2e.counts_retries", kwargs={"fail_times": 2, "api_key": CANARY}).id
+    wait_until(lambda: state.get(f"succeeded:{task_id}"), timeout=60, what="the task to succeed")
+
+    def shown() -> dict[str, Any] | None:
+        task: dict[str, Any] | None = httpx.get(f"{base}/api/tasks", timeout=5).json().get(task_id)
+        return task if task and task.get("state") == "SUCCESS" else None
+
+    task = wait_until(shown, timeout=30, what="the task's success in Flower's API")
+    assert task["retries"] == 2  # three executions: attempts 1, 2 and 3
+    assert "'api_key': '[REDACTED]'" in task["kwargs"]
+    info = httpx.get(f"{base}/api/task/info/{task_id}", timeout=5)
+    assert info.status_code == 200, info.text
+    _no_canary("Flower's task list", httpx.get(f"{base}/api/tasks", timeout=5).text)
+    _no_canary("Flower's task info", info.text)
+    _no_canary("Flower's log", flower.log())
