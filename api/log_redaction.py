@@ -12,16 +12,30 @@ from __future__ import annotations
 import copy
 import logging
 from typing import Any
+from urllib.parse import unquote
 
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.logging import AccessFormatter as UvicornAccessFormatter
 
 from function_runner.logs import redact_logger
 
-__all__ = ["AccessFormatter", "log_config", "redact_server_logs"]
+__all__ = ["AccessFormatter", "DecodeAccessPath", "log_config", "redact_server_logs"]
 
 #: uvicorn's loggers.
 SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+class DecodeAccessPath(logging.Filter):
+    """Percent-decode the path of an access line, so the redacting filter after it sees
+    ``?q=token=...`` and not ``?q=token%3D...``, which it could not recognise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Decode the path argument in place; always keep the record."""
+        if isinstance(record.args, tuple) and len(record.args) == 5:
+            client, method, path, version, status = record.args
+            if isinstance(path, str):
+                record.args = (client, method, unquote(path), version, status)
+        return True
 
 
 class AccessFormatter(UvicornAccessFormatter):
@@ -44,9 +58,13 @@ def log_config(level: str) -> dict[str, Any]:
     """uvicorn's logging configuration with every handler redacting, and the root logger on stderr at
     ``level`` (for the app's own loggers)."""
     config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
-    config["filters"] = {"redact": {"()": "error_handling.redaction.RedactingFilter"}}
+    config["filters"] = {
+        "redact": {"()": "error_handling.redaction.RedactingFilter"},
+        "decode_path": {"()": f"{__name__}.DecodeAccessPath"},
+    }
     for handler in config["handlers"].values():
         handler["filters"] = ["redact"]
+    config["handlers"]["access"]["filters"] = ["decode_path", "redact"]
     config["formatters"]["access"]["()"] = f"{__name__}.AccessFormatter"
     config["root"] = {"handlers": ["default"], "level": level.upper()}
     return config

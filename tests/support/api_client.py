@@ -7,10 +7,14 @@ from 127.0.0.1 (the transport address the API checks), name ``localhost`` as the
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+
+from tests.support import services
 
 #: The transport address of a client on this machine.
 LOCAL_ADDRESS = ("127.0.0.1", 50000)
@@ -28,3 +32,21 @@ def local_client(app: FastAPI, **kwargs: Any) -> TestClient:
 def bearer(key: str) -> dict[str, str]:
     """The header that presents an API key."""
     return {"Authorization": f"Bearer {key}"}
+
+
+def non_loopback_address() -> str:
+    """An IPv4 address of this machine that is not loopback, for a client that looks remote to a server
+    bound on it. Skips (locally) or fails (in CI) when the machine has none.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # a documentation address: picks the outgoing interface, sends nothing
+            address = str(probe.getsockname()[0])
+        except OSError:
+            address = ""
+    if address and not address.startswith("127."):
+        return address
+    message = "this machine has no IPv4 address other than loopback"
+    if services.IN_CI:
+        pytest.fail(f"{message}; CI must provide one", pytrace=False)
+    pytest.skip(message)
