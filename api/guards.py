@@ -17,7 +17,9 @@ In order, each refusal in the error envelope with a stable code:
    app sees it; a ``Content-Length`` above ``FUNCTION_RUNNER_API_MAX_BODY_BYTES`` is refused before a
    byte is read. The app then reads the buffered body.
 
-Nothing behind a refusal runs: no route, no database.
+A WebSocket handshake must name an allowed ``Host`` and, when it has one, an ``Origin`` on an allowed host
+(a browser opens a WebSocket to any site without a preflight); otherwise it is closed before it is
+accepted, which the server answers 403. Nothing behind a refusal runs: no route, no database.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 #: The header a non-browser client may send instead of a JSON content type.
 REQUESTED_BY_HEADER = "x-requested-by"
+#: The close code of a refused WebSocket handshake (the server answers it 403).
+WS_POLICY_VIOLATION = 1008
 
 
 def host_name(header: str) -> str:
@@ -52,6 +56,10 @@ def host_name(header: str) -> str:
 def media_type(content_type: str) -> str:
     """The media type of a ``Content-Type`` value, without parameters, lower-case."""
     return content_type.partition(";")[0].strip().lower()
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
 
 
 class _BodyTooLarge(Exception):
@@ -75,10 +83,13 @@ class RequestGuard:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        headers = _headers(scope)
         refusal = self._refusal(scope["method"], headers)
         if refusal is None:
             declared = headers.get("content-length", "")
@@ -94,8 +105,24 @@ class RequestGuard:
             return
         await self.app(scope, receive, send)
 
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket handshake: an allowed ``Host``, and an ``Origin`` (which a browser always sends, and
+        never asks permission for) naming an allowed host too; else closed before it is accepted (403)."""
+        headers = _headers(scope)
+        origin = headers.get("origin")
+        if not self.any_host and (
+            not self._host_allowed(headers.get("host", ""))
+            or (origin is not None and not self._host_allowed(origin.partition("://")[2]))
+        ):
+            await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION})
+            return
+        await self.app(scope, receive, send)
+
+    def _host_allowed(self, host: str) -> bool:
+        return self.any_host or host_name(host) in self.allowed_hosts
+
     def _refusal(self, method: str, headers: dict[str, str]) -> Any:
-        if not self.any_host and host_name(headers.get("host", "")) not in self.allowed_hosts:
+        if not self._host_allowed(headers.get("host", "")):
             return envelope(
                 400,
                 message="this host name is not served: add it to FUNCTION_RUNNER_API_ALLOWED_HOSTS",

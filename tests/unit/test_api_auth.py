@@ -10,8 +10,9 @@ from typing import Any
 
 import pydantic
 import pytest
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 from typer.testing import CliRunner
 
 from api.auth import authorize, open_bind_refusal
@@ -28,6 +29,9 @@ NAMED_KEY = "alice-key-=:0123456789"
 REMOTE_ADDRESS = ("203.0.113.7", 50000)
 MUTATION = f"{API_PREFIX}/_mutation"
 WHOAMI = f"{API_PREFIX}/_whoami"
+SOCKET = f"{API_PREFIX}/_ws"
+#: The socket's URL on this machine (a test client's WebSocket names testserver otherwise).
+LOCAL_SOCKET = f"ws://localhost{SOCKET}"
 
 
 def make_app(tmp_path: Path, api_keys: str | None, **settings: Any) -> FastAPI:
@@ -51,6 +55,12 @@ def make_app(tmp_path: Path, api_keys: str | None, **settings: Any) -> FastAPI:
     @app.get(WHOAMI, dependencies=[Depends(authorize)])
     def whoami(request: Request) -> dict[str, str]:
         return {"principal": request.state.principal}
+
+    @app.websocket(SOCKET)
+    async def socket(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("events")
+        await websocket.close()
 
     return app
 
@@ -420,3 +430,56 @@ def test_every_mutating_endpoint_refuses_a_cross_site_request_without_keys(tmp_p
             response = client.request(method, path, headers={"Content-Type": "text/plain"}, content=b"{}")
             assert_refused(response, 403, "cross_site_request")
     assert app.state.changes == []
+
+
+# --- WebSockets ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("origin", [None, "http://localhost:3000", "http://127.0.0.1:8000"])
+def test_a_websocket_from_this_machine_opens(tmp_path: Path, origin: str | None) -> None:
+    headers = {"Origin": origin} if origin else {}
+    with (
+        local_client(make_app(tmp_path, None)) as client,
+        client.websocket_connect(LOCAL_SOCKET, headers=headers) as ws,
+    ):
+        assert ws.receive_text() == "events"
+
+
+@pytest.mark.parametrize("headers", [{"Origin": "http://evil.example"}, {"Origin": "null"}, {"Host": "evil.example"}])
+def test_a_websocket_from_another_site_is_closed_before_it_opens(tmp_path: Path, headers: dict[str, str]) -> None:
+    """A browser opens a WebSocket to any site without asking: the Origin it sends decides."""
+    with (
+        local_client(make_app(tmp_path, None)) as client,
+        pytest.raises(WebSocketDisconnect) as closed,
+        client.websocket_connect(LOCAL_SOCKET, headers=headers),
+    ):
+        pass
+    assert closed.value.code == 1008
+
+
+# --- how the command runs uvicorn ----------------------------------------------------------------------
+
+
+def _uvicorn_arguments(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
+    import uvicorn
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    for name in ("FUNCTION_RUNNER_API_KEYS", "FUNCTION_RUNNER_API_FORWARDED_ALLOW_IPS"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(cli, ["api", "--port", "1"], env=env)
+    assert result.exit_code == 0, result.output
+    (kwargs,) = calls
+    return kwargs
+
+
+def test_the_api_command_ignores_proxy_headers_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    kwargs = _uvicorn_arguments(monkeypatch, FORWARDED_ALLOW_IPS="*")
+    assert kwargs["proxy_headers"] is False
+    assert kwargs["host"] == "127.0.0.1"
+    assert all("redact" in handler["filters"] for handler in kwargs["log_config"]["handlers"].values())
+
+
+def test_the_api_command_believes_only_the_configured_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    kwargs = _uvicorn_arguments(monkeypatch, FUNCTION_RUNNER_API_FORWARDED_ALLOW_IPS="10.0.0.2")
+    assert (kwargs["proxy_headers"], kwargs["forwarded_allow_ips"]) == (True, "10.0.0.2")
