@@ -180,8 +180,8 @@ class Settings(BaseSettings):
     )
     api_allow_open: bool = Field(
         default=False,
-        description="With no api_keys: serve every client, remote ones included, without a key (an open API). "
-        "Ignored when api_keys is set.",
+        description="With no api_keys: serve every client, remote ones included, without a key (an open API; "
+        "list the names it is reached by in api_allowed_hosts). Ignored when api_keys is set.",
     )
     api_allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
