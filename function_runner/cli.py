@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 
 from error_handling.exceptions import FunctionRunnerError
-from function_runner.cli_common import fail, load_settings
+from function_runner.cli_common import EXIT_USAGE, fail, load_settings
 from function_runner.cli_dlq import app as dlq_app
 from function_runner.cli_errors import app as errors_app
 
@@ -151,10 +151,34 @@ def api(
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "info",
 ) -> None:
-    """Serve the error API under /api/v1/errors (OpenAPI at /docs)."""
+    """Serve the error API under /api/v1/errors (OpenAPI at /docs).
+
+    Without FUNCTION_RUNNER_API_KEYS it refuses to listen on an address other than loopback (unless
+    FUNCTION_RUNNER_API_ALLOW_OPEN=true). Proxy headers are believed only from
+    FUNCTION_RUNNER_API_FORWARDED_ALLOW_IPS; every log line is redacted.
+    """
     import uvicorn
 
-    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, log_level=log_level.lower())
+    from api.auth import open_bind_refusal
+    from api.log_redaction import log_config
+
+    settings = load_settings()
+    refusal = open_bind_refusal(settings, host)
+    if refusal is not None:
+        raise fail(refusal, code=EXIT_USAGE)
+    proxies = settings.api_forwarded_allow_ips
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        log_config=log_config(log_level),
+        # uvicorn believes X-Forwarded-For by default (from FORWARDED_ALLOW_IPS, else 127.0.0.1): a client
+        # could make itself look local. Only the proxies the operator names are believed.
+        proxy_headers=proxies is not None,
+        forwarded_allow_ips=proxies,
+    )
 
 
 @db_app.command("upgrade")

@@ -7,14 +7,17 @@ kombu's filesystem transport under ``data_dir``). Production sets at least ``dat
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from error_handling.policy import (
     DEFAULT_BASE_DELAY,
@@ -31,6 +34,8 @@ from error_handling.sealing import Sealer, generate_key
 
 #: Name of the key file created under ``data_dir`` when no ``encryption_key`` is set.
 KEY_FILE_NAME = "encryption.key"
+#: The largest request body the API reads by default: 1 MiB.
+DEFAULT_API_MAX_BODY_BYTES = 1024 * 1024
 
 
 class Settings(BaseSettings):
@@ -169,8 +174,30 @@ class Settings(BaseSettings):
     )
     api_keys: SecretStr | None = Field(
         default=None,
-        description="API keys of the error API, comma-separated 'scope:key' pairs with scope read or write "
-        "(write implies read). Unset: the API answers only requests from the loopback address.",
+        description="API keys of the error API, comma-separated 'scope:key' or 'NAME=scope:key' entries with "
+        "scope read or write (write implies read); NAME is who the key belongs to, as the audit trail shows it. "
+        "Unset: the API answers only local clients (the loopback address, no proxy in between).",
+    )
+    api_allow_open: bool = Field(
+        default=False,
+        description="With no api_keys: serve every client, remote ones included, without a key (an open API; "
+        "list the names it is reached by in api_allowed_hosts). Ignored when api_keys is set.",
+    )
+    api_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names the API answers to (the Host header, any port), comma-separated; '*' for any. "
+        "The loopback names localhost, 127.0.0.1 and [::1] are always allowed. Empty: only those when no "
+        "api_keys are set, any host when they are.",
+    )
+    api_max_body_bytes: int = Field(
+        default=DEFAULT_API_MAX_BODY_BYTES,
+        ge=1,
+        description="Largest request body the API reads (bytes); a larger one is refused (413) before it is parsed.",
+    )
+    api_forwarded_allow_ips: str | None = Field(
+        default=None,
+        description="Addresses of the reverse proxies whose X-Forwarded-For/-Proto headers `function-runner api` "
+        "believes (uvicorn's forwarded_allow_ips, comma-separated, '*' for any). Unset: proxy headers are ignored.",
     )
 
     @field_validator("api_keys")
@@ -179,6 +206,26 @@ class Settings(BaseSettings):
         if value is not None:
             parse_api_keys(value.get_secret_value())
         return value
+
+    @field_validator("api_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):  # from the environment: comma-separated
+            return [host.strip() for host in value.split(",") if host.strip()]
+        return value
+
+    @field_validator("api_allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if not ALLOWED_HOST.match(host):
+                raise ValueError(f"{host!r} is not a host name: write e.g. api.example.com, 10.0.0.5, [::1] or *")
+        return [host.lower() for host in value]
+
+    @field_validator("api_forwarded_allow_ips")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
 
     @field_validator("database_url", "broker_url", "redis_url", "result_backend")
     @classmethod
@@ -230,22 +277,56 @@ class Settings(BaseSettings):
 
 #: The scopes an API key may have.
 API_SCOPES = ("read", "write")
+#: What a key's name may be: letters, digits and ``_ . @ -``, up to 64 characters.
+KEY_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+#: Principals the API gives on its own; no key may be named like them.
+RESERVED_KEY_NAMES = frozenset({"local", "open"})
+#: A host name, an IPv4 address, a bracketed IPv6 address, or ``*``.
+ALLOWED_HOST = re.compile(r"^(\*|[A-Za-z0-9_.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])$")
 
 
-def parse_api_keys(text: str) -> dict[str, str]:
-    """Parse ``"read:KEY1,write:KEY2"`` into ``{key: scope}``.
+@dataclass(frozen=True)
+class ApiKey:
+    """One API key's grant: its scope and the principal it acts as."""
+
+    #: ``read`` or ``write``.
+    scope: str
+    #: Who uses the key: its name, or ``key-`` and the first 8 hex digits of the key's SHA-256.
+    principal: str
+
+
+def key_principal(key: str) -> str:
+    """The principal of an unnamed key: ``key-`` and the first 8 hex digits of its SHA-256 (never the key)."""
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def parse_api_keys(text: str) -> dict[str, ApiKey]:
+    """Parse ``"read:KEY1,alice=write:KEY2"`` into ``{key: ApiKey(scope, principal)}``.
+
+    An entry is ``scope:key`` or ``NAME=scope:key``; the key is everything after the first ``:`` (it may
+    hold ``=`` and ``:``).
 
     Raises:
-        ValueError: on an entry without a known scope or with an empty key (the key is never echoed).
+        ValueError: on an entry without a known scope, with an empty key, or with a name that is not
+            allowed (the key is never echoed).
     """
-    keys: dict[str, str] = {}
+    keys: dict[str, ApiKey] = {}
     for position, entry in enumerate((e.strip() for e in text.split(",")), start=1):
         if not entry:
             continue
-        scope, sep, key = entry.partition(":")
-        if not sep or scope.strip() not in API_SCOPES or not key.strip():
-            raise ValueError(f"API key entry #{position} must look like 'read:<key>' or 'write:<key>'")
-        keys[key.strip()] = scope.strip()
+        head, sep, key = entry.partition(":")
+        name, has_name, scope = head.rpartition("=")
+        name, scope, key = name.strip(), scope.strip(), key.strip()
+        if not sep or scope not in API_SCOPES or not key:
+            raise ValueError(
+                f"API key entry #{position} must look like 'read:<key>', 'write:<key>' or 'NAME=write:<key>'"
+            )
+        if has_name and (not KEY_NAME.match(name) or name in RESERVED_KEY_NAMES or name.lower().startswith("key-")):
+            raise ValueError(
+                f"API key entry #{position}: a name is 1 to 64 letters, digits or _ . @ -, and not "
+                "'local', 'open' or 'key-...'"
+            )
+        keys[key] = ApiKey(scope=scope, principal=name if has_name else key_principal(key))
     return keys
 
 

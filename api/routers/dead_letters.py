@@ -1,7 +1,7 @@
 """Dead letters: list, show, replay one, discard (``/dead-letters`` under ``/api/v1/errors``).
 
 - ``GET /dead-letters``: filters (status, task name, category, reason, fingerprint, queue, text in the
-  message, time range), newest first, cursor pagination.
+  message, time range), newest first, cursor pagination; without payloads (args, kwargs, headers).
 - ``GET /dead-letters/{id}``: the redacted payload, its failed attempts and its replays.
 - ``POST /dead-letters/{id}/replay``: publish it again as a new task (optional body: edits of args,
   kwargs, queue, ``force``); an ``Idempotency-Key`` header makes retries of the request safe. 202.
@@ -22,7 +22,7 @@ from fastapi import APIRouter, Body, Header, Path, Query, Response, status
 from api.celery_dep import CeleryDep, RuntimeDep
 from api.deps import SessionDep
 from api.errors import ApiError, ErrorEnvelope
-from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
+from api.pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT, decode_cursor, encode_cursor
 from api.params import AwareDatetime
 from api.schemas.dead_letters import (
     NO_NUL,
@@ -96,10 +96,13 @@ def list_dead_letters(
     ] = None,
     since: Annotated[AwareDatetime | None, Query(description="Created at or after (ISO 8601 with timezone).")] = None,
     until: Annotated[AwareDatetime | None, Query(description="Created before (ISO 8601 with timezone).")] = None,
-    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page.")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=MAX_CURSOR_LENGTH, description="next_cursor of the previous page.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> DeadLettersPublic:
-    """Dead letters, newest first, with filters and cursor pagination."""
+    """Dead letters, newest first, with filters and cursor pagination. Payloads (args, kwargs, headers)
+    are left out: `GET /dead-letters/{id}` shows one letter's."""
     page = dead_letters.list_dead_letters(
         session,
         status=status_,

@@ -1,7 +1,9 @@
 """Public schemas of dead letters: what the API (and ``function-runner dlq --json``) shows and accepts.
 
 Payloads are shown through :func:`~error_handling.sealing.redacted_view`: each secret is ``[REDACTED]``,
-never its sealed token and never its value.
+never its sealed token and never its value; and only for one dead letter (:class:`DeadLetterDetailPublic`):
+a list, a dry-run sample or a discard answers with :class:`DeadLetterPublic`, which leaves the payload
+(args, kwargs, headers) out, as the attempts list leaves out tracebacks.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ NO_NUL = r"^[^\x00]*$"
 
 
 class DeadLetterPublic(BaseModel):
-    """A dead letter, its payload redacted."""
+    """A dead letter without its payload (``GET /dead-letters/{id}`` shows it)."""
 
     id: int
     task_id: str
@@ -59,9 +61,6 @@ class DeadLetterPublic(BaseModel):
     message: str | None = Field(description="The last error's technical message, redacted.")
     fingerprint: str | None
     attempts: int = Field(description="How many executions failed.")
-    args: Any = Field(description="Positional arguments; each secret is [REDACTED].")
-    kwargs: Any = Field(description="Keyword arguments; each secret is [REDACTED].")
-    headers: Any = Field(description="Custom message headers; each secret is [REDACTED].")
     options: Any = Field(description="Delivery options (exchange, routing_key, priority, time limits).")
     replayable: bool = Field(description="False when the arguments could not be stored faithfully.")
     replayed_task_id: str | None = Field(description="The task its latest replay published.")
@@ -91,9 +90,6 @@ def _letter_fields(letter: DeadLetterRecord) -> dict[str, Any]:
         "message": letter.message,
         "fingerprint": letter.fingerprint,
         "attempts": letter.attempts,
-        "args": redacted_view(letter.args),
-        "kwargs": redacted_view(letter.kwargs),
-        "headers": redacted_view(letter.headers),
         "options": letter.options,
         "replayable": letter.replayable,
         "replayed_task_id": letter.replayed_task_id,
@@ -149,8 +145,11 @@ class ReplayRecordPublic(BaseModel):
 
 
 class DeadLetterDetailPublic(DeadLetterPublic):
-    """A dead letter with its failed attempts and its replays."""
+    """A dead letter with its redacted payload, its failed attempts and its replays."""
 
+    args: Any = Field(description="Positional arguments; each secret is [REDACTED].")
+    kwargs: Any = Field(description="Keyword arguments; each secret is [REDACTED].")
+    headers: Any = Field(description="Custom message headers; each secret is [REDACTED].")
     failed_attempts: list[DeadLetterAttemptPublic]
     replays: list[ReplayRecordPublic]
 
@@ -165,6 +164,9 @@ class DeadLetterDetailPublic(DeadLetterPublic):
         """The public view of a dead letter, its attempts and its replays."""
         return cls(
             **_letter_fields(letter),
+            args=redacted_view(letter.args),
+            kwargs=redacted_view(letter.kwargs),
+            headers=redacted_view(letter.headers),
             failed_attempts=[DeadLetterAttemptPublic.model_validate(a) for a in attempts],
             replays=[ReplayRecordPublic.model_validate(r) for r in replays],
         )

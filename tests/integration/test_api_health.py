@@ -21,6 +21,7 @@ from error_handling.persistence.models import RunKind, RunStatus, ScheduledRun, 
 from function_runner.settings import Settings
 from tests.conftest import TEST_KEY
 from tests.support import services
+from tests.support.api_client import local_client
 
 HEALTH = "/api/v1/errors/health"
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/x"
@@ -37,7 +38,7 @@ def make_client(tmp_path: Path) -> Iterator[ClientFactory]:
     def _make(database_url: str, **settings: Any) -> TestClient:
         app = create_app(Settings(database_url=database_url, data_dir=tmp_path, encryption_key=TEST_KEY, **settings))
         apps.append(app)
-        client = TestClient(app)
+        client = local_client(app)
         clients.append(client)
         return client
 

@@ -33,6 +33,7 @@ from function_runner.app import create_app
 from function_runner.bulk_replay import BulkReplayer, batch_limit, next_batch_at
 from function_runner.runtime import Runtime, runtime_for
 from function_runner.settings import Settings
+from tests.support.api_client import local_client
 from tests.support.dead_letter_seed import seed_dead_letter
 
 T0 = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
@@ -248,7 +249,7 @@ def test_a_rate_limited_job_waits_for_its_next_batch(app: Celery, runtime: Runti
 @pytest.fixture
 def api(settings: Settings, app: Celery) -> Iterator[TestClient]:
     api_app = create_api(settings)
-    with TestClient(api_app) as client:
+    with local_client(api_app) as client:
         yield client
     close_celery(api_app)
     api_app.state.engine.dispose()

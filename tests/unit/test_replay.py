@@ -30,6 +30,7 @@ from function_runner.replay import (
 )
 from function_runner.runtime import Runtime, runtime_for
 from function_runner.settings import Settings
+from tests.support.api_client import local_client
 from tests.support.dead_letter_seed import seed_dead_letter
 
 NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
@@ -274,15 +275,13 @@ def test_a_preview_shows_redacted_values_and_publishes_nothing(app: Celery, runt
 def test_the_dead_letter_routes_are_documented(tmp_path: Path) -> None:
     import warnings
 
-    from fastapi.testclient import TestClient
-
     from api.main import API_PREFIX
     from api.main import create_app as create_api
 
     api = create_api(make_settings(tmp_path, "memory://"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a duplicate operation id is a warning
-        with TestClient(api) as client:
+        with local_client(api) as client:
             schema = client.get("/openapi.json").json()
     paths = schema["paths"]
     assert set(paths[f"{API_PREFIX}/dead-letters"]) == {"get"}
