@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from api.auth import authorize, configured_keys, warn_if_open
 from api.celery_dep import close_celery
 from api.errors import ErrorEnvelope, install_error_handlers
-from api.routers import breakers, compensation, dead_letters, errors, health, resources
+from api.routers import audit, breakers, compensation, dead_letters, errors, health, resources
 from function_runner.settings import Settings
 
 #: Every route of the error API lives under this prefix.
@@ -60,4 +60,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(resources.router, prefix=API_PREFIX, dependencies=protected, responses=auth_errors)
     app.include_router(compensation.router, prefix=API_PREFIX, dependencies=protected, responses=auth_errors)
     app.include_router(errors.router, prefix=API_PREFIX, dependencies=protected, responses=auth_errors)
+    app.include_router(audit.router, prefix=API_PREFIX, dependencies=protected, responses=auth_errors)
     return app

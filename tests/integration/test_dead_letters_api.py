@@ -41,7 +41,13 @@ def sessions(pg_url: str) -> Iterator[sessionmaker[Session]]:
 
 
 def build_app(pg_url: str, broker_url: str, data_dir: Path) -> FastAPI:
-    settings = Settings(database_url=pg_url, broker_url=broker_url, encryption_key=TEST_KEY, data_dir=data_dir)
+    settings = Settings(
+        database_url=pg_url,
+        broker_url=broker_url,
+        encryption_key=TEST_KEY,
+        data_dir=data_dir,
+        replay_allowed_queues=["urgent"],
+    )
     app = create_app(settings)
     return app
 

@@ -343,31 +343,36 @@ def test_a_job_that_fails_for_an_unexpected_reason_stops_with_the_error(
     assert drain(queue) == []
 
 
-def test_finishing_a_batch_keeps_a_letter_discarded_meanwhile_and_marks_a_republished_one_forced(
-    runtime: Runtime,
-) -> None:
-    fresh, discarded, replayed = seed_many(runtime, 3)
+def test_finishing_a_batch_marks_the_letters_it_claimed_and_gives_the_unpublished_back(runtime: Runtime) -> None:
+    first, second, third = seed_many(runtime, 3)
     job_id = new_job(runtime, task_name="app.charge")
     now = T0 + dt.timedelta(hours=2)
-    with transaction(runtime.sessions) as s:  # what happened while the batch was published
-        s.get(DeadLetterRecord, discarded).status = DeadLetterStatus.DISCARDED  # type: ignore[union-attr]
-        s.get(DeadLetterRecord, replayed).status = DeadLetterStatus.REPLAYED  # type: ignore[union-attr]
-    published = {i: replay_jobs.replay_task_id(job_id, i) for i in (fresh, discarded, replayed)}
     with transaction(runtime.sessions) as s:
         job = replay_jobs.lock_job(s, job_id=job_id, skip_locked=False)
         assert job is not None
-        replay_jobs.finish_batch(s, job=job, published=published, skipped=0, failed=0, next_batch_at=None, now=now)
+        plan = replay_jobs.begin_batch(s, job=job, limit=10, now=now)
+    assert [letter.id for letter in plan.letters] == [first, second, third]
+    with runtime.sessions() as s:
+        claimed = {dl.id: (dl.status, dl.replay_job_id) for dl in s.query(DeadLetterRecord)}
+    assert claimed == {i: (DeadLetterStatus.REPLAYING, job_id) for i in (first, second, third)}
+    published = {i: replay_jobs.replay_task_id(job_id, i) for i in (first, second)}  # the third failed to unseal
+    with transaction(runtime.sessions) as s:
+        job = replay_jobs.lock_job(s, job_id=job_id, skip_locked=False)
+        assert job is not None
+        replay_jobs.finish_batch(s, job=job, published=published, skipped=0, failed=1, next_batch_at=None, now=now)
     with runtime.sessions() as s:
         letters = {dl.id: dl for dl in s.query(DeadLetterRecord)}
         requests = {r.dead_letter_id: r for r in s.query(ReplayRequestRecord)}
-    assert letters[discarded].status is DeadLetterStatus.DISCARDED and discarded not in requests
-    for letter_id, forced in ((fresh, False), (replayed, True)):
+    for letter_id in (first, second):
         letter, request = letters[letter_id], requests[letter_id]
-        assert (letter.status, letter.replayed_task_id, letter.replayed_at) == (
+        assert (letter.status, letter.replayed_task_id, letter.replayed_at, letter.replay_job_id) == (
             DeadLetterStatus.REPLAYED,
             published[letter_id],
             now,
+            job_id,
         )
-        assert (request.task_id, request.forced) == (published[letter_id], forced)
+        assert (request.task_id, request.forced) == (published[letter_id], False)
         assert request.idempotency_key == replay_jobs.idempotency_key(job_id, letter_id)
-    assert job_row(runtime, job_id).published == 3
+    assert (letters[third].status, letters[third].replay_job_id) == (DeadLetterStatus.PENDING, None)
+    assert third not in requests
+    assert (job_row(runtime, job_id).published, job_row(runtime, job_id).failed) == (2, 1)

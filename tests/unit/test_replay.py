@@ -43,6 +43,7 @@ def make_settings(tmp_path: Path, broker_url: str) -> Settings:
         database_url=f"sqlite:///{tmp_path / 'replay.sqlite3'}",
         broker_url=broker_url,
         encryption_key=generate_key(),
+        replay_allowed_queues=["urgent"],
     )
 
 
