@@ -18,7 +18,7 @@ from kombu.simple import SimpleQueue
 from api.celery_dep import close_celery
 from api.main import API_PREFIX
 from api.main import create_app as create_api
-from error_handling.persistence import replay_jobs
+from error_handling.persistence import dead_letters, replay_jobs
 from error_handling.persistence.db import transaction
 from error_handling.persistence.models import (
     DeadLetterRecord,
@@ -31,6 +31,7 @@ from error_handling.sealing import generate_key
 from function_runner import headers as H
 from function_runner.app import create_app
 from function_runner.bulk_replay import BulkReplayer, batch_limit, next_batch_at
+from function_runner.replay import replay_dead_letter
 from function_runner.runtime import Runtime, runtime_for
 from function_runner.settings import Settings
 from tests.support.dead_letter_seed import seed_dead_letter
@@ -188,6 +189,20 @@ def test_a_batch_cut_short_is_resumed_without_publishing_any_letter_twice(
     monkeypatch.undo()
     cut = job_row(runtime, job_id)
     assert cut.published == 4 and cut.inflight_until_id == wanted[7]  # the batch is still in flight
+    assert claims(runtime) == {i: job_id for i in wanted[4:8]}  # claimed until the batch is finished
+    for letter_id in (wanted[4], wanted[7]):  # published already, or not yet: nobody else may take it
+        with pytest.raises(dead_letters.BeingReplayed, match=f"replay job {job_id}"):
+            replay_dead_letter(app, runtime, dead_letter_id=letter_id, force=True)
+        with pytest.raises(dead_letters.BeingReplayed), transaction(runtime.sessions) as s:
+            dead_letters.discard(s, dead_letter_id=letter_id, reason="no", now=T0)
+    other = new_job(runtime)  # an overlapping job skips the claimed letters
+    with transaction(runtime.sessions) as s:
+        job = replay_jobs.lock_job(s, job_id=other)
+        assert job is not None
+        plan = replay_jobs.begin_batch(s, job=job, limit=100, now=T0 + dt.timedelta(hours=2))
+    assert [letter.id for letter in plan.letters] == wanted[8:]
+    with transaction(runtime.sessions) as s:  # (cancelled before it publishes: its claims go back)
+        replay_jobs.fail_job(s, job_id=other, error="stopped by the test", now=T0 + dt.timedelta(hours=2))
 
     resumed = BulkReplayer(app, runtime, batch_size=4, interval=1.0)  # another dispatcher
     batch = resumed.process_batch()
@@ -197,6 +212,42 @@ def test_a_batch_cut_short_is_resumed_without_publishing_any_letter_twice(
     assert replayed_of(drain(queue)) == Counter(wanted)  # each exactly once
     job = job_row(runtime, job_id)
     assert (job.status, job.published) == (ReplayJobStatus.DONE, 10)
+    assert claims(runtime) == {}
+
+
+def claims(runtime: Runtime) -> dict[int, int | None]:
+    """The letters claimed by a job (``replaying``): ``{dead letter id: job id}``."""
+    with runtime.sessions() as s:
+        return {
+            dl.id: dl.replay_job_id
+            for dl in s.query(DeadLetterRecord).filter(DeadLetterRecord.status == DeadLetterStatus.REPLAYING)
+        }
+
+
+def test_a_job_that_fails_mid_batch_gives_its_claimed_letters_back(
+    app: Celery, runtime: Runtime, queue: SimpleQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wanted = seed_many(runtime, 4)
+    job_id = new_job(runtime)
+    real_publish = BulkReplayer._publish
+    calls = {"n": 0}
+
+    def breaks(self: BulkReplayer, message: Any, task_id: str, producer: Any) -> None:
+        if calls["n"] == 2:
+            raise KeyError("schema drift")  # not the database, not the broker: the job fails
+        calls["n"] += 1
+        real_publish(self, message, task_id, producer)
+
+    monkeypatch.setattr(BulkReplayer, "_publish", breaks)
+    with pytest.raises(KeyError):
+        BulkReplayer(app, runtime, batch_size=10, interval=1.0).process_batch()
+    job = job_row(runtime, job_id)
+    assert job.status is ReplayJobStatus.FAILED and job.inflight_until_id is None
+    assert claims(runtime) == {}  # no letter is stranded as replaying
+    with runtime.sessions() as s:
+        statuses = {dl.id: (dl.status, dl.replay_job_id) for dl in s.query(DeadLetterRecord)}
+    assert statuses == {i: (DeadLetterStatus.PENDING, None) for i in wanted}
+    assert len(drain(queue)) == 2  # what was published before the failure (at least once, never lost)
 
 
 def test_letters_not_replayable_are_skipped_and_replayed_ones_are_left_alone(
