@@ -31,6 +31,11 @@ app = typer.Typer(
 out = Console()
 
 
+@app.callback()
+def main() -> None:
+    """The operator audit: who replayed, discarded, cancelled, reset or opened what, and when."""
+
+
 def _utc(moment: dt.datetime | None) -> dt.datetime | None:
     if moment is None or moment.tzinfo is not None:
         return moment
