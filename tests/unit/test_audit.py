@@ -98,3 +98,13 @@ def test_the_cli_actor_is_the_os_user_or_unknown(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr("getpass.getuser", no_user)
     assert cli_actor() == "cli:unknown"
+
+
+def test_public_names_are_exported_and_documented() -> None:
+    import inspect
+
+    for name in audit.__all__:
+        value = getattr(audit, name)
+        if inspect.isfunction(value) or inspect.isclass(value):
+            assert value.__doc__, name
+    assert {action.value.split(".")[0] for action in AuditAction} == {"dead_letter", "replay_job", "breaker"}
