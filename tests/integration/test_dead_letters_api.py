@@ -210,7 +210,7 @@ def test_replay_with_edits_restores_redacted_secrets(
 
     other = seed(sessions, "t2")
     bad = client.post(f"{BASE}/{other}/replay", json={"kwargs": {"note": "[REDACTED]"}})
-    error = assert_error(bad, 422, "invalid_edit", "kwargs")
+    error = assert_error(bad, 422, "secret_moved", "kwargs")
     assert ".note" in error["message"]
     assert_error(client.post(f"{BASE}/{other}/replay", json={"args": {"x": 1}}), 422, "validation_failed", "args")
     assert_error(client.post(f"{BASE}/{other}/replay", json={"surprise": 1}), 422, "validation_failed")

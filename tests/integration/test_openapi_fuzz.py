@@ -63,7 +63,11 @@ def _seed(pg_url: str) -> None:
 def app(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[FastAPI]:
     _seed(pg_url)
     settings_ = Settings(
-        database_url=pg_url, broker_url=redis_url, encryption_key=SecretStr(TEST_KEY), data_dir=tmp_path
+        database_url=pg_url,
+        broker_url=redis_url,
+        encryption_key=SecretStr(TEST_KEY),
+        data_dir=tmp_path,
+        replay_allowed_queues=["other"],
     )
     application = create_app(settings_)
     yield application
