@@ -1,4 +1,5 @@
-"""Dependencies of the API's routes: settings, a database session, and the Celery app for publishing.
+"""Dependencies of the API's routes: settings, a database session, the caller's principal (for the
+audit), and the Celery app for publishing.
 
 Nothing connects at import time: the engine is created on the first request that needs it and kept on
 ``app.state``. Routes take them through the ``SettingsDep`` / ``SessionDep`` aliases.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
+import redis
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
@@ -72,6 +73,14 @@ def _public(session: Any, runtime: Any, service: str) -> BreakerPublic:
     )
 
 
+def _unavailable(exc: Exception) -> ApiError:
+    return ApiError(
+        503,
+        f"the breakers' shared state (Redis) did not answer ({type(exc).__name__}); nothing was changed",
+        code="shared_state_unavailable",
+    )
+
+
 def _audit(session: Any, principal: str, action: audit.AuditAction, service: str, detail: dict[str, Any]) -> None:
     audit.record(
         session,
@@ -96,10 +105,13 @@ def reset_breaker(
     session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep, service: ServiceName
 ) -> BreakerPublic:
     """Close a service's breaker and forget its counts, cluster-wide (recorded as `reset`; audited as
-    `breaker.reset`)."""
-    with session.begin():
-        before = runtime.breakers.reset(service, actor=principal, session=session)
-        _audit(session, principal, audit.AuditAction.BREAKER_RESET, service, {"from_state": before})
+    `breaker.reset`). 503 when Redis does not answer (nothing is recorded)."""
+    try:
+        with session.begin():
+            before = runtime.breakers.reset(service, actor=principal, session=session)
+            _audit(session, principal, audit.AuditAction.BREAKER_RESET, service, {"from_state": before})
+    except redis.RedisError as exc:
+        raise _unavailable(exc) from None
     return _public(session, runtime, service)
 
 
@@ -122,4 +134,6 @@ def open_breaker(
             )
     except RuntimeError as exc:
         raise ApiError(409, str(exc), code="no_shared_state", param="service") from None
+    except redis.RedisError as exc:
+        raise _unavailable(exc) from None
     return _public(session, runtime, service)

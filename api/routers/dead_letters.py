@@ -11,6 +11,9 @@
   ``POST /dead-letters/replays/{job_id}/cancel``: stop it (the batch in flight, if any, is finished).
 - ``DELETE /dead-letters/{id}?reason=...``: discard it (terminal). The reason is a query parameter, not
   a body: a body on ``DELETE`` has no defined meaning in HTTP and some clients and proxies drop it.
+
+Replays, discards, bulk replays and cancels are audited as the caller's principal
+(:mod:`error_handling.persistence.audit`), in the transaction of the action.
 """
 
 from __future__ import annotations

@@ -207,3 +207,29 @@ def test_a_letter_claimed_by_a_job_cannot_be_replayed_or_discarded(
     assert shown["status"] == "replaying"
     listed = client.get(BASE, params={"status": "replaying"}).json()["data"]
     assert [item["id"] for item in listed] == [letter_id]
+
+
+def test_a_breaker_action_redis_refuses_is_503_in_the_envelope_and_recorded_nowhere(
+    pg_url: str, tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    settings = Settings(
+        database_url=pg_url,
+        broker_url="memory://",
+        redis_url="redis://127.0.0.1:1/0",  # nothing listens there
+        encryption_key=TEST_KEY,
+        data_dir=tmp_path,
+    )
+    api = create_app(settings)
+    try:
+        with TestClient(api) as client:
+            for path in ("reset", "open"):
+                response = client.post(f"{API_PREFIX}/circuit-breakers/openai/{path}")
+                assert_error(response, 503, "shared_state_unavailable")
+    finally:
+        close_celery(api)
+        engine: sa.Engine | None = getattr(api.state, "engine", None)
+        if engine is not None:
+            engine.dispose()
+    with sessions() as s:
+        assert s.execute(sa.text("SELECT count(*) FROM circuit_breaker_events")).scalar_one() == 0
+    assert counts(sessions) == (0, 0)
