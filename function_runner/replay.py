@@ -295,6 +295,12 @@ def _check_secrets_in_place(param: str, edited: Any, stored: Any) -> None:
 
     def refuse(path: tuple[str | int, ...], what: str) -> SecretMoved:
         kept = ", ".join(_where(param, p) for p in secrets[:10])
+        if path in secrets:  # the right path, but a list on the way changed length: positions moved
+            return SecretMoved(
+                f"{what} at {_where(param, path)}: a list holding it changed length, so which secret goes "
+                "where is a guess; keep the list's length, or send the real value instead",
+                param=param,
+            )
         return SecretMoved(
             f"{what} at {_where(param, path)}, where no secret is stored: a secret can only be kept at its "
             f"own path ({kept}); send the real value instead",
