@@ -427,3 +427,20 @@ def test_finishing_a_batch_marks_the_letters_it_claimed_and_gives_the_unpublishe
     assert (letters[third].status, letters[third].replay_job_id) == (DeadLetterStatus.PENDING, None)
     assert third not in requests
     assert (job_row(runtime, job_id).published, job_row(runtime, job_id).failed) == (2, 1)
+
+
+def test_a_dispatcher_dying_between_claim_and_publish_leaves_no_letter_stranded(
+    app: Celery, runtime: Runtime, queue: SimpleQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wanted = seed_many(runtime, 3)
+    job_id = new_job(runtime)
+    crash_after_publishing(monkeypatch, 0)
+    with pytest.raises(Crash):
+        BulkReplayer(app, runtime, batch_size=10, interval=1.0).process_batch()  # claimed, nothing published
+    monkeypatch.undo()
+    assert claims(runtime) == {i: job_id for i in wanted} and drain(queue) == []
+
+    run_to_completion(BulkReplayer(app, runtime, batch_size=10, interval=1.0))  # the next pass, any dispatcher
+    assert replayed_of(drain(queue)) == Counter(wanted)
+    assert claims(runtime) == {}
+    assert job_row(runtime, job_id).status is ReplayJobStatus.DONE
