@@ -1,16 +1,20 @@
-"""Exactly-once replay under contention, on real Postgres and a real Redis broker: two bulk replay jobs
-over the same dead letters, processed at once by two real dispatcher processes, while four threads
-replay the same letters one by one (oldest first, the jobs' order). Every dead letter is published
-exactly once: counted by consuming the queue (no worker runs) and by the replay-request rows.
+"""Exactly-once replay under contention, on real Postgres and a real broker (Redis, and RabbitMQ in a
+vhost of the test's own): two bulk replay jobs over the same dead letters, processed at once by two
+real dispatcher processes, while four threads replay the same letters one by one (oldest first, the
+jobs' order). Every dead letter is published exactly once: counted by consuming the queue (no worker
+runs) and by the replay-request rows.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from celery import Celery
 from fastapi.testclient import TestClient
@@ -20,7 +24,8 @@ from error_handling.persistence import dead_letters
 from error_handling.persistence.models import DeadLetterRecord, DeadLetterStatus, ReplayRequestRecord
 from function_runner.replay import replay_dead_letter
 from function_runner.runtime import runtime_for
-from tests.e2e.test_bulk_replay import job_row, queued, seed
+from tests.e2e.conftest import BROKERS, on_broker
+from tests.e2e.test_bulk_replay import QUEUE, job_row, seed
 from tests.support.processes import Process
 from tests.support.waiting import wait_until
 
@@ -28,10 +33,29 @@ BASE = f"{API_PREFIX}/dead-letters"
 COUNT = 600
 
 
+@pytest.fixture(params=BROKERS)
+def service_env(service_env: dict[str, str], request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """This test runs with Redis and with RabbitMQ as the broker."""
+    with on_broker(service_env, request.param) as env:
+        yield env
+
+
+def consume(publisher: Celery) -> list[dict[str, Any]]:
+    """The headers of every message waiting in the replay queue, taken off it (Redis or RabbitMQ)."""
+    with publisher.connection_for_write() as connection:
+        channel: Any = connection.default_channel
+        if connection.transport.driver_type == "redis":
+            with channel.conn_or_acquire() as client:
+                return [json.loads(raw)["headers"] for raw in client.lrange(QUEUE, 0, -1)]
+        found = []
+        while (message := channel.basic_get(queue=QUEUE, no_ack=True)) is not None:
+            found.append(dict(message.headers))
+        return found
+
+
 def test_two_jobs_and_single_replays_over_the_same_letters_publish_each_exactly_once(
     api: TestClient,
     engine: sa.Engine,
-    redis_url: str,
     publisher: Celery,
     start_dispatcher: Callable[..., Process],
     service_env: dict[str, str],
@@ -80,8 +104,8 @@ def test_two_jobs_and_single_replays_over_the_same_letters_publish_each_exactly_
     for process in dispatchers:
         process.stop()
 
-    messages = queued(redis_url)
-    replay_of = Counter(int(m["headers"]["fr_replay_of"]) for m in messages)
+    messages = consume(publisher)
+    replay_of = Counter(int(m["fr_replay_of"]) for m in messages)
     twice = {letter: n for letter, n in replay_of.items() if n > 1}
     assert not twice, f"{len(twice)} dead letters published more than once"
     assert set(replay_of) == set(ids) and len(messages) == COUNT
@@ -89,7 +113,7 @@ def test_two_jobs_and_single_replays_over_the_same_letters_publish_each_exactly_
         requests = conn.execute(sa.select(ReplayRequestRecord.dead_letter_id, ReplayRequestRecord.task_id)).all()
         statuses = Counter(conn.execute(sa.select(DeadLetterRecord.status)).scalars())
     assert Counter(letter for letter, _ in requests) == Counter(ids)  # one replay recorded per letter
-    assert {task for _, task in requests} == {m["headers"]["id"] for m in messages}  # the recorded ones were sent
+    assert {task for _, task in requests} == {m["id"] for m in messages}  # the recorded ones were sent
     assert statuses == {DeadLetterStatus.REPLAYED: COUNT}  # none left claimed
     by_jobs = sum(row["published"] for row in done)
     assert by_jobs + outcomes["published"] == COUNT
