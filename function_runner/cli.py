@@ -6,6 +6,8 @@ Commands:
     dispatcher   publishes due retries and released resource waits
     api          the error API (FastAPI, served by uvicorn)
     db           upgrade / downgrade / current: the database schema
+    errors, dlq  failed attempts; dead letters (list, show, replay, discard, bulk replay)
+    audit        the operator audit (who did what, when)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Annotated
 import typer
 
 from error_handling.exceptions import FunctionRunnerError
+from function_runner.cli_audit import app as audit_app
 from function_runner.cli_common import EXIT_USAGE, fail, load_settings
 from function_runner.cli_dlq import app as dlq_app
 from function_runner.cli_errors import app as errors_app
@@ -35,6 +38,7 @@ db_app = typer.Typer(help="Manage function-runner's database schema.", no_args_i
 app.add_typer(db_app, name="db")
 app.add_typer(errors_app, name="errors")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(audit_app, name="audit")
 
 
 AppOption = Annotated[

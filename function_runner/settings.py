@@ -172,6 +172,23 @@ class Settings(BaseSettings):
         '"anthropic:claude", "cache"]}. Each name is a provider registered on the app (or a '
         "degraded result, last).",
     )
+    replay_allowed_queues: list[str] = Field(
+        default_factory=list,
+        description="Queues a replay may be sent to besides those the app declares (its default queue, "
+        "task_queues, the queues of dict task_routes) and the dead letter's own queue, JSON: "
+        '["reprocess", "slow"].',
+    )
+    replay_edit_max_bytes: int = Field(
+        default=262_144,
+        ge=1,
+        description="The largest replay edit accepted: args or kwargs as canonical JSON, in bytes (UTF-8).",
+    )
+    replay_edit_max_depth: int = Field(
+        default=32,
+        ge=1,
+        le=90,
+        description="The deepest nesting of lists and objects accepted in a replay edit (args or kwargs).",
+    )
     api_keys: SecretStr | None = Field(
         default=None,
         description="API keys of the error API, comma-separated 'scope:key' or 'NAME=scope:key' entries with "

@@ -42,7 +42,13 @@ def sessions(pg_url: str) -> Iterator[sessionmaker[Session]]:
 
 
 def build_app(pg_url: str, broker_url: str, data_dir: Path) -> FastAPI:
-    settings = Settings(database_url=pg_url, broker_url=broker_url, encryption_key=TEST_KEY, data_dir=data_dir)
+    settings = Settings(
+        database_url=pg_url,
+        broker_url=broker_url,
+        encryption_key=TEST_KEY,
+        data_dir=data_dir,
+        replay_allowed_queues=["urgent"],
+    )
     app = create_app(settings)
     return app
 
@@ -207,7 +213,7 @@ def test_replay_with_edits_restores_redacted_secrets(
 
     other = seed(sessions, "t2")
     bad = client.post(f"{BASE}/{other}/replay", json={"kwargs": {"note": "[REDACTED]"}})
-    error = assert_error(bad, 422, "invalid_edit", "kwargs")
+    error = assert_error(bad, 422, "secret_moved", "kwargs")
     assert ".note" in error["message"]
     assert_error(client.post(f"{BASE}/{other}/replay", json={"args": {"x": 1}}), 422, "validation_failed", "args")
     assert_error(client.post(f"{BASE}/{other}/replay", json={"surprise": 1}), 422, "validation_failed")

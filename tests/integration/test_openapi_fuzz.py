@@ -77,6 +77,7 @@ def app(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[FastAPI]:
         encryption_key=SecretStr(TEST_KEY),
         data_dir=tmp_path,
         api_keys=SecretStr(API_KEYS),
+        replay_allowed_queues=["other"],
     )
     application = create_app(settings_)
     yield application

@@ -24,9 +24,12 @@ LOCAL_URL = "http://localhost"
 REQUESTED_BY = {"X-Requested-By": "function-runner-tests"}
 
 
-def local_client(app: FastAPI, **kwargs: Any) -> TestClient:
-    """A TestClient that calls ``app`` as a local client (use it as a context manager to run the lifespan)."""
-    return TestClient(app, base_url=LOCAL_URL, client=LOCAL_ADDRESS, headers=dict(REQUESTED_BY), **kwargs)
+def local_client(app: FastAPI, *, headers: dict[str, str] | None = None, **kwargs: Any) -> TestClient:
+    """A TestClient that calls ``app`` as a local client (use it as a context manager to run the lifespan);
+    ``headers`` are sent with every request besides ``X-Requested-By`` (e.g. :func:`bearer`)."""
+    return TestClient(
+        app, base_url=LOCAL_URL, client=LOCAL_ADDRESS, headers={**REQUESTED_BY, **(headers or {})}, **kwargs
+    )
 
 
 def bearer(key: str) -> dict[str, str]:
