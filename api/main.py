@@ -27,8 +27,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API app. Nothing connects until a request needs the database.
 
     Every route requires an API key (see :mod:`api.auth`), or a loopback client when none is configured.
+
+    Raises:
+        ConfigurationError: the encryption key is missing (with a database or broker on a server) or
+            malformed; see :mod:`function_runner.keys`.
     """
     settings = settings or Settings()
+    settings.sealer()  # a missing or malformed key refuses to start the API (never a 500 per request)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

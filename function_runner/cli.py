@@ -6,6 +6,7 @@ Commands:
     dispatcher   publishes due retries and released resource waits
     api          the error API (FastAPI, served by uvicorn)
     db           upgrade / downgrade / current: the database schema
+    keys         generate an encryption key; rotate: re-seal every stored secret under the newest key
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from error_handling.exceptions import FunctionRunnerError
 from function_runner.cli_common import fail, load_settings
 from function_runner.cli_dlq import app as dlq_app
 from function_runner.cli_errors import app as errors_app
+from function_runner.cli_keys import app as keys_app
 
 app = typer.Typer(
     name="function-runner",
@@ -35,6 +37,7 @@ db_app = typer.Typer(help="Manage function-runner's database schema.", no_args_i
 app.add_typer(db_app, name="db")
 app.add_typer(errors_app, name="errors")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(keys_app, name="keys")
 
 
 AppOption = Annotated[
@@ -123,8 +126,13 @@ def dispatcher(
     from function_runner.dispatcher import Dispatcher
 
     _logging(log_level)
+    from error_handling.exceptions import ConfigurationError
+
     celery = _load_app(celery_app)
-    runner = Dispatcher(celery)
+    try:
+        runner = Dispatcher(celery)
+    except ConfigurationError as exc:  # no key, or a malformed one
+        raise fail(str(exc)) from None
     import sqlalchemy as sa
 
     try:
@@ -154,6 +162,12 @@ def api(
     """Serve the error API under /api/v1/errors (OpenAPI at /docs)."""
     import uvicorn
 
+    from error_handling.exceptions import ConfigurationError
+
+    try:
+        load_settings().sealer()  # the API refuses to start without a valid key (as create_app does)
+    except ConfigurationError as exc:
+        raise fail(str(exc)) from None
     uvicorn.run("api.main:create_app", factory=True, host=host, port=port, log_level=log_level.lower())
 
 

@@ -34,7 +34,7 @@ from error_handling.persistence import compensation as compensation_steps
 from error_handling.persistence import heartbeats, repository
 from error_handling.persistence.models import utcnow
 from error_handling.sealing import SealedValueError, unseal_secrets
-from function_runner import compensation, gates, queues, unrecorded
+from function_runner import compensation, gates, keys, queues, unrecorded
 from function_runner import headers as H
 from function_runner.bulk_replay import BatchResult, BulkReplayer
 from function_runner.events import log_event
@@ -64,6 +64,7 @@ class Dispatcher:
         self.app = app
         self.runtime = runtime or runtime_for(app)
         self.settings = self.runtime.settings
+        keys.check_key(self.runtime)  # a missing or malformed key stops it here, before any work
         self._stop = threading.Event()
         self._started_at = utcnow()
         #: This process's name in the heartbeats table.
