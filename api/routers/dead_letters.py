@@ -69,6 +69,8 @@ def api_error(exc: Exception) -> ApiError:
         return ApiError(409, exc.message, code="already_replayed", param="force")
     if isinstance(exc, dead_letters.AlreadyDiscarded):
         return ApiError(409, exc.message, code="discarded")
+    if isinstance(exc, dead_letters.PayloadPurged):
+        return ApiError(409, exc.message, code="payload_purged")
     if isinstance(exc, dead_letters.NotReplayable):
         return ApiError(409, exc.message, code="not_replayable")
     if isinstance(exc, dead_letters.IdempotencyKeyReused):
@@ -221,7 +223,8 @@ def replay_dead_letter(
     """Publish the dead letter again as a new task linked to it; it becomes ``replayed``.
 
     Secret values come back from their encrypted copies: leave ``[REDACTED]`` where the view showed it.
-    Refused (409) when it was replayed before (unless ``force``), discarded, or not replayable.
+    Refused (409) when it was replayed before (unless ``force``), discarded, not replayable, or its secrets
+    were purged by retention (``payload_purged``).
     """
     request = body or ReplayRequest()
     try:
