@@ -268,17 +268,8 @@ def test_a_purged_dead_letter_refuses_a_replay_in_the_api_with_a_409(
 
 
 def test_retention_off_deletes_nothing(sessions: sessionmaker[Session], pg_url: str, tmp_path: Path) -> None:
-    off = {
-        name: None
-        for name in (
-            "retention_attempts_days",
-            "retention_counts_days",
-            "retention_breaker_events_days",
-            "retention_service_days",
-            "retention_lost_deliveries_days",
-            "retention_purge_replayed_after_days",
-        )
-    }
+    ages = [rule.setting for rule in retention.RULES if rule.setting] + ["retention_purge_replayed_after_days"]
+    off: dict[str, Any] = dict.fromkeys(ages)
     app = create_app(settings_for(pg_url, tmp_path, **off), main="fr_retention_off")
     try:
         fail(sessions, "done-old", 1, at=OLD, category=Category.VALIDATION, reason="invalid_input")
