@@ -63,11 +63,18 @@ def check_key(runtime: Runtime) -> None:
 
 def check_worker_key(sender: Any = None, **_: Any) -> None:
     """At a worker's start (``worker_init``): stop it with one line on stderr if its key is missing or
-    malformed. Celery logs and ignores exceptions of signal handlers, so the worker exits here."""
+    malformed. Celery logs and ignores exceptions of signal handlers, so the worker exits here. An app
+    with no runtime attached (no :func:`~function_runner.install`) is checked when it has a
+    :class:`~function_runner.task.RecoverableTask`, with the settings of the environment."""
     app = getattr(sender, "app", None)
     runtime = getattr(app, APP_ATTRIBUTE, None)
     if not isinstance(runtime, Runtime):
-        return
+        from function_runner.runtime import runtime_for
+        from function_runner.task import RecoverableTask
+
+        if app is None or not any(isinstance(task, RecoverableTask) for task in app.tasks.values()):
+            return  # not a function-runner worker
+        runtime = runtime_for(app)  # what its tasks would build from the environment at the first failure
     try:
         check_key(runtime)
     except ConfigurationError as exc:

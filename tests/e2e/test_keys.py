@@ -62,15 +62,16 @@ def run_cli(*words: str, env: dict[str, str], cwd: Path) -> subprocess.Completed
 # --- refusing to start --------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("app", ["tests.e2e.tasks_app", "tests.e2e.bare_app"], ids=["create_app", "no_install"])
 @pytest.mark.parametrize("key", [None, "not-a-fernet-key"], ids=["missing", "malformed"])
 def test_a_worker_without_a_valid_key_refuses_to_start_with_one_line(
-    pg_url: str, redis_url: str, tmp_path: Path, key: str | None
+    pg_url: str, redis_url: str, tmp_path: Path, key: str | None, app: str
 ) -> None:
     settings = {"database_url": pg_url, "broker_url": redis_url, "data_dir": str(tmp_path / "data")}
     if key is not None:
         settings["encryption_key"] = key
     done = subprocess.run(
-        celery_worker_args("tests.e2e.tasks_app", name="nokey", pool="solo"),
+        celery_worker_args(app, name="nokey", pool="solo"),
         env=env_with(**settings),
         cwd=ROOT,
         capture_output=True,
