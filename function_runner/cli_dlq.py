@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from error_handling.exceptions import FunctionRunnerError
+from error_handling.exceptions import ConfigurationError, FunctionRunnerError
 from error_handling.persistence import dead_letters
 from error_handling.persistence.db import make_engine, make_sessionmaker, transaction
 from error_handling.persistence.models import DeadLetterStatus, utcnow
@@ -216,6 +216,12 @@ def replay_command(
     new_kwargs = _json_option("--kwargs", kwargs, dict)
     celery = _load_app(celery_app)
     runtime = runtime_for(celery)
+    try:
+        runtime.sealer  # noqa: B018 - a missing or malformed key is a settings error (exit 2), checked first
+    except ConfigurationError as exc:
+        runtime.close()
+        celery.close()
+        raise fail(str(exc), EXIT_USAGE) from None
     try:
         if dry_run:
             with transaction(runtime.sessions) as session:

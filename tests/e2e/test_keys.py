@@ -87,9 +87,11 @@ def test_a_worker_without_a_valid_key_refuses_to_start_with_one_line(
     assert not (tmp_path / "data" / "encryption.key").exists()  # no key of its own was made up
 
 
-@pytest.mark.parametrize("words", [("dispatcher", "--once"), ("api", "--port", "1"), ("keys", "rotate")])
+@pytest.mark.parametrize(
+    "words", [("dispatcher", "--once"), ("api", "--port", "1"), ("keys", "rotate"), ("dlq", "replay", "1")]
+)
 @pytest.mark.parametrize("key", [None, "not-a-fernet-key"], ids=["missing", "malformed"])
-def test_the_dispatcher_api_and_rotate_refuse_to_start_without_a_valid_key(
+def test_the_dispatcher_api_and_the_commands_that_unseal_refuse_to_start_without_a_valid_key(
     pg_url: str, redis_url: str, tmp_path: Path, key: str | None, words: tuple[str, ...]
 ) -> None:
     settings = {"database_url": pg_url, "broker_url": redis_url, "data_dir": str(tmp_path / "data")}
