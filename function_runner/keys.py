@@ -80,7 +80,7 @@ def check_worker_key(sender: Any = None, **_: Any) -> None:
     except ConfigurationError as exc:
         sys.stderr.write(f"error: {exc}\n")
         sys.stderr.flush()
-        raise SystemExit(1) from None
+        raise SystemExit(2) from None  # a settings error, as in every command
 
 
 signals.worker_init.connect(check_worker_key, weak=False, dispatch_uid="function_runner.check_key")

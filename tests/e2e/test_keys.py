@@ -78,7 +78,7 @@ def test_a_worker_without_a_valid_key_refuses_to_start_with_one_line(
         text=True,
         timeout=TIMEOUT,
     )
-    assert done.returncode == 1
+    assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     expected = MISSING_KEY if key is None else "invalid FUNCTION_RUNNER_ENCRYPTION_KEY: encryption key #1 of 1"
     assert len(errors) == 1 and expected in errors[0], done.stderr[-2000:]
