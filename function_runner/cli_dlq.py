@@ -182,6 +182,8 @@ def show_command(
         lines.append(f"  replayed:  as {detail.replayed_task_id} at {_when(detail.replayed_at)}")
     if detail.discarded_at:
         lines.append(f"  discarded: {_when(detail.discarded_at)}: {detail.discarded_reason}")
+    if detail.purged_at:
+        lines.append(f"  purged:    {_when(detail.purged_at)} (secrets removed by retention: not replayable)")
     for attempt in detail.failed_attempts:
         lines.append(
             f"  attempt {attempt.attempt}: {_when(attempt.failed_at)} {attempt.category}/{attempt.reason} "
