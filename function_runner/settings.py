@@ -72,7 +72,8 @@ class Settings(BaseSettings):
     encryption_key: SecretStr | None = Field(
         default=None,
         description="Fernet key(s), comma-separated (first encrypts, all decrypt), sealing secret "
-        "values kept for replay. Default: a key file created in data_dir (the embedded default only: a database or broker on a server needs the key set).",
+        "values kept for replay. Default: a key file created in data_dir, for the embedded default only "
+        "(a database or a broker on a server needs the key set).",
     )
     retention_interval: float = Field(
         default=3600.0,
@@ -90,36 +91,36 @@ class Settings(BaseSettings):
         default=30.0,
         gt=0,
         description="Failed attempts older than this (days) are deleted, except those of tasks not yet "
-        "terminal and of open (pending) dead letters. Unset: kept forever.",
+        "terminal and of open (pending) dead letters. 'off' (or empty): kept forever.",
     )
     retention_counts_days: float | None = Field(
         default=400.0,
         gt=0,
-        description="Statistics roll-up rows (fr_error_counts) older than this (days) are deleted. Unset: kept forever.",
+        description="Statistics roll-up rows (fr_error_counts) older than this (days) are deleted. 'off' (or empty): kept forever.",
     )
     retention_breaker_events_days: float | None = Field(
         default=30.0,
         gt=0,
         description="Circuit breaker transitions older than this (days) are deleted, except each service's "
-        "latest. Unset: kept forever.",
+        "latest. 'off' (or empty): kept forever.",
     )
     retention_service_days: float | None = Field(
         default=14.0,
         gt=0,
         description="Service health minutes, service errors and fallback events older than this (days) "
-        "are deleted. Unset: kept forever.",
+        "are deleted. 'off' (or empty): kept forever.",
     )
     retention_lost_deliveries_days: float | None = Field(
         default=30.0,
         gt=0,
         description="Lost deliveries older than this (days) are deleted, except those of tasks not yet "
-        "terminal and of open dead letters. Unset: kept forever.",
+        "terminal and of open dead letters. 'off' (or empty): kept forever.",
     )
     retention_purge_replayed_after_days: float | None = Field(
         default=7.0,
         gt=0,
         description="The sealed secrets of dead letters replayed or discarded this long ago (days) are "
-        "purged (and their task's); such a letter can no longer be replayed. Unset: kept forever.",
+        "purged (and their task's); such a letter can no longer be replayed. 'off' (or empty): kept forever.",
     )
 
     @field_validator(
