@@ -186,9 +186,3 @@ def test_retention_on_sqlite_deletes_settled_attempts_and_keeps_a_retrying_task(
     finally:
         runtime.close()
         app.close()
-
-
-def test_every_setting_is_documented_in_the_readme() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    rows = {line.split("|")[1].strip(" `") for line in readme.splitlines() if line.startswith("| `FUNCTION_RUNNER_")}
-    assert {f"FUNCTION_RUNNER_{name.upper()}" for name in Settings.model_fields} <= rows

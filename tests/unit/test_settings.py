@@ -221,3 +221,9 @@ def test_threads_racing_to_create_the_key_file_all_get_the_one_key(tmp_path: Pat
 def test_fallback_chains_come_from_json_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FUNCTION_RUNNER_FALLBACKS", '{"chat": ["openai:gpt-4o", "anthropic:claude", "cache"]}')
     assert Settings().fallbacks == {"chat": ["openai:gpt-4o", "anthropic:claude", "cache"]}
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = {line.split("|")[1].strip(" `") for line in readme.splitlines() if line.startswith("| `FUNCTION_RUNNER_")}
+    assert {f"FUNCTION_RUNNER_{name.upper()}" for name in Settings.model_fields} <= rows
