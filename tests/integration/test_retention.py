@@ -280,3 +280,25 @@ def test_retention_off_deletes_nothing(sessions: sessionmaker[Session], pg_url: 
     finally:
         runtime_for(app).close()
         app.close()
+
+
+def test_inside_a_dispatcher_a_run_goes_a_batch_at_a_time_and_resumes_at_the_next_pass(
+    sessions: sessionmaker[Session], runtime: Runtime
+) -> None:
+    for index in range(5):
+        fail(sessions, f"done-{index}", 1, at=OLD, category=Category.VALIDATION, reason="invalid_input")
+    role = RetentionRole(runtime, runner="dispatcher@test:1")
+    seen: list[int] = []
+    while True:
+        totals = role.step(now=NOW, budget=0)  # one batch (of 2) per pass
+        assert totals is not None
+        with sessions() as s:
+            run = s.execute(sa.select(RetentionRun)).scalar_one()
+        seen.append(run.deleted.get("fr_failed_attempts", 0))
+        if totals.finished:
+            assert run.finished_at is not None
+            break
+        assert run.finished_at is None  # under way: its totals so far are recorded
+    assert seen[:3] == [2, 4, 5]
+    assert count(sessions, FailedAttempt) == 0
+    assert role.run(now=NOW) is None  # the next run is due only once the interval has passed
