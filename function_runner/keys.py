@@ -3,10 +3,10 @@
 Every secret kept for replay is sealed with ``encryption_key`` (see :mod:`error_handling.sealing`).
 A worker that sealed with a key of its own would write dead letters nobody else can replay, so:
 
-- a malformed key is a settings error (:class:`~function_runner.settings.Settings` refuses it);
-- a missing key is a configuration error as soon as the database or the broker is a server
-  (:meth:`~function_runner.settings.Settings.sealer`); only the embedded default (SQLite and a broker
-  with no server, one machine) keeps its key file in ``data_dir``;
+- a malformed key is a configuration error (:meth:`~function_runner.settings.Settings.sealer` raises
+  :class:`~error_handling.exceptions.ConfigurationError`, naming the key by position, never its text);
+- so is a missing key as soon as the database or the broker is a server; only the embedded default
+  (SQLite and a broker with no server, one machine) keeps its key file in ``data_dir``;
 - each process checks at start, so the error comes once, on one line, before any work: a worker at
   ``worker_init`` (:func:`check_worker_key`, connected here), a dispatcher and the API when created, and
   the commands that seal or unseal before they do.
