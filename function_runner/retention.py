@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 import time
 
+from error_handling.exceptions import StorageUnavailable
 from error_handling.persistence import retention
 from error_handling.persistence.models import utcnow
 from function_runner.events import log_event
@@ -80,6 +81,8 @@ class RetentionRole:
 
         Raises:
             StorageUnavailable: the database is unreachable (the run resumes where it was).
+            Exception: any other error of the database (the run is abandoned; the next one starts over
+                once ``retention_interval`` has passed since it started).
         """
         moment = now or utcnow()
         if self._run is None:
@@ -94,9 +97,18 @@ class RetentionRole:
             self._run, self._rule = RunTotals(run_id=run_id), 0
             log_event("retention.started", run=run_id)
         run = self._run
-        deadline = time.monotonic() + budget
+        try:
+            self._advance(run, moment, deadline=time.monotonic() + budget)
+        except StorageUnavailable:
+            raise  # the database is away: the run resumes where it was
+        except Exception:
+            self._run = None  # anything else is no reason to retry at every pass: the next run starts over
+            raise
+        return run
+
+    def _advance(self, run: RunTotals, now: dt.datetime, *, deadline: float) -> None:
         while self._rule <= len(retention.RULES):
-            more = self._batch(run, moment)
+            more = self._batch(run, now)
             if not more:
                 self._rule += 1
             if time.monotonic() >= deadline:
@@ -108,7 +120,6 @@ class RetentionRole:
                 lambda s: retention.update_run(s, run_id=run.run_id, deleted=run.deleted, purged=run.purged),
                 patience=0,
             )
-        return run
 
     def run(self, *, now: dt.datetime | None = None) -> RunTotals | None:
         """Do a whole run now if one is due (the ``--once`` path and the tests). Returns its totals.

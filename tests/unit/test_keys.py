@@ -7,14 +7,15 @@ import datetime as dt
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from celery import Celery
 
 from api.main import create_app as create_api
 from error_handling.categories import Category
-from error_handling.exceptions import ConfigurationError
-from error_handling.persistence.models import FailedAttempt
+from error_handling.exceptions import ConfigurationError, StorageUnavailable
+from error_handling.persistence.models import FailedAttempt, RetentionRun
 from error_handling.redaction import REDACTED, Redactor
 from error_handling.sealing import (
     LITERAL_KEY,
@@ -183,6 +184,43 @@ def test_retention_on_sqlite_deletes_settled_attempts_and_keeps_a_retrying_task(
         assert totals.deleted == {"fr_failed_attempts": 1}
         with runtime.sessions() as s:
             assert [a.task_id for a in s.query(FailedAttempt)] == ["retrying"]
+    finally:
+        runtime.close()
+        app.close()
+
+
+def test_a_run_interrupted_by_a_database_outage_resumes_where_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'outage.sqlite3'}"
+    upgrade(url)
+    settings = Settings(
+        data_dir=tmp_path, database_url=url, broker_url="memory://", encryption_key=KEY_A, retention_batch_size=1
+    )
+    app = create_app(settings, main="fr_unit_retention_outage")
+    runtime = runtime_for(app)
+    try:
+        now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+        for index in range(3):
+            fail(runtime.sessions, f"settled-{index}", 1, at=now - dt.timedelta(days=31), category=Category.VALIDATION)
+        role = RetentionRole(runtime, runner="dispatcher@unit:1")
+        real = runtime.in_transaction
+        calls = {"n": 0}
+
+        def flaky(work: Any, **kw: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] == 3:  # start, first batch, then the database goes away
+                raise StorageUnavailable("database unreachable")
+            return real(work, **kw)
+
+        monkeypatch.setattr(runtime, "in_transaction", flaky)
+        with pytest.raises(StorageUnavailable):
+            role.step(now=now, budget=float("inf"))
+        totals = role.step(now=now, budget=float("inf"))  # the next pass resumes the same run
+        assert totals is not None and totals.finished
+        assert totals.deleted == {"fr_failed_attempts": 3}
+        with runtime.sessions() as s:
+            assert s.query(RetentionRun).count() == 1
     finally:
         runtime.close()
         app.close()
