@@ -224,3 +224,31 @@ def test_a_run_interrupted_by_a_database_outage_resumes_where_it_was(
     finally:
         runtime.close()
         app.close()
+
+
+#: JSON columns that hold no sealed value: delivery options, a replay job's filter, figures.
+UNSEALED_JSON = {
+    ("fr_tasks", "options"),
+    ("fr_dead_letters", "options"),
+    ("fr_replay_jobs", "filter"),
+    ("fr_retention_runs", "deleted"),
+    ("ai_service_health", "latency_histogram"),
+    ("ai_fallback_events", "passed_over"),
+}
+
+
+def test_keys_rotate_covers_every_json_column_that_may_hold_a_sealed_value() -> None:
+    """A table added with a payload column must be added to ``rekey.SEALED_COLUMNS`` (or above)."""
+    import sqlalchemy as sa
+
+    from error_handling.persistence.models import Base
+    from error_handling.persistence.rekey import SEALED_COLUMNS
+
+    json_columns = {
+        (table.name, column.name)
+        for table in Base.metadata.sorted_tables
+        for column in table.columns
+        if isinstance(column.type, sa.JSON)
+    }
+    rotated = {(target.name, column.name) for target in SEALED_COLUMNS for column in target.columns}
+    assert json_columns == rotated | UNSEALED_JSON
