@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             malformed; see :mod:`function_runner.keys`.
     """
     settings = settings or Settings()
-    settings.sealer()  # a missing or malformed key refuses to start the API (never a 500 per request)
+    settings.check_encryption_key()  # a missing or malformed key refuses to start the API (never a 500 per request)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -165,7 +165,7 @@ def api(
     from error_handling.exceptions import ConfigurationError
 
     try:
-        load_settings().sealer()  # the API refuses to start without a valid key (as create_app does)
+        load_settings().check_encryption_key()  # the API refuses to start without a valid key (as create_app does)
     except ConfigurationError as exc:
         raise fail(str(exc)) from None
     uvicorn.run("api.main:create_app", factory=True, host=host, port=port, log_level=log_level.lower())

@@ -219,7 +219,7 @@ def replay_command(
     celery = _load_app(celery_app)
     runtime = runtime_for(celery)
     try:
-        runtime.sealer  # noqa: B018 - a missing or malformed key is a settings error (exit 2), checked first
+        runtime.settings.check_encryption_key()  # a missing or malformed key is a settings error (exit 2)
     except ConfigurationError as exc:
         runtime.close()
         celery.close()

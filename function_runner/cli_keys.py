@@ -57,7 +57,7 @@ def rotate_command(
     settings = load_settings()
     runtime = Runtime(settings)
     try:
-        runtime.sealer  # noqa: B018 - the key check, before any work
+        settings.check_encryption_key()  # before any work
     except ConfigurationError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
 

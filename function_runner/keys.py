@@ -52,13 +52,14 @@ return 0
 
 
 def check_key(runtime: Runtime) -> None:
-    """Load the runtime's sealer now, so a missing or malformed key fails here, not at the first failure.
+    """Check the runtime's key now, so a missing or malformed key fails here, not at the first failure
+    (the embedded default's key file is still made when first needed).
 
     Raises:
         ConfigurationError: no key while the database or the broker is a server, or a key that is not a
             Fernet key.
     """
-    runtime.sealer  # noqa: B018 - loading it is the check
+    runtime.settings.check_encryption_key()
 
 
 def check_worker_key(sender: Any = None, **_: Any) -> None:

@@ -307,6 +307,19 @@ class Settings(BaseSettings):
                 machine would seal with a key of its own, and dead letters sealed on one could not be
                 replayed from another), or a key is not a Fernet key.
         """
+        configured = self._configured_sealer()
+        return configured if configured is not None else Sealer(_key_file(self.data_dir))
+
+    def check_encryption_key(self) -> None:
+        """Fail now if :meth:`sealer` would (a process calls it at start); makes no key file.
+
+        Raises:
+            ConfigurationError: as :meth:`sealer`.
+        """
+        self._configured_sealer()
+
+    def _configured_sealer(self) -> Sealer | None:
+        """The sealer of ``encryption_key``; None for the embedded default without one (its key file)."""
         if self.encryption_key is not None and self.encryption_key.get_secret_value().strip():
             try:
                 return Sealer(self.encryption_key.get_secret_value())
@@ -314,7 +327,7 @@ class Settings(BaseSettings):
                 raise ConfigurationError(f"invalid FUNCTION_RUNNER_ENCRYPTION_KEY: {exc}") from None
         if not self.embedded:
             raise ConfigurationError(MISSING_KEY)
-        return Sealer(_key_file(self.data_dir))
+        return None
 
 
 #: The scopes an API key may have.

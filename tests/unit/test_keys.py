@@ -67,9 +67,10 @@ def test_a_server_without_a_key_is_a_configuration_error_and_no_key_file_is_made
 ) -> None:
     settings = Settings(data_dir=tmp_path / "data", encryption_key=key, **urls)
     assert not settings.embedded
-    with pytest.raises(ConfigurationError) as caught:
-        settings.sealer()
-    assert str(caught.value) == MISSING_KEY
+    for check in (settings.check_encryption_key, settings.sealer):
+        with pytest.raises(ConfigurationError) as caught:
+            check()
+        assert str(caught.value) == MISSING_KEY
     assert not (tmp_path / "data" / KEY_FILE_NAME).exists()
 
 
@@ -79,6 +80,8 @@ def test_the_embedded_default_keeps_its_key_file(tmp_path: Path, broker: str | N
         data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'x.sqlite3'}", broker_url=broker
     )
     assert settings.embedded
+    settings.check_encryption_key()  # the check at start passes and makes nothing
+    assert not (tmp_path / "data" / KEY_FILE_NAME).exists()
     with pytest.warns(UserWarning, match="is not set"):
         sealer = settings.sealer()
     assert Sealer((tmp_path / "data" / KEY_FILE_NAME).read_text()).unseal(sealer.seal("x")) == "x"
