@@ -35,8 +35,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     (allowed ``Host``, no cross-site change, a bounded body). The app cannot see the address it is bound
     to (``function-runner api`` refuses a public one without keys): with no keys it refuses every client
     that is not local, whatever server runs it.
+
+    Raises:
+        ConfigurationError: the encryption key is missing (with a database or broker on a server) or
+            malformed; see :mod:`function_runner.keys`.
     """
     settings = settings or Settings()
+    settings.check_encryption_key()  # a missing or malformed key refuses to start the API (never a 500 per request)
     redact_server_logs()
 
     @asynccontextmanager

@@ -9,7 +9,7 @@ from celery import Celery, signals
 
 from error_handling.classification import Rule
 from error_handling.policy import RecoveryPolicy
-from function_runner import queues
+from function_runner import keys, queues
 from function_runner.compensation import register_compensator
 from function_runner.gates import Gate
 from function_runner.runtime import APP_ATTRIBUTE, Runtime
@@ -67,6 +67,9 @@ def _declare_broker_dead_letters(sender: Any = None, **_: Any) -> None:
     with app.connection_for_write() as connection:
         queues.declare_dead_letter_queue(connection)
 
+
+# A worker refuses to start without its key (function_runner.keys.check_worker_key); connected on import.
+_KEY_CHECK = keys.check_worker_key
 
 signals.worker_init.connect(_declare_broker_dead_letters, weak=False, dispatch_uid="function_runner.dead_letters")
 

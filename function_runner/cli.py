@@ -8,6 +8,7 @@ Commands:
     db           upgrade / downgrade / current: the database schema
     errors, dlq  failed attempts; dead letters (list, show, replay, discard, bulk replay)
     audit        the operator audit (who did what, when)
+    keys         generate an encryption key; rotate: re-seal every stored secret under the newest key
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from function_runner.cli_audit import app as audit_app
 from function_runner.cli_common import EXIT_USAGE, fail, load_settings
 from function_runner.cli_dlq import app as dlq_app
 from function_runner.cli_errors import app as errors_app
+from function_runner.cli_keys import app as keys_app
 
 app = typer.Typer(
     name="function-runner",
@@ -39,6 +41,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(errors_app, name="errors")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
 
 
 AppOption = Annotated[
@@ -127,8 +130,13 @@ def dispatcher(
     from function_runner.dispatcher import Dispatcher
 
     _logging(log_level)
+    from error_handling.exceptions import ConfigurationError
+
     celery = _load_app(celery_app)
-    runner = Dispatcher(celery)
+    try:
+        runner = Dispatcher(celery)
+    except ConfigurationError as exc:  # no key, or a malformed one
+        raise fail(str(exc)) from None
     import sqlalchemy as sa
 
     try:
@@ -165,8 +173,13 @@ def api(
 
     from api.auth import open_bind_refusal
     from api.log_redaction import log_config
+    from error_handling.exceptions import ConfigurationError
 
     settings = load_settings()
+    try:
+        settings.check_encryption_key()  # the API refuses to start without a valid key (as create_app does)
+    except ConfigurationError as exc:
+        raise fail(str(exc)) from None
     refusal = open_bind_refusal(settings, host)
     if refusal is not None:
         raise fail(refusal, code=EXIT_USAGE)

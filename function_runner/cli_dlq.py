@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from error_handling.exceptions import FunctionRunnerError
+from error_handling.exceptions import ConfigurationError, FunctionRunnerError
 from error_handling.persistence import dead_letters
 from error_handling.persistence.db import make_engine, make_sessionmaker, transaction
 from error_handling.persistence.models import DeadLetterStatus, utcnow
@@ -184,6 +184,8 @@ def show_command(
         lines.append(f"  replayed:  as {detail.replayed_task_id} at {_when(detail.replayed_at)}")
     if detail.discarded_at:
         lines.append(f"  discarded: {_when(detail.discarded_at)}: {detail.discarded_reason}")
+    if detail.purged_at:
+        lines.append(f"  purged:    {_when(detail.purged_at)} (secrets removed by retention: not replayable)")
     for attempt in detail.failed_attempts:
         lines.append(
             f"  attempt {attempt.attempt}: {_when(attempt.failed_at)} {attempt.category}/{attempt.reason} "
@@ -218,6 +220,12 @@ def replay_command(
     new_kwargs = _json_option("--kwargs", kwargs, dict)
     celery = _load_app(celery_app)
     runtime = runtime_for(celery)
+    try:
+        runtime.settings.check_encryption_key()  # a missing or malformed key is a settings error (exit 2)
+    except ConfigurationError as exc:
+        runtime.close()
+        celery.close()
+        raise fail(str(exc), EXIT_USAGE) from None
     try:
         if dry_run:
             with transaction(runtime.sessions) as session:

@@ -10,7 +10,8 @@ dispatch tokens and only the first one to reach a worker runs (``claim_run``), s
 Resource waits are released when their check interval comes round (the re-run is the check) and
 dead-lettered as ``resource_wait_timeout`` once past their deadline. Waits on a declared resource gate
 are released by the dispatcher's monitor role instead (:meth:`Dispatcher.check_gates`, see
-:mod:`function_runner.gates`). The dispatcher also republishes compensations that seem lost.
+:mod:`function_runner.gates`). The dispatcher also republishes compensations that seem lost, and runs
+retention (:mod:`function_runner.retention`).
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ from error_handling.persistence import compensation as compensation_steps
 from error_handling.persistence import heartbeats, repository
 from error_handling.persistence.models import utcnow
 from error_handling.sealing import SealedValueError, unseal_secrets
-from function_runner import compensation, gates, queues, unrecorded
+from function_runner import compensation, gates, keys, queues, unrecorded
 from function_runner import headers as H
 from function_runner.bulk_replay import BatchResult, BulkReplayer
 from function_runner.events import log_event
+from function_runner.retention import RetentionRole
 from function_runner.runtime import Runtime, runtime_for
 
 #: Seconds between two collections of the broker's own dead letters (RabbitMQ).
@@ -64,6 +66,7 @@ class Dispatcher:
         self.app = app
         self.runtime = runtime or runtime_for(app)
         self.settings = self.runtime.settings
+        keys.check_key(self.runtime)  # a missing or malformed key stops it here, before any work
         self._stop = threading.Event()
         self._started_at = utcnow()
         #: This process's name in the heartbeats table.
@@ -74,6 +77,8 @@ class Dispatcher:
             batch_size=self.settings.dispatcher_batch_size,
             interval=self.settings.dispatcher_interval,
         )
+        #: The retention role (see :mod:`function_runner.retention`), a step per pass.
+        self.retention = RetentionRole(self.runtime, runner=self.name)
 
     def run_once(self, *, now: dt.datetime | None = None) -> PassResult:
         """Claim, publish and mark one batch of due runs. Returns what it did.
@@ -265,6 +270,7 @@ class Dispatcher:
             if time.monotonic() >= next_collect:
                 self._collect_broker_dead_letters()
                 next_collect = time.monotonic() + COLLECT_EVERY
+            self._retain()
             replayed = self._replay_pass()
             if result.published < self.settings.dispatcher_batch_size and not replayed:
                 self._stop.wait(self.settings.dispatcher_interval)
@@ -402,6 +408,15 @@ class Dispatcher:
             return
         if moved:
             log_event("dispatcher.broker_dead_letters", recorded=moved)
+
+    def _retain(self) -> None:
+        """A step of the retention role (a run resumes at the next pass)."""
+        try:
+            self.retention.step()
+        except StorageUnavailable:
+            log_event("dispatcher.storage_unavailable", level=logging.WARNING, step="retention")
+        except Exception as exc:  # retention must never stop the dispatching of due runs
+            log_event("dispatcher.retention_failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
 
     def _replay_pass(self) -> bool:
         """One bulk-replay batch; whether it did any work (then the loop does not wait)."""

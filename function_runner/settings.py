@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from error_handling.exceptions import ConfigurationError
 from error_handling.policy import (
     DEFAULT_BASE_DELAY,
     DEFAULT_MAX_DELAY,
@@ -36,6 +37,13 @@ from error_handling.sealing import Sealer, generate_key
 KEY_FILE_NAME = "encryption.key"
 #: The largest request body the API reads by default: 1 MiB.
 DEFAULT_API_MAX_BODY_BYTES = 1024 * 1024
+#: Broker schemes of the embedded default (no server): only with these may the key come from a key file.
+EMBEDDED_BROKERS = frozenset({"filesystem", "memory"})
+#: The error when a fleet has no key (one line, for workers, dispatchers, the API and the CLI).
+MISSING_KEY = (
+    "FUNCTION_RUNNER_ENCRYPTION_KEY is not set: it is required when the database or the broker is a server "
+    "(every process must seal with the same key); make one with: function-runner keys generate"
+)
 
 
 class Settings(BaseSettings):
@@ -69,8 +77,70 @@ class Settings(BaseSettings):
     encryption_key: SecretStr | None = Field(
         default=None,
         description="Fernet key(s), comma-separated (first encrypts, all decrypt), sealing secret "
-        "values kept for replay. Default: a key file created in data_dir (single machine only).",
+        "values kept for replay. Default: a key file created in data_dir, for the embedded default only "
+        "(a database or a broker on a server needs the key set).",
     )
+    retention_interval: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Seconds between two retention runs; every dispatcher may run it, one that finds a "
+        "run younger than this recorded by another skips its turn.",
+    )
+    retention_batch_size: int = Field(
+        default=1000,
+        ge=1,
+        le=50_000,
+        description="Rows deleted (or dead letters purged) per retention transaction.",
+    )
+    retention_attempts_days: float | None = Field(
+        default=30.0,
+        gt=0,
+        description="Failed attempts older than this (days) are deleted, except those of tasks not yet "
+        "terminal and of open (pending) dead letters. 'off' (or empty): kept forever.",
+    )
+    retention_counts_days: float | None = Field(
+        default=400.0,
+        gt=0,
+        description="Statistics roll-up rows (fr_error_counts) older than this (days) are deleted. 'off' (or empty): kept forever.",
+    )
+    retention_breaker_events_days: float | None = Field(
+        default=30.0,
+        gt=0,
+        description="Circuit breaker transitions older than this (days) are deleted, except each service's "
+        "latest. 'off' (or empty): kept forever.",
+    )
+    retention_service_days: float | None = Field(
+        default=14.0,
+        gt=0,
+        description="Service health minutes, service errors and fallback events older than this (days) "
+        "are deleted. 'off' (or empty): kept forever.",
+    )
+    retention_lost_deliveries_days: float | None = Field(
+        default=30.0,
+        gt=0,
+        description="Lost deliveries older than this (days) are deleted, except those of tasks not yet "
+        "terminal and of open dead letters. 'off' (or empty): kept forever.",
+    )
+    retention_purge_replayed_after_days: float | None = Field(
+        default=7.0,
+        gt=0,
+        description="The sealed secrets of dead letters replayed or discarded this long ago (days) are "
+        "purged (and their task's); such a letter can no longer be replayed. 'off' (or empty): kept forever.",
+    )
+
+    @field_validator(
+        "retention_attempts_days",
+        "retention_counts_days",
+        "retention_breaker_events_days",
+        "retention_service_days",
+        "retention_lost_deliveries_days",
+        "retention_purge_replayed_after_days",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_off(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() in ("", "off", "none") else value
+
     retry_base_delay: float = Field(default=DEFAULT_BASE_DELAY, gt=0, description="First backoff step (s).")
     retry_max_delay: float = Field(default=DEFAULT_MAX_DELAY, gt=0, description="Backoff ceiling (s).")
     transient_max_attempts: int = Field(
@@ -285,11 +355,43 @@ class Settings(BaseSettings):
             max_retry_after=self.max_retry_after,
         )
 
+    @property
+    def embedded(self) -> bool:
+        """Whether these settings are the embedded default: a SQLite file and a broker with no server
+        (``filesystem://`` or ``memory://``), one machine; only then may the key come from a key file."""
+        broker = self.effective_broker_url.partition("://")[0]
+        return self.effective_database_url.startswith("sqlite") and broker in EMBEDDED_BROKERS
+
     def sealer(self) -> Sealer:
-        """The sealer for secret values, from ``encryption_key`` or the key file in ``data_dir``."""
-        if self.encryption_key is not None and self.encryption_key.get_secret_value():
-            return Sealer(self.encryption_key.get_secret_value())
-        return Sealer(_key_file(self.data_dir))
+        """The sealer for secret values, from ``encryption_key`` or, for the embedded default only, the
+        key file in ``data_dir``.
+
+        Raises:
+            ConfigurationError: no key is set while the database or the broker is a server (each
+                machine would seal with a key of its own, and dead letters sealed on one could not be
+                replayed from another), or a key is not a Fernet key.
+        """
+        configured = self._configured_sealer()
+        return configured if configured is not None else Sealer(_key_file(self.data_dir))
+
+    def check_encryption_key(self) -> None:
+        """Fail now if :meth:`sealer` would (a process calls it at start); makes no key file.
+
+        Raises:
+            ConfigurationError: as :meth:`sealer`.
+        """
+        self._configured_sealer()
+
+    def _configured_sealer(self) -> Sealer | None:
+        """The sealer of ``encryption_key``; None for the embedded default without one (its key file)."""
+        if self.encryption_key is not None and self.encryption_key.get_secret_value().strip():
+            try:
+                return Sealer(self.encryption_key.get_secret_value())
+            except ConfigurationError as exc:  # names the key by position, never its text
+                raise ConfigurationError(f"invalid FUNCTION_RUNNER_ENCRYPTION_KEY: {exc}") from None
+        if not self.embedded:
+            raise ConfigurationError(MISSING_KEY)
+        return None
 
 
 #: The scopes an API key may have.

@@ -80,6 +80,8 @@ def api_error(exc: Exception) -> ApiError:
         return ApiError(409, exc.message, code="discarded")
     if isinstance(exc, dead_letters.BeingReplayed):
         return ApiError(409, exc.message, code="being_replayed")
+    if isinstance(exc, dead_letters.PayloadPurged):
+        return ApiError(409, exc.message, code="payload_purged")
     if isinstance(exc, dead_letters.NotReplayable):
         return ApiError(409, exc.message, code="not_replayable")
     if isinstance(exc, dead_letters.IdempotencyKeyReused):
@@ -247,7 +249,8 @@ def replay_dead_letter(
     (a placeholder elsewhere is refused: 422 ``secret_moved``). Refused (409) when it was replayed before
     (unless ``force``), discarded, claimed by a bulk replay job (``being_replayed``), or not replayable;
     422 for a queue the app does not declare, or edits past the size and depth limits; 400 for an
-    ``Idempotency-Key`` starting with ``replay-job:``. Audited as ``dead_letter.replay``.
+    ``Idempotency-Key`` starting with ``replay-job:``; 409 ``payload_purged`` when retention purged its
+    secrets. Audited as ``dead_letter.replay``.
     """
     request = body or ReplayRequest()
     try:

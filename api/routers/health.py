@@ -1,5 +1,6 @@
-"""``GET /api/v1/errors/health``: database and broker reachable, dispatchers alive, backlog, and the
-health of the external services called through breakers (calls, success rate, latency, errors).
+"""``GET /api/v1/errors/health``: database and broker reachable, dispatchers alive, backlog, the
+health of the external services called through breakers (calls, success rate, latency, errors), and
+the latest retention run (rows deleted per table, dead letters purged).
 
 ``status`` is ``ok`` when the database and the broker answer and, if runs are due, a dispatcher is
 alive; ``degraded`` when the database answers but the broker does not, or runs are due with no live
@@ -19,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from api.celery_dep import get_celery
 from api.deps import get_engine, get_settings
-from error_handling.persistence import heartbeats, queries
+from error_handling.persistence import heartbeats, queries, retention
 from error_handling.persistence.db import UNAVAILABLE_ERRORS
 from error_handling.persistence.models import RunStatus, ScheduledRun, utcnow
 
@@ -61,6 +62,29 @@ class FallbackHealthPublic(BaseModel):
     last_at: dt.datetime
 
 
+class RetentionPublic(BaseModel):
+    """The latest finished run of the retention role (``fr_retention_runs``)."""
+
+    runner: str = Field(description="The dispatcher that ran it.")
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    deleted: dict[str, int] = Field(description="Rows deleted, by table.")
+    purged: int = Field(description="Dead letters whose sealed secrets were purged.")
+
+
+def _retention(session: sa.orm.Session) -> RetentionPublic | None:
+    run = retention.last_finished_run(session)
+    if run is None or run.finished_at is None:
+        return None
+    return RetentionPublic(
+        runner=run.runner,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        deleted={str(k): int(v) for k, v in (run.deleted or {}).items()},
+        purged=run.purged,
+    )
+
+
 class HealthPublic(BaseModel):
     """Health of the error-handling system."""
 
@@ -81,6 +105,8 @@ class HealthPublic(BaseModel):
     services: list[ServiceHealthPublic] = []
     #: Fallback chains not answered by their first provider (``ai_fallback_events``), last 15 minutes.
     fallbacks: list[FallbackHealthPublic] = []
+    #: The latest finished retention run (None: none yet, or retention is off).
+    retention: RetentionPublic | None = None
     checked_at: dt.datetime
 
 
@@ -144,6 +170,7 @@ def health(request: Request) -> HealthPublic:
                         session, since=now - dt.timedelta(minutes=SERVICES_WINDOW_MINUTES)
                     )
                 ]
+                retained = _retention(session)
     except _UNHEALTHY:
         return HealthPublic(status="unavailable", database=False, broker=broker, breakers=breakers, checked_at=now)
     oldest_due = (now - oldest).total_seconds() if oldest is not None else None
@@ -158,5 +185,6 @@ def health(request: Request) -> HealthPublic:
         oldest_due_seconds=oldest_due,
         services=services,
         fallbacks=fallbacks,
+        retention=retained,
         checked_at=now,
     )

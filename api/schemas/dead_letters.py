@@ -69,6 +69,11 @@ class DeadLetterPublic(BaseModel):
     discarded_at: dt.datetime | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    purged_at: dt.datetime | None = Field(
+        default=None,
+        description="When retention purged its secrets (a grace period after a replay or a discard): "
+        "it can no longer be replayed.",
+    )
 
     @classmethod
     def from_record(cls, letter: DeadLetterRecord) -> DeadLetterPublic:
@@ -98,6 +103,7 @@ def _letter_fields(letter: DeadLetterRecord) -> dict[str, Any]:
         "discarded_at": letter.discarded_at,
         "created_at": letter.created_at,
         "updated_at": letter.updated_at,
+        "purged_at": letter.purged_at,
     }
 
 

@@ -19,6 +19,7 @@ can be neither replayed nor discarded. Every change is audited in the same trans
             ├── AlreadyDiscarded            discarded: terminal
             ├── BeingReplayed               claimed by a bulk replay job publishing it
             ├── NotReplayable               its payload could not be stored faithfully
+            ├── PayloadPurged               retention purged its secrets: it cannot be replayed
             └── IdempotencyKeyReused        the Idempotency-Key was used for another dead letter
 """
 
@@ -56,6 +57,7 @@ __all__ = [
     "IdempotencyKeyReused",
     "Keyset",
     "NotReplayable",
+    "PayloadPurged",
     "attempts_of",
     "check_replayable",
     "discard",
@@ -135,6 +137,19 @@ class NotReplayable(DeadLetterConflict):
             "send both args and kwargs in full to replay it with arguments you provide",
             dead_letter_id=dead_letter_id,
         )
+
+
+class PayloadPurged(DeadLetterConflict):
+    """Retention purged the dead letter's sealed secrets (a grace period after it was replayed or
+    discarded), so it cannot be published again."""
+
+    def __init__(self, dead_letter_id: int, purged_at: dt.datetime) -> None:
+        super().__init__(
+            f"dead letter {dead_letter_id} cannot be replayed: its secrets were purged by retention at "
+            f"{purged_at.isoformat()} (FUNCTION_RUNNER_RETENTION_PURGE_REPLAYED_AFTER_DAYS)",
+            dead_letter_id=dead_letter_id,
+        )
+        self.purged_at = purged_at
 
 
 class IdempotencyKeyReused(DeadLetterConflict):
@@ -291,6 +306,7 @@ def check_replayable(letter: DeadLetterRecord, *, force: bool = False, edits_com
         AlreadyDiscarded: it was discarded.
         BeingReplayed: a bulk replay job claimed it (even with ``force``).
         AlreadyReplayed: it was replayed before and ``force`` is false.
+        PayloadPurged: retention purged its secrets.
         NotReplayable: its payload could not be stored faithfully and the edits do not replace it.
     """
     if letter.status is DeadLetterStatus.DISCARDED:
@@ -299,6 +315,8 @@ def check_replayable(letter: DeadLetterRecord, *, force: bool = False, edits_com
         raise BeingReplayed(letter.id, letter.replay_job_id)
     if letter.status is DeadLetterStatus.REPLAYED and not force:
         raise AlreadyReplayed(letter.id, letter.replayed_task_id)
+    if letter.purged_at is not None:
+        raise PayloadPurged(letter.id, letter.purged_at)
     if not letter.replayable and not edits_complete:
         raise NotReplayable(letter.id)
 

@@ -19,6 +19,7 @@ ones the project's brief names (``circuit_breaker_events``: every transition of 
   transaction.
 - ``fr_replay_requests``: every replay of a dead letter (the task it published), with the request's
   ``Idempotency-Key`` when it had one (unique: a retried request finds the first replay).
+- ``fr_retention_runs``: what each run of the retention role deleted and purged.
 """
 
 from __future__ import annotations
@@ -328,6 +329,9 @@ class DeadLetterRecord(Base):
     discarded_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(index=True)
     updated_at: Mapped[dt.datetime]
+    #: When retention purged its sealed secrets (and its task's), a grace period after it was replayed
+    #: or discarded: the payload keeps ``[REDACTED]`` in their place and it can no longer be replayed.
+    purged_at: Mapped[dt.datetime | None]
 
 
 class ReplayRequestRecord(Base):
@@ -641,3 +645,21 @@ class AuditEvent(Base):
     target_id: Mapped[str | None] = mapped_column(sa.String(255))
     #: What the action did, redacted: e.g. a replay's new task id, queue and the diff of its edits.
     detail: Mapped[Any] = mapped_column(Json)
+
+
+class RetentionRun(Base):
+    """One run of the retention role by a dispatcher: what it deleted per table and the dead letters
+    whose secrets it purged. The health endpoint shows the latest finished one."""
+
+    __tablename__ = "fr_retention_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: The dispatcher that ran it (``dispatcher@host:pid``).
+    runner: Mapped[str] = mapped_column(sa.String(255))
+    started_at: Mapped[dt.datetime] = mapped_column(index=True)
+    #: None while it runs (or if its dispatcher stopped before the end).
+    finished_at: Mapped[dt.datetime | None]
+    #: Rows deleted so far, by table: ``{"fr_failed_attempts": 1200, ...}``.
+    deleted: Mapped[Any] = mapped_column(Json)
+    #: Dead letters whose sealed secrets were purged.
+    purged: Mapped[int] = mapped_column(sa.Integer, default=0)
