@@ -350,7 +350,7 @@ def test_a_failure_that_cannot_be_recorded_is_never_acked(
     result = run(bugged, task_id="bugged-1")
     assert result.state == "REJECTED"
     assert result.result.requeue is True
-    assert "failure not recorded (RuntimeError)" in str(result.result.reason)
+    assert "minimal record refused (RuntimeError)" in str(result.result.reason)  # no Redis: no second chance
     assert rows("fr_failed_attempts") == []
 
 

@@ -1,0 +1,160 @@
+"""Failures the database refuses, in real ``celery worker`` processes on real Postgres: each ends
+recorded (its values sanitised) or dead-lettered as ``unrecordable``, with the body started at most
+``max_unrecordable_requeues`` + 1 times; never lost (acked with nothing recorded), never looped."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis as redis_lib
+import sqlalchemy as sa
+from celery import Celery
+from fastapi.testclient import TestClient
+
+from error_handling.persistence import sanitise
+from tests.e2e.conftest import replay_until_it_succeeds, rows, wait_terminal
+from tests.support.processes import Process
+
+#: The limit the workers of these tests run with (the default).
+LIMIT = 3
+
+NUL = "abc\x00def"
+
+
+def _started(state: redis_lib.Redis, task_id: str) -> int:
+    return int(state.get(f"started:{task_id}") or 0)
+
+
+@pytest.mark.parametrize(
+    ("how", "args", "kwargs", "state_", "reason"),
+    [
+        pytest.param("invalid", [NUL], {}, "failed_fast", "invalid_input", id="nul-in-args"),
+        pytest.param("invalid", [{"nested": [NUL]}], {"note": NUL}, "failed_fast", "invalid_input", id="nul-nested"),
+        pytest.param("invalid", [], {"data": {"k\x00ey": 1}}, "failed_fast", "invalid_input", id="nul-in-key"),
+        pytest.param("invalid", ["\ud800"], {}, "failed_fast", "invalid_input", id="lone-surrogate-in-args"),
+        pytest.param("nul_message", [], {}, "failed_fast", "invalid_input", id="nul-in-message"),
+        pytest.param("surrogate_message", [], {}, "failed_fast", "invalid_input", id="surrogate-in-message"),
+        pytest.param("long_reason", [NUL], {}, "dead_lettered", "r" * 63 + "…", id="long-reason"),
+        pytest.param("long_resource", [], {}, "waiting", "resource_unavailable", id="long-resource"),
+        pytest.param("unprintable", [], {}, "dead_lettered", "permanent_failure", id="unprintable-exception"),
+    ],
+)
+def test_a_failure_with_values_the_database_refuses_is_recorded_sanitised(
+    how: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    state_: str,
+    reason: str,
+    publisher: Celery,
+    start_worker: Callable[..., Process],
+    engine: sa.Engine,
+    state: redis_lib.Redis,
+) -> None:
+    start_worker(concurrency=1)
+    task_id = publisher.send_task("e2e.refused", args=[how, *args], kwargs=kwargs).id
+
+    if state_ == "waiting":
+        from tests.support.waiting import wait_until
+
+        wait_until(lambda: rows(engine, "fr_failed_attempts", task_id=task_id), timeout=60, what="the attempt")
+        (task,) = rows(engine, "fr_tasks", task_id=task_id)
+        assert task["state"] == "waiting"
+    else:
+        assert wait_terminal(engine, [task_id], timeout=60) == {task_id: state_}
+    assert _started(state, task_id) == 1  # recorded at once: no give-back, no second run
+    (attempt,) = rows(engine, "fr_failed_attempts", task_id=task_id)
+    assert attempt["reason"] == reason
+    assert "\x00" not in (attempt["message"] + (attempt["traceback"] or ""))
+    if how == "nul_message":
+        assert "abc\\x00def" in attempt["message"]
+    if how == "long_resource":
+        assert attempt["resource"] == "s" * 63 + "…"
+    if how == "unprintable":
+        assert attempt["exc_type"].endswith("_Unprintable") and "unprintable" in attempt["message"]
+
+
+def test_a_dead_letter_whose_args_held_nul_replays_the_original_args(
+    publisher: Celery,
+    start_worker: Callable[..., Process],
+    engine: sa.Engine,
+    state: redis_lib.Redis,
+    api: TestClient,
+) -> None:
+    start_worker(concurrency=1)
+    original = [NUL, {"n\x00": ["\ud800", NUL]}]
+    task_id = publisher.send_task("e2e.refused", args=["long_reason", *original], kwargs={"k": NUL}).id
+
+    assert wait_terminal(engine, [task_id], timeout=60) == {task_id: "dead_lettered"}
+    (letter,) = rows(engine, "fr_dead_letters", task_id=task_id)
+    assert letter["replayable"] and "\\u0000" not in json.dumps(letter["args"])
+
+    state.set("refused-fixed", 1)
+    new_id = replay_until_it_succeeds(api, state, letter["id"])
+    assert json.loads(state.get(f"args:{new_id}") or "null") == ["long_reason", original, {"k": NUL}]
+
+
+def test_a_very_long_client_chosen_task_id_is_recorded_under_a_stored_key(
+    publisher: Celery, start_worker: Callable[..., Process], engine: sa.Engine, state: redis_lib.Redis
+) -> None:
+    start_worker(concurrency=1)
+    task_id = "t" * 1000
+    publisher.send_task("e2e.refused", args=["long_reason"], task_id=task_id)
+
+    key = sanitise.task_key(task_id)
+    assert len(key) <= 255 and key != task_id
+    assert wait_terminal(engine, [key], timeout=60) == {key: "dead_lettered"}
+    assert _started(state, task_id) == 1
+    assert rows(engine, "fr_dead_letters", task_id=key)
+
+
+@pytest.fixture
+def refusing_trigger(engine: sa.Engine) -> Iterator[None]:
+    """A trigger that makes Postgres refuse any failed attempt whose message or traceback holds
+    ``REFUSED-BY-TRIGGER`` (standing for any value the database refuses that sanitising misses)."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE FUNCTION fr_test_refuse() RETURNS trigger AS $$ BEGIN "
+                "IF NEW.message LIKE '%REFUSED-BY-TRIGGER%' OR NEW.traceback LIKE '%REFUSED-BY-TRIGGER%' THEN "
+                "RAISE EXCEPTION 'refused by the test' USING ERRCODE = '22000'; END IF; RETURN NEW; END $$ "
+                "LANGUAGE plpgsql"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "CREATE TRIGGER fr_test_refuse BEFORE INSERT ON fr_failed_attempts "
+                "FOR EACH ROW EXECUTE FUNCTION fr_test_refuse()"
+            )
+        )
+    yield
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TRIGGER fr_test_refuse ON fr_failed_attempts"))
+        conn.execute(sa.text("DROP FUNCTION fr_test_refuse()"))
+
+
+def test_a_failure_the_database_keeps_refusing_is_dead_lettered_as_unrecordable_within_the_limit(
+    refusing_trigger: None,
+    publisher: Celery,
+    start_worker: Callable[..., Process],
+    engine: sa.Engine,
+    state: redis_lib.Redis,
+    api: TestClient,
+) -> None:
+    start_worker(concurrency=1)
+    task_id = publisher.send_task("e2e.refused", args=["marked", "payload"], kwargs={"api_key": "sk-secret"}).id
+
+    assert wait_terminal(engine, [task_id], timeout=90) == {task_id: "dead_lettered"}
+    assert _started(state, task_id) == LIMIT + 1
+    (letter,) = rows(engine, "fr_dead_letters", task_id=task_id)
+    assert (letter["reason"], letter["category"]) == ("unrecordable", "permanent")
+    assert "REFUSED-BY-TRIGGER" not in (letter["message"] or "") and "refused" in (letter["message"] or "")
+    assert "sk-secret" not in json.dumps([letter["args"], letter["kwargs"]])
+    (attempt,) = rows(engine, "fr_failed_attempts", task_id=task_id)
+    assert attempt["reason"] == "unrecordable"
+
+    state.set("refused-fixed", 1)  # the minimal record keeps the sealed payload: it replays
+    new_id = replay_until_it_succeeds(api, state, letter["id"])
+    assert json.loads(state.get(f"args:{new_id}") or "null") == ["marked", ["payload"], {"api_key": "sk-secret"}]
