@@ -448,7 +448,41 @@ class RecoverableTask(Task):  # type: ignore[misc]
         reason than an outage (``error``): never ack a failure nobody recorded, never loop. The refusal
         is counted; up to ``max_unrecordable_requeues`` the message is given back, unacked; past it (or
         with nothing to count on) the task is dead-lettered with a minimal record (reason
-        ``unrecordable``). ``exc``: the body's exception, if it failed."""
+        ``unrecordable``). ``exc``: the body's exception, if it failed. If even that fails for an
+        unexpected reason, the message is given back, loudly (never acked unrecorded)."""
+        try:
+            self._dead_letter_past_limit(
+                runtime, error, step=step, attempt=attempt, args=args, kwargs=kwargs, run_id=run_id, exc=exc
+            )
+        except CONTROL_FLOW:
+            raise
+        except Exception as bug:
+            deliveries.count_requeue(runtime, str(self.request.id), attempt)
+            log_event(
+                "task.unrecordable_not_recorded",
+                level=logging.CRITICAL,
+                exc_info=True,
+                task_id=self.request.id,
+                task=self.name,
+                attempt=attempt,
+                step=step,
+                error=type(bug).__name__,
+            )
+            raise Reject(f"{step} not recorded ({type(bug).__name__}), message requeued", requeue=True) from None
+
+    def _dead_letter_past_limit(
+        self,
+        runtime: Runtime,
+        error: Exception,
+        *,
+        step: str,
+        attempt: int,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        run_id: int | None,
+        exc: Exception | None,
+    ) -> NoReturn:
+        """:meth:`_refused`'s count, give-back, or minimal dead letter."""
         request = self.request
         task_id = str(request.id)
         refusals = deliveries.count_refusal(runtime, task_id, attempt, request)
@@ -747,9 +781,8 @@ class UnrecordableFailure(Exception):
 def _refusal(error: BaseException) -> str:
     """What refused a record, without the values: the error's type, and Postgres' SQLSTATE if any
     (the database's message may quote the refused value, which may hold anything)."""
-    orig = getattr(error, "orig", None)
-    state = getattr(orig, "sqlstate", None) or getattr(error, "code", None) if orig is not None else None
-    name = type(orig).__name__ if orig is not None else type(error).__name__
+    state = getattr(getattr(error, "orig", None), "sqlstate", None)
+    name = type(error).__name__
     return f"{name}, SQLSTATE {state}" if isinstance(state, str) and state else name
 
 
