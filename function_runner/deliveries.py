@@ -254,8 +254,8 @@ def count_refusal(runtime: Runtime, task_id: str, attempt: int, request: Any) ->
     bookkeeping failed), and the wrapper is about to give the message back. Returns how many refusals
     ``(task_id, attempt)`` has had, this one included (the give-back is counted as a requeue too, so
     its redelivery is not taken for a loss): from Redis' counter, else RabbitMQ's ``x-delivery-count``
-    (the deliveries before this one, plus this one), else None (nothing counts: the caller must not
-    give the message back)."""
+    on a quorum queue (every delivery before this one, plus this one), else None (nothing counts: the
+    caller must not give the message back)."""
     client = _counter(runtime)
     if client is not None:
         key = f"fr:deliveries:{task_id}:{attempt}"
@@ -269,7 +269,14 @@ def count_refusal(runtime: Runtime, task_id: str, attempt: int, request: Any) ->
         except Exception as problem:
             log_event("delivery.count_failed", level=logging.WARNING, task_id=task_id, error=type(problem).__name__)
     count = _broker_count(request)
+    if count is None and runtime.settings.queue_type == "quorum" and _on_rabbitmq(runtime):
+        count = 0  # a quorum queue sets the header from the first redelivery on
     return count + 1 if count is not None else None
+
+
+def _on_rabbitmq(runtime: Runtime) -> bool:
+    url = runtime.settings.broker_url or ""
+    return url.startswith(("amqp://", "amqps://", "pyamqp://"))
 
 
 #: Said of a lost delivery found through the marks of the pool processes.

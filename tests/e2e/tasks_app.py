@@ -337,8 +337,12 @@ def refused(self: RecoverableTask, how: str, *args: Any, **kwargs: Any) -> str:
     args), ``nul_message`` (NUL in the message and so the traceback), ``surrogate_message``, ``long_reason``
     and ``long_resource`` (an application reason or resource longer than its column), ``unprintable``
     (``str()`` of the exception raises), ``marked`` (the traceback holds a marker a test's trigger
-    refuses)."""
+    refuses), ``once`` (fails transiently on its first attempt only)."""
     started(self)
+    if how == "once" and self.attempt > 1:
+        return "retried"
+    if how == "once":
+        raise TransientError("upstream 503", reason="service_unavailable", retry_after=0.1)
     if state().get("refused-fixed"):
         state().set(f"args:{self.request.id}", json.dumps([how, list(args), kwargs]))
         state().set(f"succeeded:{self.request.id}", 1)

@@ -5,6 +5,7 @@ recorded (its values sanitised) or dead-lettered as ``unrecordable``, with the b
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,8 +16,11 @@ from celery import Celery
 from fastapi.testclient import TestClient
 
 from error_handling.persistence import sanitise
-from tests.e2e.conftest import replay_until_it_succeeds, rows, wait_terminal
+from function_runner.app import create_app
+from function_runner.runtime import runtime_for
+from tests.e2e.conftest import on_broker, replay_until_it_succeeds, rows, settings_of, wait_terminal
 from tests.support.processes import Process
+from tests.support.waiting import wait_until
 
 #: The limit the workers of these tests run with (the default).
 LIMIT = 3
@@ -40,6 +44,8 @@ def _started(state: redis_lib.Redis, task_id: str) -> int:
         pytest.param("long_reason", [NUL], {}, "dead_lettered", "r" * 63 + "…", id="long-reason"),
         pytest.param("long_resource", [], {}, "waiting", "resource_unavailable", id="long-resource"),
         pytest.param("unprintable", [], {}, "dead_lettered", "permanent_failure", id="unprintable-exception"),
+        pytest.param("invalid", [math.nan, math.inf], {}, "failed_fast", "invalid_input", id="nan-in-args"),
+        pytest.param("invalid", [10**40, -(2**70)], {"n": 2**64}, "failed_fast", "invalid_input", id="huge-ints"),
     ],
 )
 def test_a_failure_with_values_the_database_refuses_is_recorded_sanitised(
@@ -57,8 +63,6 @@ def test_a_failure_with_values_the_database_refuses_is_recorded_sanitised(
     task_id = publisher.send_task("e2e.refused", args=[how, *args], kwargs=kwargs).id
 
     if state_ == "waiting":
-        from tests.support.waiting import wait_until
-
         wait_until(lambda: rows(engine, "fr_failed_attempts", task_id=task_id), timeout=60, what="the attempt")
         (task,) = rows(engine, "fr_tasks", task_id=task_id)
         assert task["state"] == "waiting"
@@ -158,3 +162,45 @@ def test_a_failure_the_database_keeps_refusing_is_dead_lettered_as_unrecordable_
     state.set("refused-fixed", 1)  # the minimal record keeps the sealed payload: it replays
     new_id = replay_until_it_succeeds(api, state, letter["id"])
     assert json.loads(state.get(f"args:{new_id}") or "null") == ["marked", ["payload"], {"api_key": "sk-secret"}]
+
+
+def test_a_retried_task_with_a_very_long_id_records_its_success_under_its_key(
+    publisher: Celery,
+    start_worker: Callable[..., Process],
+    start_dispatcher: Callable[..., Process],
+    engine: sa.Engine,
+    state: redis_lib.Redis,
+) -> None:
+    start_worker(concurrency=1)
+    start_dispatcher()
+    task_id = "f" * 1000
+    publisher.send_task("e2e.refused", args=["once"], task_id=task_id)
+
+    key = sanitise.task_key(task_id)
+    assert wait_terminal(engine, [key], timeout=60) == {key: "succeeded"}
+    (attempt,) = rows(engine, "fr_failed_attempts", task_id=key)
+    assert attempt["attempt"] == 1
+
+
+@pytest.mark.parametrize("queue_type", ["classic", "quorum"])
+def test_without_redis_a_refused_failure_is_dead_lettered_within_what_the_broker_counts(
+    queue_type: str,
+    refusing_trigger: None,
+    service_env: dict[str, str],
+    start_worker: Callable[..., Process],
+    engine: sa.Engine,
+    state: redis_lib.Redis,
+) -> None:
+    with on_broker(service_env, "rabbitmq", queue_type=queue_type) as env:
+        start_worker(env=env, concurrency=1)
+        app = create_app(settings_of(env), main="fr_e2e_rabbit_publisher")
+        try:
+            task_id = app.send_task("e2e.refused", args=["marked"]).id
+            assert wait_terminal(engine, [task_id], timeout=90) == {task_id: "dead_lettered"}
+        finally:
+            runtime_for(app).close()
+            app.close()
+    (letter,) = rows(engine, "fr_dead_letters", task_id=task_id)
+    assert letter["reason"] == "unrecordable"
+    # classic queues count nothing: no second run; quorum queues count every delivery (x-delivery-count)
+    assert _started(state, task_id) == (1 if queue_type == "classic" else LIMIT + 1)

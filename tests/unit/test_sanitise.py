@@ -1,14 +1,24 @@
-"""The sanitiser: values Postgres refuses made storable, pure functions (no database)."""
+"""The sanitiser: values Postgres refuses made storable (pure functions), and the repository writing
+them on SQLite and on a real Postgres."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
 
+from error_handling.categories import Category
+from error_handling.classification import Classification
+from error_handling.persistence import repository as repo
 from error_handling.persistence import sanitise
+from error_handling.persistence.db import transaction
 from error_handling.persistence.models import DeadLetterRecord, FailedAttempt, LostDelivery, TaskRecord
+from error_handling.policy import DeadLetter, RecoveryPolicy
 from error_handling.redaction import Redactor
 
 ATTEMPTS: sa.Table = FailedAttempt.__table__  # type: ignore[assignment]
@@ -99,3 +109,79 @@ def test_unstorable_finds_nul_and_surrogates_in_values_and_keys() -> None:
 def test_every_text_column_of_a_dead_letter_is_covered() -> None:
     row = sanitise.row(LETTERS, {"message": "\x00", "exc_type": "E\x00", "reason": "x" * 100, "args": ["\x00"]})
     assert "\x00" not in json.dumps(row, default=str)
+
+
+# -- the repository writes refused values sanitised, on SQLite and on a real Postgres ---------------
+
+NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
+
+
+def _report(task_id: str, *, category: Category = Category.PERMANENT, **changes: Any) -> repo.FailureReport:
+    fields: dict[str, Any] = {
+        "category": category,
+        "reason": "permanent_failure",
+        "fingerprint": "f" * 16,
+        "message": "boom",
+        "exc_type": "builtins.Exception",
+    }
+    fields |= {k: v for k, v in changes.items() if k not in ("args", "kwargs", "traceback", "worker", "task_name")}
+    return repo.FailureReport(
+        task_id=task_id,
+        attempt=1,
+        payload=repo.TaskPayload(
+            task_name=changes.get("task_name", "app.task"),
+            args=changes.get("args", [1]),
+            kwargs=changes.get("kwargs", {}),
+            options={},
+            headers={},
+        ),
+        classification=Classification(**fields),
+        traceback=changes.get("traceback", "tb"),
+        failed_at=NOW,
+        worker=changes.get("worker", "w1"),
+    )
+
+
+REFUSED: dict[str, dict[str, Any]] = {
+    "nul-in-args": {"args": ["a\x00b", {"n": ["\x00"]}], "kwargs": {"k\x00": "v\x00"}},
+    "surrogate-in-args": {"args": ["\ud800"], "kwargs": {"\udfff": 1}},
+    "non-finite-and-huge-numbers": {"args": [math.nan, math.inf, 10**5000]},
+    "nul-in-message-and-traceback": {"message": "a\x00b", "traceback": "tb\x00", "user_message": "u\x00"},
+    "surrogate-in-message": {"message": "a\ud800b", "exc_type": "E\ud800"},
+    "long-reason": {"reason": "r" * 300},
+    "long-names": {"task_name": "n" * 300, "worker": "w" * 300, "exc_type": "e" * 300, "rule": "x" * 300},
+    "huge-status-and-infinite-retry-after": {"status_code": 10**12, "retry_after": math.inf},
+    "huge-message": {"message": "m" * 1_000_000, "traceback": "t" * 1_000_000},
+}
+
+
+@pytest.mark.parametrize("values", REFUSED.values(), ids=REFUSED.keys())
+def test_the_repository_stores_values_postgres_refuses(sessions: sessionmaker[Session], values: dict[str, Any]) -> None:
+    with transaction(sessions) as s:
+        (recorded,) = repo.record_failures(s, reports=[_report("t-1", **values)], policy=RecoveryPolicy())
+    assert isinstance(recorded.decision, DeadLetter)
+    with transaction(sessions) as s:
+        attempt = s.execute(sa.select(FailedAttempt)).scalar_one()
+        letter = s.execute(sa.select(DeadLetterRecord)).scalar_one()
+        task = s.get(TaskRecord, "t-1")
+        assert task is not None
+        stored = json.dumps([attempt.message, attempt.traceback, letter.args, letter.kwargs, task.args])
+    assert "\\u0000" not in stored and "\\ud8" not in stored
+    assert len(attempt.message) <= sanitise.MESSAGE_LIMIT
+    assert attempt.status_code is None or attempt.status_code < 2**31
+
+
+def test_a_long_task_id_is_recorded_under_its_key_and_found_again(sessions: sessionmaker[Session]) -> None:
+    task_id = "t" * 1000
+    report = _report(task_id, category=Category.TRANSIENT, reason="timeout")
+    with transaction(sessions) as s:
+        (first,) = repo.record_failures(s, reports=[report], policy=RecoveryPolicy())
+    with transaction(sessions) as s:
+        (again,) = repo.record_failures(s, reports=[report], policy=RecoveryPolicy())  # a redelivery
+        assert repo.recorded_attempts(s, [(task_id, 1)]) == {(task_id, 1)}
+        assert repo.record_success(s, task_id=task_id, run_id=None, now=NOW)
+    assert first.run_id is not None and again.duplicate
+    with transaction(sessions) as s:
+        task, attempts, runs = repo.task_history(s, task_id=task_id)
+        assert task is not None and task.task_id == sanitise.task_key(task_id) and task.state.value == "succeeded"
+        assert len(attempts) == 1 and len(runs) == 1

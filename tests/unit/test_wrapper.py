@@ -474,6 +474,11 @@ def test_without_redis_refusals_are_counted_by_the_broker_or_not_at_all() -> Non
     def no_redis() -> Any:
         raise RuntimeError("no Redis")
 
-    runtime: Any = SimpleNamespace(breakers=SimpleNamespace(client=no_redis))
-    assert deliveries.count_refusal(runtime, "t", 1, SimpleNamespace(headers={"x-delivery-count": 2})) == 3
-    assert deliveries.count_refusal(runtime, "t", 1, SimpleNamespace(headers={})) is None
+    def on(queue_type: str) -> Any:
+        settings = SimpleNamespace(queue_type=queue_type, broker_url="amqp://guest@localhost//")
+        return SimpleNamespace(breakers=SimpleNamespace(client=no_redis), settings=settings)
+
+    first, later = SimpleNamespace(headers={}), SimpleNamespace(headers={"x-delivery-count": 2})
+    assert deliveries.count_refusal(on("quorum"), "t", 1, later) == 3
+    assert deliveries.count_refusal(on("quorum"), "t", 1, first) == 1  # no header before the first redelivery
+    assert deliveries.count_refusal(on("classic"), "t", 1, first) is None  # nothing counts: no second chance
