@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import math
 import re
 from typing import Any, Final
@@ -156,46 +157,62 @@ def json_value(value: Any) -> Any:
     return f"<{type(value).__name__}>"
 
 
-def _number(value: Any, bounds: tuple[int, int]) -> Any:
-    if isinstance(value, bool) or not isinstance(value, int):
-        return value
-    return value if bounds[0] <= value <= bounds[1] else None
-
-
-def _float(value: Any) -> Any:
-    return value if not isinstance(value, float) or math.isfinite(value) else None
+#: How a column is made storable: its kind and, for strings, the most characters it keeps.
+_ID, _BOUNDED, _TEXT, _JSON, _FLOAT, _INT32_KIND, _INT64_KIND = range(7)
 
 
 @functools.cache
-def _columns(table: sa.Table) -> dict[str, Any]:
-    """How each column of ``table`` is made storable: a function of the value."""
-    found: dict[str, Any] = {}
+def _columns(table: sa.Table) -> dict[str, tuple[int, int, bool]]:
+    """How each column of ``table`` is made storable: ``(kind, length or limit, nullable)``."""
+    found: dict[str, tuple[int, int, bool]] = {}
     for column in table.columns:
         kind = column.type
-        if isinstance(kind, sa.JSON) or getattr(kind, "_type_affinity", None) is sa.JSON:
-            found[column.name] = json_value
+        nullable = bool(column.nullable)
+        if isinstance(kind, sa.JSON):
+            found[column.name] = (_JSON, 0, nullable)
         elif column.name in _ID_COLUMNS:
-            found[column.name] = lambda v: task_key(v) if isinstance(v, str) else v
+            found[column.name] = (_ID, TASK_ID_LENGTH, nullable)
         elif isinstance(kind, sa.String) and kind.length:
-            found[column.name] = functools.partial(_bounded, length=kind.length)
-        elif isinstance(kind, sa.Text | sa.String):
+            found[column.name] = (_BOUNDED, kind.length, nullable)
+        elif isinstance(kind, sa.String):  # Text
             limit = TRACEBACK_LIMIT if column.name in _TRACEBACK_COLUMNS else MESSAGE_LIMIT
-            found[column.name] = functools.partial(_text, limit=limit)
+            found[column.name] = (_TEXT, limit, nullable)
         elif isinstance(kind, sa.Float):
-            found[column.name] = _float
+            found[column.name] = (_FLOAT, 0, nullable)
         elif isinstance(kind, sa.BigInteger):
-            found[column.name] = functools.partial(_number, bounds=_INT64)
+            found[column.name] = (_INT64_KIND, 0, nullable)
         elif isinstance(kind, sa.Integer):
-            found[column.name] = functools.partial(_number, bounds=_INT32)
+            found[column.name] = (_INT32_KIND, 0, nullable)
     return found
 
 
-def _bounded(value: Any, *, length: int) -> Any:
-    return clamp(clean_text(value), length) if isinstance(value, str) else value
+def _storable_json(value: Any) -> Any:
+    """:func:`json_value`, after a check in C that finds nothing to change in most values."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):  # NaN, infinities, integers too long, objects: walk it
+        return json_value(value)
+    if "\\u0000" in text or _UNSTORABLE.search(text) is not None:
+        return json_value(value)
+    return value
 
 
-def _text(value: Any, *, limit: int) -> Any:
-    return cut(clean_text(value), limit) if isinstance(value, str) else value
+def _fixed(kind: int, limit: int, value: Any) -> Any:
+    """The storable form of ``value`` for a column of ``kind`` (the same object when it is)."""
+    if kind == _JSON:
+        return _storable_json(value)
+    if kind <= _TEXT:
+        if not isinstance(value, str) or (len(value) <= limit and _UNSTORABLE.search(value) is None):
+            return value
+        if kind == _ID:
+            return task_key(value)
+        return clamp(clean_text(value), limit) if kind == _BOUNDED else cut(clean_text(value), limit)
+    if kind == _FLOAT:
+        return value if not isinstance(value, float) or math.isfinite(value) else None
+    if isinstance(value, bool) or not isinstance(value, int):
+        return value
+    low, high = _INT32 if kind == _INT32_KIND else _INT64
+    return value if low <= value <= high else None
 
 
 def row(table: sa.Table, values: dict[str, Any]) -> dict[str, Any]:
@@ -205,14 +222,14 @@ def row(table: sa.Table, values: dict[str, Any]) -> dict[str, Any]:
     columns = _columns(table)
     out: dict[str, Any] | None = None
     for name, value in values.items():
-        fix = columns.get(name)
-        if fix is None or value is None:
+        spec = columns.get(name)
+        if spec is None or value is None:
             continue
-        fixed = fix(value)
-        if fixed is None and not table.c[name].nullable:
+        kind, limit, nullable = spec
+        fixed = _fixed(kind, limit, value)
+        if fixed is value or (fixed is None and not nullable):
             continue
-        if fixed is not value:
-            if out is None:
-                out = dict(values)
-            out[name] = fixed
+        if out is None:
+            out = dict(values)
+        out[name] = fixed
     return values if out is None else out
