@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from celery import Celery
 from fastapi.testclient import TestClient
 
+from api.main import API_PREFIX
 from error_handling.persistence import sanitise
 from function_runner.app import create_app
 from function_runner.runtime import runtime_for
@@ -101,7 +102,11 @@ def test_a_dead_letter_whose_args_held_nul_replays_the_original_args(
 
 
 def test_a_very_long_client_chosen_task_id_is_recorded_under_a_stored_key(
-    publisher: Celery, start_worker: Callable[..., Process], engine: sa.Engine, state: redis_lib.Redis
+    publisher: Celery,
+    start_worker: Callable[..., Process],
+    engine: sa.Engine,
+    state: redis_lib.Redis,
+    api: TestClient,
 ) -> None:
     start_worker(concurrency=1)
     task_id = "t" * 1000
@@ -112,6 +117,8 @@ def test_a_very_long_client_chosen_task_id_is_recorded_under_a_stored_key(
     assert wait_terminal(engine, [key], timeout=60) == {key: "dead_lettered"}
     assert _started(state, task_id) == 1
     assert rows(engine, "fr_dead_letters", task_id=key)
+    history = api.get(f"{API_PREFIX}/task/{task_id}/history")  # found by the id the client chose
+    assert history.status_code == 200 and history.json()["task_id"] == key
 
 
 @pytest.fixture
