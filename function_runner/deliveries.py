@@ -249,34 +249,27 @@ def count_requeue(runtime: Runtime, task_id: str, attempt: int) -> None:
         log_event("delivery.count_failed", level=logging.WARNING, task_id=task_id, error=type(problem).__name__)
 
 
-def count_refusal(runtime: Runtime, task_id: str, attempt: int, request: Any) -> int | None:
+def count_refusal(runtime: Runtime, task_id: str, attempt: int) -> int | None:
     """Count a refusal: the database refused what the wrapper records about this delivery (or its
     bookkeeping failed), and the wrapper is about to give the message back. Returns how many refusals
-    ``(task_id, attempt)`` has had, this one included (the give-back is counted as a requeue too, so
-    its redelivery is not taken for a loss): from Redis' counter, else RabbitMQ's ``x-delivery-count``
-    on a quorum queue (every delivery before this one, plus this one), else None (nothing counts: the
-    caller must not give the message back)."""
+    ``(task_id, attempt)`` has had, this one included, from the shared Redis (the give-back is counted
+    as a requeue too, so its redelivery is not taken for a lost delivery); None without it: a broker's
+    own delivery count cannot tell the wrapper's give-backs from lost deliveries, so nothing counts
+    and the caller must not give the message back."""
     client = _counter(runtime)
-    if client is not None:
-        key = f"fr:deliveries:{task_id}:{attempt}"
-        try:
-            pipe = client.pipeline()
-            pipe.hincrby(key, "refused", 1)
-            pipe.hincrby(key, "requeued", 1)
-            pipe.expire(key, COUNTER_TTL)
-            refused, _, _ = pipe.execute()
-            return int(refused)
-        except Exception as problem:
-            log_event("delivery.count_failed", level=logging.WARNING, task_id=task_id, error=type(problem).__name__)
-    count = _broker_count(request)
-    if count is None and runtime.settings.queue_type == "quorum" and _on_rabbitmq(runtime):
-        count = 0  # a quorum queue sets the header from the first redelivery on
-    return count + 1 if count is not None else None
-
-
-def _on_rabbitmq(runtime: Runtime) -> bool:
-    url = runtime.settings.broker_url or ""
-    return url.startswith(("amqp://", "amqps://", "pyamqp://"))
+    if client is None:
+        return None
+    key = f"fr:deliveries:{task_id}:{attempt}"
+    try:
+        pipe = client.pipeline()
+        pipe.hincrby(key, "refused", 1)
+        pipe.hincrby(key, "requeued", 1)
+        pipe.expire(key, COUNTER_TTL)
+        refused, _, _ = pipe.execute()
+        return int(refused)
+    except Exception as problem:
+        log_event("delivery.count_failed", level=logging.WARNING, task_id=task_id, error=type(problem).__name__)
+        return None
 
 
 #: Said of a lost delivery found through the marks of the pool processes.

@@ -130,7 +130,7 @@ class Settings(BaseSettings):
         description="How many times a worker gives a message back when the database refuses what it "
         "records about it (not an outage: a value it will not store, a bug of the bookkeeping); the next "
         "refusal dead-letters the task with a minimal record, reason 'unrecordable'. Counted in the "
-        "shared Redis; without one (or RabbitMQ's x-delivery-count) the first refusal dead-letters it.",
+        "shared Redis; without it the first refusal dead-letters the task.",
     )
     visibility_timeout: float = Field(
         default=3600.0,

@@ -485,7 +485,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
         """:meth:`_refused`'s count, give-back, or minimal dead letter."""
         request = self.request
         task_id = str(request.id)
-        refusals = deliveries.count_refusal(runtime, task_id, attempt, request)
+        refusals = deliveries.count_refusal(runtime, task_id, attempt)
         limit = runtime.settings.max_unrecordable_requeues
         log_event(
             "task.record_refused",

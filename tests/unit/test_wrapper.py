@@ -460,13 +460,12 @@ def test_refusals_are_counted_apart_from_losses(redis_url: str) -> None:
 
     client = redis_lib.Redis.from_url(redis_url)
     runtime: Any = SimpleNamespace(breakers=SimpleNamespace(client=lambda: client))
-    request = SimpleNamespace(headers={})
-    assert [deliveries.count_refusal(runtime, "t-1", 1, request) for _ in range(3)] == [1, 2, 3]
-    assert deliveries.count_redelivery(runtime, "t-1", 1, request) == 0  # the give-backs are no losses
-    assert deliveries.count_refusal(runtime, "t-1", 2, request) == 1
+    assert [deliveries.count_refusal(runtime, "t-1", 1) for _ in range(3)] == [1, 2, 3]
+    assert deliveries.count_redelivery(runtime, "t-1", 1, SimpleNamespace(headers={})) == 0  # no losses
+    assert deliveries.count_refusal(runtime, "t-1", 2) == 1
 
 
-def test_without_redis_refusals_are_counted_by_the_broker_or_not_at_all() -> None:
+def test_without_redis_nothing_counts_refusals() -> None:
     from types import SimpleNamespace
 
     from function_runner import deliveries
@@ -474,11 +473,5 @@ def test_without_redis_refusals_are_counted_by_the_broker_or_not_at_all() -> Non
     def no_redis() -> Any:
         raise RuntimeError("no Redis")
 
-    def on(queue_type: str) -> Any:
-        settings = SimpleNamespace(queue_type=queue_type, broker_url="amqp://guest@localhost//")
-        return SimpleNamespace(breakers=SimpleNamespace(client=no_redis), settings=settings)
-
-    first, later = SimpleNamespace(headers={}), SimpleNamespace(headers={"x-delivery-count": 2})
-    assert deliveries.count_refusal(on("quorum"), "t", 1, later) == 3
-    assert deliveries.count_refusal(on("quorum"), "t", 1, first) == 1  # no header before the first redelivery
-    assert deliveries.count_refusal(on("classic"), "t", 1, first) is None  # nothing counts: no second chance
+    runtime: Any = SimpleNamespace(breakers=SimpleNamespace(client=no_redis))
+    assert deliveries.count_refusal(runtime, "t", 1) is None  # the caller dead-letters: no second chance
