@@ -337,7 +337,7 @@ def refused(self: RecoverableTask, how: str, *args: Any, **kwargs: Any) -> str:
     args), ``nul_message`` (NUL in the message and so the traceback), ``surrogate_message``, ``long_reason``
     and ``long_resource`` (an application reason or resource longer than its column), ``unprintable``
     (``str()`` of the exception raises), ``marked`` (the traceback holds a marker a test's trigger
-    refuses), ``once`` (fails transiently on its first attempt only)."""
+    refuses), ``once`` (fails transiently on its first attempt only), ``die`` (kills its pool process)."""
     started(self)
     if how == "once" and self.attempt > 1:
         return "retried"
@@ -347,6 +347,9 @@ def refused(self: RecoverableTask, how: str, *args: Any, **kwargs: Any) -> str:
         state().set(f"args:{self.request.id}", json.dumps([how, list(args), kwargs]))
         state().set(f"succeeded:{self.request.id}", 1)
         return "fixed"
+    if how == "die":
+        threading.Event().wait(0.05)
+        _die("sigkill")
     if how == "nul_message":
         raise ValidationError("abc\x00def")
     if how == "surrogate_message":

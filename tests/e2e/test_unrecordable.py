@@ -101,6 +101,27 @@ def test_a_dead_letter_whose_args_held_nul_replays_the_original_args(
     assert json.loads(state.get(f"args:{new_id}") or "null") == ["long_reason", original, {"k": NUL}]
 
 
+def test_lost_deliveries_of_a_task_whose_args_hold_nul_are_counted_and_it_is_dead_lettered_replayable(
+    publisher: Celery,
+    start_worker: Callable[..., Process],
+    engine: sa.Engine,
+    state: redis_lib.Redis,
+    api: TestClient,
+) -> None:
+    start_worker(concurrency=1)
+    task_id = publisher.send_task("e2e.refused", args=["die", NUL], kwargs={"note": "\ud800"}).id
+
+    assert wait_terminal(engine, [task_id], timeout=90) == {task_id: "dead_lettered"}
+    assert _started(state, task_id) == 3  # the lost-delivery limit, then not run again
+    (letter,) = rows(engine, "fr_dead_letters", task_id=task_id)
+    assert letter["reason"] == "worker_lost" and letter["replayable"]
+    assert len(rows(engine, "fr_lost_deliveries", task_id=task_id)) == 3
+
+    state.set("refused-fixed", 1)
+    new_id = replay_until_it_succeeds(api, state, letter["id"])
+    assert json.loads(state.get(f"args:{new_id}") or "null") == ["die", [NUL], {"note": "\ud800"}]
+
+
 def test_a_very_long_client_chosen_task_id_is_recorded_under_a_stored_key(
     publisher: Celery,
     start_worker: Callable[..., Process],
