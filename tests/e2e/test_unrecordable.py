@@ -33,6 +33,13 @@ def _started(state: redis_lib.Redis, task_id: str) -> int:
     return int(state.get(f"started:{task_id}") or 0)
 
 
+def _replayed_args(api: TestClient, state: redis_lib.Redis, letter_id: int) -> Any:
+    """Fix the task, replay the dead letter and return what the replay ran with: ``[how, args, kwargs]``."""
+    state.set("refused-fixed", 1)
+    new_id = replay_until_it_succeeds(api, state, letter_id)
+    return json.loads(state.get(f"args:{new_id}") or "null")
+
+
 @pytest.mark.parametrize(
     ("how", "args", "kwargs", "state_", "reason"),
     [
@@ -96,9 +103,7 @@ def test_a_dead_letter_whose_args_held_nul_replays_the_original_args(
     (letter,) = rows(engine, "fr_dead_letters", task_id=task_id)
     assert letter["replayable"] and "\\u0000" not in json.dumps(letter["args"])
 
-    state.set("refused-fixed", 1)
-    new_id = replay_until_it_succeeds(api, state, letter["id"])
-    assert json.loads(state.get(f"args:{new_id}") or "null") == ["long_reason", original, {"k": NUL}]
+    assert _replayed_args(api, state, letter["id"]) == ["long_reason", original, {"k": NUL}]
 
 
 def test_lost_deliveries_of_a_task_whose_args_hold_nul_are_counted_and_it_is_dead_lettered_replayable(
@@ -117,9 +122,7 @@ def test_lost_deliveries_of_a_task_whose_args_hold_nul_are_counted_and_it_is_dea
     assert letter["reason"] == "worker_lost" and letter["replayable"]
     assert len(rows(engine, "fr_lost_deliveries", task_id=task_id)) == 3
 
-    state.set("refused-fixed", 1)
-    new_id = replay_until_it_succeeds(api, state, letter["id"])
-    assert json.loads(state.get(f"args:{new_id}") or "null") == ["die", [NUL], {"note": "\ud800"}]
+    assert _replayed_args(api, state, letter["id"]) == ["die", [NUL], {"note": "\ud800"}]
 
 
 def test_a_very_long_client_chosen_task_id_is_recorded_under_a_stored_key(
@@ -187,9 +190,8 @@ def test_a_failure_the_database_keeps_refusing_is_dead_lettered_as_unrecordable_
     (attempt,) = rows(engine, "fr_failed_attempts", task_id=task_id)
     assert attempt["reason"] == "unrecordable"
 
-    state.set("refused-fixed", 1)  # the minimal record keeps the sealed payload: it replays
-    new_id = replay_until_it_succeeds(api, state, letter["id"])
-    assert json.loads(state.get(f"args:{new_id}") or "null") == ["marked", ["payload"], {"api_key": "sk-secret"}]
+    # the minimal record keeps the sealed payload: it replays
+    assert _replayed_args(api, state, letter["id"]) == ["marked", ["payload"], {"api_key": "sk-secret"}]
 
 
 def test_a_retried_task_with_a_very_long_id_records_its_success_under_its_key(
