@@ -46,6 +46,7 @@ def _replayed_args(api: TestClient, state: redis_lib.Redis, letter_id: int) -> A
         pytest.param("invalid", [NUL], {}, "failed_fast", "invalid_input", id="nul-in-args"),
         pytest.param("invalid", [{"nested": [NUL]}], {"note": NUL}, "failed_fast", "invalid_input", id="nul-nested"),
         pytest.param("invalid", [], {"data": {"k\x00ey": 1}}, "failed_fast", "invalid_input", id="nul-in-key"),
+        pytest.param("invalid", [], {"k\x00": 1}, "failed_fast", "invalid_input", id="nul-in-top-level-kwarg-name"),
         pytest.param("invalid", ["\ud800"], {}, "failed_fast", "invalid_input", id="lone-surrogate-in-args"),
         pytest.param("nul_message", [], {}, "failed_fast", "invalid_input", id="nul-in-message"),
         pytest.param("surrogate_message", [], {}, "failed_fast", "invalid_input", id="surrogate-in-message"),

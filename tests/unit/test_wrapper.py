@@ -475,3 +475,28 @@ def test_without_redis_nothing_counts_refusals() -> None:
 
     runtime: Any = SimpleNamespace(breakers=SimpleNamespace(client=no_redis))
     assert deliveries.count_refusal(runtime, "t", 1) is None  # the caller dead-letters: no second chance
+
+
+def test_a_refused_success_record_leaves_the_success_a_success(
+    app: Celery, rows: Rows, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import importlib
+
+    from error_handling.persistence import repository
+
+    task_module = importlib.import_module("function_runner.task")
+
+    def refusing(*_args: Any, **_kwargs: Any) -> Any:
+        raise _data_error()
+
+    monkeypatch.setattr(repository, "record_success", refusing)
+    monkeypatch.setattr(task_module, "_redelivered", lambda _request: True)  # a lost delivery before: recovered
+
+    @app.task(base=RecoverableTask, name="unit.recovered")
+    def recovered() -> str:
+        return "done"
+
+    result = run(recovered, task_id="recovered-1")
+    assert (result.state, result.result) == ("SUCCESS", "done")
+    assert any("task.success_not_recorded" in r.getMessage() for r in caplog.records)
+    assert len(rows("fr_lost_deliveries", task_id="recovered-1")) == 1
