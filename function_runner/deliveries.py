@@ -310,6 +310,7 @@ class StartMarks:
         index = getattr(current_process(), "index", None)
         if not isinstance(index, int) or not 0 <= index < self.processes:
             return []
+        attempt = max(-(2**31), min(attempt, 2**31 - 1))  # a record holds a 32-bit attempt (headers are anything)
         digest, me, size = self.digest(task_id), os.getpid(), self.RECORD.size
         dead: list[int] = []
         found = self.map.find(digest)

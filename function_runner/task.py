@@ -135,7 +135,11 @@ class RecoverableTask(Task):  # type: ignore[misc]
             return self.run(*args, **kwargs)
         attempt = _int_header(_custom_headers(request), H.ATTEMPT, default=1)
         marks = deliveries.marks
-        put_back = marks.begin(str(request.id), attempt) if marks is not None else []
+        try:
+            put_back = marks.begin(str(request.id), attempt) if marks is not None else []
+        except Exception as problem:  # the marks only help find lost deliveries: never the task's outcome
+            log_event("delivery.mark_failed", level=logging.WARNING, task_id=request.id, error=type(problem).__name__)
+            put_back = []
         try:
             try:
                 return self._execute(args, kwargs, attempt=attempt, put_back=put_back)
@@ -520,8 +524,8 @@ class RecoverableTask(Task):  # type: ignore[misc]
         run_id: int | None,
     ) -> repository.FailureReport:
         """A failure report built from values sure to store: the task's name, its id (stored under its
-        key), the message saying what was refused, and the payload as sealed blobs (no args in clear);
-        not replayable when the payload cannot be sealed."""
+        key), its attempt number within an ``integer`` column, the message saying what was refused, and
+        the payload as sealed blobs (no args in clear); not replayable when the payload cannot be sealed."""
         request = self.request
         sealer = runtime.sealer
         try:
@@ -552,7 +556,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
         )
         return repository.FailureReport(
             task_id=str(request.id),
-            attempt=attempt,
+            attempt=min(max(attempt, 0), sanitise.MAX_INTEGER),  # a forged attempt header may be anything
             payload=payload,
             classification=classification,
             traceback=None,

@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from error_handling.persistence.models import TaskRecord
 
 __all__ = [
+    "MAX_INTEGER",
     "MAX_INT_BITS",
     "MESSAGE_LIMIT",
     "NUL_TEXT",
@@ -69,7 +70,9 @@ MAX_INT_BITS: Final = 13_000
 TASK_ID_LENGTH: Final[int] = TaskRecord.__table__.c.task_id.type.length  # type: ignore[attr-defined]
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-_INT32 = (-(2**31), 2**31 - 1)
+#: The largest value of an ``integer`` column (an attempt number, for one).
+MAX_INTEGER: Final = 2**31 - 1
+_INT32 = (-(2**31), MAX_INTEGER)
 _INT64 = (-(2**63), 2**63 - 1)
 #: Columns that hold task ids: replaced by :func:`task_key`, never cut.
 _ID_COLUMNS = frozenset({"task_id", "root_id", "parent_id", "replayed_task_id"})

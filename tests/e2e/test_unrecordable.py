@@ -234,3 +234,18 @@ def test_without_redis_a_refused_failure_is_dead_lettered_at_the_first_refusal(
     (letter,) = rows(engine, "fr_dead_letters", task_id=task_id)
     assert letter["reason"] == "unrecordable"
     assert _started(state, task_id) == 1  # nothing counts give-backs without Redis: no second run
+
+
+def test_an_attempt_number_out_of_the_columns_range_ends_unrecordable_within_the_limit(
+    publisher: Celery, start_worker: Callable[..., Process], engine: sa.Engine, state: redis_lib.Redis
+) -> None:
+    start_worker(concurrency=1)
+    task_id = publisher.send_task("e2e.refused", args=["long_reason"], headers={"fr_attempt": 2**40}).id
+
+    assert wait_terminal(engine, [task_id], timeout=90) == {task_id: "dead_lettered"}
+    assert _started(state, task_id) == 1  # the redeliveries are refused at their duplicate check, before the body
+    (letter,) = rows(engine, "fr_dead_letters", task_id=task_id)
+    assert letter["reason"] == "unrecordable" and "SQLSTATE 22003" in (letter["message"] or "")
+    assert f"{LIMIT + 1} time(s) at duplicate_check" in (letter["message"] or "")
+    (attempt,) = rows(engine, "fr_failed_attempts", task_id=task_id)
+    assert attempt["attempt"] == sanitise.MAX_INTEGER
