@@ -562,7 +562,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
             traceback=None,
             failed_at=utcnow(),
             worker=request.hostname,
-            run_id=run_id,
+            run_id=run_id if run_id is not None and 0 < run_id < 2**63 else None,
         )
 
     def _conclude(

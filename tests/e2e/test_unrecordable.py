@@ -249,3 +249,16 @@ def test_an_attempt_number_out_of_the_columns_range_ends_unrecordable_within_the
     assert f"{LIMIT + 1} time(s) at duplicate_check" in (letter["message"] or "")
     (attempt,) = rows(engine, "fr_failed_attempts", task_id=task_id)
     assert attempt["attempt"] == sanitise.MAX_INTEGER
+
+
+def test_a_forged_run_header_out_of_range_ends_unrecordable_without_running(
+    publisher: Celery, start_worker: Callable[..., Process], engine: sa.Engine, state: redis_lib.Redis
+) -> None:
+    start_worker(concurrency=1)
+    headers = {"fr_run": 2**70, "fr_token": "t" * 500}
+    task_id = publisher.send_task("e2e.refused", args=["long_reason"], headers=headers).id
+
+    assert wait_terminal(engine, [task_id], timeout=90) == {task_id: "dead_lettered"}
+    assert _started(state, task_id) == 0  # every delivery was refused at its claim, before the body
+    (letter,) = rows(engine, "fr_dead_letters", task_id=task_id)
+    assert letter["reason"] == "unrecordable" and f"{LIMIT + 1} time(s) at claim" in (letter["message"] or "")
