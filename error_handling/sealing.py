@@ -155,7 +155,8 @@ class Sealer:
     def seal(self, value: Any) -> str:
         """Encrypt the JSON of ``value`` (made JSON-friendly as the module says) with the first key."""
         payload = json.dumps(_jsonable(value, 0, set()), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        return self._fernet.encrypt(payload.encode("utf-8")).decode("ascii")
+        # surrogatepass: a lone surrogate (which JSON and Python strings allow) comes back as it was
+        return self._fernet.encrypt(payload.encode("utf-8", "surrogatepass")).decode("ascii")
 
     def unseal(self, token: str) -> Any:
         """Decrypt ``token`` with whichever key sealed it and return the value.
@@ -186,7 +187,7 @@ class Sealer:
 
     def _decrypt(self, token: str) -> str:
         try:
-            return self._fernet.decrypt(_token_bytes(token)).decode("utf-8")
+            return self._fernet.decrypt(_token_bytes(token)).decode("utf-8", "surrogatepass")
         except InvalidToken as exc:
             raise SealedValueError(_WRONG_KEY) from exc
         except UnicodeDecodeError as exc:  # pragma: no cover - only a foreign token with our key

@@ -199,6 +199,14 @@ class Settings(BaseSettings):
         description="How long a worker keeps trying to record a failure before it gives the message "
         "back to the broker unacked (s).",
     )
+    max_unrecordable_requeues: int = Field(
+        default=3,
+        ge=0,
+        description="How many times a worker gives a message back when the database refuses what it "
+        "records about it (not an outage: a value it will not store, a bug of the bookkeeping); the next "
+        "refusal dead-letters the task with a minimal record, reason 'unrecordable'. Counted in the "
+        "shared Redis; without it the first refusal dead-letters the task.",
+    )
     visibility_timeout: float = Field(
         default=3600.0,
         gt=0,
