@@ -21,6 +21,11 @@ DEFAULT_QUEUE = "celery"
 RELIABLE_REDIS_TRANSPORT = "function_runner.redis_transport:Transport"
 
 
+def liveness_options(settings: Settings) -> dict[str, float]:
+    """The reliable Redis transport's options for worker liveness (see ``function_runner.liveness``)."""
+    return {"liveness_interval": settings.liveness_interval, "liveness_timeout": settings.liveness_timeout}
+
+
 def broker_options(settings: Settings) -> dict[str, Any]:
     """Celery configuration for the broker these settings name."""
     url = settings.effective_broker_url
@@ -46,6 +51,7 @@ def broker_options(settings: Settings) -> dict[str, Any]:
         }
         if url.startswith("redis://") and settings.reliable_fetch:
             conf["broker_transport"] = RELIABLE_REDIS_TRANSPORT
+            conf["broker_transport_options"].update(liveness_options(settings))
     elif queues.is_amqp(url):
         # RabbitMQ: the default queue dead-letters to function-runner's exchange (never a silent drop);
         # quorum queues on request (see function_runner.queues)
