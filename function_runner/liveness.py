@@ -179,6 +179,7 @@ class Heartbeat:
         # a pool of its own: the channel's is disconnected when it closes, before the last beat is deleted
         self._client = redis.Redis(connection_pool=redis.ConnectionPool(**channel._connparams()))  # type: ignore[no-untyped-call]
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # a beat and the stop never interleave
         self._failing = False
         self._thread = threading.Thread(target=self._run, name=f"liveness-{consumer}", daemon=True)
 
@@ -198,6 +199,11 @@ class Heartbeat:
 
     def beat(self) -> None:
         """Renew the heartbeat once (logs ``liveness.lapsed`` if it had expired meanwhile)."""
+        with self._lock:
+            if not self._stop.is_set():
+                self._beat()
+
+    def _beat(self) -> None:
         try:
             with self._client.pipeline() as pipe:
                 pipe.exists(self._alive)
@@ -220,10 +226,11 @@ class Heartbeat:
 
     def stop(self) -> None:
         """Stop beating and delete the heartbeat (what the consumer still holds is then restored at once)."""
-        if self._stop.is_set():
-            return
-        self._stop.set()
-        self._leave()
+        with self._lock:
+            if self._stop.is_set():
+                return
+            self._stop.set()
+            self._leave()
         self._client.connection_pool.disconnect()
 
     def _leave(self) -> None:
