@@ -61,9 +61,11 @@ if TYPE_CHECKING:
 __all__ = [
     "LIVENESS_INTERVAL",
     "LIVENESS_TIMEOUT",
+    "Census",
     "Heartbeat",
     "Keys",
     "RestoreResult",
+    "census",
     "consumer_id",
     "restore_lapsed",
 ]
@@ -78,7 +80,7 @@ LIVENESS_TIMEOUT = 15.0
 #: Held messages given back by one restore script at most.
 RESTORE_BATCH = 200
 
-# KEYS: 1 alive key, 2 held set, 3 unacked hash, 4 unacked index, 5 consumers set.
+# KEYS: 1 alive key, 2 held set, 3 unacked hash, 4 unacked index, 5 consumers set, 6 restored counter.
 # ARGV: 1 consumer id, 2 number of entries, then per entry: tag, sha1 of the unacked entry seen (or
 # empty), payload to push, number of lists, the lists.
 # Returns -1 when the consumer is alive, else the number of messages restored.
@@ -107,6 +109,9 @@ end
 if redis.call('ZCARD', KEYS[2]) == 0 then
     redis.call('DEL', KEYS[2])
     redis.call('SREM', KEYS[5], ARGV[1])
+end
+if restored > 0 then
+    redis.call('INCRBY', KEYS[6], restored)
 end
 return restored
 """
@@ -149,6 +154,11 @@ class Keys:
     def alive(self, consumer: str) -> str:
         """The heartbeat key of ``consumer`` (exists while it is alive)."""
         return f"{self.unacked_key}:alive:{consumer}"
+
+    @property
+    def restored(self) -> str:
+        """The count of messages the dispatchers restored from lapsed consumers, ever."""
+        return f"{self.unacked_key}:restored"
 
 
 def _plain_client(channel: RedisChannel) -> redis.Redis:
@@ -278,6 +288,40 @@ def _entry(channel: Any, tag: str, raw: bytes | str | None, prefix: str) -> list
     return [tag, _digest(encoded), dumps(payload), len(lists), *lists]  # type: ignore[no-untyped-call]
 
 
+@dataclasses.dataclass(frozen=True)
+class Census:
+    """The worker consumers a broker knows, as the health endpoint reports them."""
+
+    #: Consumers whose heartbeat is alive.
+    alive: int
+    #: Consumers whose heartbeat lapsed and whose messages no dispatcher has restored yet.
+    lapsed: int
+    #: Messages restored from lapsed consumers since the counter began (Redis keeps it).
+    restored: int
+
+
+def census(channel: RedisChannel) -> Census:
+    """Count the live and lapsed consumers of the broker behind ``channel`` (two round trips).
+
+    Raises:
+        redis.RedisError: Redis failed.
+    """
+    prefix = channel.global_keyprefix or ""
+    keys = Keys(channel.unacked_key)
+    client = _plain_client(channel)
+    try:
+        consumers = [_text(c) for c in client.smembers(prefix + keys.consumers)]
+        with client.pipeline(transaction=False) as pipe:
+            for consumer in consumers:
+                pipe.exists(prefix + keys.alive(consumer))
+            pipe.get(prefix + keys.restored)
+            *beating, restored = pipe.execute()
+    finally:
+        client.close()
+    alive = sum(1 for b in beating if b)
+    return Census(alive=alive, lapsed=len(consumers) - alive, restored=int(restored or 0))
+
+
 def restore_lapsed(channel: RedisChannel, *, timeout: float = LIVENESS_TIMEOUT) -> RestoreResult:
     """Give back to their queues the messages held by every consumer whose heartbeat has lapsed.
 
@@ -331,6 +375,7 @@ def _restore_consumer(
         prefix + channel.unacked_key,
         prefix + channel.unacked_index_key,
         prefix + keys.consumers,
+        prefix + keys.restored,
     ]
     total = 0
     while True:

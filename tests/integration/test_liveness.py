@@ -12,7 +12,7 @@ import pytest
 import redis as redis_lib
 from kombu import Connection, Consumer
 
-from function_runner.liveness import Keys, restore_lapsed
+from function_runner.liveness import Census, Keys, census, restore_lapsed
 from tests.integration.test_redis_transport import connect, publish, queue
 from tests.support.waiting import wait_until
 
@@ -89,6 +89,7 @@ def test_a_lapsed_consumers_messages_go_back_to_their_queue_once_with_the_redeli
             result = restore_lapsed(channel, timeout=1)
             assert result.lapsed == [consumer] and result.restored == 3
             assert restore_lapsed(channel, timeout=1).restored == 0  # nothing twice
+            assert census(channel) == Census(alive=0, lapsed=0, restored=3)
         assert client.hlen("unacked") == 0 and client.zcard("unacked_index") == 0
         assert client.llen("fr-l2") == 5
         assert not client.exists(KEYS.held(consumer)) and client.smembers(KEYS.consumers) == set()
