@@ -241,11 +241,14 @@ class Dispatcher:
     def run_forever(self) -> None:
         """Dispatch until :meth:`stop` is called; survive database outages by waiting them out."""
         log_event("dispatcher.started", interval=self.settings.dispatcher_interval)
+        queues_checked = False
         next_beat = next_sweep = next_gate_check = next_collect = next_unrecorded = next_liveness = 0.0
         while not self._stop.is_set():
             if time.monotonic() >= next_beat:
                 self._beat()
                 next_beat = time.monotonic() + heartbeats.HEARTBEAT_EVERY
+            if not queues_checked:
+                queues_checked = self.check_queues()
             try:
                 result = self.run_once()
             except StorageUnavailable:
@@ -434,6 +437,17 @@ class Dispatcher:
             return
         if result is not None and result.lapsed:
             log_event("dispatcher.lapsed_restored", consumers=len(result.lapsed), restored=result.restored)
+
+    def check_queues(self) -> bool:
+        """RabbitMQ: publish to task queues that exist with other arguments as they are, instead of
+        failing every publish on ``PRECONDITION_FAILED`` (see :func:`queues.use_queues_as_found`).
+        Returns whether the check is done (False: the broker did not answer; call it again)."""
+        try:
+            queues.use_queues_as_found(self.app)
+        except (BrokerError, ConnectionError, OSError) as exc:
+            log_event("dispatcher.broker_unavailable", level=logging.WARNING, error=type(exc).__name__)
+            return False
+        return True
 
     def _replay_pass(self) -> bool:
         """One bulk-replay batch; whether it did any work (then the loop does not wait)."""

@@ -11,6 +11,7 @@ import time
 
 from celery import Celery
 
+from error_handling.exceptions import TransientError
 from function_runner.app import install
 from function_runner.task import RecoverableTask
 from tests.support.ground_truth import state
@@ -33,3 +34,12 @@ def hold(self: RecoverableTask, seconds: float, release: str | None = None) -> s
         threading.Event().wait(timeout=0.05)
     state().incr(f"finished:{task_id}")
     return "done"
+
+
+@app.task(base=RecoverableTask, bind=True, name="user.flaky")
+def flaky(self: RecoverableTask) -> str:
+    """Fails transiently on its first start (a scheduled retry), then succeeds; counts its successes."""
+    if state().incr(f"started:{self.request.id}") == 1:
+        raise TransientError("upstream 503", reason="service_unavailable", retry_after=0.1)
+    state().incr(f"finished:{self.request.id}")
+    return "ok"

@@ -1,0 +1,44 @@
+"""A dispatcher started without ``--app`` next to a user's own app on RabbitMQ that declared the
+``celery`` queue itself (without function-runner's dead-letter arguments): it publishes the due
+retries to the queue it finds instead of dying on ``PRECONDITION_FAILED``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis as redis_lib
+from celery import Celery
+
+from tests.e2e.conftest import on_broker
+from tests.support.processes import Process, celery_worker_args, cli_args
+from tests.support.waiting import wait_until
+
+USER_APP = "tests.e2e.user_app"
+
+
+@pytest.fixture
+def user_env(service_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """A vhost of the test's own as the broker of the user's app and of function-runner's settings."""
+    with on_broker(service_env, "rabbitmq", redis_url=service_env["FUNCTION_RUNNER_BROKER_URL"]) as env:
+        yield {**env, "FR_TEST_USER_BROKER_URL": env["FUNCTION_RUNNER_BROKER_URL"]}
+
+
+def test_a_dispatcher_without_app_publishes_retries_to_the_users_own_celery_queue(
+    spawn: Callable[..., Process], user_env: dict[str, str], state: redis_lib.Redis
+) -> None:
+    worker = spawn(celery_worker_args(USER_APP, name="user", concurrency=2), env=user_env, name="worker-user")
+    worker.wait_for_log(" ready.", timeout=60)  # it declared the queue "celery", Celery's way
+    dispatcher = spawn(cli_args("dispatcher"), env=user_env, name="dispatcher")
+    dispatcher.wait_for_log("dispatcher.started", timeout=60)
+    publisher = Celery("user_publisher", broker=user_env["FR_TEST_USER_BROKER_URL"])
+    try:
+        ids = [publisher.send_task("user.flaky").id for _ in range(20)]
+    finally:
+        publisher.close()
+
+    wait_until(lambda: all(state.get(f"finished:{i}") for i in ids), timeout=90, what="every retried task to succeed")
+    assert all(state.get(f"started:{i}") == "2" for i in ids)
+    assert dispatcher.alive()
+    assert "PRECONDITION_FAILED" not in dispatcher.log()
+    assert dispatcher.log().count("dispatcher.queue_as_found") == 1  # said once, in one line
