@@ -46,7 +46,7 @@ from function_runner.runtime import Runtime, runtime_for
 #: Seconds between two collections of the broker's own dead letters (RabbitMQ).
 COLLECT_EVERY = 5.0
 #: Seconds between two looks for lapsed worker consumers (Redis; see :mod:`function_runner.liveness`).
-LIVENESS_CHECK_EVERY = 2.0
+LIVENESS_CHECK_EVERY = 1.0
 
 
 @dataclasses.dataclass

@@ -73,7 +73,7 @@ def test_a_killed_workers_running_and_prefetched_tasks_finish_once_within_the_bo
         assert state.get(f"finished:{task_id}") == "1", task_id  # exactly once
         assert state.get(f"started:{task_id}") == ("2" if task_id in running else "1"), task_id
     back_within = max(float(state.get(f"started_at:{i}") or 0) for i in ids) - killed_at
-    print(f"the dead worker's tasks all started again {back_within:.1f}s after the kill")  # noqa: T201 - the measure
+    print(f"the dead worker's tasks all started again {back_within:.1f}s after the kill")
     assert back_within <= RECOVERY_BOUND, f"the last task of the dead worker started {back_within:.1f}s after the kill"
     # the slow worker was alive all along: its running task and the one prefetched behind it ran once
     for task_id in slow_ids:
