@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from error_handling.policy import (
@@ -144,6 +144,15 @@ class Settings(BaseSettings):
         "worker's tasks run again within about this plus 5 s instead of after visibility_timeout. 0: off. "
         "Keep it above twice liveness_interval.",
     )
+
+    @field_validator("liveness_timeout")
+    @classmethod
+    def _check_liveness_timeout(cls, value: float, info: ValidationInfo) -> float:
+        interval = info.data.get("liveness_interval")
+        if value and interval is not None and value <= interval:
+            raise ValueError(f"liveness_timeout must be 0 (off) or longer than liveness_interval ({interval} s)")
+        return value
+
     queue_type: Literal["classic", "quorum"] = Field(
         default="classic",
         description="RabbitMQ: the type of the queues create_app declares (quorum queues are replicated). "

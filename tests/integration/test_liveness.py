@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from kombu import Connection, Consumer
 
 from function_runner.liveness import Census, Keys, census, restore_lapsed
 from tests.integration.test_redis_transport import connect, publish, queue
+from tests.support import services
 from tests.support.waiting import wait_until
 
 KEYS = Keys("unacked")
@@ -208,3 +210,32 @@ def test_liveness_off_records_no_holder(redis_url: str, client: redis_lib.Redis)
         assert client.hexists("unacked", message.delivery_tag)
         assert client.smembers(KEYS.consumers) == set() and connection.default_channel._heartbeat is None
         message.ack()
+
+
+def test_right_after_redis_restarts_the_restore_waits_for_live_workers_to_beat_again(tmp_path: Path) -> None:
+    """Heartbeats expire while Redis is down (their expiry is a point in time); live workers renew them
+    within an interval of its return. Until Redis has been up for liveness_timeout nothing is restored."""
+    server = services.PrivateRedis(str(tmp_path), persistent=True)
+    try:
+        publish(server.url, "fr-l8", ["a", "b"])
+        dying = connect(server.url, liveness_timeout=1, liveness_interval=60)
+        take(dying, "fr-l8", 2)
+        consumer = die(dying)
+        dying.close()
+        server.stop()
+        server.start()
+        client = redis_lib.Redis.from_url(server.url, decode_responses=True)
+        try:
+            wait_until(lambda: not client.exists(KEYS.alive(consumer)), what="the heartbeat to expire")
+            with connect(server.url) as connection:
+                channel = connection.default_channel
+                waited = restore_lapsed(channel, timeout=3)
+                assert (waited.waited, waited.restored) == (True, 0)
+                assert client.hlen("unacked") == 2
+                wait_until(lambda: int(client.info("server")["uptime_in_seconds"]) >= 3, what="three seconds of uptime")
+                assert restore_lapsed(channel, timeout=3).restored == 2
+            assert client.llen("fr-l8") == 2 and client.hlen("unacked") == 0
+        finally:
+            client.close()
+    finally:
+        server.close()
