@@ -38,10 +38,17 @@ def start(spawn: Callable[..., Process], env: dict[str, str], name: str, **optio
     return process
 
 
+@pytest.mark.parametrize("dispatcher_app", [["--app", USER_APP], []], ids=["with_app", "without_app"])
 def test_a_killed_workers_running_and_prefetched_tasks_finish_once_within_the_bound_and_a_slow_worker_keeps_its_own(
-    spawn: Callable[..., Process], user_env: dict[str, str], state: redis_lib.Redis, redis_url: str
+    spawn: Callable[..., Process],
+    user_env: dict[str, str],
+    state: redis_lib.Redis,
+    redis_url: str,
+    dispatcher_app: list[str],
 ) -> None:
-    dispatcher = spawn(cli_args("dispatcher", "--app", USER_APP), env=user_env, name="dispatcher")
+    """The dispatcher runs with the user's app, or without it (then FUNCTION_RUNNER_BROKER_URL names the
+    same Redis)."""
+    dispatcher = spawn(cli_args("dispatcher", *dispatcher_app), env=user_env, name="dispatcher")
     dispatcher.wait_for_log("dispatcher.started", timeout=60)
     start(spawn, user_env, "slow", concurrency=1, queues="slow")
     victim = start(spawn, user_env, "victim", concurrency=2)

@@ -4,6 +4,7 @@ visibility-timeout restore never turns into a second copy."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -239,3 +240,29 @@ def test_right_after_redis_restarts_the_restore_waits_for_live_workers_to_beat_a
             client.close()
     finally:
         server.close()
+
+
+def test_a_frozen_worker_that_resumes_after_its_restore_changes_nothing_and_says_it_lapsed(
+    redis_url: str, client: redis_lib.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGSTOP for longer than liveness_timeout: the worker counts as dead and its messages go to others.
+    When it resumes, its acks of those messages are no-ops and its next beat logs ``liveness.lapsed``."""
+    caplog.set_level(logging.WARNING, logger="function_runner")
+    publish(redis_url, "fr-l9", ["x", "y"])
+    # an interval far beyond the timeout: the thread sleeps through it, as a stopped process would
+    frozen = connect(redis_url, liveness_timeout=1, liveness_interval=3600)
+    try:
+        taken = take(frozen, "fr-l9", 2)
+        channel = frozen.default_channel
+        consumer = channel._consumer
+        wait_until(lambda: not client.exists(KEYS.alive(consumer)), what="the heartbeat to expire")
+        with restorer(redis_url) as connection:
+            assert restore_lapsed(connection.default_channel, timeout=1).restored == 2
+        for _, message in taken:  # it resumes and finishes its tasks
+            message.ack()
+        assert client.llen("fr-l9") == 2 and client.hlen("unacked") == 0  # the copies others will run stay
+        channel._heartbeat.beat()
+        assert [r for r in caplog.records if getattr(r, "fr_event", None) == "liveness.lapsed"]
+        assert client.exists(KEYS.alive(consumer)) and consumer in client.smembers(KEYS.consumers)
+    finally:
+        frozen.close()
