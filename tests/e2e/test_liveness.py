@@ -4,6 +4,7 @@ function-runner's liveness defaults, real workers, a real dispatcher."""
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 
@@ -87,3 +88,32 @@ def test_a_killed_workers_running_and_prefetched_tasks_finish_once_within_the_bo
         assert state.get(f"started:{task_id}") == "1" and state.get(f"finished:{task_id}") == "1", task_id
     assert dispatcher.log().count("liveness.restored") == 1  # the victim's consumer, nobody else
     assert broker.hlen("unacked") == 0 and broker.llen("celery") == 0
+
+
+def test_a_warm_shutdown_gives_back_its_prefetched_tasks_once_and_leaves_nothing_to_restore(
+    spawn: Callable[..., Process], user_env: dict[str, str], state: redis_lib.Redis, redis_url: str
+) -> None:
+    dispatcher = spawn(cli_args("dispatcher", "--app", USER_APP), env=user_env, name="dispatcher")
+    dispatcher.wait_for_log("dispatcher.started", timeout=60)
+    stopping = start(spawn, user_env, "stopping", concurrency=1)
+    broker = redis_lib.Redis.from_url(redis_url)
+    publisher = Celery("user_publisher", broker=redis_url)
+    try:
+        ids = [publisher.send_task("user.hold", args=[600, "released"]).id for _ in range(4)]
+    finally:
+        publisher.close()
+    wait_until(
+        lambda: sum(1 for i in ids if state.get(f"running:{i}")) == 1 and broker.hlen("unacked") == 4,
+        timeout=60,
+        what="one task running and three prefetched",
+    )
+    stopping.popen.send_signal(signal.SIGTERM)  # warm shutdown: the running task finishes first
+    stopping.wait_for_log("Warm shutdown", timeout=30)
+    state.set("released", 1)
+    assert stopping.popen.wait(timeout=60) == 0
+    assert broker.hlen("unacked") == 0 and broker.llen("celery") == 3  # given back by kombu, once
+    assert broker.scard("unacked:consumers") == 0  # its heartbeat deleted, nothing left to restore
+    start(spawn, user_env, "next", concurrency=2)
+    wait_until(lambda: all(state.get(f"finished:{i}") for i in ids), timeout=60, what="every task to finish")
+    assert all(state.get(f"started:{i}") == "1" and state.get(f"finished:{i}") == "1" for i in ids)
+    assert "liveness.restored" not in dispatcher.log()
