@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LIVENESS_INTERVAL",
     "LIVENESS_TIMEOUT",
+    "RESTORE_BATCH",
     "Census",
     "Heartbeat",
     "Keys",

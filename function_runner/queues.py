@@ -33,6 +33,7 @@ from kombu.entity import Exchange, Queue
 
 from error_handling.categories import Category, Reason
 from error_handling.classification import Classification
+from error_handling.exceptions import ConfigurationError
 from error_handling.fingerprint import fingerprint_parts
 from error_handling.persistence import repository
 from error_handling.persistence.models import utcnow
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEAD_EXCHANGE",
     "DEAD_QUEUE",
+    "PRECONDITION_FAILED",
     "collect_dead_letters",
     "declare_dead_letter_queue",
     "is_amqp",
@@ -93,6 +95,7 @@ def use_queues_as_found(app: Celery) -> list[str]:
     ``queue_as_found``). Returns the names of those queues; does nothing on other brokers.
 
     Raises:
+        ConfigurationError: RabbitMQ refused a queue for another reason (e.g. access refused).
         kombu OperationalError / ConnectionError: the broker cannot be reached (call it again later).
     """
     if not is_amqp(str(app.conf.broker_url or "")):
@@ -108,7 +111,10 @@ def use_queues_as_found(app: Celery) -> list[str]:
                 queue(channel).declare()
             except connection.channel_errors as exc:
                 if getattr(exc, "code", None) != PRECONDITION_FAILED:
-                    raise
+                    raise ConfigurationError(
+                        f"RabbitMQ refused to declare the queue {name!r}: {exc}. Check the user's permissions "
+                        "on the vhost, or declare the queue yourself with function_runner.queues.task_queue()"
+                    ) from exc
                 queues[name] = Queue(name, queue.exchange, routing_key=queue.routing_key, no_declare=True)
                 found.append(name)
                 log_event(

@@ -1,9 +1,11 @@
 """A dispatcher started without ``--app`` next to a user's own app on RabbitMQ that declared the
 ``celery`` queue itself (without function-runner's dead-letter arguments): it publishes the due
-retries to the queue it finds instead of dying on ``PRECONDITION_FAILED``."""
+retries to the queue it finds instead of dying on ``PRECONDITION_FAILED``; one that may not declare its
+queue at all refuses in one line."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -11,7 +13,8 @@ import redis as redis_lib
 from celery import Celery
 
 from tests.e2e.conftest import on_broker
-from tests.support.processes import Process, celery_worker_args, cli_args
+from tests.support import services
+from tests.support.processes import ROOT, Process, celery_worker_args, cli_args
 from tests.support.waiting import wait_until
 
 USER_APP = "tests.e2e.user_app"
@@ -42,3 +45,15 @@ def test_a_dispatcher_without_app_publishes_retries_to_the_users_own_celery_queu
     assert dispatcher.alive()
     assert "PRECONDITION_FAILED" not in dispatcher.log()
     assert dispatcher.log().count("dispatcher.queue_as_found") == 1  # said once, in one line
+
+
+def test_a_dispatcher_that_may_not_declare_its_queue_refuses_in_one_line(user_env: dict[str, str]) -> None:
+    vhost = user_env["FUNCTION_RUNNER_BROKER_URL"].rsplit("/", 1)[1]
+    services.rabbitmqctl("set_permissions", "-p", vhost, "guest", "^$", ".*", ".*")  # may declare nothing
+    done = subprocess.run(
+        cli_args("dispatcher", "--once"), env=user_env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "RabbitMQ refused to declare the queue 'celery'" in line and "ACCESS_REFUSED" in line
+    assert "Traceback" not in done.stdout + done.stderr
