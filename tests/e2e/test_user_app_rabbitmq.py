@@ -1,7 +1,7 @@
 """A dispatcher started without ``--app`` next to a user's own app on RabbitMQ that declared the
 ``celery`` queue itself (without function-runner's dead-letter arguments): it publishes the due
 retries to the queue it finds instead of dying on ``PRECONDITION_FAILED``; one that may not declare its
-queue at all refuses in one line."""
+queue at all refuses in one line; the API's replays reach that queue too."""
 
 from __future__ import annotations
 
@@ -10,10 +10,17 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis as redis_lib
+import sqlalchemy as sa
 from celery import Celery
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import sessionmaker
 
-from tests.e2e.conftest import on_broker
+from api.main import API_PREFIX
+from api.main import create_app as create_api
+from error_handling.persistence.models import utcnow
+from tests.e2e.conftest import on_broker, settings_of
 from tests.support import services
+from tests.support.dead_letter_seed import seed_dead_letter
 from tests.support.processes import ROOT, Process, celery_worker_args, cli_args
 from tests.support.waiting import wait_until
 
@@ -57,3 +64,19 @@ def test_a_dispatcher_that_may_not_declare_its_queue_refuses_in_one_line(user_en
     (line,) = done.stderr.strip().splitlines()
     assert "RabbitMQ refused to declare the queue 'celery'" in line and "ACCESS_REFUSED" in line
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_the_api_replays_a_dead_letter_to_the_users_own_celery_queue(
+    spawn: Callable[..., Process], user_env: dict[str, str], state: redis_lib.Redis, engine: sa.Engine
+) -> None:
+    worker = spawn(celery_worker_args(USER_APP, name="user", concurrency=1), env=user_env, name="worker-user")
+    worker.wait_for_log(" ready.", timeout=60)  # it declared the queue "celery", Celery's way
+    settings = settings_of(user_env)
+    letter = seed_dead_letter(
+        sessionmaker(engine), "user-count-1", sealer=settings.sealer(), at=utcnow(), task_name="user.count"
+    )
+    with TestClient(create_api(settings)) as api:
+        replayed = api.post(f"{API_PREFIX}/dead-letters/{letter}/replay")
+        assert replayed.status_code == 202, replayed.text
+    new_id = replayed.json()["task_id"]
+    wait_until(lambda: state.get(f"finished:{new_id}"), timeout=60, what="the replay to run")

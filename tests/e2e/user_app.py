@@ -43,3 +43,10 @@ def flaky(self: RecoverableTask) -> str:
         raise TransientError("upstream 503", reason="service_unavailable", retry_after=0.1)
     state().incr(f"finished:{self.request.id}")
     return "ok"
+
+
+@app.task(base=RecoverableTask, bind=True, name="user.count")
+def count(self: RecoverableTask) -> str:
+    """Succeeds and counts its finishes."""
+    state().incr(f"finished:{self.request.id}")
+    return "ok"
