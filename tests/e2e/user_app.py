@@ -24,7 +24,8 @@ install(app)
 @app.task(base=RecoverableTask, bind=True, name="user.hold")
 def hold(self: RecoverableTask, seconds: float, release: str | None = None) -> str:
     """Counts its starts (``started:<id>``, the time of the last in ``started_at:<id>``), signals
-    ``running:<id>``, holds ``seconds`` or until the key ``release`` exists, and counts its finishes."""
+    ``running:<id>``, holds ``seconds`` or until the key ``release`` exists, and counts its finishes
+    (``finished:<id>``, the time of the last in ``finished_at:<id>``)."""
     task_id = self.request.id
     state().incr(f"started:{task_id}")
     state().set(f"started_at:{task_id}", time.time())
@@ -32,6 +33,7 @@ def hold(self: RecoverableTask, seconds: float, release: str | None = None) -> s
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not (release and state().exists(release)):
         threading.Event().wait(timeout=0.05)
+    state().set(f"finished_at:{task_id}", time.time())
     state().incr(f"finished:{task_id}")
     return "done"
 
