@@ -192,6 +192,8 @@ class Heartbeat:
         self._stop = threading.Event()
         self._lock = threading.Lock()  # a beat and the stop never interleave
         self._failing = False
+        #: Whether the heartbeat was set (by a beat or a take): until then, finding none is no lapse.
+        self.expected = False
         self._thread = threading.Thread(target=self._run, name=f"liveness-{consumer}", daemon=True)
 
     def start(self) -> None:
@@ -227,7 +229,8 @@ class Heartbeat:
             self._failing = True
             return
         self._failing = False
-        if not existed:
+        expected, self.expected = self.expected, True
+        if expected and not existed:
             log_event(
                 "liveness.lapsed",
                 level=logging.WARNING,

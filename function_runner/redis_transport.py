@@ -244,6 +244,8 @@ class Channel(kombu_redis.Channel):
             message = loads(bytes_to_str(item))
             if held:
                 self._held.add(message["properties"]["delivery_tag"])
+                if self._heartbeat is not None:
+                    self._heartbeat.expected = True  # the take set the heartbeat
             self.connection._deliver(message, dest)
             return True
         finally:

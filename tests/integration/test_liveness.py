@@ -266,3 +266,15 @@ def test_a_frozen_worker_that_resumes_after_its_restore_changes_nothing_and_says
         assert client.exists(KEYS.alive(consumer)) and consumer in client.smembers(KEYS.consumers)
     finally:
         frozen.close()
+
+
+def test_an_idle_consumers_first_beat_is_no_lapse(redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="function_runner")
+    with connect(redis_url, liveness_timeout=1, liveness_interval=3600) as idle:
+        consumer = Consumer(idle.default_channel, [queue("fr-l10")], callbacks=[lambda *_: None])
+        consumer.consume()
+        with pytest.raises(TimeoutError):  # it polls an empty queue: its take script ran, it holds nothing
+            idle.drain_events(timeout=0.3)
+        idle.default_channel._heartbeat.beat()
+        consumer.cancel()
+    assert not [r for r in caplog.records if getattr(r, "fr_event", None) == "liveness.lapsed"]
