@@ -141,6 +141,7 @@ def dispatcher(
 
     try:
         if once:
+            runner.check_queues()
             result = runner.run_once()
             typer.echo(f"published={result.published} expired={result.expired}")
             return

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from error_handling.exceptions import ConfigurationError
@@ -213,6 +213,29 @@ class Settings(BaseSettings):
         description="Redis/SQS transports: seconds before an unacked message of a lost worker is "
         "delivered again. Keep it longer than your longest task.",
     )
+    liveness_interval: float = Field(
+        default=5.0,
+        gt=0,
+        description="Reliable Redis transport: seconds between two heartbeats of a worker's consumer, sent "
+        "from a thread of the worker's main process (a slow task does not delay them).",
+    )
+    liveness_timeout: float = Field(
+        default=15.0,
+        ge=0,
+        description="Reliable Redis transport: a worker consumer whose heartbeat is older than this (s) has "
+        "lapsed, and a dispatcher puts the messages it held back in their queues (redelivered), so a killed "
+        "worker's tasks run again within about this plus 5 s instead of after visibility_timeout. 0: off. "
+        "Keep it above twice liveness_interval.",
+    )
+
+    @field_validator("liveness_timeout")
+    @classmethod
+    def _check_liveness_timeout(cls, value: float, info: ValidationInfo) -> float:
+        interval = info.data.get("liveness_interval")
+        if value and interval is not None and value <= interval:
+            raise ValueError(f"liveness_timeout must be 0 (off) or longer than liveness_interval ({interval} s)")
+        return value
+
     queue_type: Literal["classic", "quorum"] = Field(
         default="classic",
         description="RabbitMQ: the type of the queues create_app declares (quorum queues are replicated). "
