@@ -1,4 +1,5 @@
-"""Dependencies of the API's routes: settings, a database session, and the Celery app for publishing.
+"""Dependencies of the API's routes: settings, a database session, the caller's principal (for the
+audit), and the Celery app for publishing.
 
 Nothing connects at import time: the engine is created on the first request that needs it and kept on
 ``app.state``. Routes take them through the ``SettingsDep`` / ``SessionDep`` aliases.
@@ -44,3 +45,14 @@ def get_session(request: Request) -> Iterator[Session]:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_principal(request: Request) -> str:
+    """Who makes the request, for the audit: the API key's name (``key-<sha256 prefix>`` for an unnamed
+    key), or ``local`` for a loopback client of an API without keys (set by :func:`api.auth.authorize`
+    as ``request.state.principal``)."""
+    principal = getattr(request.state, "principal", None)
+    return str(principal) if principal else "local"
+
+
+PrincipalDep = Annotated[str, Depends(get_principal)]

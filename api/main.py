@@ -7,11 +7,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from api.auth import authorize, configured_keys, warn_if_open
 from api.celery_dep import close_celery
 from api.errors import ErrorEnvelope, install_error_handlers
-from api.routers import breakers, compensation, dead_letters, errors, health, resources
+from api.guards import RequestGuard
+from api.log_redaction import redact_server_logs
+from api.routers import audit, breakers, compensation, dead_letters, errors, health, resources
 from function_runner.settings import Settings
 
 #: Every route of the error API lives under this prefix.
@@ -26,9 +30,19 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API app. Nothing connects until a request needs the database.
 
-    Every route requires an API key (see :mod:`api.auth`), or a loopback client when none is configured.
+    Every route, ``/docs`` and ``/openapi.json`` included, requires an API key (see :mod:`api.auth`), or a
+    local client when none is configured; every request passes :class:`api.guards.RequestGuard` first
+    (allowed ``Host``, no cross-site change, a bounded body). The app cannot see the address it is bound
+    to (``function-runner api`` refuses a public one without keys): with no keys it refuses every client
+    that is not local, whatever server runs it.
+
+    Raises:
+        ConfigurationError: the encryption key is missing (with a database or broker on a server) or
+            malformed; see :mod:`function_runner.keys`.
     """
     settings = settings or Settings()
+    settings.check_encryption_key()  # a missing or malformed key refuses to start the API (never a 500 per request)
+    redact_server_logs()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -43,21 +57,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="function-runner error API",
         version="0.1.0",
         description="Inspect failed attempts and dead letters of Celery tasks run by function-runner, and replay them.",
+        # served below, behind the same keys as the routes
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.api_keys = configured_keys(settings)
     warn_if_open(settings)
     install_error_handlers(app)
-    protected = [Depends(authorize)]
-    # Every protected route may refuse the caller (401, 403); a route with a body may get one that
-    # cannot be parsed at all (400). Documented once here, in the envelope, so routers added later get them.
-    auth_errors = _errors(401, 403)
-    app.include_router(health.router, prefix=API_PREFIX, dependencies=protected, responses=auth_errors)
-    app.include_router(
-        dead_letters.router, prefix=API_PREFIX, dependencies=protected, responses={**_errors(400), **auth_errors}
+    app.add_middleware(
+        RequestGuard,
+        allowed_hosts=settings.api_allowed_hosts,
+        check_host=bool(settings.api_allowed_hosts) or not app.state.api_keys,
+        max_body_bytes=settings.api_max_body_bytes,
     )
+    protected = [Depends(authorize)]
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=protected)
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=protected)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs")
+
+    # Every protected route may refuse the caller (401, 403), or a request whose Host is not served or
+    # whose body cannot be parsed at all (400), or is too large (413). Documented once here, in the
+    # envelope, so routers added later get them.
+    auth_errors = _errors(400, 401, 403, 413)
+    app.include_router(health.router, prefix=API_PREFIX, dependencies=protected, responses=auth_errors)
+    app.include_router(dead_letters.router, prefix=API_PREFIX, dependencies=protected, responses=auth_errors)
     app.include_router(breakers.router, prefix=API_PREFIX, dependencies=protected, responses=auth_errors)
     app.include_router(resources.router, prefix=API_PREFIX, dependencies=protected, responses=auth_errors)
     app.include_router(compensation.router, prefix=API_PREFIX, dependencies=protected, responses=auth_errors)
     app.include_router(errors.router, prefix=API_PREFIX, dependencies=protected, responses=auth_errors)
+    app.include_router(audit.router, prefix=API_PREFIX, dependencies=protected, responses=auth_errors)
     return app

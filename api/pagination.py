@@ -20,6 +20,8 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 #: The largest row id a cursor may carry (ids are signed 64-bit integers).
 MAX_ROW_ID = 2**63 - 1
+#: The longest cursor accepted (one this API issues is under 100 characters).
+MAX_CURSOR_LENGTH = 200
 
 
 def encode_cursor(moment: dt.datetime, row_id: int) -> str:

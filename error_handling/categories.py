@@ -81,6 +81,9 @@ class Reason(enum.StrEnum):
     #: The broker dead-lettered the message itself (RabbitMQ: a quorum queue's delivery limit, a
     #: message TTL, a queue length limit); function-runner collected it into its dead-letter queue.
     BROKER_DEAD_LETTERED = "broker_dead_lettered"
+    #: The database kept refusing what the wrapper records about a failure (or its bookkeeping kept
+    #: failing) past ``max_unrecordable_requeues``: dead-lettered with a minimal record.
+    UNRECORDABLE = "unrecordable"
 
     def __str__(self) -> str:
         return self.value

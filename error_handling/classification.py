@@ -62,6 +62,8 @@ REASON_USER_MESSAGES: dict[str, str] = {
     "times. Our team has been notified.",
     Reason.RESOURCE_WAIT_TIMEOUT.value: "The request waited too long for the capacity it needs and was stopped. "
     "Our team has been notified.",
+    Reason.UNRECORDABLE.value: "The request could not be completed and its details could not be saved. Our "
+    "team has been notified.",
 }
 
 

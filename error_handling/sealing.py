@@ -24,7 +24,8 @@ UTF-8 text (standard base64 when they are not UTF-8), non-finite floats ``"NaN"`
 sealed whole; a dict key with one is redacted (a key cannot be sealed).
 
 Keys: ``Sealer("k1,k2")`` encrypts with ``k1`` and decrypts with either, so a new key goes first and an
-old one stays until :func:`rotate_secrets` has re-encrypted what it sealed.
+old one stays until :func:`reseal_secrets` (``function-runner keys rotate``) has re-encrypted what it
+sealed. :func:`purge_secrets` drops the sealed values of a structure for good (retention).
 
 Errors: a bad key raises :class:`~error_handling.exceptions.ConfigurationError`; a value that cannot be
 unsealed raises :class:`SealedValueError`, a :class:`~error_handling.exceptions.FunctionRunnerError`::
@@ -37,6 +38,7 @@ unsealed raises :class:`SealedValueError`, a :class:`~error_handling.exceptions.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime
 import enum
 import fractions
@@ -57,12 +59,15 @@ __all__ = [
     "LITERAL_KEY",
     "MAX_DEPTH",
     "SEALED_KEY",
+    "Resealed",
     "SealedValueError",
     "Sealer",
     "UnknownPlaceholderError",
     "generate_key",
     "is_sealed",
+    "purge_secrets",
     "redacted_view",
+    "reseal_secrets",
     "restore_redacted",
     "rotate_secrets",
     "seal_secrets",
@@ -141,6 +146,7 @@ class Sealer:
                     "bytes); make one with error_handling.sealing.generate_key()"
                 ) from None
         self._fernet = MultiFernet(fernets)
+        self._first = fernets[0]
         self._count = len(fernets)
 
     def __repr__(self) -> str:
@@ -149,7 +155,8 @@ class Sealer:
     def seal(self, value: Any) -> str:
         """Encrypt the JSON of ``value`` (made JSON-friendly as the module says) with the first key."""
         payload = json.dumps(_jsonable(value, 0, set()), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        return self._fernet.encrypt(payload.encode("utf-8")).decode("ascii")
+        # surrogatepass: a lone surrogate (which JSON and Python strings allow) comes back as it was
+        return self._fernet.encrypt(payload.encode("utf-8", "surrogatepass")).decode("ascii")
 
     def unseal(self, token: str) -> Any:
         """Decrypt ``token`` with whichever key sealed it and return the value.
@@ -170,9 +177,17 @@ class Sealer:
         except InvalidToken as exc:
             raise SealedValueError(_WRONG_KEY) from exc
 
+    def sealed_with_first_key(self, token: str) -> bool:
+        """Whether ``token`` opens with the first key (the one that encrypts): a rotation skips it."""
+        try:
+            self._first.decrypt(_token_bytes(token))
+        except InvalidToken:
+            return False
+        return True
+
     def _decrypt(self, token: str) -> str:
         try:
-            return self._fernet.decrypt(_token_bytes(token)).decode("utf-8")
+            return self._fernet.decrypt(_token_bytes(token)).decode("utf-8", "surrogatepass")
         except InvalidToken as exc:
             raise SealedValueError(_WRONG_KEY) from exc
         except UnicodeDecodeError as exc:  # pragma: no cover - only a foreign token with our key
@@ -336,6 +351,52 @@ def rotate_secrets(stored: Any, *, sealer: Sealer) -> Any:
         SealedValueError: a sealed value cannot be opened with ``sealer``'s keys.
     """
     return _map_markers(stored, lambda token: {SEALED_KEY: sealer.rotate(token)}, keep_escapes=True)
+
+
+@dataclasses.dataclass
+class Resealed:
+    """What :func:`reseal_secrets` did to one stored structure.
+
+    Attributes:
+        value: the structure with every value it could open sealed with the first key.
+        rotated: sealed values re-encrypted with the first key.
+        current: sealed values already sealed with the first key (left as they were).
+        unopened: sealed values no configured key opens (left as they were).
+    """
+
+    value: Any
+    rotated: int = 0
+    current: int = 0
+    unopened: int = 0
+
+
+def reseal_secrets(stored: Any, *, sealer: Sealer) -> Resealed:
+    """Re-encrypt with ``sealer``'s first key every sealed value of a stored structure that another
+    configured key sealed; count those already current and those no key opens (kept unchanged, never
+    dropped). Unlike :func:`rotate_secrets` it never raises for one bad value, and a value already sealed
+    with the first key is not touched, so running it again changes nothing."""
+    result = Resealed(value=None)
+
+    def one(token: str) -> dict[str, str]:
+        if sealer.sealed_with_first_key(token):
+            result.current += 1
+            return {SEALED_KEY: token}
+        try:
+            rotated = sealer.rotate(token)
+        except SealedValueError:
+            result.unopened += 1
+            return {SEALED_KEY: token}
+        result.rotated += 1
+        return {SEALED_KEY: rotated}
+
+    result.value = _map_markers(stored, one, keep_escapes=True)
+    return result
+
+
+def purge_secrets(stored: Any) -> Any:
+    """Return a stored structure with every sealed value replaced by :data:`REDACTED` (escapes kept):
+    what retention leaves of a dead letter that can no longer be replayed. No key needed."""
+    return _map_markers(stored, lambda _token: REDACTED, keep_escapes=True)
 
 
 def _map_markers(stored: Any, on_sealed: Callable[[str], Any], *, keep_escapes: bool = False) -> Any:

@@ -9,7 +9,7 @@ from celery import Celery, signals
 
 from error_handling.classification import Rule
 from error_handling.policy import RecoveryPolicy
-from function_runner import queues
+from function_runner import keys, queues
 from function_runner.celery_view import install_publish_hook
 from function_runner.compensation import register_compensator
 from function_runner.gates import Gate
@@ -20,6 +20,11 @@ from function_runner.settings import Settings
 DEFAULT_QUEUE = "celery"
 #: The transport of ``redis://`` brokers with ``reliable_fetch`` (see ``function_runner.redis_transport``).
 RELIABLE_REDIS_TRANSPORT = "function_runner.redis_transport:Transport"
+
+
+def liveness_options(settings: Settings) -> dict[str, float]:
+    """The reliable Redis transport's options for worker liveness (see ``function_runner.liveness``)."""
+    return {"liveness_interval": settings.liveness_interval, "liveness_timeout": settings.liveness_timeout}
 
 
 def broker_options(settings: Settings) -> dict[str, Any]:
@@ -47,6 +52,7 @@ def broker_options(settings: Settings) -> dict[str, Any]:
         }
         if url.startswith("redis://") and settings.reliable_fetch:
             conf["broker_transport"] = RELIABLE_REDIS_TRANSPORT
+            conf["broker_transport_options"].update(liveness_options(settings))
     elif queues.is_amqp(url):
         # RabbitMQ: the default queue dead-letters to function-runner's exchange (never a silent drop);
         # quorum queues on request (see function_runner.queues)
@@ -69,6 +75,9 @@ def _declare_broker_dead_letters(sender: Any = None, **_: Any) -> None:
         queues.declare_dead_letter_queue(connection)
 
 
+# A worker refuses to start without its key (function_runner.keys.check_worker_key); connected on import.
+_KEY_CHECK = keys.check_worker_key
+
 signals.worker_init.connect(_declare_broker_dead_letters, weak=False, dispatch_uid="function_runner.dead_letters")
 
 
@@ -89,7 +98,9 @@ def install(
         settings: function-runner settings (default: read from the environment).
         rules: app-wide classifier rules, evaluated before the built-ins.
         policy: the app-wide recovery policy (default: from the settings).
-        configure_broker: also set the app's broker from ``settings`` (off for an app you configured).
+        configure_broker: also set the app's broker from ``settings`` (off for an app you configured:
+            then only a ``redis://`` broker changes, to the reliable transport with worker liveness,
+            see :func:`use_reliable_transport`).
         gates: the resource gates of the app (see :mod:`function_runner.gates`).
         user_messages: the app's end-user message per reason code, over the built-ins (see
             :mod:`error_handling.messages`).
@@ -100,8 +111,37 @@ def install(
     install_publish_hook(app, runtime.redactor)  # redacted argsrepr/kwargsrepr, retries = attempt - 1
     if configure_broker:
         app.conf.update(broker_options(settings))
+    elif app.configured:
+        use_reliable_transport(app, settings)
+    else:  # configured later (config_from_object, ...): decide once the app's settings are read
+        app.on_after_configure.connect(
+            lambda sender, **_: use_reliable_transport(sender, settings), weak=False, sender=app
+        )
     register_compensator(app)
     return runtime
+
+
+def use_reliable_transport(app: Celery, settings: Settings) -> bool:
+    """Put an app configured by its owner on the reliable Redis transport, with worker liveness.
+
+    Only when its broker is ``redis://``, ``reliable_fetch`` is on and it names no ``broker_transport``
+    of its own: then ``broker_transport`` becomes :data:`RELIABLE_REDIS_TRANSPORT` and
+    ``broker_transport_options`` gains ``liveness_interval`` and ``liveness_timeout`` (values it
+    already has are kept). Nothing else of the app changes (its visibility timeout, prefetch, acks).
+    Returns whether it changed the app.
+    """
+    conf = app.conf
+    url = conf.broker_url
+    if not settings.reliable_fetch or not isinstance(url, str) or not url.startswith("redis://"):
+        return False
+    if conf.broker_transport:
+        return False
+    options = dict(conf.broker_transport_options or {})
+    for name, value in liveness_options(settings).items():
+        options.setdefault(name, value)
+    conf.broker_transport = RELIABLE_REDIS_TRANSPORT
+    conf.broker_transport_options = options
+    return True
 
 
 def create_app(

@@ -39,6 +39,8 @@ from error_handling.persistence.models import CircuitBreakerEvent, utcnow
 from function_runner.events import log_event
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from function_runner.runtime import Runtime
 
 __all__ = ["Breakers", "CircuitOpenError", "record_transition"]
@@ -71,8 +73,14 @@ def _cause(transition: Transition, *, local: bool) -> str:
     return "probe"
 
 
-def record_transition(runtime: Runtime, transition: Transition, *, cause: str, actor: str | None = None) -> None:
-    """Write a transition as a row of ``circuit_breaker_events`` (logged, never raised, if it cannot)."""
+def record_transition(
+    runtime: Runtime, transition: Transition, *, cause: str, actor: str | None = None, session: Session | None = None
+) -> None:
+    """Write a transition as a row of ``circuit_breaker_events`` (logged, never raised, if it cannot).
+
+    With ``session`` the row is added to the caller's transaction instead (an operator's action, audited
+    in that transaction), and it commits or fails with it.
+    """
     row = CircuitBreakerEvent(
         service=transition.service,
         from_state=transition.from_state,
@@ -90,6 +98,9 @@ def record_transition(runtime: Runtime, transition: Transition, *, cause: str, a
         to_state=transition.to_state,
         cause=cause,
     )
+    if session is not None:
+        session.add(row)
+        return
     try:
         runtime.in_transaction(lambda s: s.add(row), patience=0)
     except Exception as exc:
@@ -215,24 +226,37 @@ class Breakers:
         self.record(service, token, success=True, local=local)
         self.runtime.health.observe(service, latency_ms=(time.monotonic() - started) * 1000, ok=True)
 
-    def reset(self, service: str, *, actor: str) -> None:
-        """Close a service's breaker (an operator's reset), shared and local."""
+    def reset(self, service: str, *, actor: str, session: Session | None = None) -> str:
+        """Close a service's breaker (an operator's reset), shared and local; the state it had.
+
+        With ``session`` the transition's row joins the caller's transaction (see :func:`record_transition`).
+        """
         before = self.state(service)
         shared = self.shared(service)
         if shared is not None:
             shared.reset()
         with self._lock:
             self._local.pop(service, None)
-        record_transition(self.runtime, Transition(service, before, "closed"), cause="reset", actor=actor)
+        record_transition(
+            self.runtime, Transition(service, before, "closed"), cause="reset", actor=actor, session=session
+        )
+        return before
 
-    def force_open(self, service: str, *, seconds: float, actor: str) -> None:
-        """Open a service's breaker for ``seconds`` (an operator's decision), cluster-wide."""
+    def force_open(self, service: str, *, seconds: float, actor: str, session: Session | None = None) -> str:
+        """Open a service's breaker for ``seconds`` (an operator's decision), cluster-wide; the state it had.
+
+        Raises:
+            RuntimeError: there is no Redis to share the state.
+        """
         before = self.state(service)
         shared = self.shared(service)
         if shared is None:
             raise RuntimeError("forcing a breaker open needs Redis (a Redis broker, or FUNCTION_RUNNER_REDIS_URL)")
         shared.force_open(seconds)
-        record_transition(self.runtime, Transition(service, before, "open"), cause="forced_open", actor=actor)
+        record_transition(
+            self.runtime, Transition(service, before, "open"), cause="forced_open", actor=actor, session=session
+        )
+        return before
 
     def state(self, service: str) -> str:
         """The shared state of a service's breaker (the local one without Redis)."""

@@ -7,11 +7,14 @@ and advance (commit); see :mod:`error_handling.persistence.replay_jobs`.
 
 Exactly once: while a dispatcher works on a job it holds a lock on it (a Postgres session-level advisory
 lock, released by the server when the dispatcher dies; SQLite serialises its writers and runs one
-dispatcher). A dispatcher that dies mid-batch leaves the in-flight bound: the next one re-selects the
-same letters and asks the broker which of their task ids it already holds (Redis: the queues' lists;
-and ``fr_tasks`` for copies a worker already ran and saw fail) and publishes only the others. With a
-broker that cannot be inspected, or when a worker consumed a copy that then succeeded, the recovery
-publishes again: at least once, never lost.
+dispatcher). The letters of a batch are claimed (``replaying``, with the job's id) in the transaction
+that selects them, so a single replay, a discard or an overlapping job cannot take them while they are
+published. A dispatcher that dies mid-batch leaves the in-flight bound and the claims: the next one
+re-selects the letters the job claimed and asks the broker which of their task ids it already holds
+(Redis: the queues' lists; and ``fr_tasks`` for copies a worker already ran and saw fail) and publishes
+only the others. With a broker that cannot be inspected, or when a worker consumed a copy that then
+succeeded, the recovery publishes again: at least once, never lost. A job that fails gives its claims
+back (``pending``).
 
 Rate limit: the job row holds ``next_batch_at``; after a batch of ``n`` messages it is ``start + n /
 rate``, shared by every dispatcher, and a batch holds at most ``ceil(rate * interval)`` messages, so

@@ -6,6 +6,9 @@ Commands:
     dispatcher   publishes due retries and released resource waits
     api          the error API (FastAPI, served by uvicorn)
     db           upgrade / downgrade / current: the database schema
+    errors, dlq  failed attempts; dead letters (list, show, replay, discard, bulk replay)
+    audit        the operator audit (who did what, when)
+    keys         generate an encryption key; rotate: re-seal every stored secret under the newest key
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from typing import Annotated
 import typer
 
 from error_handling.exceptions import FunctionRunnerError
-from function_runner.cli_common import fail, load_settings
+from function_runner.cli_audit import app as audit_app
+from function_runner.cli_common import EXIT_USAGE, fail, load_settings
 from function_runner.cli_dlq import app as dlq_app
 from function_runner.cli_errors import app as errors_app
+from function_runner.cli_keys import app as keys_app
 
 app = typer.Typer(
     name="function-runner",
@@ -35,6 +40,8 @@ db_app = typer.Typer(help="Manage function-runner's database schema.", no_args_i
 app.add_typer(db_app, name="db")
 app.add_typer(errors_app, name="errors")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
 
 
 AppOption = Annotated[
@@ -123,12 +130,18 @@ def dispatcher(
     from function_runner.dispatcher import Dispatcher
 
     _logging(log_level)
+    from error_handling.exceptions import ConfigurationError
+
     celery = _load_app(celery_app)
-    runner = Dispatcher(celery)
+    try:
+        runner = Dispatcher(celery)
+    except ConfigurationError as exc:  # no key, or a malformed one
+        raise fail(str(exc)) from None
     import sqlalchemy as sa
 
     try:
         if once:
+            runner.check_queues()
             result = runner.run_once()
             typer.echo(f"published={result.published} expired={result.expired}")
             return
@@ -151,10 +164,39 @@ def api(
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "info",
 ) -> None:
-    """Serve the error API under /api/v1/errors (OpenAPI at /docs)."""
+    """Serve the error API under /api/v1/errors (OpenAPI at /docs).
+
+    Without FUNCTION_RUNNER_API_KEYS it refuses to listen on an address other than loopback (unless
+    FUNCTION_RUNNER_API_ALLOW_OPEN=true). Proxy headers are believed only from
+    FUNCTION_RUNNER_API_FORWARDED_ALLOW_IPS; every log line is redacted.
+    """
     import uvicorn
 
-    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, log_level=log_level.lower())
+    from api.auth import open_bind_refusal
+    from api.log_redaction import log_config
+    from error_handling.exceptions import ConfigurationError
+
+    settings = load_settings()
+    try:
+        settings.check_encryption_key()  # the API refuses to start without a valid key (as create_app does)
+    except ConfigurationError as exc:
+        raise fail(str(exc)) from None
+    refusal = open_bind_refusal(settings, host)
+    if refusal is not None:
+        raise fail(refusal, code=EXIT_USAGE)
+    proxies = settings.api_forwarded_allow_ips
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        log_config=log_config(log_level),
+        # uvicorn believes X-Forwarded-For by default (from FORWARDED_ALLOW_IPS, else 127.0.0.1): a client
+        # could make itself look local. Only the proxies the operator names are believed.
+        proxy_headers=proxies is not None,
+        forwarded_allow_ips=proxies,
+    )
 
 
 @db_app.command("upgrade")

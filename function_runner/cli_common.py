@@ -34,3 +34,15 @@ def load_settings() -> Settings:
             f"FUNCTION_RUNNER_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
         )
         raise fail(f"invalid settings: {problems}", EXIT_USAGE) from None
+
+
+def cli_actor() -> str:
+    """Who runs the command, for the audit: ``cli:<os user>`` (``cli:unknown`` when the system cannot
+    tell: no login name, no passwd entry)."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError, ImportError):  # no USER/LOGNAME and no passwd entry for the uid
+        user = ""
+    return f"cli:{user.strip() or 'unknown'}"

@@ -1,5 +1,7 @@
 """``function-runner dlq``: list, show, replay and discard dead letters from the command line.
 
+Every change is audited as ``cli:<os user>`` (see ``function-runner audit list``).
+
 The same functions as the API (:mod:`error_handling.persistence.dead_letters`,
 :mod:`function_runner.replay`) and the same public shapes for ``--json`` (:mod:`api.schemas.dead_letters`).
 Errors are one line on stderr, never a traceback; exit codes: 1 when the operation was refused or failed
@@ -21,11 +23,11 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from error_handling.exceptions import FunctionRunnerError
+from error_handling.exceptions import ConfigurationError, FunctionRunnerError
 from error_handling.persistence import dead_letters
 from error_handling.persistence.db import make_engine, make_sessionmaker, transaction
 from error_handling.persistence.models import DeadLetterStatus, utcnow
-from function_runner.cli_common import EXIT_FAILED, EXIT_USAGE, err, fail, load_settings
+from function_runner.cli_common import EXIT_FAILED, EXIT_USAGE, cli_actor, err, fail, load_settings
 
 app = typer.Typer(
     help="Dead letters: list, show, replay (one, or all matching a filter) and discard them.",
@@ -182,6 +184,8 @@ def show_command(
         lines.append(f"  replayed:  as {detail.replayed_task_id} at {_when(detail.replayed_at)}")
     if detail.discarded_at:
         lines.append(f"  discarded: {_when(detail.discarded_at)}: {detail.discarded_reason}")
+    if detail.purged_at:
+        lines.append(f"  purged:    {_when(detail.purged_at)} (secrets removed by retention: not replayable)")
     for attempt in detail.failed_attempts:
         lines.append(
             f"  attempt {attempt.attempt}: {_when(attempt.failed_at)} {attempt.category}/{attempt.reason} "
@@ -217,6 +221,12 @@ def replay_command(
     celery = _load_app(celery_app)
     runtime = runtime_for(celery)
     try:
+        runtime.settings.check_encryption_key()  # a missing or malformed key is a settings error (exit 2)
+    except ConfigurationError as exc:
+        runtime.close()
+        celery.close()
+        raise fail(str(exc), EXIT_USAGE) from None
+    try:
         if dry_run:
             with transaction(runtime.sessions) as session:
                 preview = preview_replay(
@@ -228,6 +238,8 @@ def replay_command(
                     kwargs=new_kwargs,
                     queue=queue,
                     force=force,
+                    app=celery,
+                    settings=runtime.settings,
                 )
             shown = {
                 "dry_run": True,
@@ -258,6 +270,7 @@ def replay_command(
             kwargs=new_kwargs,
             queue=queue,
             force=force,
+            actor=cli_actor(),
         )
     except InvalidReplayEdit as exc:
         raise fail(f"--{exc.param}: {exc.message}", EXIT_USAGE) from None
@@ -301,7 +314,9 @@ def discard_command(
     if not reason.strip() or len(reason) > MAX_DISCARD_REASON or "\x00" in reason:
         raise fail(f"--reason must be 1 to {MAX_DISCARD_REASON} characters of text", EXIT_USAGE)
     with _session() as session:
-        letter = dead_letters.discard(session, dead_letter_id=dead_letter_id, reason=reason, now=utcnow())
+        letter = dead_letters.discard(
+            session, dead_letter_id=dead_letter_id, reason=reason, now=utcnow(), actor=cli_actor()
+        )
         public = DeadLetterPublic.from_record(letter)
     if as_json:
         _print_json(public)
@@ -360,7 +375,7 @@ def replay_all_command(
             )
         else:
             job = ReplayJobPublic.from_record(
-                replay_jobs.create_job(session, flt=flt, rate_per_second=rate, now=utcnow())
+                replay_jobs.create_job(session, flt=flt, rate_per_second=rate, now=utcnow(), actor=cli_actor())
             )
     if dry_run:
         if as_json:
@@ -415,7 +430,9 @@ def replay_cancel_command(
     from error_handling.persistence import replay_jobs
 
     with _session() as session:  # not found or already ended: one line, exit 1
-        job = ReplayJobPublic.from_record(replay_jobs.cancel_job(session, job_id=job_id, now=utcnow()))
+        job = ReplayJobPublic.from_record(
+            replay_jobs.cancel_job(session, job_id=job_id, now=utcnow(), actor=cli_actor())
+        )
     if as_json:
         _print_json(job)
         return

@@ -58,6 +58,7 @@ __all__ = [
     "RecoverableRequest",
     "StartMarks",
     "count_redelivery",
+    "count_refusal",
     "count_requeue",
     "loss_report",
     "marks",
@@ -220,12 +221,18 @@ def count_redelivery(runtime: Runtime, task_id: str, attempt: int, request: Any)
             return max(0, int(redelivered) - int(requeued or 0))
         except Exception as problem:
             log_event("delivery.count_failed", level=logging.WARNING, task_id=task_id, error=type(problem).__name__)
+    count = _broker_count(request)
+    return count if count is not None else 1
+
+
+def _broker_count(request: Any) -> int | None:
+    """How many times the broker delivered this message before, if it says (``x-delivery-count``)."""
     headers = getattr(request, "headers", None) or {}
     count = headers.get("x-delivery-count") if isinstance(headers, dict) else None
     try:
-        return int(count) if count is not None else 1
+        return int(count) if count is not None else None
     except (TypeError, ValueError):
-        return 1
+        return None
 
 
 def count_requeue(runtime: Runtime, task_id: str, attempt: int) -> None:
@@ -241,6 +248,29 @@ def count_requeue(runtime: Runtime, task_id: str, attempt: int) -> None:
         pipe.execute()
     except Exception as problem:
         log_event("delivery.count_failed", level=logging.WARNING, task_id=task_id, error=type(problem).__name__)
+
+
+def count_refusal(runtime: Runtime, task_id: str, attempt: int) -> int | None:
+    """Count a refusal: the database refused what the wrapper records about this delivery (or its
+    bookkeeping failed), and the wrapper is about to give the message back. Returns how many refusals
+    ``(task_id, attempt)`` has had, this one included, from the shared Redis (the give-back is counted
+    as a requeue too, so its redelivery is not taken for a lost delivery); None without it: a broker's
+    own delivery count cannot tell the wrapper's give-backs from lost deliveries, so nothing counts
+    and the caller must not give the message back."""
+    client = _counter(runtime)
+    if client is None:
+        return None
+    key = f"fr:deliveries:{task_id}:{attempt}"
+    try:
+        pipe = client.pipeline()
+        pipe.hincrby(key, "refused", 1)
+        pipe.hincrby(key, "requeued", 1)
+        pipe.expire(key, COUNTER_TTL)
+        refused, _, _ = pipe.execute()
+        return int(refused)
+    except Exception as problem:
+        log_event("delivery.count_failed", level=logging.WARNING, task_id=task_id, error=type(problem).__name__)
+        return None
 
 
 #: Said of a lost delivery found through the marks of the pool processes.
@@ -281,6 +311,7 @@ class StartMarks:
         index = getattr(current_process(), "index", None)
         if not isinstance(index, int) or not 0 <= index < self.processes:
             return []
+        attempt = max(-(2**31), min(attempt, 2**31 - 1))  # a record holds a 32-bit attempt (headers are anything)
         digest, me, size = self.digest(task_id), os.getpid(), self.RECORD.size
         dead: list[int] = []
         found = self.map.find(digest)

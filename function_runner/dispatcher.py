@@ -10,7 +10,9 @@ dispatch tokens and only the first one to reach a worker runs (``claim_run``), s
 Resource waits are released when their check interval comes round (the re-run is the check) and
 dead-lettered as ``resource_wait_timeout`` once past their deadline. Waits on a declared resource gate
 are released by the dispatcher's monitor role instead (:meth:`Dispatcher.check_gates`, see
-:mod:`function_runner.gates`). The dispatcher also republishes compensations that seem lost.
+:mod:`function_runner.gates`). The dispatcher also republishes compensations that seem lost, runs
+retention (:mod:`function_runner.retention`), and on a Redis broker gives back the messages of workers
+whose liveness lapsed (:meth:`Dispatcher.restore_lapsed`, see :mod:`function_runner.liveness`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerError
+from kombu.transport import redis as kombu_redis
 from sqlalchemy.orm import Session
 
 from error_handling.exceptions import StorageUnavailable
@@ -34,14 +37,17 @@ from error_handling.persistence import compensation as compensation_steps
 from error_handling.persistence import heartbeats, repository
 from error_handling.persistence.models import utcnow
 from error_handling.sealing import SealedValueError, unseal_secrets
-from function_runner import compensation, gates, queues, unrecorded
+from function_runner import compensation, gates, keys, liveness, queues, unrecorded
 from function_runner import headers as H
 from function_runner.bulk_replay import BatchResult, BulkReplayer
 from function_runner.events import log_event
+from function_runner.retention import RetentionRole
 from function_runner.runtime import Runtime, runtime_for
 
 #: Seconds between two collections of the broker's own dead letters (RabbitMQ).
 COLLECT_EVERY = 5.0
+#: Seconds between two looks for lapsed worker consumers (Redis; see :mod:`function_runner.liveness`).
+LIVENESS_CHECK_EVERY = 1.0
 
 
 @dataclasses.dataclass
@@ -64,6 +70,7 @@ class Dispatcher:
         self.app = app
         self.runtime = runtime or runtime_for(app)
         self.settings = self.runtime.settings
+        keys.check_key(self.runtime)  # a missing or malformed key stops it here, before any work
         self._stop = threading.Event()
         self._started_at = utcnow()
         #: This process's name in the heartbeats table.
@@ -74,6 +81,8 @@ class Dispatcher:
             batch_size=self.settings.dispatcher_batch_size,
             interval=self.settings.dispatcher_interval,
         )
+        #: The retention role (see :mod:`function_runner.retention`), a step per pass.
+        self.retention = RetentionRole(self.runtime, runner=self.name)
 
     def run_once(self, *, now: dt.datetime | None = None) -> PassResult:
         """Claim, publish and mark one batch of due runs. Returns what it did.
@@ -236,11 +245,14 @@ class Dispatcher:
     def run_forever(self) -> None:
         """Dispatch until :meth:`stop` is called; survive database outages by waiting them out."""
         log_event("dispatcher.started", interval=self.settings.dispatcher_interval)
-        next_beat = next_sweep = next_gate_check = next_collect = next_unrecorded = 0.0
+        queues_checked = False
+        next_beat = next_sweep = next_gate_check = next_collect = next_unrecorded = next_liveness = 0.0
         while not self._stop.is_set():
             if time.monotonic() >= next_beat:
                 self._beat()
                 next_beat = time.monotonic() + heartbeats.HEARTBEAT_EVERY
+            if not queues_checked:
+                queues_checked = self.check_queues()
             try:
                 result = self.run_once()
             except StorageUnavailable:
@@ -265,6 +277,10 @@ class Dispatcher:
             if time.monotonic() >= next_collect:
                 self._collect_broker_dead_letters()
                 next_collect = time.monotonic() + COLLECT_EVERY
+            self._retain()
+            if time.monotonic() >= next_liveness:
+                self._restore_lapsed()
+                next_liveness = time.monotonic() + LIVENESS_CHECK_EVERY
             replayed = self._replay_pass()
             if result.published < self.settings.dispatcher_batch_size and not replayed:
                 self._stop.wait(self.settings.dispatcher_interval)
@@ -402,6 +418,50 @@ class Dispatcher:
             return
         if moved:
             log_event("dispatcher.broker_dead_letters", recorded=moved)
+
+    def _retain(self) -> None:
+        """A step of the retention role (a run resumes at the next pass)."""
+        try:
+            self.retention.step()
+        except StorageUnavailable:
+            log_event("dispatcher.storage_unavailable", level=logging.WARNING, step="retention")
+        except Exception as exc:  # retention must never stop the dispatching of due runs
+            log_event("dispatcher.retention_failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
+
+    def restore_lapsed(self) -> liveness.RestoreResult | None:
+        """The liveness role: put back in their queues the messages held by worker consumers whose
+        heartbeat lapsed (killed, OOM-killed, frozen), see :mod:`function_runner.liveness`. None when
+        the broker is not Redis. Safe with any number of dispatchers.
+
+        Raises:
+            redis.RedisError, kombu OperationalError: the broker failed (tried again next time).
+        """
+        with self.app.pool.acquire(block=True) as connection:
+            channel = connection.default_channel
+            if not isinstance(channel, kombu_redis.Channel):
+                return None
+            timeout = float(getattr(channel, "liveness_timeout", self.settings.liveness_timeout))
+            return liveness.restore_lapsed(channel, timeout=timeout or self.settings.liveness_timeout)
+
+    def _restore_lapsed(self) -> None:
+        try:
+            result = self.restore_lapsed()
+        except Exception as exc:  # Redis or the broker failed: the next look tries again
+            log_event("dispatcher.liveness_failed", level=logging.WARNING, error=f"{type(exc).__name__}: {exc}")
+            return
+        if result is not None and result.lapsed:
+            log_event("dispatcher.lapsed_restored", consumers=len(result.lapsed), restored=result.restored)
+
+    def check_queues(self) -> bool:
+        """RabbitMQ: publish to task queues that exist with other arguments as they are, instead of
+        failing every publish on ``PRECONDITION_FAILED`` (see :func:`queues.use_queues_as_found`).
+        Returns whether the check is done (False: the broker did not answer; call it again)."""
+        try:
+            queues.use_queues_as_found(self.app)
+        except (BrokerError, ConnectionError, OSError) as exc:
+            log_event("dispatcher.broker_unavailable", level=logging.WARNING, error=type(exc).__name__)
+            return False
+        return True
 
     def _replay_pass(self) -> bool:
         """One bulk-replay batch; whether it did any work (then the loop does not wait)."""

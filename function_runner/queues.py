@@ -14,11 +14,17 @@ sealed), and acks each message only after it is recorded; replay works as for an
 ``FUNCTION_RUNNER_QUEUE_TYPE=quorum`` makes the queues quorum queues (replicated; Celery then disables
 the global prefetch it cannot use), ``FUNCTION_RUNNER_BROKER_DELIVERY_LIMIT`` sets their delivery limit.
 A queue that already exists with other arguments cannot be redeclared (RabbitMQ answers
-``PRECONDITION_FAILED``): give the new queue a new name, or delete the old one once drained.
+``PRECONDITION_FAILED``): a user's own app that declared ``celery`` the plain Celery way, next to a
+dispatcher or API built by ``create_app``. :func:`use_queues_as_found` (the dispatcher calls it at
+start) checks each task queue of the app once and, for one that exists with other arguments, publishes
+to it as it is (never declaring it again) and says so in one ``queue_as_found`` warning: the broker's
+own drops from that queue are then not collected. To have them collected, declare the queue with
+:func:`task_queue` (or delete the old one once drained and let ``create_app`` declare it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +33,7 @@ from kombu.entity import Exchange, Queue
 
 from error_handling.categories import Category, Reason
 from error_handling.classification import Classification
+from error_handling.exceptions import ConfigurationError
 from error_handling.fingerprint import fingerprint_parts
 from error_handling.persistence import repository
 from error_handling.persistence.models import utcnow
@@ -44,11 +51,13 @@ if TYPE_CHECKING:
 __all__ = [
     "DEAD_EXCHANGE",
     "DEAD_QUEUE",
+    "PRECONDITION_FAILED",
     "collect_dead_letters",
     "declare_dead_letter_queue",
     "is_amqp",
     "queue_arguments",
     "task_queue",
+    "use_queues_as_found",
 ]
 
 DEAD_EXCHANGE = "function_runner.broker_dead"
@@ -74,6 +83,52 @@ def task_queue(name: str, settings: Settings) -> Queue:
     """A task queue (direct exchange of the same name, as Celery declares them) that dead-letters to
     function-runner's exchange: ``app.conf.task_queues = [task_queue("emails", settings), ...]``."""
     return Queue(name, Exchange(name, type="direct"), routing_key=name, queue_arguments=queue_arguments(settings))
+
+
+#: RabbitMQ's reply code when a queue exists with other arguments (PRECONDITION_FAILED).
+PRECONDITION_FAILED = 406
+
+
+def use_queues_as_found(app: Celery) -> list[str]:
+    """RabbitMQ: declare each task queue of ``app`` that has arguments; one the broker already has with
+    other arguments is kept as it is: the app publishes to it without declaring it (logged once as
+    ``queue_as_found``). Returns the names of those queues; does nothing on other brokers.
+
+    Raises:
+        ConfigurationError: RabbitMQ refused a queue for another reason (e.g. access refused).
+        kombu OperationalError / ConnectionError: the broker cannot be reached (call it again later).
+    """
+    if not is_amqp(str(app.conf.broker_url or "")):
+        return []
+    found: list[str] = []
+    queues = app.amqp.queues
+    with app.connection_for_write() as connection:
+        for name, queue in list(queues.items()):
+            if not queue.queue_arguments or queue.no_declare:
+                continue
+            channel = connection.channel()
+            try:
+                queue(channel).declare()
+            except connection.channel_errors as exc:
+                if getattr(exc, "code", None) != PRECONDITION_FAILED:
+                    raise ConfigurationError(
+                        f"RabbitMQ refused to declare the queue {name!r}: {exc}. Check the user's permissions "
+                        "on the vhost, or declare the queue yourself with function_runner.queues.task_queue()"
+                    ) from exc
+                queues[name] = Queue(name, queue.exchange, routing_key=queue.routing_key, no_declare=True)
+                found.append(name)
+                log_event(
+                    "dispatcher.queue_as_found",
+                    level=logging.WARNING,
+                    queue=name,
+                    detail=f"queue {name!r} exists without function-runner's arguments "
+                    f"{queue.queue_arguments}: publishing to it as it is; what RabbitMQ drops from it is not "
+                    "collected. Fix: declare it with function_runner.queues.task_queue(), or delete it once drained",
+                )
+            finally:
+                with contextlib.suppress(*connection.connection_errors, *connection.channel_errors):
+                    channel.close()
+    return found
 
 
 def _dead_queue() -> Queue:

@@ -11,6 +11,11 @@ Here the take and the store are one step: a Lua script pops the first message of
 index in the same atomic call, so the message is always in a queue or held as unacked; a worker that
 dies at any point leaves it to the visibility timeout, as kombu does for a message held longer.
 
+The same script records which consumer holds the message and renews that consumer's heartbeat, so
+the dispatchers give a dead worker's messages back within seconds instead of after the visibility
+timeout (see :mod:`function_runner.liveness`; transport options ``liveness_interval``, default 5 s,
+and ``liveness_timeout``, default 15 s, 0 to turn it off).
+
 A script cannot block. When the queues are empty the channel waits with ``BLMOVE q q RIGHT RIGHT``
 on the first queue's main list: that command moves a list's last element to where it already is, so it
 changes nothing and returns as soon as the list has a message (a blocking peek). Messages of the
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from time import monotonic, time
 from typing import Any
 
@@ -38,15 +44,19 @@ from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 from redis.exceptions import NoScriptError, ResponseError
 
+from function_runner.liveness import LIVENESS_INTERVAL, LIVENESS_TIMEOUT, Heartbeat, Keys, consumer_id
+
 __all__ = ["Channel", "QoS", "Transport"]
 
 logger = logging.getLogger(__name__)
 
-# KEYS[1] the unacked hash, KEYS[2] its index, KEYS[3..] the lists to take from, in order.
-# ARGV[1] the time the message is held from (the visibility timeout counts from it).
+# KEYS[1] the unacked hash, KEYS[2] its index, KEYS[3] the consumer's held set, KEYS[4] its heartbeat,
+# KEYS[5] the set of consumers, KEYS[6..] the lists to take from, in order.
+# ARGV[1] the time the message is held from (the visibility timeout counts from it), ARGV[2] the
+# consumer's name (empty: liveness off), ARGV[3] its heartbeat's time to live in milliseconds.
 # Returns nothing, or {list number (1-based), message, 1 if held as unacked else 0}.
 _TAKE = """
-for i = 3, #KEYS do
+for i = 6, #KEYS do
     local item = redis.call('RPOP', KEYS[i])
     if item then
         local ok, message = pcall(cjson.decode, item)
@@ -64,9 +74,14 @@ for i = 3, #KEYS do
             redis.call('ZADD', KEYS[2], ARGV[1], tag)
             redis.call('HSET', KEYS[1], tag,
                 '[' .. item .. ',' .. cjson.encode(exchange) .. ',' .. cjson.encode(routing_key) .. ']')
-            return {i - 2, item, 1}
+            if ARGV[2] ~= '' then
+                redis.call('ZADD', KEYS[3], ARGV[1], tag)
+                redis.call('SET', KEYS[4], 1, 'PX', ARGV[3])
+                redis.call('SADD', KEYS[5], ARGV[2])
+            end
+            return {i - 5, item, 1}
         end
-        return {i - 2, item, 0}
+        return {i - 5, item, 0}
     end
 end
 return false
@@ -78,7 +93,8 @@ IDLE_POLL = 0.1
 
 
 class QoS(kombu_redis.QoS):
-    """kombu's ack emulation, without writing again what the take already stored as unacked."""
+    """kombu's ack emulation, without writing again what the take already stored as unacked, and
+    releasing the consumer's ownership of a message wherever kombu releases the message itself."""
 
     def append(self, message: Any, delivery_tag: Any) -> None:
         held = self.channel._held
@@ -88,6 +104,14 @@ class QoS(kombu_redis.QoS):
         else:
             super().append(message, delivery_tag)
 
+    def _remove_from_indices(self, delivery_tag: Any, pipe: Any = None) -> Any:
+        # kombu's ack, reject and restore all go through here, in their own pipeline or transaction
+        pipe = super()._remove_from_indices(delivery_tag, pipe)
+        consumer = self.channel._consumer
+        if consumer:
+            pipe.zrem(Keys(self.channel.unacked_key).held(consumer), delivery_tag)
+        return pipe
+
 
 class Channel(kombu_redis.Channel):
     """kombu's Redis channel whose consumer takes and holds a message in one atomic step."""
@@ -95,7 +119,16 @@ class Channel(kombu_redis.Channel):
     QoS = QoS
     #: Seconds an idle channel waits before it looks at lists other than its first queue's main list.
     idle_poll = IDLE_POLL
-    from_transport_options = (*kombu_redis.Channel.from_transport_options, "idle_poll")  # type: ignore[assignment]
+    #: Seconds between two heartbeats of the channel's consumer (see :mod:`function_runner.liveness`).
+    liveness_interval = LIVENESS_INTERVAL
+    #: Seconds a heartbeat lives; 0 turns liveness off (only the visibility timeout restores then).
+    liveness_timeout = LIVENESS_TIMEOUT
+    from_transport_options = (  # type: ignore[assignment]
+        *kombu_redis.Channel.from_transport_options,
+        "idle_poll",
+        "liveness_interval",
+        "liveness_timeout",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         #: Delivery tags the take stored as unacked, not yet passed to the QoS.
@@ -109,7 +142,32 @@ class Channel(kombu_redis.Channel):
         self._script_loaded = False
         self._peek = True  # BLMOVE is there (Redis 6.2+); else the wait is a plain sleep
         self._scripting = True  # EVAL is there; else kombu's BRPOP, with its window
+        #: The name this channel's consumer holds messages under (set at its first take), its heartbeat.
+        self._consumer: str | None = None
+        self._consumer_pid = 0
+        self._heartbeat: Heartbeat | None = None
         super().__init__(*args, **kwargs)
+
+    def _liveness(self) -> str:
+        """The consumer's name for the take script, starting its heartbeat (empty: liveness off)."""
+        if not self.liveness_timeout or self.liveness_timeout <= 0:
+            return ""
+        if self._consumer is None or self._consumer_pid != os.getpid():
+            self._consumer, self._consumer_pid = consumer_id(), os.getpid()
+            self._heartbeat = Heartbeat(
+                self, self._consumer, interval=self.liveness_interval, timeout=self.liveness_timeout
+            )
+            self._heartbeat.start()
+        return self._consumer
+
+    def close(self) -> None:
+        """Close as kombu does (its unacked messages go back to their queues), then stop the heartbeat."""
+        try:
+            super().close()
+        finally:
+            heartbeat, self._heartbeat = self._heartbeat, None
+            if heartbeat is not None and self._consumer_pid == os.getpid():
+                heartbeat.stop()
 
     def basic_consume(self, queue: str, no_ack: bool, *args: Any, **kwargs: Any) -> Any:
         if no_ack:
@@ -142,9 +200,18 @@ class Channel(kombu_redis.Channel):
                 command = ["BLPOP", f"{prefix}{self.unacked_key}:idle", wait]
             self._pending = "wait"
         else:
-            keys = [prefix + self.unacked_key, prefix + self.unacked_index_key, *(prefix + k for k in lists)]
+            consumer = self._liveness()
+            liveness = Keys(self.unacked_key)
+            keys = [
+                prefix + self.unacked_key,
+                prefix + self.unacked_index_key,
+                prefix + liveness.held(consumer),
+                prefix + liveness.alive(consumer),
+                prefix + liveness.consumers,
+                *(prefix + k for k in lists),
+            ]
             script = ["EVALSHA", _TAKE_SHA] if self._script_loaded else ["EVAL", _TAKE]
-            command = [*script, len(keys), *keys, time()]
+            command = [*script, len(keys), *keys, time(), consumer, int(self.liveness_timeout * 1000)]
             self._pending = "take"
         self._lists = lists
         self._in_poll = self.client.connection
@@ -177,6 +244,8 @@ class Channel(kombu_redis.Channel):
             message = loads(bytes_to_str(item))
             if held:
                 self._held.add(message["properties"]["delivery_tag"])
+                if self._heartbeat is not None:
+                    self._heartbeat.expected = True  # the take set the heartbeat
             self.connection._deliver(message, dest)
             return True
         finally:

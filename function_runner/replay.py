@@ -12,13 +12,32 @@ fails rolls everything back: nothing is marked. (A commit that fails after the p
 published and the dead letter ``pending``: at least once, never lost.)
 
 An ``Idempotency-Key`` makes retries of a request safe: the same key for the same dead letter returns the
-first replay without publishing again; the same key for another dead letter is refused.
+first replay without publishing again; the same key for another dead letter is refused. Keys starting
+with ``replay-job:`` are the bulk replay jobs' own and are refused.
+
+Limits, checked before anything is written (a dry run checks them too):
+
+- edits: at most ``replay_edit_max_depth`` levels of lists and objects and ``replay_edit_max_bytes`` of
+  canonical JSON, each of args and kwargs;
+- secrets stay where they were: a ``[REDACTED]`` placeholder is restored only at the path its sealed
+  original is stored at, and an edit may not carry a sealed marker (``{"$sealed": ...}``) the stored
+  payload does not hold at the same path;
+- the queue: one the app declares (:func:`declared_queues`), the dead letter's own, or one listed in
+  ``replay_allowed_queues``.
+
+Each replay is audited (``dead_letter.replay``) in its transaction, with the digest and redacted diff of
+its edits (:mod:`error_handling.persistence.audit`).
 
 Errors, besides :mod:`error_handling.persistence.dead_letters`' refusals::
 
     FunctionRunnerError
     └── ReplayError                     a replay could not be carried out
         ├── InvalidReplayEdit           the operator's args/kwargs edits cannot be used
+        │   ├── EditTooLarge            more bytes of JSON than replay_edit_max_bytes
+        │   ├── EditTooDeep             nested deeper than replay_edit_max_depth
+        │   └── SecretMoved             a sealed secret put at another path than its own
+        ├── QueueNotAllowed             the queue is not one the app declares or the settings allow
+        ├── ReservedIdempotencyKey      the Idempotency-Key uses the bulk replay jobs' prefix
         └── ReplayPublishFailed         the broker did not take the message; nothing was marked
 """
 
@@ -34,23 +53,42 @@ from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.orm import Session
 
 from error_handling.exceptions import FunctionRunnerError
-from error_handling.persistence import dead_letters
+from error_handling.persistence import audit, dead_letters
 from error_handling.persistence.db import transaction
 from error_handling.persistence.models import DeadLetterRecord, DeadLetterStatus, utcnow
-from error_handling.redaction import Redactor
-from error_handling.sealing import Sealer, UnknownPlaceholderError, restore_redacted, unseal_secrets
+from error_handling.persistence.replay_jobs import IDEMPOTENCY_PREFIX
+from error_handling.redaction import REDACTED, Redactor
+from error_handling.sealing import (
+    LITERAL_KEY,
+    SEALED_KEY,
+    Sealer,
+    UnknownPlaceholderError,
+    is_sealed,
+    redacted_view,
+    restore_redacted,
+    unseal_secrets,
+)
 from function_runner import headers as H
 from function_runner.events import log_event
-from function_runner.runtime import Runtime
+from function_runner.runtime import Runtime, runtime_for
+from function_runner.settings import Settings
 
 __all__ = [
+    "EditTooDeep",
+    "EditTooLarge",
     "InvalidReplayEdit",
+    "QueueNotAllowed",
     "ReplayError",
     "ReplayMessage",
     "ReplayPreview",
     "ReplayPublishFailed",
     "ReplayResult",
+    "ReservedIdempotencyKey",
+    "SecretMoved",
     "build_message",
+    "check_edits",
+    "check_queue",
+    "declared_queues",
     "preview_replay",
     "replay_dead_letter",
     "replay_in_session",
@@ -75,10 +113,53 @@ class InvalidReplayEdit(ReplayError):
         param: ``"args"`` or ``"kwargs"``.
     """
 
+    #: The stable code of the refusal (the API's ``error.code``).
+    code = "invalid_edit"
+
     def __init__(self, message: str, *, param: str) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+
+
+class EditTooLarge(InvalidReplayEdit):
+    """An edit is larger than ``replay_edit_max_bytes`` as canonical JSON."""
+
+    code = "edit_too_large"
+
+
+class EditTooDeep(InvalidReplayEdit):
+    """An edit nests lists and objects deeper than ``replay_edit_max_depth``."""
+
+    code = "edit_too_deep"
+
+
+class SecretMoved(InvalidReplayEdit):
+    """An edit puts a sealed secret (its ``[REDACTED]`` placeholder or its sealed marker) at another path
+    than the one it is stored at."""
+
+    code = "secret_moved"
+
+
+class QueueNotAllowed(ReplayError):
+    """The replay's queue is not one the app declares, the dead letter's own, or one the settings allow."""
+
+    def __init__(self, queue: str, allowed: set[str]) -> None:
+        shown = ", ".join(sorted(allowed)[:20]) + (", ..." if len(allowed) > 20 else "")
+        self.message = (
+            f"queue {queue!r} is not declared by the app (allowed: {shown}); "
+            "add it to FUNCTION_RUNNER_REPLAY_ALLOWED_QUEUES to replay to it"
+        )
+        super().__init__(self.message)
+        self.queue = queue
+
+
+class ReservedIdempotencyKey(ReplayError):
+    """The ``Idempotency-Key`` starts with the prefix the bulk replay jobs use for their own replays."""
+
+    def __init__(self) -> None:
+        self.message = f"Idempotency-Key values starting with {IDEMPOTENCY_PREFIX!r} are reserved for bulk replay jobs"
+        super().__init__(self.message)
 
 
 class ReplayPublishFailed(ReplayError):
@@ -171,10 +252,176 @@ def _merge(param: str, edited: Any, stored: Any, *, sealer: Sealer, kind: type) 
     if not isinstance(edited, kind):
         wanted = "a JSON array" if kind is list else "a JSON object"
         raise InvalidReplayEdit(f"{param} must be {wanted}", param=param)
+    _check_secrets_in_place(param, edited, stored)
     try:
         return restore_redacted(edited, stored, sealer=sealer)
     except UnknownPlaceholderError as exc:
         raise InvalidReplayEdit(f"{param}: {exc}", param=param) from exc
+
+
+def _where(param: str, path: tuple[str | int, ...]) -> str:
+    return param + "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path)
+
+
+def _sealed_paths(stored: Any, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    """Where ``stored`` holds sealed values (dict keys and list indexes from the top)."""
+    if is_sealed(stored):
+        return [path]
+    if isinstance(stored, dict):
+        inner = (
+            stored[LITERAL_KEY] if set(stored) == {LITERAL_KEY} and isinstance(stored[LITERAL_KEY], dict) else stored
+        )
+        return [found for key, item in inner.items() for found in _sealed_paths(item, (*path, key))]
+    if isinstance(stored, list):
+        return [found for index, item in enumerate(stored) for found in _sealed_paths(item, (*path, index))]
+    return []
+
+
+def _check_secrets_in_place(param: str, edited: Any, stored: Any) -> None:
+    """Refuse an edit that puts a sealed secret at another path than its own.
+
+    A ``[REDACTED]`` placeholder stands for the secret stored at the same path (dicts by key, lists by
+    position while they keep their length, as :func:`~error_handling.sealing.restore_redacted` matches
+    them); a placeholder where no secret is stored, while the payload has secrets elsewhere, would move
+    one. A sealed marker (``{"$sealed": ...}``) in an edit is refused unless the stored payload holds
+    the task's own identical dict at that path.
+
+    Raises:
+        SecretMoved: the message names the path and where the payload's secrets are.
+    """
+    secrets = _sealed_paths(stored)
+    if not secrets:
+        return  # nothing sealed to move; restore_redacted refuses a stray placeholder itself
+
+    def refuse(path: tuple[str | int, ...], what: str) -> SecretMoved:
+        kept = ", ".join(_where(param, p) for p in secrets[:10])
+        if path in secrets:  # the right path, but a list on the way changed length: positions moved
+            return SecretMoved(
+                f"{what} at {_where(param, path)}: a list holding it changed length, so which secret goes "
+                "where is a guess; keep the list's length, or send the real value instead",
+                param=param,
+            )
+        return SecretMoved(
+            f"{what} at {_where(param, path)}, where no secret is stored: a secret can only be kept at its "
+            f"own path ({kept}); send the real value instead",
+            param=param,
+        )
+
+    def walk(new: Any, old: Any, path: tuple[str | int, ...]) -> None:
+        own_dict = isinstance(old, dict) and set(old) == {LITERAL_KEY} and isinstance(old[LITERAL_KEY], dict)
+        if own_dict:  # the task's own dict that has a "$sealed" or "$literal" key, escaped when stored
+            old = old[LITERAL_KEY]
+        if isinstance(new, str) and new == REDACTED:
+            if not is_sealed(old) and old != REDACTED:
+                raise refuse(path, REDACTED)
+            return
+        if is_sealed(new) and new[SEALED_KEY] != REDACTED:
+            if not (own_dict and new == old):
+                raise refuse(path, f"a sealed value ({{{SEALED_KEY!r}: ...}})")
+            return
+        if isinstance(new, dict):
+            inner = old if isinstance(old, dict) and not is_sealed(old) else {}
+            for key, item in new.items():
+                walk(item, inner.get(key, _ABSENT), (*path, key))
+        elif isinstance(new, list):
+            same_shape = isinstance(old, list) and len(old) == len(new)
+            for index, item in enumerate(new):
+                walk(item, old[index] if same_shape else _ABSENT, (*path, index))
+
+    walk(edited, stored, ())
+
+
+_ABSENT: Any = object()
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists and objects deeper than ``limit`` (iterative: no recursion limit)."""
+    stack: list[tuple[Any, int]] = [(value, 1 if isinstance(value, dict | list) else 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def check_edits(*, args: Any = None, kwargs: Any = None, max_bytes: int, max_depth: int) -> None:
+    """Refuse edits nested deeper than ``max_depth`` or larger than ``max_bytes`` of canonical JSON.
+
+    Raises:
+        EditTooDeep: args or kwargs nest deeper than ``max_depth`` levels.
+        EditTooLarge: args or kwargs take more than ``max_bytes`` bytes as canonical JSON (UTF-8).
+    """
+    for param, value in (("args", args), ("kwargs", kwargs)):
+        if value is None:
+            continue
+        if _depth_exceeds(value, max_depth):
+            raise EditTooDeep(f"{param} nests lists and objects deeper than {max_depth} levels", param=param)
+        try:
+            size = len(audit.canonical_json(value).encode("utf-8"))
+        except (TypeError, ValueError) as exc:
+            raise InvalidReplayEdit(f"{param} is not JSON: {exc}", param=param) from None
+        if size > max_bytes:
+            raise EditTooLarge(f"{param} is {size} bytes of JSON; at most {max_bytes} are accepted", param=param)
+
+
+def declared_queues(app: Celery, settings: Settings | None = None) -> set[str]:
+    """The queues a replay may target: the app's default queue, its ``task_queues``, the queues named by
+    its ``task_routes`` (dicts, or lists of dicts; a router function cannot be enumerated: list its queues
+    in ``replay_allowed_queues``), and ``settings.replay_allowed_queues``."""
+    conf = app.conf
+    found: set[str] = {str(conf.task_default_queue or "celery")}
+    for queue in conf.task_queues or ():
+        name = getattr(queue, "name", queue)
+        if isinstance(name, str) and name:
+            found.add(name)
+    routes = conf.task_routes
+    routers = routes if isinstance(routes, list | tuple) else [routes] if routes else []
+    for router in routers:
+        if not isinstance(router, dict):
+            continue
+        for route in router.values():
+            target = route.get("queue") if isinstance(route, dict) else route
+            name = getattr(target, "name", target)
+            if isinstance(name, str) and name:
+                found.add(name)
+    if settings is not None:
+        found.update(settings.replay_allowed_queues)
+    return found
+
+
+def check_queue(queue: str | None, *, letter: DeadLetterRecord, app: Celery, settings: Settings) -> None:
+    """Refuse a replay queue the app does not declare (see :func:`declared_queues`) other than the dead
+    letter's own.
+
+    Raises:
+        QueueNotAllowed: with the allowed queues in its message.
+    """
+    if queue is None:
+        return
+    allowed = declared_queues(app, settings)
+    if letter.queue:
+        allowed.add(letter.queue)
+    if queue not in allowed:
+        raise QueueNotAllowed(queue, allowed)
+
+
+def _audit_edits(letter: DeadLetterRecord, *, args: Any, kwargs: Any, redactor: Redactor) -> dict[str, Any] | None:
+    if args is None and kwargs is None:
+        return None
+    changes: list[dict[str, Any]] = []
+    truncated = 0
+    for param, edited, stored in (("args", args, letter.args), ("kwargs", kwargs, letter.kwargs)):
+        if edited is not None:
+            found, more = audit.edit_diff(redacted_view(stored), edited, redactor=redactor, root=param)
+            changes.extend(found)
+            truncated += more
+    return {
+        "sha256": audit.edit_digest({"args": args, "kwargs": kwargs}),
+        "changes": changes[: audit.MAX_DIFF_CHANGES],
+        "truncated": truncated + max(0, len(changes) - audit.MAX_DIFF_CHANGES),
+    }
 
 
 def replay_in_session(
@@ -189,22 +436,36 @@ def replay_in_session(
     force: bool = False,
     idempotency_key: str | None = None,
     now: dt.datetime | None = None,
+    actor: str = audit.UNKNOWN_ACTOR,
+    runtime: Runtime | None = None,
 ) -> ReplayResult:
-    """Replay a dead letter in the caller's transaction: record the replay, then publish.
+    """Replay a dead letter in the caller's transaction: record the replay and its audit event
+    (``actor``'s ``dead_letter.replay``), then publish.
 
     The caller commits after this returns (and rolls back if it raises): then a failed publish marks
-    nothing.
+    nothing. ``runtime`` (default: ``app``'s) gives the settings (queues, edit limits) and the redactor.
 
     Raises:
+        ReservedIdempotencyKey: the key starts with ``replay-job:``.
+        EditTooDeep, EditTooLarge: the edits pass the limits of the settings.
         DeadLetterNotFound: no dead letter has this id.
+        BeingReplayed: a bulk replay job claimed it.
         AlreadyReplayed: it was replayed before and ``force`` is false.
         AlreadyDiscarded: it was discarded.
         NotReplayable: its payload could not be stored faithfully and args and kwargs were not both given.
         IdempotencyKeyReused: the key was used to replay another dead letter.
-        InvalidReplayEdit: the edits cannot be used.
+        QueueNotAllowed: the queue is not declared by the app nor allowed by the settings.
+        InvalidReplayEdit: the edits cannot be used (SecretMoved: they move a sealed secret).
         SealedValueError: a stored secret cannot be opened with the configured keys.
         ReplayPublishFailed: the broker did not take the message.
     """
+    if idempotency_key is not None and idempotency_key.startswith(IDEMPOTENCY_PREFIX):
+        raise ReservedIdempotencyKey()
+    runtime = runtime or runtime_for(app)
+    settings = runtime.settings
+    check_edits(
+        args=args, kwargs=kwargs, max_bytes=settings.replay_edit_max_bytes, max_depth=settings.replay_edit_max_depth
+    )
     letter = dead_letters.lock_dead_letter(session, dead_letter_id=dead_letter_id)
     if idempotency_key is not None:
         prior = dead_letters.find_replay_request(session, idempotency_key=idempotency_key)
@@ -221,12 +482,29 @@ def replay_in_session(
                 repeated=True,
             )
     dead_letters.check_replayable(letter, force=force, edits_complete=args is not None and kwargs is not None)
+    check_queue(queue, letter=letter, app=app, settings=settings)
     message = build_message(letter, sealer=sealer, args=args, kwargs=kwargs, queue=queue)
     moment = now or utcnow()
     forced = letter.status is DeadLetterStatus.REPLAYED
     task_id = str(uuid.uuid4())
+    edits = _audit_edits(letter, args=args, kwargs=kwargs, redactor=runtime.redactor)
     dead_letters.mark_replayed(
         session, letter=letter, task_id=task_id, now=moment, queue=queue, idempotency_key=idempotency_key
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action=audit.AuditAction.DEAD_LETTER_REPLAY,
+        target_type=audit.AuditTarget.DEAD_LETTER,
+        target_id=dead_letter_id,
+        detail={
+            "task_id": task_id,
+            "task_name": message.task_name,
+            "queue": message.queue,
+            "forced": forced,
+            **({"edits": edits} if edits is not None else {}),
+        },
+        now=moment,
     )
     _publish(app, message, task_id)
     log_event(
@@ -276,8 +554,10 @@ def replay_dead_letter(
     queue: str | None = None,
     force: bool = False,
     idempotency_key: str | None = None,
+    actor: str = audit.UNKNOWN_ACTOR,
 ) -> ReplayResult:
-    """Replay a dead letter in a transaction of its own on ``runtime``'s database; publish through ``app``.
+    """Replay a dead letter in a transaction of its own on ``runtime``'s database; publish through ``app``;
+    audited as ``actor``'s.
 
     Raises:
         Everything :func:`replay_in_session` raises, and StorageUnavailable when the database is
@@ -294,6 +574,8 @@ def replay_dead_letter(
             queue=queue,
             force=force,
             idempotency_key=idempotency_key,
+            actor=actor,
+            runtime=runtime,
         )
 
 
@@ -307,16 +589,25 @@ def preview_replay(
     kwargs: dict[str, Any] | None = None,
     queue: str | None = None,
     force: bool = False,
+    app: Celery | None = None,
+    settings: Settings | None = None,
 ) -> ReplayPreview:
     """What :func:`replay_in_session` would publish, checked the same way, publishing nothing.
 
-    Secrets are shown as ``[REDACTED]``.
+    Secrets are shown as ``[REDACTED]``. With ``app`` and ``settings`` the queue and the edit limits are
+    checked too.
 
     Raises:
         The refusals of :func:`replay_in_session`, except ReplayPublishFailed.
     """
+    if settings is not None:
+        check_edits(
+            args=args, kwargs=kwargs, max_bytes=settings.replay_edit_max_bytes, max_depth=settings.replay_edit_max_depth
+        )
     letter = dead_letters.get_dead_letter(session, dead_letter_id=dead_letter_id)
     dead_letters.check_replayable(letter, force=force, edits_complete=args is not None and kwargs is not None)
+    if app is not None and settings is not None:
+        check_queue(queue, letter=letter, app=app, settings=settings)
     message = build_message(letter, sealer=sealer, args=args, kwargs=kwargs, queue=queue)
     return ReplayPreview(
         dead_letter_id=letter.id,

@@ -11,6 +11,12 @@ decision's entry in ONE transaction, and only then lets Celery ack the message:
 If the database cannot be reached within ``storage_retry_timeout``, the message is rejected with
 ``requeue=True``: it goes back to the broker unacked and its failure is recorded once the database is
 back (invariant 1).
+
+No error of the wrapper's own bookkeeping reaches Celery as the task's outcome. Values the database
+refuses are made storable where rows are written (:mod:`error_handling.persistence.sanitise`); what
+is refused anyway (or a bookkeeping step that fails for any other reason than an outage) gives the
+message back, counted (:func:`~function_runner.deliveries.count_refusal`), and past
+``max_unrecordable_requeues`` the task is dead-lettered with a minimal record, reason ``unrecordable``.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import logging
 import traceback
@@ -28,7 +35,7 @@ from typing import Any, ClassVar, NoReturn
 from celery import Task, shared_task
 from celery.exceptions import Ignore, Reject, Retry
 
-from error_handling.categories import Category
+from error_handling.categories import Category, Reason
 from error_handling.classification import Classification, Rule
 from error_handling.exceptions import (
     ConfigurationError,
@@ -37,12 +44,12 @@ from error_handling.exceptions import (
     StorageUnavailable,
     WorkerLost,
 )
-from error_handling.persistence import repository
+from error_handling.persistence import repository, sanitise
 from error_handling.persistence.models import FailedAttempt, LostDelivery, utcnow
 from error_handling.policy import DeadLetter, FailFast, RecoveryPolicy
 from error_handling.policy import Retry as RetryDecision
 from error_handling.policy import Wait as WaitDecision
-from error_handling.sealing import seal_secrets
+from error_handling.sealing import SEALED_KEY, seal_secrets
 from function_runner import deliveries, gates, unrecorded
 from function_runner import headers as H
 from function_runner import logs as _logs  # noqa: F401  (redacts Celery's log lines in workers)
@@ -129,9 +136,18 @@ class RecoverableTask(Task):  # type: ignore[misc]
             return self.run(*args, **kwargs)
         attempt = _int_header(_custom_headers(request), H.ATTEMPT, default=1)
         marks = deliveries.marks
-        put_back = marks.begin(str(request.id), attempt) if marks is not None else []
         try:
-            return self._execute(args, kwargs, attempt=attempt, put_back=put_back)
+            put_back = marks.begin(str(request.id), attempt) if marks is not None else []
+        except Exception as problem:  # the marks only help find lost deliveries: never the task's outcome
+            log_event("delivery.mark_failed", level=logging.WARNING, task_id=request.id, error=type(problem).__name__)
+            put_back = []
+        try:
+            try:
+                return self._execute(args, kwargs, attempt=attempt, put_back=put_back)
+            except CONTROL_FLOW:
+                raise
+            except Exception as bug:  # the outermost boundary: a bug of the bookkeeping is not the outcome
+                self._refused(runtime_for(self.app), bug, step="wrapper", attempt=attempt, args=args, kwargs=kwargs)
         except _Verdict as verdict:
             error, traceback_ = verdict.error, verdict.traceback
         finally:
@@ -149,21 +165,32 @@ class RecoverableTask(Task):  # type: ignore[misc]
         custom = _custom_headers(request)
         run_id = _int_header(custom, H.RUN, default=None)
         token = custom.get(H.TOKEN)
+
+        def guard(step: str) -> contextlib.AbstractContextManager[None]:
+            return self._bookkeeping(runtime, step, attempt=attempt, args=args, kwargs=kwargs, run_id=run_id)
+
         if run_id is not None and token:
-            self._claim(runtime, run_id=run_id, token=str(token), attempt=attempt)
+            with guard("claim"):
+                self._claim(runtime, run_id=run_id, token=str(token), attempt=attempt)
         if _redelivered(request) or custom.get(H.KEPT):  # a redelivery, or the copy of a lost one
             kept = unrecorded.take(runtime, str(request.id), attempt)
             if kept is not None:  # it failed while the database was away: record that, don't run it again
                 log_event("task.recording_kept_failure", task_id=request.id, task=self.name, attempt=attempt)
-                self._conclude(runtime, UnrecordedFailure.of(kept.classification), kept, args=args, kept=True)
-            if run_id is None and self._already_recorded(runtime, attempt):
+                with guard("record_kept_failure"):
+                    self._conclude(
+                        runtime, UnrecordedFailure.of(kept.classification), kept, args=args, kwargs=kwargs, kept=True
+                    )
+            with guard("duplicate_check"):
+                duplicate = run_id is None and self._already_recorded(runtime, attempt)
+            if duplicate:
                 log_event("task.duplicate_skipped", task_id=request.id, task=self.name, attempt=attempt)
                 raise Ignore()
         lost = 0
         if put_back or _redelivered(request):
-            lost = self._after_lost_deliveries(
-                runtime, args=args, kwargs=kwargs, attempt=attempt, run_id=run_id, put_back=put_back
-            )
+            with guard("redelivery"):
+                lost = self._after_lost_deliveries(
+                    runtime, args=args, kwargs=kwargs, attempt=attempt, run_id=run_id, put_back=put_back
+                )
         started_at = utcnow()
         try:
             with (
@@ -187,6 +214,29 @@ class RecoverableTask(Task):  # type: ignore[misc]
         if run_id is not None or lost:
             self._on_recovered(runtime, run_id=run_id, attempt=attempt)
         return result
+
+    @contextlib.contextmanager
+    def _bookkeeping(
+        self,
+        runtime: Runtime,
+        step: str,
+        *,
+        attempt: int,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        run_id: int | None,
+    ) -> Iterator[None]:
+        """Run a bookkeeping step: an outage gives the message back (an outage requeue); any other
+        error of the step is a refusal (:meth:`_refused`), never the task's outcome. Celery's control
+        flow (``Ignore``, ``Reject``, ``Retry``) and verdicts pass."""
+        try:
+            yield
+        except CONTROL_FLOW:
+            raise
+        except StorageUnavailable as exc:
+            self._requeue(runtime, attempt, step=step, why=f"the task's records could not be written: {exc}")
+        except Exception as error:
+            self._refused(runtime, error, step=step, attempt=attempt, args=args, kwargs=kwargs, run_id=run_id)
 
     @staticmethod
     def _quietly(action: Any) -> None:
@@ -243,7 +293,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
             raise Ignore()
 
     def _already_recorded(self, runtime: Runtime, attempt: int) -> bool:
-        task_id = self.request.id
+        task_id = sanitise.task_key(str(self.request.id))
 
         def lookup(session: Any) -> bool:
             found = session.query(FailedAttempt.id).filter_by(task_id=task_id, attempt=attempt).first()
@@ -339,6 +389,17 @@ class RecoverableTask(Task):  # type: ignore[misc]
         except StorageUnavailable as exc:
             log_event("task.storage_unavailable", level=logging.WARNING, task_id=task_id, step="success")
             raise Reject(str(exc), requeue=True) from None
+        except Exception as error:  # the body succeeded: a refused record must not turn that into a loss
+            log_event(
+                "task.success_not_recorded",
+                level=logging.ERROR,
+                exc_info=True,
+                task_id=task_id,
+                task=self.name,
+                attempt=attempt,
+                error=type(error).__name__,
+            )
+            return
         log_event("task.recovered", task_id=task_id, task=self.name, attempt=attempt)
 
     def _on_failure(
@@ -357,8 +418,10 @@ class RecoverableTask(Task):  # type: ignore[misc]
                 runtime, exc, args=args, kwargs=kwargs, attempt=attempt, run_id=run_id, started_at=started_at
             )
         except Exception as bug:  # building the report failed: never ack a failure nobody recorded
-            self._give_back(runtime, attempt, bug)
-        self._conclude(runtime, exc, report, args=args)
+            self._refused(
+                runtime, bug, step="report", attempt=attempt, args=args, kwargs=kwargs, run_id=run_id, exc=exc
+            )
+        self._conclude(runtime, exc, report, args=args, kwargs=kwargs)
 
     def _requeue(self, runtime: Runtime, attempt: int, *, step: str, why: str) -> NoReturn:
         """The database is unreachable: give the message back to the broker, unacked (its wrapper's own
@@ -375,20 +438,134 @@ class RecoverableTask(Task):  # type: ignore[misc]
         )
         raise Reject(f"{why}, message requeued", requeue=True) from None
 
-    def _give_back(self, runtime: Runtime, attempt: int, bug: Exception) -> None:
-        """Recording a failure failed for an unexpected reason: give the message back, unacked."""
+    def _refused(
+        self,
+        runtime: Runtime,
+        error: Exception,
+        *,
+        step: str,
+        attempt: int,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        run_id: int | None = None,
+        exc: Exception | None = None,
+    ) -> NoReturn:
+        """The database refused a record of this delivery, or a bookkeeping step failed for another
+        reason than an outage (``error``): never ack a failure nobody recorded, never loop. The refusal
+        is counted; up to ``max_unrecordable_requeues`` the message is given back, unacked; past it (or
+        with nothing to count on) the task is dead-lettered with a minimal record (reason
+        ``unrecordable``). ``exc``: the body's exception, if it failed. If even that fails for an
+        unexpected reason, the message is given back, loudly (never acked unrecorded)."""
+        try:
+            self._dead_letter_past_limit(
+                runtime, error, step=step, attempt=attempt, args=args, kwargs=kwargs, run_id=run_id, exc=exc
+            )
+        except CONTROL_FLOW:
+            raise
+        except Exception as bug:
+            deliveries.count_requeue(runtime, str(self.request.id), attempt)
+            log_event(
+                "task.unrecordable_not_recorded",
+                level=logging.CRITICAL,
+                exc_info=True,
+                task_id=self.request.id,
+                task=self.name,
+                attempt=attempt,
+                step=step,
+                error=type(bug).__name__,
+            )
+            raise Reject(f"{step} not recorded ({type(bug).__name__}), message requeued", requeue=True) from None
+
+    def _dead_letter_past_limit(
+        self,
+        runtime: Runtime,
+        error: Exception,
+        *,
+        step: str,
+        attempt: int,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        run_id: int | None,
+        exc: Exception | None,
+    ) -> NoReturn:
+        """:meth:`_refused`'s count, give-back, or minimal dead letter."""
         request = self.request
-        deliveries.count_requeue(runtime, str(request.id), attempt)
+        task_id = str(request.id)
+        refusals = deliveries.count_refusal(runtime, task_id, attempt)
+        limit = runtime.settings.max_unrecordable_requeues
         log_event(
-            "task.record_failed",
+            "task.record_refused",
             level=logging.ERROR,
             exc_info=True,
-            task_id=request.id,
+            task_id=task_id,
             task=self.name,
             attempt=attempt,
-            error=type(bug).__name__,
+            step=step,
+            error=type(error).__name__,
+            refusals=refusals,
+            limit=limit,
         )
-        raise Reject(f"failure not recorded ({type(bug).__name__}), message requeued", requeue=True) from None
+        if refusals is not None and refusals <= limit:
+            raise Reject(f"{step} not recorded ({type(error).__name__}), message requeued", requeue=True) from None
+        what = _refusal(error)
+        failure = UnrecordableFailure(
+            f"the database refused the record of this task {refusals or 1} time(s) at {step} ({what}); "
+            f"dead-lettered with a minimal record (limit {limit})"
+        )
+        report = self._minimal_report(runtime, failure, attempt=attempt, args=args, kwargs=kwargs, run_id=run_id)
+        self._conclude(runtime, exc or failure, report, args=args, kwargs=kwargs, minimal=True)
+
+    def _minimal_report(
+        self,
+        runtime: Runtime,
+        failure: UnrecordableFailure,
+        *,
+        attempt: int,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        run_id: int | None,
+    ) -> repository.FailureReport:
+        """A failure report built from values sure to store: the task's name, its id (stored under its
+        key), its attempt number within an ``integer`` column, the message saying what was refused, and
+        the payload as sealed blobs (no args in clear); not replayable when the payload cannot be sealed."""
+        request = self.request
+        sealer = runtime.sealer
+        try:
+            payload = repository.TaskPayload(
+                task_name=self.name,
+                args={SEALED_KEY: sealer.seal(list(args))},
+                kwargs={SEALED_KEY: sealer.seal(dict(kwargs))},
+                options={},
+                headers={SEALED_KEY: sealer.seal(self._custom(request))},
+                queue=(request.delivery_info or {}).get("routing_key"),
+                replayable=_json_faithful(args, kwargs),
+            )
+        except Exception as problem:  # not even sealable: no payload
+            log_event("task.payload_unsealable", level=logging.ERROR, task_id=request.id, error=type(problem).__name__)
+            payload = repository.TaskPayload(
+                task_name=self.name, args=[], kwargs={}, options={}, headers={}, replayable=False
+            )
+        classification = Classification(
+            category=Category.PERMANENT,
+            reason=Reason.UNRECORDABLE.value,
+            fingerprint=hashlib.blake2b(f"{self.name}:unrecordable".encode(), digest_size=16).hexdigest(),
+            exc_type=f"{UnrecordableFailure.__module__}.{UnrecordableFailure.__qualname__}",
+            message=str(failure),
+            user_message=runtime.user_messages.for_classification(
+                Classification(category=Category.PERMANENT, reason=Reason.UNRECORDABLE.value)
+            ),
+            rule="unrecordable",
+        )
+        return repository.FailureReport(
+            task_id=str(request.id),
+            attempt=min(max(attempt, 0), sanitise.MAX_INTEGER),  # a forged attempt header may be anything
+            payload=payload,
+            classification=classification,
+            traceback=None,
+            failed_at=utcnow(),
+            worker=request.hostname,
+            run_id=run_id if run_id is not None and 0 < run_id < 2**63 else None,
+        )
 
     def _conclude(
         self,
@@ -397,12 +574,16 @@ class RecoverableTask(Task):  # type: ignore[misc]
         report: repository.FailureReport,
         *,
         args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         kept: bool = False,
-    ) -> None:
+        minimal: bool = False,
+    ) -> NoReturn:
         """Record the failure with its decision and carry the decision out (always raises). If the
         database is unreachable, the report is kept in Redis (:mod:`function_runner.unrecorded`) and the
         message given back: its redelivery records the kept report instead of running the body again.
-        ``kept``: the report is such a kept one."""
+        If the database refuses it, see :meth:`_refused`. ``kept``: the report is such a kept one;
+        ``minimal``: the report is :meth:`_refused`'s minimal record (refused too: the message is given
+        back, loudly, as for an outage)."""
         request = self.request
         attempt = report.attempt
         policy = self._policy(runtime)
@@ -420,16 +601,42 @@ class RecoverableTask(Task):  # type: ignore[misc]
             )
             recorded, to_compensate = outcome.recorded, outcome.to_compensate
         except StorageUnavailable as db_exc:
-            if not kept:
+            if not kept and not minimal:
                 token = _custom_headers(request).get(H.TOKEN)
                 unrecorded.keep(runtime, report, token=str(token) if token else None)
             self._requeue(runtime, attempt, step="record_failure", why=f"failure not recorded: {db_exc}")
         except Exception as bug:  # recording itself failed: never ack a failure nobody recorded
-            self._give_back(runtime, attempt, bug)
-        if kept:
+            if minimal:  # even the minimal record: say so loudly and give the message back
+                deliveries.count_requeue(runtime, str(request.id), attempt)
+                log_event(
+                    "task.unrecordable_not_recorded",
+                    level=logging.CRITICAL,
+                    exc_info=True,
+                    task_id=request.id,
+                    task=self.name,
+                    attempt=attempt,
+                    error=type(bug).__name__,
+                )
+                raise Reject(f"minimal record refused ({type(bug).__name__}), message requeued", requeue=True) from None
+            self._refused(
+                runtime,
+                bug,
+                step="record_failure",
+                attempt=attempt,
+                args=args,
+                kwargs=kwargs,
+                run_id=report.run_id,
+                exc=exc,
+            )
+        if kept or minimal:
             unrecorded.forget(runtime, str(request.id), attempt)
         if to_compensate:
-            publish_compensation(self.app, saga_id)
+            try:
+                publish_compensation(self.app, saga_id)
+            except Exception as problem:  # the steps are pending in the database: the dispatcher's sweep publishes them
+                log_event(
+                    "compensation.publish_failed", level=logging.WARNING, saga_id=saga_id, error=type(problem).__name__
+                )
         classification = report.classification
         decision = recorded.decision
         log_event(
@@ -520,6 +727,11 @@ class RecoverableTask(Task):  # type: ignore[misc]
                 parent_id=request.parent_id,
             )
 
+    @staticmethod
+    def _custom(request: Any) -> dict[str, Any]:
+        """The message's own headers (function-runner's and the transport's left out)."""
+        return {k: v for k, v in _custom_headers(request).items() if k not in H.ALL and k not in H.TRANSPORT}
+
     def _classify(self, runtime: Runtime, exc: BaseException) -> Classification:
         c = runtime.classifier.classify(exc, rules=self.recovery_rules)
         redact = runtime.redactor.redact_text
@@ -531,20 +743,26 @@ class RecoverableTask(Task):  # type: ignore[misc]
         options = {key: delivery[key] for key in _KEPT_DELIVERY_INFO if delivery.get(key) not in (None, "")}
         if request.timelimit and any(request.timelimit):
             options["time_limit"], options["soft_time_limit"] = request.timelimit
-        custom = {k: v for k, v in _custom_headers(request).items() if k not in H.ALL and k not in H.TRANSPORT}
+        custom = self._custom(request)
 
         def seal(value: Any) -> Any:
             return seal_secrets(value, redactor=runtime.redactor, sealer=runtime.sealer)
 
         replay_of = _int_header(_custom_headers(request), H.REPLAY_OF, default=None)
+        sealed_args, sealed_kwargs, sealed_headers = seal(list(args)), seal(dict(kwargs)), seal(custom)
+        faithful = True
+        if sanitise.unstorable([args, kwargs, custom]):  # rare: NUL or lone surrogates, kept for replay
+            faithful = _seal_unstorable(sealed_args, list(args), runtime)
+            faithful = _seal_unstorable(sealed_kwargs, kwargs, runtime) and faithful
+            faithful = _seal_unstorable(sealed_headers, custom, runtime) and faithful
         return repository.TaskPayload(
             task_name=self.name,
-            args=seal(list(args)),
-            kwargs=seal(dict(kwargs)),
+            args=sealed_args,
+            kwargs=sealed_kwargs,
             options=options,
-            headers=seal(custom),
+            headers=sealed_headers,
             queue=delivery.get("routing_key"),
-            replayable=_json_faithful(args, kwargs),
+            replayable=faithful and _json_faithful(args, kwargs),
             root_id=request.root_id,
             parent_id=request.parent_id,
             replay_of=replay_of,
@@ -559,6 +777,48 @@ class UnrecordedFailure(Exception):
     def of(cls, classification: Classification) -> UnrecordedFailure:
         """The stand-in for the failure classified as ``classification``."""
         return cls(f"{classification.exc_type or 'error'}: {classification.message}")
+
+
+class UnrecordableFailure(Exception):
+    """Stands for a failure the database kept refusing to record, on the delivery that dead-letters
+    its task with a minimal record (reason ``unrecordable``)."""
+
+
+def _refusal(error: BaseException) -> str:
+    """What refused a record, without the values: the error's type, and Postgres' SQLSTATE if any
+    (the database's message may quote the refused value, which may hold anything)."""
+    state = getattr(getattr(error, "orig", None), "sqlstate", None)
+    name = type(error).__name__
+    return f"{name}, SQLSTATE {state}" if isinstance(state, str) and state else name
+
+
+def _seal_unstorable(stored: Any, original: Any, runtime: Runtime) -> bool:
+    """In ``stored`` (``original`` with its secrets sealed, a list or a dict), seal whole each
+    top-level item whose original holds a NUL or a lone surrogate (the database refuses them; a
+    replay unseals the original). Returns False when something could not be kept faithfully (a key
+    holding one, a value that cannot be sealed): the database gets it cleaned, and the task is not
+    replayable."""
+    if isinstance(stored, list) and isinstance(original, list) and len(stored) == len(original):
+        pairs: list[tuple[Any, Any]] = list(enumerate(original))
+    elif isinstance(stored, dict) and isinstance(original, dict):
+        pairs = list(original.items())
+        if any(isinstance(key, str) and sanitise.needs_cleaning(key) for key, _ in pairs):
+            return False
+    else:
+        return not sanitise.unstorable(original)
+    faithful = True
+    for key, item in pairs:
+        if not sanitise.unstorable(item):
+            continue
+        if isinstance(stored, dict) and key not in stored:
+            faithful = False
+            continue
+        try:
+            stored[key] = {SEALED_KEY: runtime.sealer.seal(item)}
+        except (TypeError, ValueError) as problem:
+            log_event("task.payload_unsealable", level=logging.WARNING, error=type(problem).__name__)
+            faithful = False
+    return faithful
 
 
 def _custom_headers(request: Any) -> dict[str, Any]:

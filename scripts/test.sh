@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine (root, Python 3.11): installs and starts Redis,
-# PostgreSQL and RabbitMQ if they are not already running, creates .venv, installs the project with its dev extra,
-# and runs pytest. Extra arguments go to pytest.
+# PostgreSQL and RabbitMQ if they are not already running, creates .venv, installs the project with its dev extra
+# pinned by constraints.txt (the lock file), and runs pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,9 +52,9 @@ if [ ! -x .venv/bin/python ]; then
   log "creating .venv"
   python3 -m venv .venv
 fi
-log "installing function-runner[dev]"
+log "installing function-runner[dev] at the versions of constraints.txt (the lock file; bash scripts/lock.sh)"
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
 
 log "running the tests"
 exec .venv/bin/python -m pytest "$@"

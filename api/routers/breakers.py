@@ -1,20 +1,24 @@
 """Circuit breakers: ``GET /circuit-breakers`` (each service's state and its last transition),
 ``POST /circuit-breakers/{service}/reset`` and ``POST /circuit-breakers/{service}/open`` (an operator
-closes or opens a service's breaker, cluster-wide; both need the write scope and are recorded)."""
+closes or opens a service's breaker, cluster-wide; both need the write scope and are recorded: a
+``circuit_breaker_events`` row and an audit event, ``breaker.reset`` / ``breaker.open``, in one
+transaction committed after the shared state changed)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
 
+import redis
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from api.celery_dep import RuntimeDep
-from api.deps import SessionDep
+from api.deps import PrincipalDep, SessionDep
 from api.errors import ApiError, ErrorEnvelope
-from error_handling.persistence.models import CircuitBreakerEvent
+from error_handling.persistence import audit
+from error_handling.persistence.models import CircuitBreakerEvent, utcnow
 
 router = APIRouter(prefix="/circuit-breakers", tags=["circuit-breakers"])
 
@@ -69,6 +73,26 @@ def _public(session: Any, runtime: Any, service: str) -> BreakerPublic:
     )
 
 
+def _unavailable(exc: Exception) -> ApiError:
+    return ApiError(
+        503,
+        f"the breakers' shared state (Redis) did not answer ({type(exc).__name__}); nothing was changed",
+        code="shared_state_unavailable",
+    )
+
+
+def _audit(session: Any, principal: str, action: audit.AuditAction, service: str, detail: dict[str, Any]) -> None:
+    audit.record(
+        session,
+        actor=principal,
+        action=action,
+        target_type=audit.AuditTarget.BREAKER,
+        target_id=service,
+        detail=detail,
+        now=utcnow(),
+    )
+
+
 @router.get("", response_model=BreakersPublic, responses=_errors(503))
 def list_breakers(session: SessionDep, runtime: RuntimeDep) -> BreakersPublic:
     """Each service whose breaker ever changed state: its state now and its last transition."""
@@ -77,9 +101,17 @@ def list_breakers(session: SessionDep, runtime: RuntimeDep) -> BreakersPublic:
 
 
 @router.post("/{service}/reset", response_model=BreakerPublic, responses=_errors(422, 503))
-def reset_breaker(session: SessionDep, runtime: RuntimeDep, service: ServiceName) -> BreakerPublic:
-    """Close a service's breaker and forget its counts, cluster-wide (recorded as `reset`)."""
-    runtime.breakers.reset(service, actor="api")
+def reset_breaker(
+    session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep, service: ServiceName
+) -> BreakerPublic:
+    """Close a service's breaker and forget its counts, cluster-wide (recorded as `reset`; audited as
+    `breaker.reset`). 503 when Redis does not answer (nothing is recorded)."""
+    try:
+        with session.begin():
+            before = runtime.breakers.reset(service, actor=principal, session=session)
+            _audit(session, principal, audit.AuditAction.BREAKER_RESET, service, {"from_state": before})
+    except redis.RedisError as exc:
+        raise _unavailable(exc) from None
     return _public(session, runtime, service)
 
 
@@ -87,13 +119,21 @@ def reset_breaker(session: SessionDep, runtime: RuntimeDep, service: ServiceName
 def open_breaker(
     session: SessionDep,
     runtime: RuntimeDep,
+    principal: PrincipalDep,
     service: ServiceName,
     seconds: Annotated[float, Query(gt=0, le=86_400, description="How long to keep it open.")] = 300,
 ) -> BreakerPublic:
     """Open a service's breaker for `seconds`, cluster-wide (recorded as `forced_open`); calls fail fast
-    with a retry at the time it may close. 409 without Redis (there is no shared state to open)."""
+    with a retry at the time it may close. 409 without Redis (there is no shared state to open). Audited
+    as `breaker.open`."""
     try:
-        runtime.breakers.force_open(service, seconds=seconds, actor="api")
+        with session.begin():
+            before = runtime.breakers.force_open(service, seconds=seconds, actor=principal, session=session)
+            _audit(
+                session, principal, audit.AuditAction.BREAKER_OPEN, service, {"from_state": before, "seconds": seconds}
+            )
     except RuntimeError as exc:
         raise ApiError(409, str(exc), code="no_shared_state", param="service") from None
+    except redis.RedisError as exc:
+        raise _unavailable(exc) from None
     return _public(session, runtime, service)

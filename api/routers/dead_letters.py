@@ -1,7 +1,7 @@
 """Dead letters: list, show, replay one, discard (``/dead-letters`` under ``/api/v1/errors``).
 
 - ``GET /dead-letters``: filters (status, task name, category, reason, fingerprint, queue, text in the
-  message, time range), newest first, cursor pagination.
+  message, time range), newest first, cursor pagination; without payloads (args, kwargs, headers).
 - ``GET /dead-letters/{id}``: the redacted payload, its failed attempts and its replays.
 - ``POST /dead-letters/{id}/replay``: publish it again as a new task (optional body: edits of args,
   kwargs, queue, ``force``); an ``Idempotency-Key`` header makes retries of the request safe. 202.
@@ -11,6 +11,9 @@
   ``POST /dead-letters/replays/{job_id}/cancel``: stop it (the batch in flight, if any, is finished).
 - ``DELETE /dead-letters/{id}?reason=...``: discard it (terminal). The reason is a query parameter, not
   a body: a body on ``DELETE`` has no defined meaning in HTTP and some clients and proxies drop it.
+
+Replays, discards, bulk replays and cancels are audited as the caller's principal
+(:mod:`error_handling.persistence.audit`), in the transaction of the action.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Path, Query, Response, status
 
 from api.celery_dep import CeleryDep, RuntimeDep
-from api.deps import SessionDep
+from api.deps import PrincipalDep, SessionDep
 from api.errors import ApiError, ErrorEnvelope
-from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
+from api.pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT, decode_cursor, encode_cursor
 from api.params import AwareDatetime
 from api.schemas.dead_letters import (
     NO_NUL,
@@ -40,7 +43,13 @@ from error_handling.persistence import dead_letters, replay_jobs
 from error_handling.persistence.models import DeadLetterStatus, utcnow
 from error_handling.sealing import SealedValueError
 from function_runner.events import log_event
-from function_runner.replay import InvalidReplayEdit, ReplayPublishFailed, replay_in_session
+from function_runner.replay import (
+    InvalidReplayEdit,
+    QueueNotAllowed,
+    ReplayPublishFailed,
+    ReservedIdempotencyKey,
+    replay_in_session,
+)
 
 router = APIRouter(prefix="/dead-letters", tags=["dead-letters"])
 
@@ -69,12 +78,20 @@ def api_error(exc: Exception) -> ApiError:
         return ApiError(409, exc.message, code="already_replayed", param="force")
     if isinstance(exc, dead_letters.AlreadyDiscarded):
         return ApiError(409, exc.message, code="discarded")
+    if isinstance(exc, dead_letters.BeingReplayed):
+        return ApiError(409, exc.message, code="being_replayed")
+    if isinstance(exc, dead_letters.PayloadPurged):
+        return ApiError(409, exc.message, code="payload_purged")
     if isinstance(exc, dead_letters.NotReplayable):
         return ApiError(409, exc.message, code="not_replayable")
     if isinstance(exc, dead_letters.IdempotencyKeyReused):
         return ApiError(422, exc.message, code="idempotency_key_reused", param="Idempotency-Key")
     if isinstance(exc, InvalidReplayEdit):
-        return ApiError(422, exc.message, code="invalid_edit", param=exc.param)
+        return ApiError(422, exc.message, code=exc.code, param=exc.param)
+    if isinstance(exc, QueueNotAllowed):
+        return ApiError(422, exc.message, code="queue_not_allowed", param="queue")
+    if isinstance(exc, ReservedIdempotencyKey):
+        return ApiError(400, exc.message, code="reserved_idempotency_key", param="Idempotency-Key")
     if isinstance(exc, SealedValueError):
         return ApiError(409, str(exc), code="cannot_unseal")
     if isinstance(exc, ReplayPublishFailed):
@@ -96,10 +113,13 @@ def list_dead_letters(
     ] = None,
     since: Annotated[AwareDatetime | None, Query(description="Created at or after (ISO 8601 with timezone).")] = None,
     until: Annotated[AwareDatetime | None, Query(description="Created before (ISO 8601 with timezone).")] = None,
-    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page.")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=MAX_CURSOR_LENGTH, description="next_cursor of the previous page.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> DeadLettersPublic:
-    """Dead letters, newest first, with filters and cursor pagination."""
+    """Dead letters, newest first, with filters and cursor pagination. Payloads (args, kwargs, headers)
+    are left out: `GET /dead-letters/{id}` shows one letter's."""
     page = dead_letters.list_dead_letters(
         session,
         status=status_,
@@ -131,7 +151,7 @@ def list_dead_letters(
     },
 )
 def bulk_replay(
-    session: SessionDep, request: BulkReplayRequest, response: Response
+    session: SessionDep, principal: PrincipalDep, request: BulkReplayRequest, response: Response
 ) -> ReplayJobPublic | BulkReplayPreview:
     """Replay every pending dead letter matching the filter, oldest first, as a job the dispatcher runs.
 
@@ -145,7 +165,9 @@ def bulk_replay(
         response.status_code = status.HTTP_200_OK
         return BulkReplayPreview(count=count, sample=[DeadLetterPublic.from_record(letter) for letter in sample])
     with session.begin():
-        job = replay_jobs.create_job(session, flt=flt, rate_per_second=request.rate_per_second, now=utcnow())
+        job = replay_jobs.create_job(
+            session, flt=flt, rate_per_second=request.rate_per_second, now=utcnow(), actor=principal
+        )
         public = ReplayJobPublic.from_record(job)
     log_event("replay_job.created", job=public.id, total=public.total, rate=public.rate_per_second)
     return public
@@ -165,13 +187,15 @@ def get_replay_job(
 
 @router.post("/replays/{job_id}/cancel", response_model=ReplayJobPublic, responses=_errors(404, 409, 422, 503))
 def cancel_replay_job(
-    session: SessionDep, job_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The replay job's id.")]
+    session: SessionDep,
+    principal: PrincipalDep,
+    job_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The replay job's id.")],
 ) -> ReplayJobPublic:
     """Cancel a pending or running bulk replay job: no new batch starts. A batch already in flight is
     finished (its letters end up replayed), the rest stay pending. 409 when the job has already ended."""
     try:
         with session.begin():
-            job = replay_jobs.cancel_job(session, job_id=job_id, now=utcnow())
+            job = replay_jobs.cancel_job(session, job_id=job_id, now=utcnow(), actor=principal)
             public = ReplayJobPublic.from_record(job)
     except replay_jobs.ReplayJobNotFound as exc:
         raise ApiError(404, exc.message, code="replay_job_not_found", param="job_id") from None
@@ -205,6 +229,7 @@ def replay_dead_letter(
     session: SessionDep,
     celery: CeleryDep,
     runtime: RuntimeDep,
+    principal: PrincipalDep,
     dead_letter_id: DeadLetterId,
     body: Annotated[ReplayRequest | None, Body()] = None,
     idempotency_key: Annotated[
@@ -220,8 +245,12 @@ def replay_dead_letter(
 ) -> ReplayPublic:
     """Publish the dead letter again as a new task linked to it; it becomes ``replayed``.
 
-    Secret values come back from their encrypted copies: leave ``[REDACTED]`` where the view showed it.
-    Refused (409) when it was replayed before (unless ``force``), discarded, or not replayable.
+    Secret values come back from their encrypted copies: leave ``[REDACTED]`` where the view showed it
+    (a placeholder elsewhere is refused: 422 ``secret_moved``). Refused (409) when it was replayed before
+    (unless ``force``), discarded, claimed by a bulk replay job (``being_replayed``), or not replayable;
+    422 for a queue the app does not declare, or edits past the size and depth limits; 400 for an
+    ``Idempotency-Key`` starting with ``replay-job:``; 409 ``payload_purged`` when retention purged its
+    secrets. Audited as ``dead_letter.replay``.
     """
     request = body or ReplayRequest()
     try:
@@ -236,8 +265,17 @@ def replay_dead_letter(
                 queue=request.queue,
                 force=request.force,
                 idempotency_key=idempotency_key,
+                actor=principal,
+                runtime=runtime,
             )
-    except (dead_letters.DeadLetterError, InvalidReplayEdit, SealedValueError, ReplayPublishFailed) as exc:
+    except (
+        dead_letters.DeadLetterError,
+        InvalidReplayEdit,
+        QueueNotAllowed,
+        ReservedIdempotencyKey,
+        SealedValueError,
+        ReplayPublishFailed,
+    ) as exc:
         raise api_error(exc) from None
     return ReplayPublic(
         dead_letter_id=result.dead_letter_id,
@@ -253,13 +291,17 @@ def replay_dead_letter(
 @router.delete("/{dead_letter_id:int}", response_model=DeadLetterPublic, responses=_errors(404, 409, 422, 503))
 def discard_dead_letter(
     session: SessionDep,
+    principal: PrincipalDep,
     dead_letter_id: DeadLetterId,
     discard: Annotated[DiscardRequest, Query()],
 ) -> DeadLetterPublic:
-    """Discard a dead letter with a reason: it and its task become ``discarded`` (terminal)."""
+    """Discard a dead letter with a reason: it and its task become ``discarded`` (terminal). 409 when it
+    was replayed, discarded, or is claimed by a bulk replay job. Audited as ``dead_letter.discard``."""
     try:
         with session.begin():
-            letter = dead_letters.discard(session, dead_letter_id=dead_letter_id, reason=discard.reason, now=utcnow())
+            letter = dead_letters.discard(
+                session, dead_letter_id=dead_letter_id, reason=discard.reason, now=utcnow(), actor=principal
+            )
     except dead_letters.DeadLetterError as exc:
         raise api_error(exc) from None
     log_event("dead_letter.discarded", dead_letter=letter.id, task=letter.task_name, task_id=letter.task_id)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Query
 
 from api.deps import SessionDep
 from api.errors import ApiError, ErrorEnvelope
-from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
+from api.pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT, decode_cursor, encode_cursor
 from api.params import AwareDatetime
 from api.schemas.errors import (
     AttemptDetailPublic,
@@ -88,7 +88,9 @@ def list_errors(
             description="Case-insensitive text in the message.",
         ),
     ] = None,
-    cursor: Annotated[str | None, Query(description="The `next_cursor` of the previous page.")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=MAX_CURSOR_LENGTH, description="The `next_cursor` of the previous page.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")] = DEFAULT_LIMIT,
 ) -> AttemptsPublic:
     """List failed attempts, newest first, filtered by every parameter given.

@@ -1,10 +1,13 @@
-"""``GET /api/v1/errors/health``: database and broker reachable, dispatchers alive, backlog, and the
-health of the external services called through breakers (calls, success rate, latency, errors).
+"""``GET /api/v1/errors/health``: database and broker reachable, dispatchers alive, backlog, the
+health of the external services called through breakers (calls, success rate, latency, errors), and
+the latest retention run (rows deleted per table, dead letters purged).
 
 ``status`` is ``ok`` when the database and the broker answer and, if runs are due, a dispatcher is
-alive; ``degraded`` when the database answers but the broker does not, or runs are due with no live
-dispatcher; ``unavailable`` when the database does not answer (or is not migrated). The endpoint itself
-always answers 200, so a load balancer can tell "degraded" from "down".
+alive; ``degraded`` when the database answers but the broker does not; ``unavailable`` when the
+database does not answer (or is not migrated), or when runs are due and no dispatcher is alive (no
+retry will ever be published). The endpoint itself always answers 200, so a load balancer can tell
+"degraded" from "down". On a Redis broker it also counts the worker consumers whose liveness is alive
+or lapsed and the messages restored from lapsed ones (see ``function_runner.liveness``).
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ from typing import Literal
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from kombu.exceptions import OperationalError as BrokerError
+from kombu.transport import redis as kombu_redis
 from pydantic import BaseModel, Field
 
 from api.celery_dep import get_celery
 from api.deps import get_engine, get_settings
-from error_handling.persistence import heartbeats, queries
+from error_handling.persistence import heartbeats, queries, retention
 from error_handling.persistence.db import UNAVAILABLE_ERRORS
 from error_handling.persistence.models import RunStatus, ScheduledRun, utcnow
+from function_runner import liveness
 
 router = APIRouter(tags=["health"])
 
@@ -61,6 +66,29 @@ class FallbackHealthPublic(BaseModel):
     last_at: dt.datetime
 
 
+class RetentionPublic(BaseModel):
+    """The latest finished run of the retention role (``fr_retention_runs``)."""
+
+    runner: str = Field(description="The dispatcher that ran it.")
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    deleted: dict[str, int] = Field(description="Rows deleted, by table.")
+    purged: int = Field(description="Dead letters whose sealed secrets were purged.")
+
+
+def _retention(session: sa.orm.Session) -> RetentionPublic | None:
+    run = retention.last_finished_run(session)
+    if run is None or run.finished_at is None:
+        return None
+    return RetentionPublic(
+        runner=run.runner,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        deleted={str(k): int(v) for k, v in (run.deleted or {}).items()},
+        purged=run.purged,
+    )
+
+
 class HealthPublic(BaseModel):
     """Health of the error-handling system."""
 
@@ -81,7 +109,30 @@ class HealthPublic(BaseModel):
     services: list[ServiceHealthPublic] = []
     #: Fallback chains not answered by their first provider (``ai_fallback_events``), last 15 minutes.
     fallbacks: list[FallbackHealthPublic] = []
+    #: The latest finished retention run (None: none yet, or retention is off).
+    retention: RetentionPublic | None = None
+    #: Redis broker: worker consumers whose liveness heartbeat is alive (None on other brokers).
+    workers_alive: int | None = None
+    #: Redis broker: worker consumers whose heartbeat lapsed, their messages not yet restored by a dispatcher.
+    workers_lapsed: int | None = None
+    #: Redis broker: messages the dispatchers restored from lapsed workers, in total.
+    messages_restored: int | None = None
     checked_at: dt.datetime
+
+
+def _liveness(request: Request) -> liveness.Census | None:
+    """The worker consumers of a Redis broker (None on other brokers, or when it does not answer)."""
+    import redis
+
+    celery = get_celery(request)
+    try:
+        with celery.connection_for_read() as connection:
+            channel = connection.default_channel
+            if not isinstance(channel, kombu_redis.Channel):
+                return None
+            return liveness.census(channel)
+    except (BrokerError, OSError, redis.RedisError):
+        return None
 
 
 def _breakers_mode(request: Request, broker: bool) -> Literal["shared", "per_process", "none"]:
@@ -144,12 +195,19 @@ def health(request: Request) -> HealthPublic:
                         session, since=now - dt.timedelta(minutes=SERVICES_WINDOW_MINUTES)
                     )
                 ]
+                retained = _retention(session)
     except _UNHEALTHY:
         return HealthPublic(status="unavailable", database=False, broker=broker, breakers=breakers, checked_at=now)
     oldest_due = (now - oldest).total_seconds() if oldest is not None else None
-    healthy = broker and (alive > 0 or due == 0)
+    workers = _liveness(request) if broker else None
+    status: Literal["ok", "degraded", "unavailable"] = "ok" if broker else "degraded"
+    if due and not alive:  # nobody publishes the due runs: retries are stranded
+        status = "unavailable"
     return HealthPublic(
-        status="ok" if healthy else "degraded",
+        status=status,
+        workers_alive=workers.alive if workers else None,
+        workers_lapsed=workers.lapsed if workers else None,
+        messages_restored=workers.restored if workers else None,
         database=True,
         broker=broker,
         breakers=breakers,
@@ -158,5 +216,6 @@ def health(request: Request) -> HealthPublic:
         oldest_due_seconds=oldest_due,
         services=services,
         fallbacks=fallbacks,
+        retention=retained,
         checked_at=now,
     )

@@ -1,7 +1,9 @@
 """Public schemas of dead letters: what the API (and ``function-runner dlq --json``) shows and accepts.
 
 Payloads are shown through :func:`~error_handling.sealing.redacted_view`: each secret is ``[REDACTED]``,
-never its sealed token and never its value.
+never its sealed token and never its value; and only for one dead letter (:class:`DeadLetterDetailPublic`):
+a list, a dry-run sample or a discard answers with :class:`DeadLetterPublic`, which leaves the payload
+(args, kwargs, headers) out, as the attempts list leaves out tracebacks.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ NO_NUL = r"^[^\x00]*$"
 
 
 class DeadLetterPublic(BaseModel):
-    """A dead letter, its payload redacted."""
+    """A dead letter without its payload (``GET /dead-letters/{id}`` shows it)."""
 
     id: int
     task_id: str
@@ -59,9 +61,6 @@ class DeadLetterPublic(BaseModel):
     message: str | None = Field(description="The last error's technical message, redacted.")
     fingerprint: str | None
     attempts: int = Field(description="How many executions failed.")
-    args: Any = Field(description="Positional arguments; each secret is [REDACTED].")
-    kwargs: Any = Field(description="Keyword arguments; each secret is [REDACTED].")
-    headers: Any = Field(description="Custom message headers; each secret is [REDACTED].")
     options: Any = Field(description="Delivery options (exchange, routing_key, priority, time limits).")
     replayable: bool = Field(description="False when the arguments could not be stored faithfully.")
     replayed_task_id: str | None = Field(description="The task its latest replay published.")
@@ -70,6 +69,11 @@ class DeadLetterPublic(BaseModel):
     discarded_at: dt.datetime | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    purged_at: dt.datetime | None = Field(
+        default=None,
+        description="When retention purged its secrets (a grace period after a replay or a discard): "
+        "it can no longer be replayed.",
+    )
 
     @classmethod
     def from_record(cls, letter: DeadLetterRecord) -> DeadLetterPublic:
@@ -91,9 +95,6 @@ def _letter_fields(letter: DeadLetterRecord) -> dict[str, Any]:
         "message": letter.message,
         "fingerprint": letter.fingerprint,
         "attempts": letter.attempts,
-        "args": redacted_view(letter.args),
-        "kwargs": redacted_view(letter.kwargs),
-        "headers": redacted_view(letter.headers),
         "options": letter.options,
         "replayable": letter.replayable,
         "replayed_task_id": letter.replayed_task_id,
@@ -102,6 +103,7 @@ def _letter_fields(letter: DeadLetterRecord) -> dict[str, Any]:
         "discarded_at": letter.discarded_at,
         "created_at": letter.created_at,
         "updated_at": letter.updated_at,
+        "purged_at": letter.purged_at,
     }
 
 
@@ -149,8 +151,11 @@ class ReplayRecordPublic(BaseModel):
 
 
 class DeadLetterDetailPublic(DeadLetterPublic):
-    """A dead letter with its failed attempts and its replays."""
+    """A dead letter with its redacted payload, its failed attempts and its replays."""
 
+    args: Any = Field(description="Positional arguments; each secret is [REDACTED].")
+    kwargs: Any = Field(description="Keyword arguments; each secret is [REDACTED].")
+    headers: Any = Field(description="Custom message headers; each secret is [REDACTED].")
     failed_attempts: list[DeadLetterAttemptPublic]
     replays: list[ReplayRecordPublic]
 
@@ -165,6 +170,9 @@ class DeadLetterDetailPublic(DeadLetterPublic):
         """The public view of a dead letter, its attempts and its replays."""
         return cls(
             **_letter_fields(letter),
+            args=redacted_view(letter.args),
+            kwargs=redacted_view(letter.kwargs),
+            headers=redacted_view(letter.headers),
             failed_attempts=[DeadLetterAttemptPublic.model_validate(a) for a in attempts],
             replays=[ReplayRecordPublic.model_validate(r) for r in replays],
         )

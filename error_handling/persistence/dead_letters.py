@@ -6,7 +6,10 @@ serialises writers), so two operators acting on one dead letter at once see each
 replays or discards it, the other is refused.
 
 A dead letter is ``pending`` until an operator replays it (``replayed``; again only with ``force``) or
-discards it (``discarded``, terminal: its task's state becomes ``discarded`` too). The refusals::
+discards it (``discarded``, terminal: its task's state becomes ``discarded`` too). A bulk replay job
+claims the letters of the batch it publishes (``replaying``, with the job's id): while claimed, a letter
+can be neither replayed nor discarded. Every change is audited in the same transaction
+(:mod:`error_handling.persistence.audit`). The refusals::
 
     FunctionRunnerError
     └── DeadLetterError                     a dead-letter operation was refused
@@ -14,7 +17,9 @@ discards it (``discarded``, terminal: its task's state becomes ``discarded`` too
         └── DeadLetterConflict              the dead letter's state forbids the operation
             ├── AlreadyReplayed             replayed before (replay again with force)
             ├── AlreadyDiscarded            discarded: terminal
+            ├── BeingReplayed               claimed by a bulk replay job publishing it
             ├── NotReplayable               its payload could not be stored faithfully
+            ├── PayloadPurged               retention purged its secrets: it cannot be replayed
             └── IdempotencyKeyReused        the Idempotency-Key was used for another dead letter
 """
 
@@ -28,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from error_handling.exceptions import FunctionRunnerError
-from error_handling.persistence import compensation
+from error_handling.persistence import audit, compensation
 from error_handling.persistence.models import (
     DeadLetterRecord,
     DeadLetterStatus,
@@ -39,10 +44,12 @@ from error_handling.persistence.models import (
     TaskRecord,
     TaskState,
 )
+from error_handling.redaction import redact_text
 
 __all__ = [
     "AlreadyDiscarded",
     "AlreadyReplayed",
+    "BeingReplayed",
     "DeadLetterConflict",
     "DeadLetterError",
     "DeadLetterNotFound",
@@ -50,6 +57,7 @@ __all__ = [
     "IdempotencyKeyReused",
     "Keyset",
     "NotReplayable",
+    "PayloadPurged",
     "attempts_of",
     "check_replayable",
     "discard",
@@ -108,6 +116,18 @@ class AlreadyDiscarded(DeadLetterConflict):
         )
 
 
+class BeingReplayed(DeadLetterConflict):
+    """A bulk replay job has claimed the dead letter and is publishing it (status ``replaying``)."""
+
+    def __init__(self, dead_letter_id: int, job_id: int | None) -> None:
+        super().__init__(
+            f"dead letter {dead_letter_id} is being replayed by replay job {job_id}; it cannot be replayed or "
+            "discarded until the job's batch ends",
+            dead_letter_id=dead_letter_id,
+        )
+        self.job_id = job_id
+
+
 class NotReplayable(DeadLetterConflict):
     """The dead letter's arguments could not be stored faithfully, so it cannot be published as it was."""
 
@@ -117,6 +137,19 @@ class NotReplayable(DeadLetterConflict):
             "send both args and kwargs in full to replay it with arguments you provide",
             dead_letter_id=dead_letter_id,
         )
+
+
+class PayloadPurged(DeadLetterConflict):
+    """Retention purged the dead letter's sealed secrets (a grace period after it was replayed or
+    discarded), so it cannot be published again."""
+
+    def __init__(self, dead_letter_id: int, purged_at: dt.datetime) -> None:
+        super().__init__(
+            f"dead letter {dead_letter_id} cannot be replayed: its secrets were purged by retention at "
+            f"{purged_at.isoformat()} (FUNCTION_RUNNER_RETENTION_PURGE_REPLAYED_AFTER_DAYS)",
+            dead_letter_id=dead_letter_id,
+        )
+        self.purged_at = purged_at
 
 
 class IdempotencyKeyReused(DeadLetterConflict):
@@ -271,13 +304,19 @@ def check_replayable(letter: DeadLetterRecord, *, force: bool = False, edits_com
 
     Raises:
         AlreadyDiscarded: it was discarded.
+        BeingReplayed: a bulk replay job claimed it (even with ``force``).
         AlreadyReplayed: it was replayed before and ``force`` is false.
+        PayloadPurged: retention purged its secrets.
         NotReplayable: its payload could not be stored faithfully and the edits do not replace it.
     """
     if letter.status is DeadLetterStatus.DISCARDED:
         raise AlreadyDiscarded(letter.id)
+    if letter.status is DeadLetterStatus.REPLAYING:
+        raise BeingReplayed(letter.id, letter.replay_job_id)
     if letter.status is DeadLetterStatus.REPLAYED and not force:
         raise AlreadyReplayed(letter.id, letter.replayed_task_id)
+    if letter.purged_at is not None:
+        raise PayloadPurged(letter.id, letter.purged_at)
     if not letter.replayable and not edits_complete:
         raise NotReplayable(letter.id)
 
@@ -323,8 +362,16 @@ def mark_replayed(
     return request
 
 
-def discard(session: Session, *, dead_letter_id: int, reason: str, now: dt.datetime) -> DeadLetterRecord:
-    """Discard a dead letter: it and its task reach the terminal state ``discarded``.
+def discard(
+    session: Session,
+    *,
+    dead_letter_id: int,
+    reason: str,
+    now: dt.datetime,
+    actor: str = audit.UNKNOWN_ACTOR,
+) -> DeadLetterRecord:
+    """Discard a dead letter: it and its task reach the terminal state ``discarded``; audited as
+    ``actor``'s ``dead_letter.discard`` in the same transaction.
 
     Any run of the task still scheduled is cancelled; compensation steps its saga still has recorded
     become pending (the dispatcher's sweep publishes the compensation).
@@ -333,10 +380,13 @@ def discard(session: Session, *, dead_letter_id: int, reason: str, now: dt.datet
         DeadLetterNotFound: no dead letter has this id.
         AlreadyReplayed: it was replayed (its replay is a task of its own now).
         AlreadyDiscarded: it was discarded before.
+        BeingReplayed: a bulk replay job claimed it.
     """
     letter = lock_dead_letter(session, dead_letter_id=dead_letter_id)
     if letter.status is DeadLetterStatus.DISCARDED:
         raise AlreadyDiscarded(letter.id)
+    if letter.status is DeadLetterStatus.REPLAYING:
+        raise BeingReplayed(letter.id, letter.replay_job_id)
     if letter.status is DeadLetterStatus.REPLAYED:
         raise AlreadyReplayed(letter.id, letter.replayed_task_id)
     letter.status = DeadLetterStatus.DISCARDED
@@ -359,5 +409,13 @@ def discard(session: Session, *, dead_letter_id: int, reason: str, now: dt.datet
         )
         .values(status=RunStatus.CANCELLED, updated_at=now)
     )
-    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=audit.AuditAction.DEAD_LETTER_DISCARD,
+        target_type=audit.AuditTarget.DEAD_LETTER,
+        target_id=letter.id,
+        detail={"task_id": letter.task_id, "task_name": letter.task_name, "reason": redact_text(reason)},
+        now=now,
+    )
     return letter

@@ -15,8 +15,11 @@ ones the project's brief names (``circuit_breaker_events``: every transition of 
 - ``fr_compensation_steps``: side effects tasks recorded with how to undo them, and each undo's outcome.
 - ``fr_resource_gates`` / ``fr_resource_leases``: the gates' last probe state, and capacity leases
   where there is no Redis.
+- ``fr_audit_events``: every operator action (who, what, when, on what), written in the action's own
+  transaction.
 - ``fr_replay_requests``: every replay of a dead letter (the task it published), with the request's
   ``Idempotency-Key`` when it had one (unique: a retried request finds the first replay).
+- ``fr_retention_runs``: what each run of the retention role deleted and purged.
 """
 
 from __future__ import annotations
@@ -122,6 +125,9 @@ class DeadLetterStatus(enum.StrEnum):
 
     #: In the queue, waiting for an operator.
     PENDING = "pending"
+    #: Claimed by a bulk replay job (``replay_job_id``) that is publishing it: nobody else may replay or
+    #: discard it until the job's batch ends (``replayed``, or back to ``pending``).
+    REPLAYING = "replaying"
     #: Published again as a new task.
     REPLAYED = "replayed"
     #: Discarded by an operator.
@@ -317,10 +323,15 @@ class DeadLetterRecord(Base):
     status: Mapped[DeadLetterStatus] = mapped_column(_enum(DeadLetterStatus, "fr_dead_letter_status"))
     replayed_task_id: Mapped[str | None] = mapped_column(sa.String(255))
     replayed_at: Mapped[dt.datetime | None]
+    #: The bulk replay job that claimed it (``replaying``) or replayed it; None otherwise.
+    replay_job_id: Mapped[int | None] = mapped_column(BigId)
     discarded_reason: Mapped[str | None] = mapped_column(sa.Text)
     discarded_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(index=True)
     updated_at: Mapped[dt.datetime]
+    #: When retention purged its sealed secrets (and its task's), a grace period after it was replayed
+    #: or discarded: the payload keeps ``[REDACTED]`` in their place and it can no longer be replayed.
+    purged_at: Mapped[dt.datetime | None]
 
 
 class ReplayRequestRecord(Base):
@@ -605,3 +616,50 @@ class LostDelivery(Base):
     detail: Mapped[str | None] = mapped_column(sa.Text)
     started_at: Mapped[dt.datetime | None]
     lost_at: Mapped[dt.datetime]
+
+
+class AuditEvent(Base):
+    """An operator action: who did what, when, to which target (written in the action's transaction).
+
+    ``action`` is an :class:`~error_handling.persistence.audit.AuditAction` value; it is a plain string
+    column (no CHECK constraint) so later actions need no migration.
+    """
+
+    __tablename__ = "fr_audit_events"
+    __table_args__ = (
+        sa.Index("ix_fr_audit_events_at_id", "at", "id"),
+        sa.Index("ix_fr_audit_events_action_at", "action", "at"),
+        sa.Index("ix_fr_audit_events_actor_at", "actor", "at"),
+        sa.Index("ix_fr_audit_events_target", "target_type", "target_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime]
+    #: The API key's name (``key-<sha256 prefix>`` for an unnamed key, ``local`` for a loopback client
+    #: without keys) or ``cli:<os user>``.
+    actor: Mapped[str] = mapped_column(sa.String(255))
+    #: What was done: ``dead_letter.replay``, ``dead_letter.discard``, ``replay_job.create``, ...
+    action: Mapped[str] = mapped_column(sa.String(64))
+    #: The kind of target (``dead_letter``, ``replay_job``, ``breaker``) and its id (or service name).
+    target_type: Mapped[str] = mapped_column(sa.String(32))
+    target_id: Mapped[str | None] = mapped_column(sa.String(255))
+    #: What the action did, redacted: e.g. a replay's new task id, queue and the diff of its edits.
+    detail: Mapped[Any] = mapped_column(Json)
+
+
+class RetentionRun(Base):
+    """One run of the retention role by a dispatcher: what it deleted per table and the dead letters
+    whose secrets it purged. The health endpoint shows the latest finished one."""
+
+    __tablename__ = "fr_retention_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: The dispatcher that ran it (``dispatcher@host:pid``).
+    runner: Mapped[str] = mapped_column(sa.String(255))
+    started_at: Mapped[dt.datetime] = mapped_column(index=True)
+    #: None while it runs (or if its dispatcher stopped before the end).
+    finished_at: Mapped[dt.datetime | None]
+    #: Rows deleted so far, by table: ``{"fr_failed_attempts": 1200, ...}``.
+    deleted: Mapped[Any] = mapped_column(Json)
+    #: Dead letters whose sealed secrets were purged.
+    purged: Mapped[int] = mapped_column(sa.Integer, default=0)

@@ -22,7 +22,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
-from error_handling.persistence import compensation
+from error_handling.persistence import compensation, sanitise
 from error_handling.persistence.models import (
     CompensationStep,
     DeadLetterRecord,
@@ -237,8 +237,10 @@ def task_history(session: Session, *, task_id: str) -> TaskHistory | None:
     """Return the history of a task, or None when nothing is recorded about it.
 
     A task that never failed has no record; if it is the replay of a dead letter (a replay request
-    names it), or it was served by a fallback, its history is that alone.
+    names it), or it was served by a fallback, its history is that alone. A task id too long to be
+    stored as it is is looked up by its key (:func:`~error_handling.persistence.sanitise.task_key`).
     """
+    task_id = sanitise.task_key(task_id)
     task = session.get(TaskRecord, task_id)
     if task is None:
         fallbacks = _fallbacks(session, task_id)

@@ -4,16 +4,23 @@ A job is a row (``fr_replay_jobs``) holding the filter, the rate limit, the coun
 position reached (oldest first, ``(created_at, id)``). A batch is processed in two short transactions
 with the broker publish between them (see :mod:`function_runner.bulk_replay`):
 
-1. :func:`begin_batch`: the next letters after the position are selected, and the keyset of the last
-   one is stored as the job's *in-flight* bound, then committed;
+1. :func:`begin_batch`: the next pending letters after the position are selected (``FOR UPDATE SKIP
+   LOCKED``) and *claimed*: ``replaying``, with the job's id, so a single replay, a discard or another
+   job cannot take them while they are published; the keyset of the last one is stored as the job's
+   *in-flight* bound; then committed;
 2. the letters are published;
-3. :func:`finish_batch`: the letters are marked replayed (each with a replay request whose idempotency
-   key is derived from the job and the dead letter), the position advances, the in-flight bound is
-   cleared, then committed.
+3. :func:`finish_batch`: the published letters are marked replayed (each with a replay request whose
+   idempotency key is derived from the job and the dead letter), the batch's other claimed letters
+   (not replayable, or their secrets could not be unsealed) go back to ``pending``, the position
+   advances, the in-flight bound is cleared, then committed.
 
-A dispatcher that dies between 1 and 3 leaves the in-flight bound set: the next pass re-selects the same
-letters (:func:`begin_batch` returns them with ``recovering=True``) and publishes only those the broker
-does not hold yet. Functions here run in the caller's transaction.
+A dispatcher that dies between 1 and 3 leaves the in-flight bound set and the letters claimed: the next
+pass (any dispatcher; the job is still active) re-selects the letters the job claimed
+(:func:`begin_batch` returns them with ``recovering=True``) and publishes only those the broker does not
+hold yet. A claim never outlives its job's batch: it ends in 3, or when the job fails
+(:func:`fail_job` gives the letters back to ``pending``). Functions here run in the caller's transaction.
+
+Idempotency keys starting with :data:`IDEMPOTENCY_PREFIX` are the jobs' own; clients may not use them.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from error_handling.exceptions import FunctionRunnerError
+from error_handling.persistence import audit
 from error_handling.persistence.models import (
     DeadLetterRecord,
     DeadLetterStatus,
@@ -38,6 +46,7 @@ from error_handling.persistence.models import (
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "IDEMPOTENCY_PREFIX",
     "BatchPlan",
     "DeadLetterFilter",
     "ReplayJobFinished",
@@ -53,12 +62,15 @@ __all__ = [
     "has_work",
     "idempotency_key",
     "lock_job",
+    "release_claims",
     "replay_task_id",
     "sample_matching",
 ]
 
 #: Jobs a dispatcher still has work to do for.
 ACTIVE_STATUSES = (ReplayJobStatus.PENDING, ReplayJobStatus.RUNNING)
+#: The prefix of the idempotency keys of the replays jobs make (reserved: refused from clients).
+IDEMPOTENCY_PREFIX = "replay-job:"
 #: Namespace of the deterministic task ids of bulk replays.
 _TASK_ID_NAMESPACE = uuid.UUID("6f2b8f3e-8a53-4c1e-9a61-0d1f0f6a7b21")
 
@@ -128,7 +140,7 @@ class DeadLetterFilter:
 
 def idempotency_key(job_id: int, dead_letter_id: int) -> str:
     """The idempotency key of the replay of one dead letter by one job."""
-    return f"replay-job:{job_id}:{dead_letter_id}"
+    return f"{IDEMPOTENCY_PREFIX}{job_id}:{dead_letter_id}"
 
 
 def replay_task_id(job_id: int, dead_letter_id: int) -> str:
@@ -156,9 +168,15 @@ def sample_matching(session: Session, flt: DeadLetterFilter, *, limit: int) -> S
 
 
 def create_job(
-    session: Session, *, flt: DeadLetterFilter, rate_per_second: float | None, now: dt.datetime
+    session: Session,
+    *,
+    flt: DeadLetterFilter,
+    rate_per_second: float | None,
+    now: dt.datetime,
+    actor: str = audit.UNKNOWN_ACTOR,
 ) -> ReplayJobRecord:
-    """Record a new job (``pending``, ``total`` = how many match now) and flush."""
+    """Record a new job (``pending``, ``total`` = how many match now) and flush; audited as ``actor``'s
+    ``replay_job.create`` in the same transaction."""
     job = ReplayJobRecord(
         status=ReplayJobStatus.PENDING,
         filter=flt.to_json(),
@@ -172,6 +190,15 @@ def create_job(
     )
     session.add(job)
     session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=audit.AuditAction.REPLAY_JOB_CREATE,
+        target_type=audit.AuditTarget.REPLAY_JOB,
+        target_id=job.id,
+        detail={"filter": job.filter, "rate_per_second": rate_per_second, "total": job.total},
+        now=now,
+    )
     return job
 
 
@@ -197,9 +224,10 @@ class ReplayJobFinished(FunctionRunnerError):
         self.status = status
 
 
-def cancel_job(session: Session, *, job_id: int, now: dt.datetime) -> ReplayJobRecord:
+def cancel_job(session: Session, *, job_id: int, now: dt.datetime, actor: str = audit.UNKNOWN_ACTOR) -> ReplayJobRecord:
     """Cancel a pending or running job: no new batch starts. A batch in flight (recorded, perhaps
     partly published) is still finished, so its letters end up either replayed or pending, never lost.
+    Audited as ``actor``'s ``replay_job.cancel`` in the same transaction.
 
     Raises:
         ReplayJobNotFound: no job has this id.
@@ -214,18 +242,43 @@ def cancel_job(session: Session, *, job_id: int, now: dt.datetime) -> ReplayJobR
     job.finished_at = now
     job.updated_at = now
     session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=audit.AuditAction.REPLAY_JOB_CANCEL,
+        target_type=audit.AuditTarget.REPLAY_JOB,
+        target_id=job.id,
+        detail={"published": job.published, "total": job.total, "batch_in_flight": job.inflight_until_id is not None},
+        now=now,
+    )
     return job
 
 
 def fail_job(session: Session, *, job_id: int, error: str, now: dt.datetime) -> None:
-    """Stop a job that cannot progress, with the reason; nothing if it is no longer active."""
+    """Stop a job that cannot progress, with the reason, and give the letters it claimed back to
+    ``pending`` (a batch in flight is not finished: another replay may publish them again); nothing if
+    it has no work left."""
     job = lock_job(session, job_id=job_id, skip_locked=False)
-    if job is None or job.status not in ACTIVE_STATUSES:
+    if job is None or not has_work(job):
         return
-    job.status = ReplayJobStatus.FAILED
+    if job.status in ACTIVE_STATUSES:
+        job.status = ReplayJobStatus.FAILED
+        job.finished_at = now
     job.error = error[:2000]
-    job.finished_at = now
+    job.inflight_until_created_at = None
+    job.inflight_until_id = None
     job.updated_at = now
+    release_claims(session, job_id=job.id, now=now)
+
+
+def release_claims(session: Session, *, job_id: int, now: dt.datetime) -> int:
+    """Give the letters ``job_id`` still claims back to ``pending``; how many there were."""
+    result = session.execute(
+        sa.update(_LETTERS)
+        .where(_LETTERS.c.replay_job_id == job_id, _LETTERS.c.status == DeadLetterStatus.REPLAYING)
+        .values(status=DeadLetterStatus.PENDING, replay_job_id=None, updated_at=now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def has_work(job: ReplayJobRecord) -> bool:
@@ -288,29 +341,31 @@ def _after(job: ReplayJobRecord) -> Any:
 
 
 def begin_batch(session: Session, *, job: ReplayJobRecord, limit: int, now: dt.datetime) -> BatchPlan:
-    """Select the next letters of ``job`` (locked) and store the in-flight bound; the caller commits.
+    """Select and claim the next letters of ``job`` (locked) and store the in-flight bound; the caller
+    commits.
 
-    When the job has an in-flight bound already (a batch that was not finished), the same letters are
-    returned with ``recovering=True``. When no letter is left, the job becomes ``done``.
+    The letters are the next ``limit`` pending ones matching the filter after the job's position, taken
+    ``FOR UPDATE SKIP LOCKED`` (a letter another transaction holds, a single replay or another job's
+    claim, is left to it) and claimed: ``replaying`` with the job's id. When the job has an in-flight
+    bound already (a batch that was not finished), the letters it claimed are returned again with
+    ``recovering=True``. When no letter is left, the job becomes ``done``.
     """
-    flt = DeadLetterFilter.from_json(job.filter)
-    query = sa.select(DeadLetterRecord).where(*flt.conditions(), _after(job))
     recovering = job.inflight_until_created_at is not None and job.inflight_until_id is not None
     if recovering:
-        bound_at, bound_id = job.inflight_until_created_at, job.inflight_until_id
-        query = query.where(
-            sa.or_(
-                DeadLetterRecord.created_at < bound_at,
-                sa.and_(DeadLetterRecord.created_at == bound_at, DeadLetterRecord.id <= bound_id),
-            )
+        query = sa.select(DeadLetterRecord).where(
+            DeadLetterRecord.status == DeadLetterStatus.REPLAYING, DeadLetterRecord.replay_job_id == job.id
         )
+        query = query.order_by(DeadLetterRecord.created_at, DeadLetterRecord.id).with_for_update()
     else:
-        query = query.limit(max(1, limit))
-    letters = list(
-        session.execute(query.order_by(DeadLetterRecord.created_at, DeadLetterRecord.id).with_for_update())
-        .scalars()
-        .all()
-    )
+        flt = DeadLetterFilter.from_json(job.filter)
+        query = (
+            sa.select(DeadLetterRecord)
+            .where(*flt.conditions(), _after(job))
+            .order_by(DeadLetterRecord.created_at, DeadLetterRecord.id)
+            .limit(max(1, limit))
+            .with_for_update(skip_locked=True)
+        )
+    letters = list(session.execute(query.execution_options(populate_existing=True)).scalars().all())
     job.updated_at = now
     if not letters and not recovering:
         job.status = ReplayJobStatus.DONE
@@ -318,7 +373,12 @@ def begin_batch(session: Session, *, job: ReplayJobRecord, limit: int, now: dt.d
         return BatchPlan(job_id=job.id, letters=[], recovering=False)
     if job.status is ReplayJobStatus.PENDING:
         job.status = ReplayJobStatus.RUNNING
-    if letters:
+    if letters and not recovering:
+        session.execute(
+            sa.update(_LETTERS)
+            .where(_LETTERS.c.id.in_([letter.id for letter in letters]))
+            .values(status=DeadLetterStatus.REPLAYING, replay_job_id=job.id, updated_at=now)
+        )
         job.inflight_until_created_at = letters[-1].created_at
         job.inflight_until_id = letters[-1].id
     return BatchPlan(job_id=job.id, letters=letters, recovering=recovering)
@@ -341,19 +401,24 @@ _MARK_REPLAYED = (
 
 def _mark_replayed(session: Session, *, job_id: int, published: dict[int, str], now: dt.datetime) -> None:
     """Mark the batch's published letters replayed, each with its replay request, in three statements
-    (Core: the letters' payloads are neither read nor written). A letter discarded while the batch was
-    published keeps its terminal state."""
-    statuses = session.execute(
-        sa.select(_LETTERS.c.id, _LETTERS.c.status)
-        .where(_LETTERS.c.id.in_(list(published)))
-        .order_by(_LETTERS.c.id)
-        .with_for_update()
-    ).all()
-    kept = [(letter_id, status) for letter_id, status in statuses if status is not DeadLetterStatus.DISCARDED]
+    (Core: the letters' payloads are neither read nor written). Only letters the job still claims are
+    marked (a claimed letter cannot be replayed or discarded by anyone else)."""
+    kept = list(
+        session.execute(
+            sa.select(_LETTERS.c.id)
+            .where(
+                _LETTERS.c.id.in_(list(published)),
+                _LETTERS.c.status == DeadLetterStatus.REPLAYING,
+                _LETTERS.c.replay_job_id == job_id,
+            )
+            .order_by(_LETTERS.c.id)
+            .with_for_update()
+        ).scalars()
+    )
     if not kept:
         return
     session.execute(
-        _MARK_REPLAYED, [{"b_id": letter_id, "b_task_id": published[letter_id], "b_now": now} for letter_id, _ in kept]
+        _MARK_REPLAYED, [{"b_id": letter_id, "b_task_id": published[letter_id], "b_now": now} for letter_id in kept]
     )
     session.execute(
         sa.insert(_REQUESTS),
@@ -363,10 +428,10 @@ def _mark_replayed(session: Session, *, job_id: int, published: dict[int, str], 
                 "dead_letter_id": letter_id,
                 "task_id": published[letter_id],
                 "queue": None,
-                "forced": status is DeadLetterStatus.REPLAYED,
+                "forced": False,
                 "created_at": now,
             }
-            for letter_id, status in kept
+            for letter_id in kept
         ],
     )
 
@@ -382,7 +447,8 @@ def finish_batch(
     now: dt.datetime,
     done: bool = False,
 ) -> None:
-    """Record a batch: mark each published letter replayed, advance the position, clear the in-flight bound.
+    """Record a batch: mark each published letter replayed, give the batch's other claimed letters back to
+    ``pending``, advance the position, clear the in-flight bound.
 
     Args:
         job: the job (locked).
@@ -393,6 +459,7 @@ def finish_batch(
     """
     if published:
         _mark_replayed(session, job_id=job.id, published=published, now=now)
+    release_claims(session, job_id=job.id, now=now)
     if job.inflight_until_created_at is not None:
         job.position_created_at = job.inflight_until_created_at
         job.position_id = job.inflight_until_id

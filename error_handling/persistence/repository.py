@@ -22,12 +22,13 @@ from sqlalchemy.orm import Session
 
 from error_handling.categories import Category, Reason
 from error_handling.classification import Classification
-from error_handling.persistence import compensation
+from error_handling.persistence import compensation, sanitise
 from error_handling.persistence.models import (
     TERMINAL_STATES,
     DeadLetterRecord,
     DeadLetterStatus,
     DecisionKind,
+    ErrorCount,
     FailedAttempt,
     LostDelivery,
     RunKind,
@@ -212,6 +213,7 @@ def record_failures(
     policies = [policy] * len(reports) if isinstance(policy, RecoveryPolicy) else list(policy)
     if len(policies) != len(reports):
         raise ValueError(f"{len(reports)} reports but {len(policies)} policies")
+    reports = [_keyed(report) for report in reports]
     results: list[Recorded | None] = [None] * len(reports)
     written: list[dict[str, Any]] = []
     for indices in _rounds(reports):
@@ -221,6 +223,12 @@ def record_failures(
         written.extend(attempts)
     _count_errors(session, written)
     return [result for result in results if result is not None]
+
+
+def _keyed(report: FailureReport) -> FailureReport:
+    """``report`` under the key its task is stored by (:func:`~error_handling.persistence.sanitise.task_key`)."""
+    key = sanitise.task_key(report.task_id)
+    return report if key == report.task_id else dataclasses.replace(report, task_id=key)
 
 
 def _rounds(reports: Sequence[FailureReport]) -> list[list[int]]:
@@ -359,6 +367,7 @@ def _update_tasks(session: Session, changes: list[dict[str, Any]]) -> None:
     ``user_message`` of None keeps the record's."""
     if not changes:
         return
+    changes = [sanitise.row(_TASKS, change) for change in changes]
     if session.get_bind().dialect.name == "postgresql":
         session.connection().execute(_UPDATE_TASKS_PG, {"rows": json.dumps(changes, default=_json_value)})
     else:
@@ -372,7 +381,7 @@ def _delays(decision: Decision) -> bool:
 def _attempt_row(report: FailureReport, decision: Decision, policy: RecoveryPolicy) -> dict[str, Any]:
     c = report.classification
     now = report.failed_at
-    return {
+    row = {
         "task_id": report.task_id,
         "attempt": report.attempt,
         "task_name": report.payload.task_name,
@@ -398,11 +407,12 @@ def _attempt_row(report: FailureReport, decision: Decision, policy: RecoveryPoli
         "duration_ms": (now - report.started_at).total_seconds() * 1000 if report.started_at else None,
         "max_attempts": max_attempts(policy, c),
     }
+    return sanitise.row(_ATTEMPTS, row)
 
 
 def _run_row(report: FailureReport, decision: Decision) -> dict[str, Any]:
     now = report.failed_at
-    return {
+    row = {
         "kind": RunKind.RETRY if isinstance(decision, Retry) else RunKind.RESOURCE_WAIT,
         "task_id": report.task_id,
         "attempt": report.attempt + 1,
@@ -414,6 +424,7 @@ def _run_row(report: FailureReport, decision: Decision) -> dict[str, Any]:
         "created_at": now,
         "updated_at": now,
     }
+    return sanitise.row(_RUNS, row)
 
 
 def _letter_row(
@@ -421,7 +432,7 @@ def _letter_row(
 ) -> dict[str, Any]:
     """A task's dead letter. ``task``: its record (payload and name, as the ORM object or a row),
     ``last``: what is known of its last failure (category, reason, exc_type, message, fingerprint)."""
-    return {
+    row = {
         "task_id": task_id,
         "task_name": task.task_name,
         "queue": task.queue,
@@ -441,6 +452,7 @@ def _letter_row(
         "created_at": now,
         "updated_at": now,
     }
+    return sanitise.row(_LETTERS, row)
 
 
 def _insert_returning_ids(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -589,7 +601,7 @@ def _task_row(
     }
     if report is not None and decision is not None:
         row.update(_state_after(report, decision, 0))
-    return row
+    return sanitise.row(_TASKS, row)
 
 
 def _upsert_tasks(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -680,18 +692,22 @@ def _count_errors(session: Session, attempts: Sequence[dict[str, Any]]) -> None:
             key = (period, bucket, *kind)
             counts[key] = counts.get(key, 0) + 1
     ordered = sorted(counts.items(), key=lambda item: (item[0][0] != "hour", item[0][1:]))
+    counts_table: sa.Table = ErrorCount.__table__  # type: ignore[assignment]
     session.execute(
         _COUNT_ERRORS,
         [
-            {
-                "period": period,
-                "bucket": bucket,
-                "task_name": task_name,
-                "category": category,
-                "reason": reason,
-                "fingerprint": fingerprint,
-                "count": count,
-            }
+            sanitise.row(
+                counts_table,
+                {
+                    "period": period,
+                    "bucket": bucket,
+                    "task_name": task_name,
+                    "category": category,
+                    "reason": reason,
+                    "fingerprint": fingerprint,
+                    "count": count,
+                },
+            )
             for (period, bucket, task_name, category, reason, fingerprint), count in ordered
         ],
     )
@@ -718,7 +734,7 @@ def _decision_at(decision: Decision) -> dt.datetime | None:
 def record_success(session: Session, *, task_id: str, run_id: int | None, now: dt.datetime) -> bool:
     """Record that a task which had failed before has now succeeded. Returns False if already terminal."""
     _finish_run(session, run_id, now)
-    task = _lock_task(session, task_id)
+    task = _lock_task(session, sanitise.task_key(task_id))
     if task is None or task.state in TERMINAL_STATES:
         return False
     task.state = TaskState.SUCCEEDED
@@ -764,6 +780,7 @@ def report_lost_delivery(
 ) -> int:
     """Record that a delivery of ``(task_id, attempt)`` ended without an outcome (the worker's main
     process saw its pool process die). Returns the delivery's number within the attempt."""
+    task_id = sanitise.task_key(task_id)
     number = len(_lost_rows(session, task_id, attempt)) + 1
     _add_lost(session, task_id, attempt, number, task_name, report, now)
     return number
@@ -779,10 +796,9 @@ def _add_lost(
     now: dt.datetime,
 ) -> None:
     values = {"task_id": task_id, "attempt": attempt, "delivery": number, "task_name": task_name}
+    table: sa.Table = LostDelivery.__table__  # type: ignore[assignment]
     _insert_ignoring_conflicts(
-        session,
-        LostDelivery.__table__,  # type: ignore[arg-type]
-        {**values, **dataclasses.asdict(report), "lost_at": now},
+        session, table, sanitise.row(table, {**values, **dataclasses.asdict(report), "lost_at": now})
     )
 
 
@@ -794,6 +810,7 @@ def reconcile_lost_deliveries(
     reported are added (cause ``redelivered``). When there are any, the task gets its record (with
     its payload, so it can be dead-lettered and replayed) and, unless it is terminal, is ``retrying``.
     """
+    task_id = sanitise.task_key(task_id)
     rows = _lost_rows(session, task_id, attempt)
     if not rows and at_least <= 0:
         return rows
@@ -931,13 +948,14 @@ def recorded_attempts(session: Session, attempts: Sequence[tuple[str, int]]) -> 
     """Which of these ``(task_id, attempt)`` pairs have a failed attempt recorded."""
     if not attempts:
         return set()
-    wanted = set(attempts)
+    keys = {(sanitise.task_key(task_id), attempt): (task_id, attempt) for task_id, attempt in attempts}
+    wanted = set(keys)
     rows = session.execute(
         sa.select(FailedAttempt.task_id, FailedAttempt.attempt).where(
             FailedAttempt.task_id.in_({task_id for task_id, _ in wanted})
         )
     )
-    return {(task_id, attempt) for task_id, attempt in rows if (task_id, attempt) in wanted}
+    return {keys[(task_id, attempt)] for task_id, attempt in rows if (task_id, attempt) in wanted}
 
 
 def postpone_run(session: Session, *, run_id: int, due_at: dt.datetime) -> None:
@@ -988,7 +1006,9 @@ def expire_wait(session: Session, *, run: ScheduledRun, now: dt.datetime) -> int
 def task_history(
     session: Session, *, task_id: str
 ) -> tuple[TaskRecord | None, Sequence[FailedAttempt], Sequence[ScheduledRun]]:
-    """Return a task's record, its failed attempts and its scheduled runs, oldest first."""
+    """Return a task's record, its failed attempts and its scheduled runs, oldest first (a task id
+    too long to be stored as it is is looked up by its key: :func:`~error_handling.persistence.sanitise.task_key`)."""
+    task_id = sanitise.task_key(task_id)
     task = session.get(TaskRecord, task_id)
     attempts = (
         session.execute(

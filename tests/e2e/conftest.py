@@ -21,6 +21,7 @@ from function_runner.app import create_app
 from function_runner.runtime import runtime_for
 from function_runner.settings import Settings
 from tests.support import services
+from tests.support.api_client import local_client
 from tests.support.processes import Process, celery_worker_args, cli_args
 from tests.support.waiting import wait_until
 
@@ -89,7 +90,7 @@ def publisher(service_env: dict[str, str]) -> Iterator[Celery]:
 @pytest.fixture
 def api(service_env: dict[str, str]) -> Iterator[TestClient]:
     """The error API on the test's database and broker (its lifespan closes what it opened)."""
-    with TestClient(create_api(settings_of(service_env))) as client:
+    with local_client(create_api(settings_of(service_env))) as client:
         yield client
 
 

@@ -355,3 +355,45 @@ def leaks_key(self: RecoverableTask, api_key: str) -> str:
         error = PermanentError(f"rejected key {api_key}", reason="auth_failed")
         error.add_note(f"called with api_key={api_key}")
         raise error from cause
+
+
+class _Unprintable(PermanentError):
+    """An exception whose ``str()`` raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ is broken")
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.refused")
+def refused(self: RecoverableTask, how: str, *args: Any, **kwargs: Any) -> str:
+    """Fails with a value the database refuses (``how``; the rest is carried in the message), unless
+    the test set ``refused-fixed``: ``invalid`` (a ValidationError; the refused values are in the
+    args), ``nul_message`` (NUL in the message and so the traceback), ``surrogate_message``, ``long_reason``
+    and ``long_resource`` (an application reason or resource longer than its column), ``unprintable``
+    (``str()`` of the exception raises), ``marked`` (the traceback holds a marker a test's trigger
+    refuses), ``once`` (fails transiently on its first attempt only), ``die`` (kills its pool process)."""
+    started(self)
+    if how == "once" and self.attempt > 1:
+        return "retried"
+    if how == "once":
+        raise TransientError("upstream 503", reason="service_unavailable", retry_after=0.1)
+    if state().get("refused-fixed"):
+        state().set(f"args:{self.request.id}", json.dumps([how, list(args), kwargs]))
+        state().set(f"succeeded:{self.request.id}", 1)
+        return "fixed"
+    if how == "die":
+        threading.Event().wait(0.05)
+        _die("sigkill")
+    if how == "nul_message":
+        raise ValidationError("abc\x00def")
+    if how == "surrogate_message":
+        raise ValidationError("abc\ud800def")
+    if how == "long_reason":
+        raise PermanentError("an application failure", reason="r" * 200)
+    if how == "long_resource":
+        raise ResourceError("no such resource", resource="s" * 200, reason="resource_unavailable")
+    if how == "unprintable":
+        raise _Unprintable()
+    if how == "marked":
+        raise PermanentError("REFUSED-BY-TRIGGER")
+    raise ValidationError("invalid input")

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from error_handling.persistence.db import make_engine
 from function_runner.migrate import VERSION_TABLE
+from tests.conftest import TEST_KEY
 from tests.support import services
 from tests.support.processes import ROOT, cli_args
 
@@ -156,7 +157,7 @@ def test_dispatcher_once_on_an_empty_database(service_env: dict[str, str], tmp_p
         ),
         pytest.param(
             ("dispatcher", "--once"),
-            {"FUNCTION_RUNNER_DATABASE_URL": "mysql://x"},
+            {"FUNCTION_RUNNER_DATABASE_URL": "mysql://x", "FUNCTION_RUNNER_ENCRYPTION_KEY": TEST_KEY},
             ("unsupported database 'mysql'", "use postgresql or sqlite"),
             1,
             id="unsupported-database-dispatcher",
@@ -198,7 +199,7 @@ def test_dispatcher_once_on_an_empty_database(service_env: dict[str, str], tmp_p
         ),
         pytest.param(
             ("dispatcher", "--once"),
-            {"FUNCTION_RUNNER_DATABASE_URL": UNREACHABLE},
+            {"FUNCTION_RUNNER_DATABASE_URL": UNREACHABLE, "FUNCTION_RUNNER_ENCRYPTION_KEY": TEST_KEY},
             ("database unavailable",),
             1,
             id="unreachable-database-dispatcher",

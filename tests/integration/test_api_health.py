@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis as redis_lib
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
@@ -18,9 +19,11 @@ from api.main import create_app
 from error_handling.persistence import heartbeats
 from error_handling.persistence.db import make_engine
 from error_handling.persistence.models import RunKind, RunStatus, ScheduledRun, utcnow
+from function_runner.liveness import Keys
 from function_runner.settings import Settings
 from tests.conftest import TEST_KEY
 from tests.support import services
+from tests.support.api_client import local_client
 
 HEALTH = "/api/v1/errors/health"
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/x"
@@ -37,7 +40,7 @@ def make_client(tmp_path: Path) -> Iterator[ClientFactory]:
     def _make(database_url: str, **settings: Any) -> TestClient:
         app = create_app(Settings(database_url=database_url, data_dir=tmp_path, encryption_key=TEST_KEY, **settings))
         apps.append(app)
-        client = TestClient(app)
+        client = local_client(app)
         clients.append(client)
         return client
 
@@ -93,8 +96,8 @@ def test_health_counts_only_runs_that_are_due(make_client: ClientFactory, pg_url
     _schedule(pg_url, task_id="due-2", due_in=-1)
     _schedule(pg_url, task_id="later-1", due_in=3600)
     body = make_client(pg_url).get(HEALTH).json()
-    # runs are due and no dispatcher is alive to publish them
-    assert (body["status"], body["due_runs"], body["dispatchers_alive"]) == ("degraded", 2, 0)
+    # runs are due and no dispatcher is alive to publish them: no retry will ever go out
+    assert (body["status"], body["due_runs"], body["dispatchers_alive"]) == ("unavailable", 2, 0)
     assert body["oldest_due_seconds"] >= 5
 
 
@@ -116,6 +119,28 @@ def test_health_is_ok_with_due_runs_when_a_dispatcher_is_alive(make_client: Clie
     body = make_client(pg_url).get(HEALTH).json()
     assert (body["status"], body["due_runs"], body["dispatchers_alive"], body["broker"]) == ("ok", 1, 1, True)
     assert body["breakers"] == "none"  # the embedded broker: breakers are per process by design
+
+
+def test_health_counts_live_and_lapsed_workers_on_a_redis_broker(
+    make_client: ClientFactory, pg_url: str, redis_url: str
+) -> None:
+    keys = Keys("unacked")
+    client = redis_lib.Redis.from_url(redis_url)
+    try:
+        client.sadd(keys.consumers, "host:1:a", "host:2:b", "host:3:c")
+        client.set(keys.alive("host:1:a"), 1, px=60_000)
+        client.set(keys.restored, 7)
+    finally:
+        client.close()
+    body = make_client(pg_url, broker_url=redis_url).get(HEALTH).json()
+    assert (body["status"], body["workers_alive"], body["workers_lapsed"], body["messages_restored"]) == (
+        "ok",
+        1,
+        2,
+        7,
+    )
+    # other brokers have no such census
+    assert make_client(pg_url).get(HEALTH).json()["workers_alive"] is None
 
 
 def test_health_reports_an_unreachable_broker_as_degraded(make_client: ClientFactory, pg_url: str) -> None:

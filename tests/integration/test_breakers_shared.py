@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import redis as redis_lib
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.main import API_PREFIX
@@ -27,6 +26,7 @@ from function_runner.breakers import CircuitOpenError
 from function_runner.runtime import Runtime
 from function_runner.settings import Settings
 from tests.support import services
+from tests.support.api_client import local_client
 from tests.support.proxy import CuttableProxy
 from tests.support.waiting import wait_until
 
@@ -218,7 +218,7 @@ def test_redis_stopped_mid_run_calls_flow_through_per_process_breakers_and_resta
         with runtime.breakers.guard("svc"):
             made += 1  # calls keep flowing, never blocked
     assert made == 20 and runtime.breakers.degraded() == {"svc"}
-    with TestClient(create_api(settings)) as api:
+    with local_client(create_api(settings)) as api:
         assert api.get(f"{API_PREFIX}/health").json()["breakers"] == "per_process"
     failed = 0
     for _ in range(40):  # a storm is bounded: the per-process breaker opens at half of its window failed
@@ -235,7 +235,7 @@ def test_redis_stopped_mid_run_calls_flow_through_per_process_breakers_and_resta
     with runtime.breakers.guard("svc"):  # the shared breaker (closed) decides again, not the open local one
         pass
     assert runtime.breakers.degraded() == set()
-    with TestClient(create_api(settings)) as api:
+    with local_client(create_api(settings)) as api:
         assert api.get(f"{API_PREFIX}/health").json()["breakers"] == "shared"
     for _ in range(4):  # and it is shared: failures open it in Redis, seen by another process's runtime
         with pytest.raises(TransientError), runtime.breakers.guard("svc"):
@@ -248,7 +248,7 @@ def test_redis_stopped_mid_run_calls_flow_through_per_process_breakers_and_resta
 
 def test_the_api_lists_resets_and_force_opens_breakers(pg_url: str, redis_url: str, tmp_path: Path) -> None:
     settings = Settings(database_url=pg_url, broker_url=redis_url, encryption_key=SecretStr(KEY), data_dir=tmp_path)
-    with TestClient(create_api(settings)) as api:
+    with local_client(create_api(settings)) as api:
         base = f"{API_PREFIX}/circuit-breakers"
         opened = api.post(f"{base}/openai/open", params={"seconds": 120})
         assert opened.status_code == 200, opened.text
@@ -364,7 +364,7 @@ def test_calls_through_breakers_show_in_the_health_endpoint_per_service(
     runtime.close()
 
     settings = Settings(database_url=pg_url, broker_url=redis_url, encryption_key=SecretStr(KEY), data_dir=tmp_path)
-    with TestClient(create_api(settings)) as api:
+    with local_client(create_api(settings)) as api:
         health = api.get(f"{API_PREFIX}/health")
     assert health.status_code == 200
     (service,) = health.json()["services"]
@@ -392,7 +392,7 @@ def test_with_rabbitmq_as_broker_redis_url_makes_breakers_budgets_and_health_sha
         assert other.breakers.state("rabbit-llm") == "open"  # seen by another process's runtime
         assert alone.breakers.shared("rabbit-llm") is None  # without redis_url: per process only
         assert redis_lib.Redis.from_url(redis_url).keys("*rabbit-llm*")  # the state lives in that Redis
-        with TestClient(create_api(settings)) as api:
+        with local_client(create_api(settings)) as api:
             assert api.get(f"{API_PREFIX}/health").json()["breakers"] == "shared"
     finally:
         for runtime in (one, other, alone):

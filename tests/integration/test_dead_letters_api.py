@@ -25,6 +25,7 @@ from error_handling.persistence.models import TaskRecord, TaskState
 from error_handling.sealing import SEALED_KEY, Sealer
 from function_runner.settings import Settings
 from tests.conftest import TEST_KEY
+from tests.support.api_client import local_client
 from tests.support.dead_letter_seed import seed_dead_letter
 
 NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
@@ -41,7 +42,13 @@ def sessions(pg_url: str) -> Iterator[sessionmaker[Session]]:
 
 
 def build_app(pg_url: str, broker_url: str, data_dir: Path) -> FastAPI:
-    settings = Settings(database_url=pg_url, broker_url=broker_url, encryption_key=TEST_KEY, data_dir=data_dir)
+    settings = Settings(
+        database_url=pg_url,
+        broker_url=broker_url,
+        encryption_key=TEST_KEY,
+        data_dir=data_dir,
+        replay_allowed_queues=["urgent"],
+    )
     app = create_app(settings)
     return app
 
@@ -56,7 +63,7 @@ def close_app(app: FastAPI) -> None:
 @pytest.fixture
 def client(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[TestClient]:
     app = build_app(pg_url, redis_url, tmp_path)
-    with TestClient(app) as test_client:
+    with local_client(app) as test_client:
         yield test_client
     close_app(app)
 
@@ -126,10 +133,12 @@ def test_list_filters_pages_and_redacts(client: TestClient, sessions: sessionmak
 
     response = client.get(BASE, params={"q": "credentials"})
     item = response.json()["data"][0]
-    assert item["kwargs"] == {"password": "[REDACTED]", "note": "nightly", "amount": 10}
-    assert item["args"] == ["[REDACTED]"]
-    for secret in (PASSWORD, API_KEY, SEALED_KEY):
+    assert not {"args", "kwargs", "headers"} & set(item)  # payloads only for one letter
+    for secret in (PASSWORD, API_KEY, SEALED_KEY, "nightly"):
         assert secret not in response.text
+    shown = client.get(f"{BASE}/{item['id']}").json()
+    assert shown["kwargs"] == {"password": "[REDACTED]", "note": "nightly", "amount": 10}
+    assert shown["args"] == ["[REDACTED]"]
 
     assert_error(client.get(BASE, params={"cursor": "nonsense"}), 400, "invalid_cursor", "cursor")
     assert_error(client.get(BASE, params={"limit": 501}), 422, "validation_failed", "limit")
@@ -204,7 +213,7 @@ def test_replay_with_edits_restores_redacted_secrets(
 
     other = seed(sessions, "t2")
     bad = client.post(f"{BASE}/{other}/replay", json={"kwargs": {"note": "[REDACTED]"}})
-    error = assert_error(bad, 422, "invalid_edit", "kwargs")
+    error = assert_error(bad, 422, "secret_moved", "kwargs")
     assert ".note" in error["message"]
     assert_error(client.post(f"{BASE}/{other}/replay", json={"args": {"x": 1}}), 422, "validation_failed", "args")
     assert_error(client.post(f"{BASE}/{other}/replay", json={"surprise": 1}), 422, "validation_failed")
@@ -260,7 +269,7 @@ def test_replay_with_the_broker_down_is_503_and_marks_nothing(
     letter_id = seed(sessions, "t1")
     app = build_app(pg_url, "redis://127.0.0.1:1/0", tmp_path)
     try:
-        with TestClient(app) as client:
+        with local_client(app) as client:
             assert_error(client.post(f"{BASE}/{letter_id}/replay"), 503, "broker_unavailable")
             assert client.get(f"{BASE}/{letter_id}").json()["status"] == "pending"
     finally:

@@ -24,6 +24,7 @@ from error_handling.persistence.models import DeadLetterRecord, DecisionKind, Fa
 from error_handling.sealing import Sealer
 from function_runner.settings import Settings
 from tests.conftest import TEST_KEY
+from tests.support.api_client import local_client
 from tests.support.failures import fail
 
 pytestmark = pytest.mark.postgres
@@ -56,7 +57,7 @@ def app(pg_url: str, tmp_path: Path) -> Iterator[FastAPI]:
 
 @pytest.fixture
 def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app) as client:
+    with local_client(app) as client:
         yield client
 
 
@@ -204,6 +205,7 @@ def test_time_range_is_since_inclusive_until_exclusive(client: TestClient, mixed
         ({"q": ""}, "q"),
         ({"q": "x" * 201}, "q"),
         ({"task_name": "a\x00b"}, "task_name"),
+        ({"cursor": "x" * 201}, "cursor"),  # bounded before it is decoded
     ],
 )
 def test_invalid_parameters_are_422_in_the_envelope(client: TestClient, params: dict[str, Any], param: str) -> None:

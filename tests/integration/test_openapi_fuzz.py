@@ -4,6 +4,10 @@ Every operation is called with generated requests (valid and invalid) against a 
 failed attempts and dead letters. Each response must not be a 5xx, its status code must be documented,
 and its body must match the documented schema (errors included: the envelope).
 
+The app runs as in production with keys: every request presents one (a write key, and a read key for
+a second pass whose mutations must all be refused in the envelope), the schema itself is fetched with the
+read key, and changes say ``X-Requested-By`` as a script does. Nothing is bypassed.
+
 Bounded for CI: a fixed number of examples per operation, derandomized so a run is reproducible.
 """
 
@@ -35,6 +39,11 @@ from tests.support.failures import fail
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+READ_KEY = "fuzz-read-key-0123456789"
+WRITE_KEY = "fuzz-write-key-9876543210"
+API_KEYS = f"reader=read:{READ_KEY},writer=write:{WRITE_KEY}"
+WRITER = {"Authorization": f"Bearer {WRITE_KEY}", "X-Requested-By": "schemathesis"}
+READER = {"Authorization": f"Bearer {READ_KEY}", "X-Requested-By": "schemathesis"}
 
 
 def _seed(pg_url: str) -> None:
@@ -63,7 +72,12 @@ def _seed(pg_url: str) -> None:
 def app(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[FastAPI]:
     _seed(pg_url)
     settings_ = Settings(
-        database_url=pg_url, broker_url=redis_url, encryption_key=SecretStr(TEST_KEY), data_dir=tmp_path
+        database_url=pg_url,
+        broker_url=redis_url,
+        encryption_key=SecretStr(TEST_KEY),
+        data_dir=tmp_path,
+        api_keys=SecretStr(API_KEYS),
+        replay_allowed_queues=["other"],
     )
     application = create_app(settings_)
     yield application
@@ -75,7 +89,11 @@ def app(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[FastAPI]:
 
 #: The schema does not depend on the database: load it once from an app that never connects. Each test
 #: then calls its own app, on its own seeded database (``call_and_validate(app=...)``).
-schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(Settings(encryption_key=SecretStr(TEST_KEY))))
+schema = schemathesis.openapi.from_asgi(
+    "/openapi.json",
+    create_app(Settings(encryption_key=SecretStr(TEST_KEY), api_keys=SecretStr(API_KEYS))),
+    headers={"Authorization": f"Bearer {READ_KEY}"},
+)
 
 
 @schema.parametrize()
@@ -90,7 +108,21 @@ def test_api_conforms_to_its_schema(case: schemathesis.Case[Any], app: FastAPI) 
     # Every check but positive_data_acceptance: whether a request is semantically valid (an opaque cursor
     # this API issued, an Idempotency-Key not used for another dead letter) cannot be said in a schema,
     # and those refusals are documented 400/422s in the envelope, which the other checks validate.
-    case.call_and_validate(app=app, excluded_checks=[positive_data_acceptance])
+    case.call_and_validate(app=app, headers=WRITER, excluded_checks=[positive_data_acceptance])
+
+
+@schema.parametrize()
+@settings(
+    max_examples=5,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
+)
+def test_a_read_key_conforms_and_changes_nothing(case: schemathesis.Case[Any], app: FastAPI) -> None:
+    response = case.call_and_validate(app=app, headers=READER, excluded_checks=[positive_data_acceptance])
+    if case.method.upper() not in {"GET", "HEAD", "OPTIONS"} and response.status_code < 400:
+        raise AssertionError(f"a read key changed something: {case.method} {case.path} -> {response.status_code}")
 
 
 def test_the_seeded_rows_conform_to_the_schema(app: FastAPI) -> None:
@@ -99,7 +131,7 @@ def test_the_seeded_rows_conform_to_the_schema(app: FastAPI) -> None:
 
     def call(path: str, method: str, expected: int, **parts: Any) -> Any:
         case = schema[prefix + path][method].Case(**parts)
-        response = case.call_and_validate(app=app, excluded_checks=[positive_data_acceptance])
+        response = case.call_and_validate(app=app, headers=WRITER, excluded_checks=[positive_data_acceptance])
         assert response.status_code == expected, response.text
         return response.json()
 

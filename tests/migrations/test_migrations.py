@@ -114,3 +114,30 @@ def test_0005_fills_the_roll_up_from_the_attempts_already_recorded(database_url:
             assert whole_day is not None and whole_day.count == 4
     finally:
         engine.dispose()
+
+
+def test_0011_accepts_replaying_and_a_downgrade_gives_claimed_letters_back(database_url: str) -> None:
+    upgrade(database_url, "0011")
+    engine = make_engine(database_url)
+    insert = sa.text(
+        "INSERT INTO fr_dead_letters (task_id, task_name, reason, attempts, args, kwargs, options, headers,"
+        " replayable, status, replay_job_id, created_at, updated_at)"
+        " VALUES (:t, 'app.t', 'r', 1, '[]', '{}', '{}', '{}', :yes, :status, 7, :at, :at)"
+    )
+    at = "2026-12-07 10:00:00" if database_url.startswith("sqlite") else "2026-12-07T10:00:00+00:00"
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert, {"t": "claimed", "yes": True, "status": "replaying", "at": at})
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+            conn.execute(insert, {"t": "bogus", "yes": True, "status": "replayingish", "at": at})
+    finally:
+        engine.dispose()
+    downgrade(database_url, "0010")
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT status FROM fr_dead_letters")).scalars().all() == ["pending"]
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+            conn.execute(sa.text("UPDATE fr_dead_letters SET status = 'replaying'"))
+    finally:
+        engine.dispose()

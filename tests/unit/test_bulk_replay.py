@@ -18,7 +18,7 @@ from kombu.simple import SimpleQueue
 from api.celery_dep import close_celery
 from api.main import API_PREFIX
 from api.main import create_app as create_api
-from error_handling.persistence import replay_jobs
+from error_handling.persistence import dead_letters, replay_jobs
 from error_handling.persistence.db import transaction
 from error_handling.persistence.models import (
     DeadLetterRecord,
@@ -31,8 +31,10 @@ from error_handling.sealing import generate_key
 from function_runner import headers as H
 from function_runner.app import create_app
 from function_runner.bulk_replay import BulkReplayer, batch_limit, next_batch_at
+from function_runner.replay import replay_dead_letter
 from function_runner.runtime import Runtime, runtime_for
 from function_runner.settings import Settings
+from tests.support.api_client import local_client
 from tests.support.dead_letter_seed import seed_dead_letter
 
 T0 = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
@@ -188,6 +190,20 @@ def test_a_batch_cut_short_is_resumed_without_publishing_any_letter_twice(
     monkeypatch.undo()
     cut = job_row(runtime, job_id)
     assert cut.published == 4 and cut.inflight_until_id == wanted[7]  # the batch is still in flight
+    assert claims(runtime) == {i: job_id for i in wanted[4:8]}  # claimed until the batch is finished
+    for letter_id in (wanted[4], wanted[7]):  # published already, or not yet: nobody else may take it
+        with pytest.raises(dead_letters.BeingReplayed, match=f"replay job {job_id}"):
+            replay_dead_letter(app, runtime, dead_letter_id=letter_id, force=True)
+        with pytest.raises(dead_letters.BeingReplayed), transaction(runtime.sessions) as s:
+            dead_letters.discard(s, dead_letter_id=letter_id, reason="no", now=T0)
+    other = new_job(runtime)  # an overlapping job skips the claimed letters
+    with transaction(runtime.sessions) as s:
+        job = replay_jobs.lock_job(s, job_id=other)
+        assert job is not None
+        plan = replay_jobs.begin_batch(s, job=job, limit=100, now=T0 + dt.timedelta(hours=2))
+    assert [letter.id for letter in plan.letters] == wanted[8:]
+    with transaction(runtime.sessions) as s:  # (cancelled before it publishes: its claims go back)
+        replay_jobs.fail_job(s, job_id=other, error="stopped by the test", now=T0 + dt.timedelta(hours=2))
 
     resumed = BulkReplayer(app, runtime, batch_size=4, interval=1.0)  # another dispatcher
     batch = resumed.process_batch()
@@ -197,6 +213,42 @@ def test_a_batch_cut_short_is_resumed_without_publishing_any_letter_twice(
     assert replayed_of(drain(queue)) == Counter(wanted)  # each exactly once
     job = job_row(runtime, job_id)
     assert (job.status, job.published) == (ReplayJobStatus.DONE, 10)
+    assert claims(runtime) == {}
+
+
+def claims(runtime: Runtime) -> dict[int, int | None]:
+    """The letters claimed by a job (``replaying``): ``{dead letter id: job id}``."""
+    with runtime.sessions() as s:
+        return {
+            dl.id: dl.replay_job_id
+            for dl in s.query(DeadLetterRecord).filter(DeadLetterRecord.status == DeadLetterStatus.REPLAYING)
+        }
+
+
+def test_a_job_that_fails_mid_batch_gives_its_claimed_letters_back(
+    app: Celery, runtime: Runtime, queue: SimpleQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wanted = seed_many(runtime, 4)
+    job_id = new_job(runtime)
+    real_publish = BulkReplayer._publish
+    calls = {"n": 0}
+
+    def breaks(self: BulkReplayer, message: Any, task_id: str, producer: Any) -> None:
+        if calls["n"] == 2:
+            raise KeyError("schema drift")  # not the database, not the broker: the job fails
+        calls["n"] += 1
+        real_publish(self, message, task_id, producer)
+
+    monkeypatch.setattr(BulkReplayer, "_publish", breaks)
+    with pytest.raises(KeyError):
+        BulkReplayer(app, runtime, batch_size=10, interval=1.0).process_batch()
+    job = job_row(runtime, job_id)
+    assert job.status is ReplayJobStatus.FAILED and job.inflight_until_id is None
+    assert claims(runtime) == {}  # no letter is stranded as replaying
+    with runtime.sessions() as s:
+        statuses = {dl.id: (dl.status, dl.replay_job_id) for dl in s.query(DeadLetterRecord)}
+    assert statuses == {i: (DeadLetterStatus.PENDING, None) for i in wanted}
+    assert len(drain(queue)) == 2  # what was published before the failure (at least once, never lost)
 
 
 def test_letters_not_replayable_are_skipped_and_replayed_ones_are_left_alone(
@@ -248,7 +300,7 @@ def test_a_rate_limited_job_waits_for_its_next_batch(app: Celery, runtime: Runti
 @pytest.fixture
 def api(settings: Settings, app: Celery) -> Iterator[TestClient]:
     api_app = create_api(settings)
-    with TestClient(api_app) as client:
+    with local_client(api_app) as client:
         yield client
     close_celery(api_app)
     api_app.state.engine.dispose()
@@ -343,31 +395,53 @@ def test_a_job_that_fails_for_an_unexpected_reason_stops_with_the_error(
     assert drain(queue) == []
 
 
-def test_finishing_a_batch_keeps_a_letter_discarded_meanwhile_and_marks_a_republished_one_forced(
-    runtime: Runtime,
-) -> None:
-    fresh, discarded, replayed = seed_many(runtime, 3)
+def test_finishing_a_batch_marks_the_letters_it_claimed_and_gives_the_unpublished_back(runtime: Runtime) -> None:
+    first, second, third = seed_many(runtime, 3)
     job_id = new_job(runtime, task_name="app.charge")
     now = T0 + dt.timedelta(hours=2)
-    with transaction(runtime.sessions) as s:  # what happened while the batch was published
-        s.get(DeadLetterRecord, discarded).status = DeadLetterStatus.DISCARDED  # type: ignore[union-attr]
-        s.get(DeadLetterRecord, replayed).status = DeadLetterStatus.REPLAYED  # type: ignore[union-attr]
-    published = {i: replay_jobs.replay_task_id(job_id, i) for i in (fresh, discarded, replayed)}
     with transaction(runtime.sessions) as s:
         job = replay_jobs.lock_job(s, job_id=job_id, skip_locked=False)
         assert job is not None
-        replay_jobs.finish_batch(s, job=job, published=published, skipped=0, failed=0, next_batch_at=None, now=now)
+        plan = replay_jobs.begin_batch(s, job=job, limit=10, now=now)
+    assert [letter.id for letter in plan.letters] == [first, second, third]
+    with runtime.sessions() as s:
+        claimed = {dl.id: (dl.status, dl.replay_job_id) for dl in s.query(DeadLetterRecord)}
+    assert claimed == {i: (DeadLetterStatus.REPLAYING, job_id) for i in (first, second, third)}
+    published = {i: replay_jobs.replay_task_id(job_id, i) for i in (first, second)}  # the third failed to unseal
+    with transaction(runtime.sessions) as s:
+        job = replay_jobs.lock_job(s, job_id=job_id, skip_locked=False)
+        assert job is not None
+        replay_jobs.finish_batch(s, job=job, published=published, skipped=0, failed=1, next_batch_at=None, now=now)
     with runtime.sessions() as s:
         letters = {dl.id: dl for dl in s.query(DeadLetterRecord)}
         requests = {r.dead_letter_id: r for r in s.query(ReplayRequestRecord)}
-    assert letters[discarded].status is DeadLetterStatus.DISCARDED and discarded not in requests
-    for letter_id, forced in ((fresh, False), (replayed, True)):
+    for letter_id in (first, second):
         letter, request = letters[letter_id], requests[letter_id]
-        assert (letter.status, letter.replayed_task_id, letter.replayed_at) == (
+        assert (letter.status, letter.replayed_task_id, letter.replayed_at, letter.replay_job_id) == (
             DeadLetterStatus.REPLAYED,
             published[letter_id],
             now,
+            job_id,
         )
-        assert (request.task_id, request.forced) == (published[letter_id], forced)
+        assert (request.task_id, request.forced) == (published[letter_id], False)
         assert request.idempotency_key == replay_jobs.idempotency_key(job_id, letter_id)
-    assert job_row(runtime, job_id).published == 3
+    assert (letters[third].status, letters[third].replay_job_id) == (DeadLetterStatus.PENDING, None)
+    assert third not in requests
+    assert (job_row(runtime, job_id).published, job_row(runtime, job_id).failed) == (2, 1)
+
+
+def test_a_dispatcher_dying_between_claim_and_publish_leaves_no_letter_stranded(
+    app: Celery, runtime: Runtime, queue: SimpleQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wanted = seed_many(runtime, 3)
+    job_id = new_job(runtime)
+    crash_after_publishing(monkeypatch, 0)
+    with pytest.raises(Crash):
+        BulkReplayer(app, runtime, batch_size=10, interval=1.0).process_batch()  # claimed, nothing published
+    monkeypatch.undo()
+    assert claims(runtime) == {i: job_id for i in wanted} and drain(queue) == []
+
+    run_to_completion(BulkReplayer(app, runtime, batch_size=10, interval=1.0))  # the next pass, any dispatcher
+    assert replayed_of(drain(queue)) == Counter(wanted)
+    assert claims(runtime) == {}
+    assert job_row(runtime, job_id).status is ReplayJobStatus.DONE

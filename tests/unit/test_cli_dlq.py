@@ -145,3 +145,41 @@ def test_discard_and_errors(env: str, reader: Celery) -> None:
     code, _, stderr = run("replay", str(other), "--kwargs", '{"amount": "[REDACTED]"}')
     assert code == 2 and "--kwargs" in stderr and ".amount" in stderr
     assert published(reader) == []
+
+
+def test_cli_actions_are_audited_as_the_os_user_and_listed_by_audit_list(
+    env: str, reader: Celery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from function_runner.cli import app as cli
+
+    monkeypatch.setattr("getpass.getuser", lambda: "alice")
+    replayed, discarded = seed(env, "t1"), seed(env, "t2", minutes=1)
+    for args, exit_code, text in [  # refused: nothing is audited
+        (("replay", str(replayed), "--queue", "nowhere"), 1, "queue 'nowhere' is not declared"),
+        (("replay", str(replayed), "--kwargs", '{"password": "x", "amount": "[REDACTED]"}'), 2, "--kwargs:"),
+        (("replay", str(replayed), "--args", "[" * 40 + "]" * 40), 2, "deeper than 32 levels"),
+    ]:
+        code, _, stderr = run(*args)
+        assert (code, stderr.count("\n")) == (exit_code, 1) and text in stderr, stderr
+    assert published(reader) == []
+    assert run("replay", str(replayed), "--kwargs", '{"password": "[REDACTED]", "amount": 6}')[0] == 0
+    assert run("discard", str(discarded), "--reason", "duplicate order")[0] == 0
+    assert run("replay-all", "--task", "app.none")[0] == 0
+    published(reader)
+
+    result = CliRunner().invoke(cli, ["audit", "list", "--json"])
+    assert result.exit_code == 0, result.stderr
+    events = json.loads(result.stdout)["data"]
+    assert [(e["actor"], e["action"]) for e in events] == [
+        ("cli:alice", "replay_job.create"),
+        ("cli:alice", "dead_letter.discard"),
+        ("cli:alice", "dead_letter.replay"),
+    ]
+    assert events[2]["detail"]["edits"]["changes"] == [{"path": "kwargs.amount", "op": "changed", "from": 5, "to": 6}]
+    only = CliRunner().invoke(cli, ["audit", "list", "--json", "--action", "dead_letter.discard", "--limit", "1"])
+    assert [e["target_id"] for e in json.loads(only.stdout)["data"]] == [str(discarded)]
+    table = CliRunner().invoke(cli, ["audit", "list", "--actor", "cli:alice", "--limit", "2"])
+    assert table.exit_code == 0 and "cli:alice" in table.stdout and "next page: --cursor" in table.stdout
+    bad = CliRunner().invoke(cli, ["audit", "list", "--cursor", "garbage"])
+    assert bad.exit_code == 2 and "cursor is invalid" in bad.stderr and "Traceback" not in bad.stderr
+    assert PASSWORD not in result.stdout

@@ -210,7 +210,7 @@ def test_check_replayable(sessions: sessionmaker[Session]) -> None:
 def test_exception_tree() -> None:
     from error_handling.exceptions import FunctionRunnerError
 
-    for cls in (dl.AlreadyReplayed, dl.AlreadyDiscarded, dl.NotReplayable, dl.IdempotencyKeyReused):
+    for cls in (dl.AlreadyReplayed, dl.AlreadyDiscarded, dl.BeingReplayed, dl.NotReplayable, dl.IdempotencyKeyReused):
         assert issubclass(cls, dl.DeadLetterConflict)
     assert issubclass(dl.DeadLetterConflict, dl.DeadLetterError)
     assert issubclass(dl.DeadLetterNotFound, dl.DeadLetterError)

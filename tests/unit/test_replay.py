@@ -4,6 +4,8 @@ broker, and the dead letter is marked in the same transaction as the publish."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,20 +18,28 @@ from sqlalchemy.orm import Session
 
 from error_handling.persistence import dead_letters as dl
 from error_handling.persistence.db import transaction
-from error_handling.persistence.models import DeadLetterRecord, DeadLetterStatus, ReplayRequestRecord
+from error_handling.persistence.models import AuditEvent, DeadLetterRecord, DeadLetterStatus, ReplayRequestRecord
 from error_handling.redaction import REDACTED
 from error_handling.sealing import generate_key
 from function_runner import headers as H
 from function_runner.app import create_app
 from function_runner.replay import (
+    EditTooDeep,
+    EditTooLarge,
     InvalidReplayEdit,
+    QueueNotAllowed,
     ReplayError,
     ReplayPublishFailed,
+    ReservedIdempotencyKey,
+    SecretMoved,
+    check_edits,
+    declared_queues,
     preview_replay,
     replay_dead_letter,
 )
 from function_runner.runtime import Runtime, runtime_for
 from function_runner.settings import Settings
+from tests.support.api_client import local_client
 from tests.support.dead_letter_seed import seed_dead_letter
 
 NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
@@ -43,6 +53,7 @@ def make_settings(tmp_path: Path, broker_url: str) -> Settings:
         database_url=f"sqlite:///{tmp_path / 'replay.sqlite3'}",
         broker_url=broker_url,
         encryption_key=generate_key(),
+        replay_allowed_queues=["urgent"],
     )
 
 
@@ -274,15 +285,13 @@ def test_a_preview_shows_redacted_values_and_publishes_nothing(app: Celery, runt
 def test_the_dead_letter_routes_are_documented(tmp_path: Path) -> None:
     import warnings
 
-    from fastapi.testclient import TestClient
-
     from api.main import API_PREFIX
     from api.main import create_app as create_api
 
     api = create_api(make_settings(tmp_path, "memory://"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a duplicate operation id is a warning
-        with TestClient(api) as client:
+        with local_client(api) as client:
             schema = client.get("/openapi.json").json()
     paths = schema["paths"]
     assert set(paths[f"{API_PREFIX}/dead-letters"]) == {"get"}
@@ -290,3 +299,144 @@ def test_the_dead_letter_routes_are_documented(tmp_path: Path) -> None:
     replay = paths[f"{API_PREFIX}/dead-letters/{{dead_letter_id}}/replay"]["post"]
     assert {"202", "404", "409", "422", "503"} <= set(replay["responses"])
     assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in replay["parameters"])
+
+
+def audit_rows(runtime: Runtime) -> list[AuditEvent]:
+    with runtime.sessions() as s:
+        return list(s.query(AuditEvent).order_by(AuditEvent.id))
+
+
+def assert_nothing_happened(runtime: Runtime, broker: Broker, letter_id: int) -> None:
+    assert broker.messages() == [] and broker.messages("urgent") == []
+    assert letter(runtime, letter_id).status is DeadLetterStatus.PENDING
+    assert replay_rows(runtime) == []
+    assert audit_rows(runtime) == []
+
+
+@pytest.mark.parametrize(
+    "edits, param, where",
+    [
+        # the password's placeholder put under another key, and the token's into another argument
+        ({"kwargs": {"password": "new", "amount": REDACTED}}, "kwargs", "kwargs.amount,"),
+        ({"args": [REDACTED, {"token": "t"}]}, "args", "args[0],"),
+        # a secret's placeholder nested under a new key of the same dict
+        ({"kwargs": {"password": REDACTED, "amount": {"password": REDACTED}}}, "kwargs", "kwargs.amount.password,"),
+        # the token's placeholder at its own path, but its list grew: positions are a guess
+        ({"args": [7, {"token": REDACTED}, 9]}, "args", "args[1].token:"),
+        # a sealed marker (the stored form of a secret) where the stored payload has none
+        ({"kwargs": {"password": REDACTED, "note": {"$sealed": "gAAAA-forged"}}}, "kwargs", "kwargs.note,"),
+    ],
+)
+def test_an_edit_that_moves_a_sealed_secret_is_refused_and_nothing_is_written(
+    app: Celery, runtime: Runtime, broker: Broker, edits: dict[str, Any], param: str, where: str
+) -> None:
+    letter_id = seed(runtime, "orig-1")
+    with pytest.raises(SecretMoved) as caught:
+        replay_dead_letter(app, runtime, dead_letter_id=letter_id, actor="ops", **edits)
+    assert caught.value.param == param and caught.value.code == "secret_moved"
+    assert f"at {where}" in caught.value.message
+    assert PASSWORD not in caught.value.message and API_KEY not in caught.value.message
+    assert_nothing_happened(runtime, broker, letter_id)
+
+
+def test_a_queue_the_app_does_not_declare_is_refused_and_declared_ones_are_taken(
+    tmp_path: Path, runtime: Runtime, broker: Broker
+) -> None:
+    letter_id = seed(runtime, "orig-1")
+    app = create_app(make_settings(tmp_path, "memory://"), main="fr_unit_queues")
+    app.conf.task_routes = {"app.reports.*": {"queue": "reports"}, "app.mail": "mail"}
+    try:
+        with pytest.raises(QueueNotAllowed, match="'attacker'") as caught:
+            replay_dead_letter(app, runtime, dead_letter_id=letter_id, queue="attacker")
+        assert "(allowed: celery, mail, reports, urgent)" in caught.value.message
+        assert_nothing_happened(runtime, broker, letter_id)
+        assert declared_queues(app, runtime.settings) == {"celery", "urgent", "reports", "mail"}
+        # the dead letter's own queue is always allowed, even when nothing declares it
+        own = seed(runtime, "orig-2", queue="legacy", options={"routing_key": "legacy"})
+        replay_dead_letter(app, runtime, dead_letter_id=own, queue="legacy")
+        replay_dead_letter(app, runtime, dead_letter_id=letter_id, queue="reports")
+    finally:
+        runtime_for(app).close()
+        app.close()
+    assert [r[0] for r in replay_rows(runtime)] == [own, letter_id]
+
+
+@pytest.mark.parametrize(
+    "edits, error, code",
+    [
+        ({"kwargs": {"deep": json.loads("[" * 40 + "]" * 40)}}, EditTooDeep, "edit_too_deep"),
+        ({"args": ["x" * 300_000]}, EditTooLarge, "edit_too_large"),
+    ],
+)
+def test_edits_past_the_size_and_depth_limits_are_refused(
+    app: Celery, runtime: Runtime, broker: Broker, edits: dict[str, Any], error: type[Exception], code: str
+) -> None:
+    letter_id = seed(runtime, "orig-1")
+    with pytest.raises(error) as caught:
+        replay_dead_letter(app, runtime, dead_letter_id=letter_id, **edits)
+    assert isinstance(caught.value, InvalidReplayEdit) and caught.value.code == code
+    assert_nothing_happened(runtime, broker, letter_id)
+
+
+def test_the_limits_are_settings_counted_in_levels_and_bytes_of_canonical_json() -> None:
+    check_edits(args=[[[1]]], kwargs={"a": {"b": 1}}, max_bytes=100, max_depth=3)
+    with pytest.raises(EditTooDeep, match="deeper than 2"):
+        check_edits(args=[[[1]]], max_bytes=100, max_depth=2)
+    check_edits(kwargs={"a": "é"}, max_bytes=len('{"a":"é"}'.encode()), max_depth=1)
+    with pytest.raises(EditTooLarge, match="10 bytes"):
+        check_edits(kwargs={"a": "é"}, max_bytes=9, max_depth=1)
+    deep: Any = []
+    for _ in range(100_000):  # far past Python's recursion limit: the depth check does not recurse
+        deep = [deep]
+    with pytest.raises(EditTooDeep):
+        check_edits(args=deep, max_bytes=10**9, max_depth=90)
+
+
+def test_an_idempotency_key_with_the_jobs_prefix_is_refused(app: Celery, runtime: Runtime, broker: Broker) -> None:
+    letter_id = seed(runtime, "orig-1")
+    with pytest.raises(ReservedIdempotencyKey, match="replay-job:"):
+        replay_dead_letter(app, runtime, dead_letter_id=letter_id, idempotency_key="replay-job:1:1")
+    assert_nothing_happened(runtime, broker, letter_id)
+
+
+def test_a_replay_is_audited_with_the_digest_and_a_redacted_diff_of_its_edits(
+    app: Celery, runtime: Runtime, broker: Broker
+) -> None:
+    letter_id = seed(runtime, "orig-1")
+    kwargs = {"password": "pw-typed-by-the-operator-1", "amount": 12, "note": "Bearer sk-typedTypedTyped0123456789"}
+    result = replay_dead_letter(
+        app, runtime, dead_letter_id=letter_id, args=[8, {"token": REDACTED}], kwargs=kwargs, actor="ops-key"
+    )
+    (event,) = audit_rows(runtime)
+    assert (event.actor, event.action, event.target_type, event.target_id) == (
+        "ops-key",
+        "dead_letter.replay",
+        "dead_letter",
+        str(letter_id),
+    )
+    edits = event.detail.pop("edits")
+    assert event.detail == {"task_id": result.task_id, "task_name": "app.charge", "queue": "celery", "forced": False}
+    canonical = json.dumps({"args": [8, {"token": REDACTED}], "kwargs": kwargs}, sort_keys=True, separators=(",", ":"))
+    assert edits["sha256"] == hashlib.sha256(canonical.encode()).hexdigest()
+    assert edits["truncated"] == 0
+    assert sorted(edits["changes"], key=lambda c: c["path"]) == [
+        {"path": "args[0]", "op": "changed", "from": 7, "to": 8},
+        {"path": "kwargs.amount", "op": "changed", "from": 10, "to": 12},
+        {"path": "kwargs.note", "op": "added", "to": "Bearer [REDACTED]"},
+        {"path": "kwargs.password", "op": "changed", "from": REDACTED, "to": REDACTED},
+    ]
+    stored = json.dumps(event.detail) + json.dumps(edits)
+    assert "pw-typed" not in stored and "sk-typed" not in stored and PASSWORD not in stored
+    broker.messages()
+
+
+def test_a_replay_without_edits_and_a_repeated_request_are_audited_once(
+    app: Celery, runtime: Runtime, broker: Broker
+) -> None:
+    letter_id = seed(runtime, "orig-1")
+    replay_dead_letter(app, runtime, dead_letter_id=letter_id, idempotency_key="k1", actor="cli:alice")
+    again = replay_dead_letter(app, runtime, dead_letter_id=letter_id, idempotency_key="k1", actor="cli:alice")
+    assert again.repeated
+    (event,) = audit_rows(runtime)  # the repeat published nothing and did nothing
+    assert "edits" not in event.detail and event.actor == "cli:alice"
+    assert len(broker.messages()) == 1

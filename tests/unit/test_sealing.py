@@ -411,5 +411,5 @@ def test_all_lists_the_public_names() -> None:
     imported = {"annotations", "Any", "Final", "Callable", "Mapping", "Sequence", "Decimal", "PurePath"}
     imported |= {"Fernet", "InvalidToken", "MultiFernet", "ConfigurationError", "FunctionRunnerError"}
     imported |= {"CIRCULAR", "REDACTED", "TRUNCATED", "Redactor", "safe_repr"}
-    imported |= {"base64", "datetime", "enum", "fractions", "json", "math", "uuid"}
+    imported |= {"base64", "dataclasses", "datetime", "enum", "fractions", "json", "math", "uuid"}
     assert set(module.__all__) == public - imported

@@ -221,3 +221,24 @@ def test_threads_racing_to_create_the_key_file_all_get_the_one_key(tmp_path: Pat
 def test_fallback_chains_come_from_json_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FUNCTION_RUNNER_FALLBACKS", '{"chat": ["openai:gpt-4o", "anthropic:claude", "cache"]}')
     assert Settings().fallbacks == {"chat": ["openai:gpt-4o", "anthropic:claude", "cache"]}
+
+
+def test_the_api_defaults_fail_closed() -> None:
+    settings = Settings()
+    assert settings.api_keys is None and settings.api_allow_open is False
+    assert settings.api_allowed_hosts == [] and settings.api_forwarded_allow_ips is None
+    assert settings.api_max_body_bytes == 1024 * 1024
+
+
+def test_the_readme_documents_every_setting() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [name for name in Settings.model_fields if f"| `FUNCTION_RUNNER_{name.upper()}` |" not in readme]
+    assert missing == [], f"add a row to the README's settings table for {missing}"
+
+
+def test_a_liveness_timeout_not_longer_than_the_interval_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="liveness_timeout"):
+        Settings(data_dir=tmp_path, liveness_interval=5, liveness_timeout=5)
+    assert Settings(data_dir=tmp_path, liveness_timeout=0).liveness_timeout == 0  # off
+    defaults = Settings(data_dir=tmp_path)
+    assert (defaults.liveness_interval, defaults.liveness_timeout) == (5.0, 15.0)

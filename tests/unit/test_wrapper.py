@@ -350,7 +350,7 @@ def test_a_failure_that_cannot_be_recorded_is_never_acked(
     result = run(bugged, task_id="bugged-1")
     assert result.state == "REJECTED"
     assert result.result.requeue is True
-    assert "failure not recorded (RuntimeError)" in str(result.result.reason)
+    assert "minimal record refused (RuntimeError)" in str(result.result.reason)  # no Redis: no second chance
     assert rows("fr_failed_attempts") == []
 
 
@@ -369,3 +369,134 @@ def test_an_unsealable_payload_is_recorded_redacted_and_not_replayable(app: Cele
     assert task["state"] == "failed_fast"
     assert not task["replayable"]
     assert "hunter2-canary-pw" not in repr(task)
+
+
+def _data_error() -> sa.exc.DataError:
+    """What SQLAlchemy raises when Postgres refuses a value (not an outage)."""
+    return sa.exc.DataError("INSERT ...", {}, Exception("\\u0000 cannot be converted to text"))
+
+
+def test_a_refused_record_without_a_counter_is_dead_lettered_at_once_with_a_minimal_sealed_record(
+    app: Celery, rows: Rows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from error_handling.persistence import repository
+
+    real = repository.record_failures
+
+    def refusing(session: Any, *, reports: Any, policy: Any, rng: Any = None) -> Any:
+        if any(r.classification.reason != "unrecordable" for r in reports):
+            raise _data_error()
+        return real(session, reports=reports, policy=policy, rng=rng)
+
+    monkeypatch.setattr(repository, "record_failures", refusing)
+    ran: list[str] = []
+
+    @app.task(base=RecoverableTask, name="unit.refused")
+    def refused(order: str, api_key: str) -> None:
+        ran.append(order)
+        raise TransientError("upstream 503")
+
+    result = run(refused, "o-1", api_key=PLANTED_KEY, task_id="refused-1")
+    assert result.state == "FAILURE" and ran == ["o-1"]  # no Redis to count give-backs: no second run
+    (letter,) = rows("fr_dead_letters", task_id="refused-1")
+    assert (letter["reason"], letter["category"]) == ("unrecordable", "permanent")
+    assert "DataError" in letter["message"] and "record_failure" in letter["message"]
+    assert "canary" not in json.dumps([letter["args"], letter["kwargs"], letter["message"]]).lower()
+    sealer = Sealer(KEY)
+    assert unseal_secrets(json.loads(letter["args"]), sealer=sealer) == ["o-1"]
+    assert unseal_secrets(json.loads(letter["kwargs"]), sealer=sealer) == {"api_key": PLANTED_KEY}
+    (attempt,) = rows("fr_failed_attempts", task_id="refused-1")
+    assert (attempt["reason"], attempt["traceback"]) == ("unrecordable", None)
+
+
+def test_a_refused_redelivery_bookkeeping_does_not_escape_as_the_outcome(
+    app: Celery, rows: Rows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    from error_handling.persistence import repository
+
+    task_module = importlib.import_module("function_runner.task")
+
+    def refusing(*_args: Any, **_kwargs: Any) -> Any:
+        raise _data_error()
+
+    monkeypatch.setattr(repository, "reconcile_lost_deliveries", refusing)
+    monkeypatch.setattr(task_module, "_redelivered", lambda _request: True)
+    ran: list[int] = []
+
+    @app.task(base=RecoverableTask, name="unit.redelivered")
+    def redelivered() -> None:
+        ran.append(1)
+
+    result = run(redelivered, task_id="redelivered-1")
+    assert result.state == "FAILURE" and ran == []  # dead-lettered, not run, not acked as an error
+    (letter,) = rows("fr_dead_letters", task_id="redelivered-1")
+    assert letter["reason"] == "unrecordable" and "redelivery" in letter["message"]
+
+
+def test_a_bug_of_the_bookkeeping_after_the_body_is_never_the_outcome(
+    app: Celery, rows: Rows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: Any, **_kwargs: Any) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(RecoverableTask, "_conclude", broken)
+
+    @app.task(base=RecoverableTask, name="unit.wrapper_bug")
+    def failing() -> None:
+        raise TransientError("upstream 503")
+
+    result = run(failing, task_id="wrapper-bug-1")
+    assert result.state == "REJECTED" and result.result.requeue is True  # given back, never acked
+
+
+def test_refusals_are_counted_apart_from_losses(redis_url: str) -> None:
+    from types import SimpleNamespace
+
+    import redis as redis_lib
+
+    from function_runner import deliveries
+
+    client = redis_lib.Redis.from_url(redis_url)
+    runtime: Any = SimpleNamespace(breakers=SimpleNamespace(client=lambda: client))
+    assert [deliveries.count_refusal(runtime, "t-1", 1) for _ in range(3)] == [1, 2, 3]
+    assert deliveries.count_redelivery(runtime, "t-1", 1, SimpleNamespace(headers={})) == 0  # no losses
+    assert deliveries.count_refusal(runtime, "t-1", 2) == 1
+
+
+def test_without_redis_nothing_counts_refusals() -> None:
+    from types import SimpleNamespace
+
+    from function_runner import deliveries
+
+    def no_redis() -> Any:
+        raise RuntimeError("no Redis")
+
+    runtime: Any = SimpleNamespace(breakers=SimpleNamespace(client=no_redis))
+    assert deliveries.count_refusal(runtime, "t", 1) is None  # the caller dead-letters: no second chance
+
+
+def test_a_refused_success_record_leaves_the_success_a_success(
+    app: Celery, rows: Rows, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import importlib
+
+    from error_handling.persistence import repository
+
+    task_module = importlib.import_module("function_runner.task")
+
+    def refusing(*_args: Any, **_kwargs: Any) -> Any:
+        raise _data_error()
+
+    monkeypatch.setattr(repository, "record_success", refusing)
+    monkeypatch.setattr(task_module, "_redelivered", lambda _request: True)  # a lost delivery before: recovered
+
+    @app.task(base=RecoverableTask, name="unit.recovered")
+    def recovered() -> str:
+        return "done"
+
+    result = run(recovered, task_id="recovered-1")
+    assert (result.state, result.result) == ("SUCCESS", "done")
+    assert any("task.success_not_recorded" in r.getMessage() for r in caplog.records)
+    assert len(rows("fr_lost_deliveries", task_id="recovered-1")) == 1

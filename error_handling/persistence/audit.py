@@ -1,0 +1,217 @@
+"""The operator audit: who did what, when, to which target (``fr_audit_events``).
+
+Keyword-only functions called inside the caller's transaction, by the API and the CLI alike. An action
+records its event in the SAME transaction that carries it out, so a rolled-back action leaves no event
+and a committed one always has its event. Who: the API key's name (``key-<sha256 prefix>`` for an
+unnamed key, ``local`` for a loopback client of an API without keys) or ``cli:<os user>``.
+
+A replay's edits are audited as a sha256 of their canonical JSON (:func:`edit_digest`) and a redacted
+diff against the stored payload's redacted view (:func:`edit_diff`): values under secret keys and
+secret-looking text are shown as ``[REDACTED]``, never in clear.
+
+Events are listed newest first, ``(at desc, id desc)``, with keyset pagination like the other lists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import hashlib
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from error_handling.persistence.models import AuditEvent
+from error_handling.redaction import REDACTED, Redactor
+
+__all__ = [
+    "MAX_DIFF_CHANGES",
+    "UNKNOWN_ACTOR",
+    "AuditAction",
+    "AuditPage",
+    "AuditTarget",
+    "canonical_json",
+    "edit_diff",
+    "edit_digest",
+    "list_events",
+    "record",
+]
+
+#: The actor recorded when a caller did not say who acts (library use without an operator).
+UNKNOWN_ACTOR = "unknown"
+#: The most changes a replay's audited diff lists (the rest are counted in ``truncated``).
+MAX_DIFF_CHANGES = 200
+
+
+class AuditAction(enum.StrEnum):
+    """What an operator did."""
+
+    #: Replayed one dead letter (``detail``: new task id, queue, forced, edits' digest and diff).
+    DEAD_LETTER_REPLAY = "dead_letter.replay"
+    #: Discarded a dead letter (``detail``: the reason).
+    DEAD_LETTER_DISCARD = "dead_letter.discard"
+    #: Started a bulk replay job (``detail``: filter, rate, how many matched).
+    REPLAY_JOB_CREATE = "replay_job.create"
+    #: Cancelled a bulk replay job (``detail``: how many it had published).
+    REPLAY_JOB_CANCEL = "replay_job.cancel"
+    #: Closed a service's circuit breaker (``detail``: the state before).
+    BREAKER_RESET = "breaker.reset"
+    #: Forced a service's circuit breaker open (``detail``: the state before, for how long).
+    BREAKER_OPEN = "breaker.open"
+
+
+class AuditTarget(enum.StrEnum):
+    """What an action was done to."""
+
+    #: A dead letter (``target_id``: its id).
+    DEAD_LETTER = "dead_letter"
+    #: A bulk replay job (``target_id``: its id).
+    REPLAY_JOB = "replay_job"
+    #: A service's circuit breaker (``target_id``: the service).
+    BREAKER = "breaker"
+
+
+#: A position in the newest-first order: the ``(at, id)`` of the last row of a page.
+Keyset = tuple[dt.datetime, int]
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditPage:
+    """One page of events, newest first, and where the next page starts (None on the last)."""
+
+    items: list[AuditEvent]
+    next_cursor: Keyset | None
+
+
+def record(
+    session: Session,
+    *,
+    actor: str,
+    action: AuditAction,
+    target_type: AuditTarget,
+    target_id: str | int | None,
+    detail: dict[str, Any] | None = None,
+    now: dt.datetime,
+) -> AuditEvent:
+    """Add an event to the caller's transaction (it commits or rolls back with the action) and flush.
+
+    ``detail`` must already be redacted: it is stored as given.
+    """
+    event = AuditEvent(
+        at=now,
+        actor=(actor or UNKNOWN_ACTOR)[:255],
+        action=AuditAction(action).value,
+        target_type=AuditTarget(target_type).value,
+        target_id=None if target_id is None else str(target_id)[:255],
+        detail=detail or {},
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def list_events(
+    session: Session,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    cursor: Keyset | None = None,
+    limit: int,
+) -> AuditPage:
+    """A page of events, newest first (keyset pagination on ``(at, id)``).
+
+    Args:
+        actor, action, target_type, target_id: exact matches.
+        since, until: ``since <= at < until``.
+        cursor: the ``next_cursor`` of the previous page; the page holds the events strictly after it.
+        limit: at most this many events (at least 1).
+    """
+    query = sa.select(AuditEvent)
+    for column, value in (
+        (AuditEvent.actor, actor),
+        (AuditEvent.action, action),
+        (AuditEvent.target_type, target_type),
+        (AuditEvent.target_id, target_id),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if since is not None:
+        query = query.where(AuditEvent.at >= since)
+    if until is not None:
+        query = query.where(AuditEvent.at < until)
+    if cursor is not None:
+        moment, row_id = cursor
+        query = query.where(
+            AuditEvent.at <= moment,
+            sa.or_(AuditEvent.at < moment, sa.and_(AuditEvent.at == moment, AuditEvent.id < row_id)),
+        )
+    size = max(1, limit)
+    rows = list(
+        session.execute(query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(size + 1)).scalars().all()
+    )
+    if len(rows) <= size:
+        return AuditPage(items=rows, next_cursor=None)
+    items = rows[:size]
+    return AuditPage(items=items, next_cursor=(items[-1].at, items[-1].id))
+
+
+def canonical_json(value: Any) -> str:
+    """``value`` as canonical JSON: sorted keys, no spaces, UTF-8 text kept as is."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def edit_digest(edits: dict[str, Any]) -> str:
+    """The sha256 (hex) of the canonical JSON of a replay's edits, as the operator sent them
+    (``[REDACTED]`` placeholders included): the same edits always give the same digest."""
+    return hashlib.sha256(canonical_json(edits).encode("utf-8")).hexdigest()
+
+
+def edit_diff(before: Any, after: Any, *, redactor: Redactor, root: str) -> tuple[list[dict[str, Any]], int]:
+    """The changes from ``before`` (the stored payload's redacted view) to ``after`` (the edit), redacted.
+
+    Each change is ``{"path", "op": "added" | "removed" | "changed", "from"?, "to"?}``; dicts are
+    compared by key, lists by position. A value under a secret key, and secret-looking text, is shown
+    as ``[REDACTED]``. Returns the first :data:`MAX_DIFF_CHANGES` changes and how many more there were.
+    """
+    changes: list[dict[str, Any]] = []
+
+    def show(key: Any, value: Any) -> Any:
+        if isinstance(key, str) and redactor.hides(key, value):
+            return REDACTED
+        return redactor.redact(value)
+
+    def step(path: str, key: Any) -> str:
+        return f"{path}[{key}]" if isinstance(key, int) else f"{path}.{redactor.redact_text(str(key))}"
+
+    def walk(old: Any, new: Any, path: str, key: Any) -> None:
+        if isinstance(old, dict) and isinstance(new, dict):
+            for name, value in old.items():
+                if name not in new:
+                    changes.append({"path": step(path, name), "op": "removed", "from": show(name, value)})
+            for name, value in new.items():
+                if name in old:
+                    walk(old[name], value, step(path, name), name)
+                else:
+                    changes.append({"path": step(path, name), "op": "added", "to": show(name, value)})
+            return
+        if isinstance(old, list) and isinstance(new, list):
+            for index in range(max(len(old), len(new))):
+                if index >= len(new):
+                    changes.append({"path": step(path, index), "op": "removed", "from": show(key, old[index])})
+                elif index >= len(old):
+                    changes.append({"path": step(path, index), "op": "added", "to": show(key, new[index])})
+                else:
+                    walk(old[index], new[index], step(path, index), key)
+            return
+        if canonical_json(old) != canonical_json(new):
+            changes.append({"path": path, "op": "changed", "from": show(key, old), "to": show(key, new)})
+
+    walk(before, after, root, None)
+    return changes[:MAX_DIFF_CHANGES], max(0, len(changes) - MAX_DIFF_CHANGES)

@@ -1,0 +1,100 @@
+"""``function-runner audit``: read the operator audit (who did what, when, to which target).
+
+The same function as the API (:func:`error_handling.persistence.audit.list_events`) and the same public
+shape for ``--json`` (:mod:`api.schemas.audit`). Errors are one line on stderr; exit codes: 1 when the
+database is unavailable, 2 for a usage error (bad cursor, unknown action, invalid settings).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from error_handling.exceptions import FunctionRunnerError
+from error_handling.persistence import audit
+from error_handling.persistence.audit import AuditAction, AuditTarget
+from error_handling.persistence.db import make_engine, make_sessionmaker, transaction
+from function_runner.cli_common import EXIT_FAILED, EXIT_USAGE, fail, load_settings
+
+app = typer.Typer(
+    help="The operator audit: who replayed, discarded, cancelled, reset or opened what, and when.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+out = Console()
+
+
+@app.callback()
+def main() -> None:
+    """The operator audit: who replayed, discarded, cancelled, reset or opened what, and when."""
+
+
+def _utc(moment: dt.datetime | None) -> dt.datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=dt.UTC)
+
+
+@app.command("list")
+def list_command(
+    actor: Annotated[str | None, typer.Option(help="Only this actor (an API key's name, or cli:<user>).")] = None,
+    action: Annotated[AuditAction | None, typer.Option(help="Only this action.")] = None,
+    target_type: Annotated[AuditTarget | None, typer.Option("--target-type", help="Only this kind of target.")] = None,
+    target_id: Annotated[str | None, typer.Option("--target", help="Only this target (id or service).")] = None,
+    since: Annotated[dt.datetime | None, typer.Option(help="At or after (UTC).")] = None,
+    until: Annotated[dt.datetime | None, typer.Option(help="Before (UTC).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Page size.")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor printed by the previous page.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List operator actions, newest first."""
+    from api.errors import ApiError
+    from api.pagination import decode_cursor
+    from api.schemas.audit import AuditEventsPublic
+
+    try:
+        position = decode_cursor(cursor) if cursor else None
+    except ApiError as exc:
+        raise fail(exc.message, EXIT_USAGE) from None
+    engine = make_engine(load_settings().effective_database_url)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            page = audit.list_events(
+                session,
+                actor=actor,
+                action=action.value if action else None,
+                target_type=target_type.value if target_type else None,
+                target_id=target_id,
+                since=_utc(since),
+                until=_utc(until),
+                cursor=position,
+                limit=limit,
+            )
+            public = AuditEventsPublic.from_page(page)
+    except FunctionRunnerError as exc:
+        raise fail(str(exc), EXIT_FAILED) from None
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(public.model_dump_json(indent=2))
+        return
+    table = Table("id", "at", "actor", "action", "target", "detail", box=None)
+    for event in public.data:
+        table.add_row(
+            str(event.id),
+            event.at.strftime("%Y-%m-%d %H:%M:%S"),
+            event.actor,
+            event.action,
+            f"{event.target_type}:{event.target_id or ''}",
+            json.dumps(event.detail, default=str)[:80],
+        )
+    out.print(table)
+    if public.next_cursor:
+        out.print(f"next page: --cursor {public.next_cursor}", highlight=False)

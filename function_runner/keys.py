@@ -1,0 +1,224 @@
+"""The encryption key: checked when a process starts, never made up per process outside the embedded default.
+
+Every secret kept for replay is sealed with ``encryption_key`` (see :mod:`error_handling.sealing`).
+A worker that sealed with a key of its own would write dead letters nobody else can replay, so:
+
+- a malformed key is a configuration error (:meth:`~function_runner.settings.Settings.sealer` raises
+  :class:`~error_handling.exceptions.ConfigurationError`, naming the key by position, never its text);
+- so is a missing key as soon as the database or the broker is a server; only the embedded default
+  (SQLite and a broker with no server, one machine) keeps its key file in ``data_dir``;
+- each process checks at start, so the error comes once, on one line, before any work: a worker at
+  ``worker_init`` (:func:`check_worker_key`, connected here), a dispatcher and the API when created, and
+  the commands that seal or unseal before they do.
+
+Rotation (:func:`rotate_keys`, ``function-runner keys rotate``): with the new key first and the old
+one after it in ``encryption_key`` on every process, every stored secret is re-sealed under the new
+key: the database's sealed columns (:mod:`error_handling.persistence.rekey`, a short transaction per
+batch) and the failures kept in the shared Redis (:mod:`function_runner.unrecorded`, each replaced only
+if nobody changed it meanwhile). Resumable: a value already sealed with the first key is skipped. Then
+the old key can be removed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from celery import signals
+
+from error_handling.exceptions import ConfigurationError
+from error_handling.persistence import rekey
+from error_handling.sealing import reseal_secrets
+from function_runner.runtime import APP_ATTRIBUTE, Runtime
+
+__all__ = ["UNRECORDED_TABLE", "Rotation", "TableRotation", "check_key", "check_worker_key", "rotate_keys"]
+
+#: The name :class:`Rotation` gives the failures kept in the shared Redis.
+UNRECORDED_TABLE = "redis:fr:unrecorded"
+#: Redis keys scanned per round trip.
+_SCAN_COUNT = 500
+# Replace a kept failure only if it is still the text that was read (KEEPTTL: it expires as before).
+_COMPARE_AND_SET = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+    return 1
+end
+return 0
+"""
+
+
+def check_key(runtime: Runtime) -> None:
+    """Check the runtime's key now, so a missing or malformed key fails here, not at the first failure
+    (the embedded default's key file is still made when first needed).
+
+    Raises:
+        ConfigurationError: no key while the database or the broker is a server, or a key that is not a
+            Fernet key.
+    """
+    runtime.settings.check_encryption_key()
+
+
+def check_worker_key(sender: Any = None, **_: Any) -> None:
+    """At a worker's start (``worker_init``): stop it with one line on stderr if its key is missing or
+    malformed. Celery logs and ignores exceptions of signal handlers, so the worker exits here. An app
+    with no runtime attached (no :func:`~function_runner.install`) is checked when it has a
+    :class:`~function_runner.task.RecoverableTask`, with the settings of the environment."""
+    app = getattr(sender, "app", None)
+    runtime = getattr(app, APP_ATTRIBUTE, None)
+    if not isinstance(runtime, Runtime):
+        from function_runner.runtime import runtime_for
+        from function_runner.task import RecoverableTask
+
+        if app is None or not any(isinstance(task, RecoverableTask) for task in app.tasks.values()):
+            return  # not a function-runner worker
+        runtime = runtime_for(app)  # what its tasks would build from the environment at the first failure
+    try:
+        check_key(runtime)
+    except ConfigurationError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.flush()
+        raise SystemExit(2) from None  # a settings error, as in every command
+
+
+signals.worker_init.connect(check_worker_key, weak=False, dispatch_uid="function_runner.check_key")
+
+
+@dataclasses.dataclass
+class TableRotation:
+    """The rotation of one table (or of the failures kept in Redis).
+
+    Attributes:
+        table: the table's name (:data:`UNRECORDED_TABLE` for Redis).
+        rows: rows (or kept failures) holding sealed values.
+        rows_changed: rows re-written (with ``dry_run``: that would be).
+        rotated: values re-sealed with the first key (with ``dry_run``: that would be).
+        current: values already sealed with the first key.
+        unopened: values no configured key opens, kept as they are.
+        unopened_ids: the ids of the rows holding them (Redis: ``task_id:attempt``).
+    """
+
+    table: str
+    rows: int = 0
+    rows_changed: int = 0
+    rotated: int = 0
+    current: int = 0
+    unopened: int = 0
+    unopened_ids: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Rotation:
+    """What :func:`rotate_keys` did, table by table."""
+
+    dry_run: bool
+    tables: list[TableRotation] = dataclasses.field(default_factory=list)
+
+    @property
+    def rotated(self) -> int:
+        """Values re-sealed (or that would be, in a dry run)."""
+        return sum(t.rotated for t in self.tables)
+
+    @property
+    def unopened(self) -> int:
+        """Values no configured key opens."""
+        return sum(t.unopened for t in self.tables)
+
+
+def rotate_keys(
+    runtime: Runtime,
+    *,
+    batch_size: int = 500,
+    dry_run: bool = False,
+    progress: Callable[[TableRotation], None] | None = None,
+) -> Rotation:
+    """Re-seal every stored secret with the first configured key (see the module docstring).
+
+    Args:
+        runtime: whose database, shared Redis and keys to use.
+        batch_size: rows per transaction.
+        dry_run: count what would be re-sealed; change nothing.
+        progress: called with a table's running totals after each batch.
+
+    Raises:
+        ConfigurationError: the key is missing or malformed.
+        StorageUnavailable: the database cannot be reached (run it again: it resumes).
+        redis.RedisError: the shared Redis failed (run it again).
+    """
+    sealer = runtime.sealer
+    rotation = Rotation(dry_run=dry_run)
+    for target in rekey.SEALED_COLUMNS:
+        totals = TableRotation(target.name)
+        rotation.tables.append(totals)
+        after: Any = None
+        while True:
+            batch = runtime.in_transaction(
+                functools.partial(
+                    rekey.reseal_batch, target=target, sealer=sealer, after=after, limit=batch_size, dry_run=dry_run
+                ),
+                patience=0,
+            )
+            totals.rows += batch.rows
+            totals.rows_changed += batch.rows_changed
+            totals.rotated += batch.rotated
+            totals.current += batch.current
+            totals.unopened += batch.unopened
+            totals.unopened_ids += [str(key) for key in batch.unopened_ids]
+            if progress is not None and batch.rows:
+                progress(totals)
+            if batch.rows < batch_size:
+                break
+            after = batch.last_key
+    kept = _rotate_unrecorded(runtime, dry_run=dry_run)
+    if kept is not None:
+        rotation.tables.append(kept)
+        if progress is not None and kept.rows:
+            progress(kept)
+    return rotation
+
+
+def _rotate_unrecorded(runtime: Runtime, *, dry_run: bool) -> TableRotation | None:
+    """Re-seal the payloads of the failures kept in the shared Redis; None without one."""
+    try:
+        client = runtime.breakers.client()
+    except RuntimeError:  # no shared Redis: nothing is kept there
+        return None
+    from function_runner import unrecorded
+
+    totals = TableRotation(UNRECORDED_TABLE)
+    replace = client.register_script(_COMPARE_AND_SET)
+    prefix = "fr:unrecorded:"
+    for name in client.scan_iter(match=f"{prefix}*", count=_SCAN_COUNT):
+        key = name.decode() if isinstance(name, bytes) else str(name)
+        if key == unrecorded.SEEN:
+            continue
+        text = client.get(key)
+        if text is None:  # recorded and forgotten meanwhile
+            continue
+        try:
+            fields = json.loads(text)
+            payload = fields["payload"]
+        except (ValueError, TypeError, KeyError):
+            continue  # not a kept failure
+        totals.rows += 1
+        rotated = unopened = 0
+        for part in ("args", "kwargs", "headers"):
+            resealed = reseal_secrets(payload.get(part), sealer=runtime.sealer)
+            rotated += resealed.rotated
+            totals.current += resealed.current
+            unopened += resealed.unopened
+            if resealed.rotated:
+                payload[part] = resealed.value
+        if unopened:
+            totals.unopened += unopened
+            totals.unopened_ids.append(key[len(prefix) :])
+        if not rotated:
+            continue
+        # changed meanwhile (recorded, or kept again): left for the next run
+        if dry_run or replace(keys=[key], args=[text, json.dumps(fields, separators=(",", ":"))]):
+            totals.rows_changed += 1
+            totals.rotated += rotated
+    return totals
