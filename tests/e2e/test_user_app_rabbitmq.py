@@ -12,7 +12,6 @@ import pytest
 import redis as redis_lib
 import sqlalchemy as sa
 from celery import Celery
-from fastapi.testclient import TestClient
 from sqlalchemy.orm import sessionmaker
 
 from api.main import API_PREFIX
@@ -20,6 +19,7 @@ from api.main import create_app as create_api
 from error_handling.persistence.models import utcnow
 from tests.e2e.conftest import on_broker, settings_of
 from tests.support import services
+from tests.support.api_client import local_client
 from tests.support.dead_letter_seed import seed_dead_letter
 from tests.support.processes import ROOT, Process, celery_worker_args, cli_args
 from tests.support.waiting import wait_until
@@ -75,7 +75,7 @@ def test_the_api_replays_a_dead_letter_to_the_users_own_celery_queue(
     letter = seed_dead_letter(
         sessionmaker(engine), "user-count-1", sealer=settings.sealer(), at=utcnow(), task_name="user.count"
     )
-    with TestClient(create_api(settings)) as api:
+    with local_client(create_api(settings)) as api:
         replayed = api.post(f"{API_PREFIX}/dead-letters/{letter}/replay")
         assert replayed.status_code == 202, replayed.text
     new_id = replayed.json()["task_id"]
