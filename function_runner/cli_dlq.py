@@ -226,6 +226,13 @@ def replay_command(
         runtime.close()
         celery.close()
         raise fail(str(exc), EXIT_USAGE) from None
+    if celery_app is None and not dry_run:
+        try:
+            _use_queues_as_found(celery)
+        except typer.Exit:
+            runtime.close()
+            celery.close()
+            raise
     try:
         if dry_run:
             with transaction(runtime.sessions) as session:
@@ -508,3 +515,20 @@ def _load_app(spec: str | None) -> Any:
         if isinstance(found, Celery):
             return found
     raise fail(f"no Celery app found in {spec!r}", EXIT_USAGE)
+
+
+def _use_queues_as_found(celery: Any) -> None:
+    """RabbitMQ: publish to a task queue a user's app declared without function-runner's arguments as it
+    is, as the dispatcher and the API do (see ``function_runner.queues.use_queues_as_found``); a queue
+    the broker refuses for another reason is one line and exit 1. An unreachable broker is left to the
+    publish, which says so."""
+    from kombu.exceptions import OperationalError as BrokerError
+
+    from function_runner import queues
+
+    try:
+        queues.use_queues_as_found(celery)
+    except (BrokerError, ConnectionError, OSError):
+        return
+    except ConfigurationError as exc:
+        raise fail(str(exc), EXIT_FAILED) from None

@@ -1,10 +1,11 @@
 """A dispatcher started without ``--app`` next to a user's own app on RabbitMQ that declared the
 ``celery`` queue itself (without function-runner's dead-letter arguments): it publishes the due
 retries to the queue it finds instead of dying on ``PRECONDITION_FAILED``; one that may not declare its
-queue at all refuses in one line; the API's replays reach that queue too."""
+queue at all refuses in one line; the API's replays reach that queue too, and so do the CLI's."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Callable, Iterator
 
@@ -79,4 +80,27 @@ def test_the_api_replays_a_dead_letter_to_the_users_own_celery_queue(
         replayed = api.post(f"{API_PREFIX}/dead-letters/{letter}/replay")
         assert replayed.status_code == 202, replayed.text
     new_id = replayed.json()["task_id"]
+    wait_until(lambda: state.get(f"finished:{new_id}"), timeout=60, what="the replay to run")
+
+
+def test_the_cli_replays_a_dead_letter_to_the_users_own_celery_queue(
+    spawn: Callable[..., Process], user_env: dict[str, str], state: redis_lib.Redis, engine: sa.Engine
+) -> None:
+    worker = spawn(celery_worker_args(USER_APP, name="user", concurrency=1), env=user_env, name="worker-user")
+    worker.wait_for_log(" ready.", timeout=60)  # it declared the queue "celery", Celery's way
+    settings = settings_of(user_env)
+    letter = seed_dead_letter(
+        sessionmaker(engine), "user-count-2", sealer=settings.sealer(), at=utcnow(), task_name="user.count"
+    )
+    done = subprocess.run(
+        cli_args("dlq", "replay", str(letter), "--json"),
+        env=user_env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "PRECONDITION_FAILED" not in done.stdout + done.stderr
+    new_id = json.loads(done.stdout)["task_id"]
     wait_until(lambda: state.get(f"finished:{new_id}"), timeout=60, what="the replay to run")
