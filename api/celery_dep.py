@@ -17,8 +17,8 @@ from fastapi import Depends, FastAPI, Request
 from kombu.exceptions import OperationalError as BrokerError
 
 from error_handling.exceptions import ConfigurationError
-from function_runner import queues
 from function_runner.app import create_app
+from function_runner.broker import queues
 from function_runner.events import log_event
 from function_runner.runtime import Runtime, runtime_for
 

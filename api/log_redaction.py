@@ -17,7 +17,7 @@ from urllib.parse import unquote
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.logging import AccessFormatter as UvicornAccessFormatter
 
-from function_runner.logs import redact_logger
+from function_runner.wrapper.logs import redact_logger
 
 __all__ = ["AccessFormatter", "DecodeAccessPath", "log_config", "redact_server_logs"]
 

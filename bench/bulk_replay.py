@@ -6,7 +6,7 @@ What is measured:
   one producer to a queue no worker consumes: what a script calling ``apply_async`` in a loop achieves.
   It records nothing anywhere.
 - **replay**: a bulk replay job of ``--count`` pending dead letters (created as the API creates it),
-  driven to the end by the dispatcher's replay pass (:class:`~function_runner.bulk_replay.BulkReplayer`)
+  driven to the end by the dispatcher's replay pass (:class:`~function_runner.dispatch.replay_jobs.BulkReplayer`)
   in this process, one batch after another, unthrottled. For every dead letter it reads the letter,
   unseals its payload, publishes it with its replay headers under a deterministic task id, and records
   the replay (the letter becomes ``replayed``, a replay request row, the job's progress) in Postgres:
@@ -38,7 +38,7 @@ from error_handling.persistence import replay_jobs
 from error_handling.persistence.models import DeadLetterRecord, DeadLetterStatus, ReplayJobStatus, utcnow
 from error_handling.sealing import generate_key
 from function_runner.app import create_app
-from function_runner.bulk_replay import BulkReplayer
+from function_runner.dispatch.replay_jobs import BulkReplayer
 from function_runner.runtime import runtime_for
 from function_runner.settings import Settings
 

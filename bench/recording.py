@@ -66,8 +66,8 @@ from error_handling.persistence import repository
 from error_handling.persistence.models import FailedAttempt, utcnow
 from error_handling.policy import RecoveryPolicy
 from error_handling.sealing import seal_secrets
-from function_runner.failures import FailureToRecord
 from function_runner.runtime import Runtime, runtime_for
+from function_runner.wrapper.failures import FailureToRecord
 
 GOAL = 5_000.0
 #: Retries scheduled by transient failures are due in an hour (nothing is dispatched during the run).
@@ -125,7 +125,7 @@ def _raised(kind: str) -> Exception:
 
 
 def build_report(runtime: Runtime, kind: str, task_name: str) -> repository.FailureReport:
-    """A failure report as :class:`~function_runner.task.RecoverableTask` builds it for one failure."""
+    """A failure report as :class:`~function_runner.wrapper.task.RecoverableTask` builds it for one failure."""
     exc = _raised(kind)
     classification = runtime.classifier.classify(exc)
     redact = runtime.redactor.redact_text

@@ -1,5 +1,5 @@
 """The Celery app the worker benchmarks run: the same work once as a plain Celery task and once through
-:class:`~function_runner.task.RecoverableTask`, on one app (same broker, same settings: acks late,
+:class:`~function_runner.wrapper.task.RecoverableTask`, on one app (same broker, same settings: acks late,
 prefetch 1, JSON), so the difference is the wrapper alone.
 
 Every ``bench.*`` task is routed to the queue :data:`QUEUE` by the app's configuration, so a message
@@ -24,7 +24,7 @@ from bench._support import QUEUE, RAN, RETRIED, SUCCEEDED
 from error_handling.exceptions import PermanentError, TransientError, ValidationError
 from function_runner.app import create_app
 from function_runner.settings import Settings
-from function_runner.task import RecoverableTask
+from function_runner.wrapper.task import RecoverableTask
 
 app = create_app(Settings(), main="fr_bench")
 app.conf.update(

@@ -1,4 +1,4 @@
-"""Worker throughput through :class:`~function_runner.task.RecoverableTask` against bare Celery doing the
+"""Worker throughput through :class:`~function_runner.wrapper.task.RecoverableTask` against bare Celery doing the
 same work, on the same Redis broker, in the same run.
 
 What is measured, for each pool (``prefork`` and ``threads``):
@@ -64,7 +64,7 @@ from error_handling.sealing import generate_key
 from function_runner.app import create_app
 from function_runner.runtime import runtime_for
 from function_runner.settings import Settings
-from function_runner.task import RecoverableTask
+from function_runner.wrapper.task import RecoverableTask
 
 SUCCESS_GOAL = 0.98
 FAILURE_GOAL = 1.0

@@ -10,6 +10,6 @@ from __future__ import annotations
 from function_runner.app import create_app, install
 from function_runner.runtime import Runtime, runtime_for
 from function_runner.settings import Settings
-from function_runner.task import RecoverableTask, task
+from function_runner.wrapper.task import RecoverableTask, task
 
 __all__ = ["RecoverableTask", "Runtime", "Settings", "create_app", "install", "runtime_for", "task"]

@@ -9,17 +9,18 @@ from celery import Celery, signals
 
 from error_handling.classification import Rule
 from error_handling.policy import RecoveryPolicy
-from function_runner import keys, queues
-from function_runner.celery_view import install_publish_hook
+from function_runner import keys
+from function_runner.broker import queues
 from function_runner.compensation import register_compensator
 from function_runner.gates import Gate
 from function_runner.runtime import APP_ATTRIBUTE, Runtime
 from function_runner.settings import Settings
+from function_runner.wrapper.celery_view import install_publish_hook
 
 #: The queue create_app declares on RabbitMQ (Celery's default name).
 DEFAULT_QUEUE = "celery"
 #: The transport of ``redis://`` brokers with ``reliable_fetch`` (see ``function_runner.redis_transport``).
-RELIABLE_REDIS_TRANSPORT = "function_runner.redis_transport:Transport"
+RELIABLE_REDIS_TRANSPORT = "function_runner.broker.redis_transport:Transport"
 
 
 def liveness_options(settings: Settings) -> dict[str, float]:
@@ -55,7 +56,7 @@ def broker_options(settings: Settings) -> dict[str, Any]:
             conf["broker_transport_options"].update(liveness_options(settings))
     elif queues.is_amqp(url):
         # RabbitMQ: the default queue dead-letters to function-runner's exchange (never a silent drop);
-        # quorum queues on request (see function_runner.queues)
+        # quorum queues on request (see function_runner.broker.queues)
         conf["task_default_queue"] = DEFAULT_QUEUE
         conf["task_queues"] = [queues.task_queue(DEFAULT_QUEUE, settings)]
         if settings.queue_type == "quorum":

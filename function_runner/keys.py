@@ -66,12 +66,12 @@ def check_worker_key(sender: Any = None, **_: Any) -> None:
     """At a worker's start (``worker_init``): stop it with one line on stderr if its key is missing or
     malformed. Celery logs and ignores exceptions of signal handlers, so the worker exits here. An app
     with no runtime attached (no :func:`~function_runner.install`) is checked when it has a
-    :class:`~function_runner.task.RecoverableTask`, with the settings of the environment."""
+    :class:`~function_runner.wrapper.task.RecoverableTask`, with the settings of the environment."""
     app = getattr(sender, "app", None)
     runtime = getattr(app, APP_ATTRIBUTE, None)
     if not isinstance(runtime, Runtime):
         from function_runner.runtime import runtime_for
-        from function_runner.task import RecoverableTask
+        from function_runner.wrapper.task import RecoverableTask
 
         if app is None or not any(isinstance(task, RecoverableTask) for task in app.tasks.values()):
             return  # not a function-runner worker
@@ -186,7 +186,7 @@ def _rotate_unrecorded(runtime: Runtime, *, dry_run: bool) -> TableRotation | No
         client = runtime.breakers.client()
     except RuntimeError:  # no shared Redis: nothing is kept there
         return None
-    from function_runner import unrecorded
+    from function_runner.wrapper import unrecorded
 
     totals = TableRotation(UNRECORDED_TABLE)
     replace = client.register_script(_COMPARE_AND_SET)

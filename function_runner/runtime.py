@@ -1,7 +1,7 @@
 """The per-app runtime: settings, classifier, policy, sealer, and a database engine per process.
 
 A :class:`Runtime` is attached to a Celery app by :func:`function_runner.install` (or lazily, from the
-environment, the first time a :class:`~function_runner.task.RecoverableTask` of the app fails). Its
+environment, the first time a :class:`~function_runner.wrapper.task.RecoverableTask` of the app fails). Its
 engine is created on first use *in each process*: a prefork child never reuses its parent's
 connections.
 """
@@ -25,13 +25,13 @@ from error_handling.persistence.db import make_engine, make_sessionmaker, transa
 from error_handling.policy import RecoveryPolicy
 from error_handling.redaction import Redactor
 from error_handling.sealing import Sealer
-from function_runner.breakers import Breakers
-from function_runner.budgets import RetryBudgets
-from function_runner.failures import FailureRecorded, FailureToRecord, record_batch
 from function_runner.gates import Gate, LeaseRenewer, LeaseStore, RedisLeaseStore, SqlLeaseStore, declared
-from function_runner.group_commit import GroupCommit
-from function_runner.service_health import ServiceHealthRecorder
+from function_runner.resilience.breakers import Breakers
+from function_runner.resilience.budgets import RetryBudgets
+from function_runner.resilience.service_health import ServiceHealthRecorder
 from function_runner.settings import Settings
+from function_runner.wrapper.failures import FailureRecorded, FailureToRecord, record_batch
+from function_runner.wrapper.group_commit import GroupCommit
 
 if TYPE_CHECKING:
     from celery import Celery

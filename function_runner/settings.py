@@ -183,7 +183,7 @@ class Settings(BaseSettings):
     reliable_fetch: bool = Field(
         default=True,
         description="On a redis:// broker, workers take a message and hold it as unacked in one atomic step "
-        "(function_runner.redis_transport), so a worker killed or a Redis restarted in between loses nothing; "
+        "(function_runner.broker.redis_transport), so a worker killed or a Redis restarted in between loses nothing; "
         "false: kombu's own transport.",
     )
     unrecorded_redeliver_after: float = Field(

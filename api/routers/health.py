@@ -26,7 +26,7 @@ from api.deps import get_engine, get_settings
 from error_handling.persistence import heartbeats, queries, retention
 from error_handling.persistence.db import UNAVAILABLE_ERRORS
 from error_handling.persistence.models import RunStatus, ScheduledRun, utcnow
-from function_runner import liveness
+from function_runner.broker import liveness
 
 router = APIRouter(tags=["health"])
 

@@ -25,7 +25,7 @@ from error_handling.exceptions import PermanentError, ResourceError, TransientEr
 from function_runner.app import create_app
 from function_runner.gates import CallableProbe, Gate
 from function_runner.settings import Settings
-from function_runner.task import RecoverableTask
+from function_runner.wrapper.task import RecoverableTask
 from tests.support.ground_truth import state
 
 

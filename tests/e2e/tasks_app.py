@@ -16,7 +16,7 @@ from error_handling.exceptions import PermanentError, ResourceError, TransientEr
 from function_runner.app import create_app
 from function_runner.gates import CallableProbe, Gate
 from function_runner.settings import Settings
-from function_runner.task import RecoverableTask
+from function_runner.wrapper.task import RecoverableTask
 from tests.support.ground_truth import state
 
 
@@ -227,7 +227,7 @@ def _ask(url: str, prompt: str) -> str:
 @app.task(base=RecoverableTask, bind=True, name="e2e.chat")
 def chat(self: RecoverableTask, prompt: str, urls: list[str], degraded: bool = False) -> dict[str, Any]:
     """Asks the providers at ``urls`` in order through a fallback chain (each named ``p<i>``)."""
-    from function_runner.fallbacks import FallbackChain, Provider
+    from function_runner.resilience.fallbacks import FallbackChain, Provider
     from function_runner.runtime import runtime_for
 
     started(self)
@@ -318,7 +318,7 @@ def sleeps(self: RecoverableTask, seconds: float) -> str:
 @app.task(base=RecoverableTask, bind=True, name="e2e.own_mark")
 def own_mark(self: RecoverableTask) -> None:
     """Says whether this execution's start mark is in the worker's shared memory."""
-    from function_runner import deliveries
+    from function_runner.wrapper import deliveries
 
     marks = deliveries.marks
     found = marks is not None and marks.map.find(marks.digest(str(self.request.id))) != -1

@@ -117,7 +117,7 @@ def test_a_run_published_twice_executes_once(
     request: pytest.FixtureRequest,
 ) -> None:
     """A dispatcher that dies after publishing but before committing: another publishes the run again."""
-    from function_runner.dispatcher import Dispatcher
+    from function_runner.dispatch.dispatcher import Dispatcher
     from function_runner.runtime import runtime_for
 
     (task_id,) = _insert_due_runs(pg_url, 1)

@@ -30,11 +30,11 @@ from error_handling.persistence.db import transaction
 from error_handling.persistence.models import CompensationStep, DeadLetterRecord, StepStatus, TaskRecord
 from error_handling.redaction import Redactor
 from error_handling.sealing import Sealer, generate_key, seal_secrets, unseal_secrets
-from function_runner import unrecorded
 from function_runner.app import create_app
 from function_runner.replay import replay_dead_letter
 from function_runner.runtime import Runtime, runtime_for
 from function_runner.settings import MISSING_KEY, Settings
+from function_runner.wrapper import unrecorded
 from tests.e2e.test_cli import command, without_our_settings
 from tests.support.dead_letter_seed import seed_dead_letter
 from tests.support.processes import ROOT, celery_worker_args

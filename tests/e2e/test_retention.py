@@ -18,7 +18,7 @@ from error_handling.persistence import dead_letters
 from error_handling.persistence.db import make_sessionmaker, transaction
 from error_handling.persistence.models import FailedAttempt, RetentionRun, utcnow
 from function_runner.app import create_app
-from function_runner.retention import RetentionRole
+from function_runner.dispatch.retention import RetentionRole
 from function_runner.runtime import runtime_for
 from tests.e2e.conftest import settings_of
 from tests.e2e.test_cli import command

@@ -13,7 +13,7 @@ from celery import Celery
 
 from error_handling.exceptions import TransientError
 from function_runner.app import install
-from function_runner.task import RecoverableTask
+from function_runner.wrapper.task import RecoverableTask
 from tests.support.ground_truth import state
 
 app = Celery("user_app", broker=os.environ["FR_TEST_USER_BROKER_URL"])

@@ -19,7 +19,7 @@ from api.main import create_app
 from error_handling.persistence import heartbeats
 from error_handling.persistence.db import make_engine
 from error_handling.persistence.models import RunKind, RunStatus, ScheduledRun, utcnow
-from function_runner.liveness import Keys
+from function_runner.broker.liveness import Keys
 from function_runner.settings import Settings
 from tests.conftest import TEST_KEY
 from tests.support import services

@@ -22,7 +22,7 @@ from api.main import create_app as create_api
 from error_handling.breaker import BreakerConfig
 from error_handling.exceptions import TransientError, ValidationError
 from error_handling.sealing import generate_key
-from function_runner.breakers import CircuitOpenError
+from function_runner.resilience.breakers import CircuitOpenError
 from function_runner.runtime import Runtime
 from function_runner.settings import Settings
 from tests.support import services
@@ -270,7 +270,7 @@ def test_a_task_declaring_a_breaker_is_not_run_while_it_is_open_and_retries_when
 ) -> None:
     from function_runner.app import create_app
     from function_runner.runtime import runtime_for
-    from function_runner.task import RecoverableTask
+    from function_runner.wrapper.task import RecoverableTask
 
     settings = Settings(database_url=pg_url, broker_url=redis_url, encryption_key=SecretStr(KEY), data_dir=tmp_path)
     app = create_app(settings, main="fr_breaker_task")
@@ -302,7 +302,7 @@ def test_at_full_failure_of_a_fake_provider_the_retry_budget_keeps_retries_under
 ) -> None:
     from function_runner.app import create_app
     from function_runner.runtime import runtime_for
-    from function_runner.task import RecoverableTask
+    from function_runner.wrapper.task import RecoverableTask
 
     settings = Settings(database_url=pg_url, broker_url=redis_url, encryption_key=SecretStr(KEY), data_dir=tmp_path)
     app = create_app(settings, main="fr_budget_task")

@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from error_handling.sealing import generate_key
-from function_runner.fallbacks import AllProvidersFailed, FallbackChain, Provider
+from function_runner.resilience.fallbacks import AllProvidersFailed, FallbackChain, Provider
 from function_runner.runtime import Runtime
 from function_runner.settings import Settings
 from tests.support.fake_provider import FakeProvider
@@ -91,7 +91,7 @@ def test_a_chain_declared_in_the_settings(
     pg_url: str, redis_url: str, tmp_path: Path, providers: list[FakeProvider]
 ) -> None:
     from error_handling.exceptions import ConfigurationError
-    from function_runner.fallbacks import chain_from_settings
+    from function_runner.resilience.fallbacks import chain_from_settings
 
     down, up = rate_limited("5"), FakeProvider(200, {"answer": "second"})
     providers += [down, up]

@@ -14,7 +14,7 @@ import pytest
 import redis as redis_lib
 from kombu import Connection, Consumer
 
-from function_runner.liveness import Census, Keys, census, restore_lapsed
+from function_runner.broker.liveness import Census, Keys, census, restore_lapsed
 from tests.integration.test_redis_transport import connect, publish, queue
 from tests.support import services
 from tests.support.waiting import wait_until

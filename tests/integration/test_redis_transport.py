@@ -15,7 +15,7 @@ from kombu import Connection, Consumer, Exchange, Producer, Queue
 from redis.exceptions import ResponseError
 
 from function_runner.app import broker_options, create_app
-from function_runner.redis_transport import Transport
+from function_runner.broker.redis_transport import Transport
 from function_runner.settings import Settings
 from tests.support.waiting import wait_until
 
@@ -169,7 +169,7 @@ def test_apps_on_a_redis_url_use_it_unless_told_not_to(tmp_path: Path) -> None:
     def options(url: str, **settings: Any) -> dict[str, Any]:
         return broker_options(Settings(data_dir=tmp_path, broker_url=url, **settings))
 
-    assert options("redis://127.0.0.1:6379/0")["broker_transport"] == "function_runner.redis_transport:Transport"
+    assert options("redis://127.0.0.1:6379/0")["broker_transport"] == "function_runner.broker.redis_transport:Transport"
     assert "broker_transport" not in options("redis://127.0.0.1:6379/0", reliable_fetch=False)
     # TLS, sockets and Sentinel keep kombu's own transport (its URL scheme picks the connection class)
     for url in ("rediss://127.0.0.1:6380/0", "redis+socket:///tmp/redis.sock", "sentinel://127.0.0.1:26379"):

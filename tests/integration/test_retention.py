@@ -35,8 +35,8 @@ from error_handling.persistence.models import (
 from error_handling.redaction import REDACTED
 from error_handling.sealing import is_sealed
 from function_runner.app import create_app
+from function_runner.dispatch.retention import RetentionRole
 from function_runner.replay import replay_dead_letter
-from function_runner.retention import RetentionRole
 from function_runner.runtime import Runtime, runtime_for
 from function_runner.settings import Settings
 from tests.conftest import TEST_KEY

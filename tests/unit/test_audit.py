@@ -12,7 +12,7 @@ from error_handling.persistence import audit
 from error_handling.persistence.audit import AuditAction, AuditTarget
 from error_handling.persistence.db import transaction
 from error_handling.redaction import REDACTED, Redactor
-from function_runner.cli_common import cli_actor
+from function_runner.cli.common import cli_actor
 
 T0 = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
 

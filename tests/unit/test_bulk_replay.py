@@ -28,12 +28,12 @@ from error_handling.persistence.models import (
     ReplayRequestRecord,
 )
 from error_handling.sealing import generate_key
-from function_runner import headers as H
 from function_runner.app import create_app
-from function_runner.bulk_replay import BulkReplayer, batch_limit, next_batch_at
+from function_runner.dispatch.replay_jobs import BulkReplayer, batch_limit, next_batch_at
 from function_runner.replay import replay_dead_letter
 from function_runner.runtime import Runtime, runtime_for
 from function_runner.settings import Settings
+from function_runner.wrapper import headers as H
 from tests.support.api_client import local_client
 from tests.support.dead_letter_seed import seed_dead_letter
 
@@ -385,7 +385,7 @@ def test_a_job_that_fails_for_an_unexpected_reason_stops_with_the_error(
     def broken(*_args: Any, **_kwargs: Any) -> None:
         raise KeyError("schema drift")
 
-    monkeypatch.setattr("function_runner.bulk_replay.build_message", broken)
+    monkeypatch.setattr("function_runner.dispatch.replay_jobs.build_message", broken)
     replayer = BulkReplayer(app, runtime, batch_size=10, interval=1.0)
     with pytest.raises(KeyError):
         replayer.process_batch()

@@ -15,11 +15,11 @@ from celery.utils.serialization import get_pickleable_exception
 
 from error_handling.exceptions import PermanentError, TransientError
 from error_handling.redaction import DEFAULT_REDACTOR, REDACTED
-from function_runner import headers as H
 from function_runner.app import install
-from function_runner.celery_view import HOOK_ATTRIBUTE, PublishHook
-from function_runner.redacted_errors import StandIn, redacted_error
 from function_runner.settings import Settings
+from function_runner.wrapper import headers as H
+from function_runner.wrapper.celery_view import HOOK_ATTRIBUTE, PublishHook
+from function_runner.wrapper.redacted_errors import StandIn, redacted_error
 
 PLANTED = "sk-canary-0b1c2d3e4f5a6b7c8d9e"
 

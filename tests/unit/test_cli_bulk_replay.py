@@ -12,11 +12,11 @@ from collections.abc import Iterator
 import pytest
 from celery import Celery
 
-from function_runner import headers as H
 from function_runner.app import create_app
-from function_runner.dispatcher import Dispatcher
+from function_runner.dispatch.dispatcher import Dispatcher
 from function_runner.runtime import runtime_for
 from function_runner.settings import Settings
+from function_runner.wrapper import headers as H
 from tests.unit.test_cli_dlq import env, published, reader, run, seed
 
 __all__ = ["env", "reader"]

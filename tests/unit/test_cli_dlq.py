@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from error_handling.persistence.db import make_engine, make_sessionmaker
 from error_handling.sealing import Sealer, generate_key
 from function_runner.app import create_app
-from function_runner.cli_dlq import app as dlq
+from function_runner.cli.dlq import app as dlq
 from function_runner.migrate import upgrade
 from function_runner.settings import Settings
 from tests.support.dead_letter_seed import seed_dead_letter

@@ -18,7 +18,7 @@ from error_handling.categories import Category
 from error_handling.persistence.db import make_engine, make_sessionmaker
 from error_handling.persistence.models import FailedAttempt, utcnow
 from error_handling.sealing import Sealer, generate_key
-from function_runner.cli_errors import app, parse_time
+from function_runner.cli.errors import app, parse_time
 from function_runner.migrate import upgrade
 from tests.support.failures import fail
 

@@ -13,7 +13,7 @@ from error_handling.persistence import compensation as steps
 from error_handling.persistence.db import transaction
 from error_handling.persistence.models import CompensationStep, ScheduledRun, StepStatus
 from error_handling.policy import RecoveryPolicy
-from function_runner.failures import FailureRecorded, FailureToRecord, record_batch
+from function_runner.wrapper.failures import FailureRecorded, FailureToRecord, record_batch
 from tests.unit.test_repository import NOW, report
 
 POLICY = RecoveryPolicy()

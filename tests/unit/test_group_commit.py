@@ -10,7 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import pytest
 
 from error_handling.exceptions import StorageUnavailable
-from function_runner.group_commit import GroupCommit
+from function_runner.wrapper.group_commit import GroupCommit
 from tests.support.waiting import wait_until
 
 

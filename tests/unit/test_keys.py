@@ -30,9 +30,9 @@ from error_handling.sealing import (
     unseal_secrets,
 )
 from function_runner.app import create_app
-from function_runner.dispatcher import Dispatcher
+from function_runner.dispatch.dispatcher import Dispatcher
+from function_runner.dispatch.retention import RetentionRole
 from function_runner.migrate import upgrade
-from function_runner.retention import RetentionRole
 from function_runner.runtime import runtime_for
 from function_runner.settings import KEY_FILE_NAME, MISSING_KEY, Settings
 from tests.support.failures import fail

@@ -20,8 +20,8 @@ from error_handling.persistence import repository as repo
 from error_handling.persistence.db import make_engine, make_sessionmaker, transaction
 from error_handling.persistence.models import LostDelivery, TaskRecord, TaskState
 from error_handling.policy import RecoveryPolicy
-from function_runner.deliveries import loss_report
 from function_runner.migrate import upgrade
+from function_runner.wrapper.deliveries import loss_report
 
 NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
 
@@ -142,7 +142,7 @@ def test_attempt_i_of_n(category: Category, reason: str, expected: int | None) -
 def test_an_oom_kill_in_the_cgroup_is_named_with_its_memory_limit(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from function_runner import deliveries
+    from function_runner.wrapper import deliveries
 
     events = tmp_path / "memory.events"
     (tmp_path / "memory.max").write_text("536870912\n")

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 from error_handling.persistence.models import DeadLetterRecord, FailedAttempt
 from error_handling.sealing import generate_key
-from function_runner import queues
 from function_runner.app import broker_options
+from function_runner.broker import queues
 from function_runner.migrate import upgrade
 from function_runner.runtime import Runtime
 from function_runner.settings import Settings

@@ -21,7 +21,6 @@ from error_handling.persistence.db import transaction
 from error_handling.persistence.models import AuditEvent, DeadLetterRecord, DeadLetterStatus, ReplayRequestRecord
 from error_handling.redaction import REDACTED
 from error_handling.sealing import generate_key
-from function_runner import headers as H
 from function_runner.app import create_app
 from function_runner.replay import (
     EditTooDeep,
@@ -39,6 +38,7 @@ from function_runner.replay import (
 )
 from function_runner.runtime import Runtime, runtime_for
 from function_runner.settings import Settings
+from function_runner.wrapper import headers as H
 from tests.support.api_client import local_client
 from tests.support.dead_letter_seed import seed_dead_letter
 

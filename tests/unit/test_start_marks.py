@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from function_runner import deliveries
-from function_runner.deliveries import StartMarks
+from function_runner.wrapper import deliveries
+from function_runner.wrapper.deliveries import StartMarks
 
 
 def as_pool_process(monkeypatch: pytest.MonkeyPatch, index: int) -> None:

@@ -24,13 +24,13 @@ from error_handling.persistence.db import make_engine
 from error_handling.persistence.repository import FailureReport, TaskPayload
 from error_handling.redaction import Redactor
 from error_handling.sealing import generate_key, seal_secrets
-from function_runner import unrecorded
 from function_runner.app import create_app
-from function_runner.dispatcher import Dispatcher
+from function_runner.dispatch.dispatcher import Dispatcher
 from function_runner.migrate import upgrade
 from function_runner.runtime import runtime_for
 from function_runner.settings import Settings
-from function_runner.task import RecoverableTask
+from function_runner.wrapper import unrecorded
+from function_runner.wrapper.task import RecoverableTask
 
 KEY = generate_key()
 

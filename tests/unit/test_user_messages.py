@@ -20,7 +20,7 @@ from function_runner.app import create_app
 from function_runner.migrate import upgrade
 from function_runner.runtime import runtime_for
 from function_runner.settings import Settings
-from function_runner.task import RecoverableTask
+from function_runner.wrapper.task import RecoverableTask
 
 
 def c(reason: str, category: Category = Category.TRANSIENT, **kw: Any) -> Classification:

@@ -29,7 +29,7 @@ from function_runner.app import create_app
 from function_runner.migrate import upgrade
 from function_runner.runtime import runtime_for
 from function_runner.settings import Settings
-from function_runner.task import RecoverableTask
+from function_runner.wrapper.task import RecoverableTask
 
 KEY = generate_key()
 # The secret holds the word "canary"; the names of these constants do not.
@@ -416,7 +416,7 @@ def test_a_refused_redelivery_bookkeeping_does_not_escape_as_the_outcome(
 
     from error_handling.persistence import repository
 
-    task_module = importlib.import_module("function_runner.task")
+    task_module = importlib.import_module("function_runner.wrapper.task")
 
     def refusing(*_args: Any, **_kwargs: Any) -> Any:
         raise _data_error()
@@ -456,7 +456,7 @@ def test_refusals_are_counted_apart_from_losses(redis_url: str) -> None:
 
     import redis as redis_lib
 
-    from function_runner import deliveries
+    from function_runner.wrapper import deliveries
 
     client = redis_lib.Redis.from_url(redis_url)
     runtime: Any = SimpleNamespace(breakers=SimpleNamespace(client=lambda: client))
@@ -468,7 +468,7 @@ def test_refusals_are_counted_apart_from_losses(redis_url: str) -> None:
 def test_without_redis_nothing_counts_refusals() -> None:
     from types import SimpleNamespace
 
-    from function_runner import deliveries
+    from function_runner.wrapper import deliveries
 
     def no_redis() -> Any:
         raise RuntimeError("no Redis")
@@ -484,7 +484,7 @@ def test_a_refused_success_record_leaves_the_success_a_success(
 
     from error_handling.persistence import repository
 
-    task_module = importlib.import_module("function_runner.task")
+    task_module = importlib.import_module("function_runner.wrapper.task")
 
     def refusing(*_args: Any, **_kwargs: Any) -> Any:
         raise _data_error()

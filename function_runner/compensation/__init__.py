@@ -2,7 +2,7 @@
 task of its Celery chain) fails for good, the undos run newest first, each once, and every outcome is
 recorded.
 
-Recording, inside a :class:`~function_runner.task.RecoverableTask`::
+Recording, inside a :class:`~function_runner.wrapper.task.RecoverableTask`::
 
     @app.task(base=RecoverableTask, bind=True)
     def book(self, order):
@@ -54,7 +54,7 @@ from function_runner.events import log_event
 
 if TYPE_CHECKING:
     from function_runner.runtime import Runtime
-    from function_runner.task import RecoverableTask
+    from function_runner.wrapper.task import RecoverableTask
 
 __all__ = [
     "COMPENSATE_TASK",
@@ -243,7 +243,7 @@ def register_compensator(app: Celery) -> None:
     app._function_runner_compensator = True
     from datetime import timedelta
 
-    from function_runner.task import RecoverableTask
+    from function_runner.wrapper.task import RecoverableTask
 
     @app.task(  # type: ignore[untyped-decorator]
         shared=False,
@@ -255,8 +255,8 @@ def register_compensator(app: Celery) -> None:
     )
     def compensate(self: RecoverableTask, saga_id: str) -> dict[str, int]:
         """Undo the saga's pending steps, newest first, one at a time; return how many ran."""
-        from function_runner import headers as H
         from function_runner.runtime import runtime_for
+        from function_runner.wrapper import headers as H
 
         runtime = runtime_for(app)
         token = f"{self.request.id}:{self.attempt}"

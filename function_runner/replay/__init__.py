@@ -68,10 +68,10 @@ from error_handling.sealing import (
     restore_redacted,
     unseal_secrets,
 )
-from function_runner import headers as H
 from function_runner.events import log_event
 from function_runner.runtime import Runtime, runtime_for
 from function_runner.settings import Settings
+from function_runner.wrapper import headers as H
 
 __all__ = [
     "EditTooDeep",

@@ -53,8 +53,8 @@ def run_demo(console: Console | None = None, *, keep: bool = False) -> int:
     for key in [k for k in os.environ if k.startswith("FUNCTION_RUNNER_") and k not in env]:
         del os.environ[key]
 
-    from function_runner import demo_tasks
-    from function_runner.dispatcher import Dispatcher
+    from function_runner.demo import tasks as demo_tasks
+    from function_runner.dispatch.dispatcher import Dispatcher
     from function_runner.migrate import upgrade
     from function_runner.runtime import runtime_for
 
@@ -68,7 +68,7 @@ def run_demo(console: Console | None = None, *, keep: bool = False) -> int:
             "-m",
             "celery",
             "-A",
-            "function_runner.demo_tasks",
+            "function_runner.demo.tasks",
             "worker",
             "--pool",
             "threads",

@@ -47,10 +47,10 @@ from celery.exceptions import TimeLimitExceeded
 
 from error_handling.persistence import repository
 from error_handling.persistence.models import utcnow
-from function_runner import headers as H
-from function_runner.celery_view import RedactingRequest
 from function_runner.events import log_event
 from function_runner.runtime import Runtime, runtime_for
+from function_runner.wrapper import headers as H
+from function_runner.wrapper.celery_view import RedactingRequest
 
 __all__ = [
     "COUNTER_TTL",
@@ -148,7 +148,7 @@ def _attempt_of(request_dict: dict[str, Any]) -> int:
 
 
 class RecoverableRequest(RedactingRequest):
-    """The worker-side request of a :class:`~function_runner.task.RecoverableTask`: when the pool
+    """The worker-side request of a :class:`~function_runner.wrapper.task.RecoverableTask`: when the pool
     process running it dies, the lost delivery is recorded before the message goes back to the broker
     (see the module's documentation). What it shows of the task is redacted (``RedactingRequest``).
     Everything else is Celery's."""

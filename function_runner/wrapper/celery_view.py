@@ -42,8 +42,8 @@ from celery.utils.saferepr import saferepr
 from celery.worker.request import Request
 
 from error_handling.redaction import Redactor
-from function_runner import headers as H
 from function_runner.runtime import runtime_for
+from function_runner.wrapper import headers as H
 
 __all__ = ["HOOK_ATTRIBUTE", "PublishHook", "RedactingRequest", "install_publish_hook"]
 

@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 from error_handling.categories import Category, Reason
 from error_handling.exceptions import TransientError
 from error_handling.persistence.models import FallbackEvent, utcnow
-from function_runner.breakers import CircuitOpenError
 from function_runner.events import log_event
+from function_runner.resilience.breakers import CircuitOpenError
 
 if TYPE_CHECKING:
     from function_runner.runtime import Runtime

@@ -39,8 +39,8 @@ from error_handling.persistence import repository
 from error_handling.persistence.models import utcnow
 from error_handling.policy import DeadLetter
 from error_handling.sealing import seal_secrets
-from function_runner import headers as H
 from function_runner.events import log_event
+from function_runner.wrapper import headers as H
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -113,7 +113,7 @@ def use_queues_as_found(app: Celery) -> list[str]:
                 if getattr(exc, "code", None) != PRECONDITION_FAILED:
                     raise ConfigurationError(
                         f"RabbitMQ refused to declare the queue {name!r}: {exc}. Check the user's permissions "
-                        "on the vhost, or declare the queue yourself with function_runner.queues.task_queue()"
+                        "on the vhost, or declare the queue yourself with function_runner.broker.queues.task_queue()"
                     ) from exc
                 queues[name] = Queue(name, queue.exchange, routing_key=queue.routing_key, no_declare=True)
                 found.append(name)
@@ -123,7 +123,7 @@ def use_queues_as_found(app: Celery) -> list[str]:
                     queue=name,
                     detail=f"queue {name!r} exists without function-runner's arguments "
                     f"{queue.queue_arguments}: publishing to it as it is; what RabbitMQ drops from it is not "
-                    "collected. Fix: declare it with function_runner.queues.task_queue(), or delete it once drained",
+                    "collected. Fix: declare it with function_runner.broker.queues.task_queue(), or delete it once drained",
                 )
             finally:
                 with contextlib.suppress(*connection.connection_errors, *connection.channel_errors):

@@ -44,7 +44,7 @@ from error_handling.exceptions import ConfigurationError
 from error_handling.persistence import queries
 from error_handling.persistence.db import UNAVAILABLE_ERRORS, make_engine, normalise_url
 from error_handling.redaction import DEFAULT_REDACTOR
-from function_runner.cli_common import EXIT_FAILED, EXIT_USAGE, fail, load_settings
+from function_runner.cli.common import EXIT_FAILED, EXIT_USAGE, fail, load_settings
 from function_runner.settings import Settings
 
 app = typer.Typer(

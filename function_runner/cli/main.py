@@ -23,11 +23,11 @@ from typing import Annotated
 import typer
 
 from error_handling.exceptions import FunctionRunnerError
-from function_runner.cli_audit import app as audit_app
-from function_runner.cli_common import EXIT_USAGE, fail, load_settings
-from function_runner.cli_dlq import app as dlq_app
-from function_runner.cli_errors import app as errors_app
-from function_runner.cli_keys import app as keys_app
+from function_runner.cli.audit import app as audit_app
+from function_runner.cli.common import EXIT_USAGE, fail, load_settings
+from function_runner.cli.dlq import app as dlq_app
+from function_runner.cli.errors import app as errors_app
+from function_runner.cli.keys import app as keys_app
 
 app = typer.Typer(
     name="function-runner",
@@ -105,7 +105,7 @@ def demo(
     verbose: Annotated[bool, typer.Option("--verbose", help="Show the worker's output too.")] = False,
 ) -> None:
     """Run every route end to end on the embedded default (SQLite + filesystem broker), no servers."""
-    from function_runner.demo import run_demo
+    from function_runner.demo.run import run_demo
 
     raise typer.Exit(run_demo(keep=verbose))
 
@@ -127,7 +127,7 @@ def dispatcher(
     once: Annotated[bool, typer.Option("--once", help="Run one pass and exit.")] = False,
 ) -> None:
     """Publish due retries and released resource waits; any number may run at once."""
-    from function_runner.dispatcher import Dispatcher
+    from function_runner.dispatch.dispatcher import Dispatcher
 
     _logging(log_level)
     from error_handling.exceptions import ConfigurationError

@@ -15,7 +15,7 @@ back (invariant 1).
 No error of the wrapper's own bookkeeping reaches Celery as the task's outcome. Values the database
 refuses are made storable where rows are written (:mod:`error_handling.persistence.sanitise`); what
 is refused anyway (or a bookkeeping step that fails for any other reason than an outage) gives the
-message back, counted (:func:`~function_runner.deliveries.count_refusal`), and past
+message back, counted (:func:`~function_runner.wrapper.deliveries.count_refusal`), and past
 ``max_unrecordable_requeues`` the task is dead-lettered with a minimal record, reason ``unrecordable``.
 """
 
@@ -50,14 +50,15 @@ from error_handling.policy import DeadLetter, FailFast, RecoveryPolicy
 from error_handling.policy import Retry as RetryDecision
 from error_handling.policy import Wait as WaitDecision
 from error_handling.sealing import SEALED_KEY, seal_secrets
-from function_runner import deliveries, gates, unrecorded
-from function_runner import headers as H
-from function_runner import logs as _logs  # noqa: F401  (redacts Celery's log lines in workers)
+from function_runner import gates
 from function_runner.compensation import Recorder, publish_compensation, recording
 from function_runner.events import log_event
-from function_runner.failures import FailureToRecord
-from function_runner.redacted_errors import redacted_error
 from function_runner.runtime import Runtime, runtime_for
+from function_runner.wrapper import deliveries, unrecorded
+from function_runner.wrapper import headers as H
+from function_runner.wrapper import logs as _logs  # noqa: F401  (redacts Celery's log lines in workers)
+from function_runner.wrapper.failures import FailureToRecord
+from function_runner.wrapper.redacted_errors import redacted_error
 
 #: Exceptions that steer Celery itself; the wrapper never classifies them.
 CONTROL_FLOW: tuple[type[BaseException], ...] = (Retry, Ignore, Reject)
@@ -105,7 +106,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
     #: A hard time limit kills the pool process: the message goes back and the loss is counted like
     #: any other death of the process (Celery would ack it and lose the task).
     acks_on_timeout = False
-    Request = "function_runner.deliveries:RecoverableRequest"
+    Request = "function_runner.wrapper.deliveries:RecoverableRequest"
     max_lost_deliveries: ClassVar[int | None] = None
     recovery_policy: ClassVar[RecoveryPolicy | dict[str, Any] | None] = None
     recovery_rules: ClassVar[Sequence[Rule]] = ()

@@ -37,12 +37,14 @@ from error_handling.persistence import compensation as compensation_steps
 from error_handling.persistence import heartbeats, repository
 from error_handling.persistence.models import utcnow
 from error_handling.sealing import SealedValueError, unseal_secrets
-from function_runner import compensation, gates, keys, liveness, queues, unrecorded
-from function_runner import headers as H
-from function_runner.bulk_replay import BatchResult, BulkReplayer
+from function_runner import compensation, gates, keys
+from function_runner.broker import liveness, queues
+from function_runner.dispatch.replay_jobs import BatchResult, BulkReplayer
+from function_runner.dispatch.retention import RetentionRole
 from function_runner.events import log_event
-from function_runner.retention import RetentionRole
 from function_runner.runtime import Runtime, runtime_for
+from function_runner.wrapper import headers as H
+from function_runner.wrapper import unrecorded
 
 #: Seconds between two collections of the broker's own dead letters (RabbitMQ).
 COLLECT_EVERY = 5.0

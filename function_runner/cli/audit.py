@@ -19,7 +19,7 @@ from error_handling.exceptions import FunctionRunnerError
 from error_handling.persistence import audit
 from error_handling.persistence.audit import AuditAction, AuditTarget
 from error_handling.persistence.db import make_engine, make_sessionmaker, transaction
-from function_runner.cli_common import EXIT_FAILED, EXIT_USAGE, fail, load_settings
+from function_runner.cli.common import EXIT_FAILED, EXIT_USAGE, fail, load_settings
 
 app = typer.Typer(
     help="The operator audit: who replayed, discarded, cancelled, reset or opened what, and when.",

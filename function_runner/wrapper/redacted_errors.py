@@ -3,7 +3,7 @@
 What ends a task's execution is handed to Celery, which stores it in the result backend (the
 exception's type, module and arguments, and the formatted traceback), sends it in the ``task-failed`` /
 ``task-retried`` events (its ``repr`` and the traceback; Flower shows both), logs it and passes it to
-``task_failure`` / ``task_retry`` receivers. :class:`~function_runner.task.RecoverableTask` therefore
+``task_failure`` / ``task_retry`` receivers. :class:`~function_runner.wrapper.task.RecoverableTask` therefore
 raises :func:`redacted_error` of it instead of the original: an exception of the same type (so
 ``type(exc).__name__``, ``isinstance`` and the stored ``exc_type`` are unchanged) whose arguments,
 notes and string attributes are redacted, whose cause and context are redacted copies in turn, and

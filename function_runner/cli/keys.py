@@ -20,7 +20,7 @@ import typer
 
 from error_handling.exceptions import ConfigurationError, FunctionRunnerError
 from error_handling.sealing import generate_key
-from function_runner.cli_common import EXIT_FAILED, EXIT_USAGE, fail, load_settings
+from function_runner.cli.common import EXIT_FAILED, EXIT_USAGE, fail, load_settings
 
 app = typer.Typer(
     help="The encryption key of stored secrets: generate one, rotate to a new one.",

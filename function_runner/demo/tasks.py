@@ -12,7 +12,7 @@ from typing import Any
 from error_handling.exceptions import PermanentError, ResourceError, TransientError, ValidationError
 from function_runner.app import create_app
 from function_runner.settings import Settings
-from function_runner.task import RecoverableTask
+from function_runner.wrapper.task import RecoverableTask
 
 app = create_app(Settings(), main="function_runner_demo")
 app.conf.update(worker_enable_remote_control=False, worker_send_task_events=False)

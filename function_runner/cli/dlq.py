@@ -27,7 +27,7 @@ from error_handling.exceptions import ConfigurationError, FunctionRunnerError
 from error_handling.persistence import dead_letters
 from error_handling.persistence.db import make_engine, make_sessionmaker, transaction
 from error_handling.persistence.models import DeadLetterStatus, utcnow
-from function_runner.cli_common import EXIT_FAILED, EXIT_USAGE, cli_actor, err, fail, load_settings
+from function_runner.cli.common import EXIT_FAILED, EXIT_USAGE, cli_actor, err, fail, load_settings
 
 app = typer.Typer(
     help="Dead letters: list, show, replay (one, or all matching a filter) and discard them.",
@@ -524,7 +524,7 @@ def _use_queues_as_found(celery: Any) -> None:
     publish, which says so."""
     from kombu.exceptions import OperationalError as BrokerError
 
-    from function_runner import queues
+    from function_runner.broker import queues
 
     try:
         queues.use_queues_as_found(celery)

@@ -1,0 +1,1 @@
+"""Broker adapters: RabbitMQ queues, the reliable Redis transport, worker liveness."""

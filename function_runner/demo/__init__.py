@@ -1,0 +1,1 @@
+"""``function-runner demo``: every route end to end on the embedded default."""

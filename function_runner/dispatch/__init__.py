@@ -1,0 +1,1 @@
+"""The dispatcher and its periodic roles."""

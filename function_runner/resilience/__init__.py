@@ -1,0 +1,1 @@
+"""Resilience shared by every worker: circuit breakers, retry budgets, fallbacks, service health."""
