@@ -284,6 +284,8 @@ def _schemas(components: dict[str, Any]) -> list[str]:
 def openapi_schema() -> dict[str, Any]:
     """The error API's OpenAPI document, from an app built as the tests build it (no server, no database:
     nothing connects until a request needs it)."""
+    from pydantic import SecretStr
+
     from api.main import create_app
     from error_handling.sealing import generate_key
     from function_runner.settings import Settings
@@ -291,7 +293,7 @@ def openapi_schema() -> dict[str, Any]:
     logging.disable(logging.WARNING)  # the start-up warning of an API without keys: not news here
     try:
         with tempfile.TemporaryDirectory() as data_dir:
-            settings = Settings(data_dir=Path(data_dir), encryption_key=generate_key())
+            settings = Settings(data_dir=Path(data_dir), encryption_key=SecretStr(generate_key()))
             return create_app(settings).openapi()
     finally:
         logging.disable(logging.NOTSET)

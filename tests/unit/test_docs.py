@@ -66,6 +66,8 @@ def test_the_settings_reference_names_every_setting(site: Path) -> None:
 
     page = _page(site, "reference/settings")
     hook = _hook()
+    undescribed = [name for name, field in Settings.model_fields.items() if not field.description]
+    assert undescribed == [], f"give these settings a description (the reference shows it): {undescribed}"
     for name, field in Settings.model_fields.items():
         for env in hook._env_names(name, field, Settings.model_config):
             assert f"<code>{env}</code>" in page, f"{env} is missing from the settings reference"
