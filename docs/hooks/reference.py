@@ -15,16 +15,9 @@ import json
 import logging
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, get_args, get_origin
-
-#: Where each generated page lands in the site, and the function that writes it.
-PAGES = {
-    "reference/settings.md": "settings_markdown",
-    "reference/cli.md": "cli_markdown",
-    "reference/api.md": "api_markdown",
-}
 
 _GENERATED = "<!-- generated at build time by docs/hooks/reference.py from the code: do not edit -->\n"
 
@@ -33,8 +26,8 @@ def on_files(files: Any, config: Any) -> Any:
     """MkDocs event: add the generated pages to the site's files."""
     from mkdocs.structure.files import File
 
-    for uri, name in PAGES.items():
-        files.append(File.generated(config, uri, content=globals()[name]()))
+    for uri, write in PAGES.items():
+        files.append(File.generated(config, uri, content=write()))
     return files
 
 
@@ -318,3 +311,11 @@ def api_markdown() -> str:
             lines += [_prose(operation.get("description")), ""]
             lines += _parameters(operation) + _body(operation) + _responses(operation)
     return "\n".join(lines + _schemas(document.get("components", {})))
+
+
+#: Where each generated page lands in the site, and the function that writes it.
+PAGES: dict[str, Callable[[], str]] = {
+    "reference/settings.md": settings_markdown,
+    "reference/cli.md": cli_markdown,
+    "reference/api.md": api_markdown,
+}
