@@ -230,12 +230,6 @@ def test_the_api_defaults_fail_closed() -> None:
     assert settings.api_max_body_bytes == 1024 * 1024
 
 
-def test_the_readme_documents_every_setting() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    missing = [name for name in Settings.model_fields if f"| `FUNCTION_RUNNER_{name.upper()}` |" not in readme]
-    assert missing == [], f"add a row to the README's settings table for {missing}"
-
-
 def test_a_liveness_timeout_not_longer_than_the_interval_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="liveness_timeout"):
         Settings(data_dir=tmp_path, liveness_interval=5, liveness_timeout=5)
