@@ -20,8 +20,6 @@ from error_handling.rules import (
     Outcome,
 )
 
-__all__ = ["http_outcome", "type_outcome", "wrapped"]
-
 #: An outcome and the name of the rule that gave it.
 Verdict = tuple[Outcome, str]
 

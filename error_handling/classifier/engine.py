@@ -27,8 +27,6 @@ from error_handling.fingerprint import fingerprint, fingerprint_parts, normalise
 from error_handling.http import body_message, decode_body, is_http_status, parse_retry_after
 from error_handling.rules import UNCLASSIFIED
 
-__all__ = ["DEFAULT_CLASSIFIER", "MAX_CHAIN_DEPTH", "Classifier", "classify", "classify_http"]
-
 #: How many ``__cause__`` / wrapped links are followed from the exception given.
 MAX_CHAIN_DEPTH: Final = 5
 #: The rule name of the fallback.

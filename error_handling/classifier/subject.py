@@ -15,18 +15,6 @@ from error_handling.fingerprint import qualified_name
 from error_handling.http import HttpDetails, body_retry_delay, http_details, parse_retry_after
 from error_handling.rules import Outcome
 
-__all__ = [
-    "MAX_MESSAGE_LENGTH",
-    "Match",
-    "Subject",
-    "classification",
-    "from_outcome",
-    "from_recoverable",
-    "from_rule",
-    "subject",
-    "valid_hint",
-]
-
 #: Characters of ``str(exc)`` kept in a classification's ``message``.
 MAX_MESSAGE_LENGTH: Final = 2000
 
@@ -66,7 +54,7 @@ class Subject:
 def _safe_message(exc: BaseException) -> str:
     try:
         text = str(exc)
-    except Exception:  # noqa: BLE001 - a foreign __str__ may raise anything; classification must not
+    except Exception:
         text = f"<unprintable {qualified_name(type(exc))}>"
     return text[:MAX_MESSAGE_LENGTH]
 

@@ -13,8 +13,6 @@ from error_handling.classifier.subject import Match, Subject, valid_hint
 from error_handling.exceptions import ConfigurationError
 from error_handling.fingerprint import qualified_name
 
-__all__ = ["checked_rules", "first_http_rule", "rule_matches"]
-
 # the logger of the classifier, whichever of its modules logs
 _logger = logging.getLogger("error_handling.classifier")
 

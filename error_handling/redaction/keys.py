@@ -8,8 +8,6 @@ import re
 from collections.abc import Mapping
 from typing import Final
 
-__all__ = ["KEY_STEMS", "builtin_secret", "key_words", "strip_neutral"]
-
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 
 #: Heads that make a key secret on their own.

@@ -9,8 +9,6 @@ from typing import Any
 from error_handling.redaction.markers import REDACTED
 from error_handling.redaction.redactor import DEFAULT_REDACTOR, Redactor
 
-__all__ = ["RedactingFilter"]
-
 
 class RedactingFilter(logging.Filter):
     """A logging filter that redacts each record's message, arguments, exception and stack text.

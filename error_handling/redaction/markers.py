@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["CIRCULAR", "REDACTED", "TRUNCATED", "UNSCANNED", "unscanned_marker"]
-
 #: What a secret is replaced with.
 REDACTED: Final = "[REDACTED]"
 #: What a container that contains itself is replaced with, where it recurs.

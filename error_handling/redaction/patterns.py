@@ -11,22 +11,6 @@ from __future__ import annotations
 import re
 from typing import Final, NamedTuple
 
-__all__ = [
-    "BRACKETS",
-    "KEY_SEP",
-    "LEADING_RULES",
-    "PEM_BEGIN",
-    "PEM_BODY",
-    "PEM_END",
-    "PEM_TELLS",
-    "QUOTED_VALUE",
-    "SHAPE_RULES",
-    "UNQUOTED_VALUE",
-    "XML_PAIR",
-    "XML_PAIR_CUT",
-    "TextRule",
-]
-
 _KEY_CHARS = r"[A-Za-z0-9_.\-]"
 _UNQUOTED = r"""[^\s,;&"'\\<>(){}\[\]]+"""
 

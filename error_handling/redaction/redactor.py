@@ -19,19 +19,6 @@ from error_handling.redaction.markers import CIRCULAR, REDACTED, TRUNCATED, unsc
 from error_handling.redaction.patterns import LEADING_RULES, PEM_TELLS, SHAPE_RULES
 from error_handling.redaction.scanner import apply_rules, redact_elements, redact_pairs, redact_pem, replace_match
 
-__all__ = [
-    "DEFAULT_MAX_DEPTH",
-    "DEFAULT_REDACTOR",
-    "MAX_SCANNED_CHARS",
-    "Redactor",
-    "contains_secret",
-    "is_secret_key",
-    "redact",
-    "redact_text",
-    "redact_traceback",
-    "safe_repr",
-]
-
 #: How deep :meth:`Redactor.redact` descends into nested containers by default.
 DEFAULT_MAX_DEPTH: Final = 20
 #: How many characters of one text :meth:`Redactor.redact_text` scans by default. A longer text is

@@ -23,8 +23,6 @@ from error_handling.redaction.patterns import (
     TextRule,
 )
 
-__all__ = ["apply_rules", "redact_elements", "redact_pairs", "redact_pem", "replace_match"]
-
 
 class _Scan:
     """One text being redacted, and what was already searched for in it.

@@ -25,7 +25,7 @@ from error_handling.rules.exception_types import (
 )
 from error_handling.rules.http_statuses import HTTP_STATUS_CLASS_RULES, HTTP_STATUS_RULES
 from error_handling.rules.messages import MESSAGE_RULES, MESSAGE_RULES_BY_EXCEPTION, UNSCOPED_MESSAGE_RULES
-from error_handling.rules.outcome import QUOTA, UNCLASSIFIED, MessageRule, Outcome
+from error_handling.rules.outcome import UNCLASSIFIED, MessageRule, Outcome, Outcomes
 from error_handling.rules.providers import GOOGLE_LONG_QUOTA, PROVIDER_ERROR_CODES, PROVIDER_MESSAGE_RULES
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "WRAPPED_EXCEPTION_ATTRIBUTES",
     "MessageRule",
     "Outcome",
+    "Outcomes",
     "all_outcomes",
 ]
 
@@ -58,6 +59,6 @@ def all_outcomes() -> list[tuple[str, Outcome]]:
         *((f"http:{digit}xx", o) for digit, o in HTTP_STATUS_CLASS_RULES.items()),
         *((f"body:{code}", o) for code, o in PROVIDER_ERROR_CODES.items()),
         *((f"body_message:{name}", o) for name, _, o in PROVIDER_MESSAGE_RULES),
-        ("google_quota:per_day", QUOTA),
+        ("google_quota:per_day", Outcomes.QUOTA),
         *((f"message:{rule.name}", rule.outcome) for rule in MESSAGE_RULES),
     ]

@@ -6,53 +6,37 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from error_handling.rules.outcome import (
-    AUTH_FAILED,
-    CONFLICT,
-    DISK_FULL,
-    INVALID_INPUT,
-    NOT_FOUND,
-    NOT_SUPPORTED,
-    PERMANENT,
-    QUOTA,
-    RATE_LIMITED,
-    TIMEOUT,
-    TOO_LARGE,
-    UNAVAILABLE,
-    Outcome,
-)
-
-__all__ = ["HTTP_STATUS_CLASS_RULES", "HTTP_STATUS_RULES"]
+from error_handling.rules.outcome import Outcome, Outcomes
 
 #: HTTP statuses with a meaning of their own.
 HTTP_STATUS_RULES: Mapping[int, Outcome] = MappingProxyType(
     {
-        400: INVALID_INPUT,
-        401: AUTH_FAILED,
-        402: QUOTA,
-        403: AUTH_FAILED,
-        404: NOT_FOUND,
-        405: NOT_SUPPORTED,
-        408: TIMEOUT,
-        409: CONFLICT,
-        410: NOT_FOUND,
-        413: TOO_LARGE,
-        414: TOO_LARGE,
-        415: INVALID_INPUT,
-        422: INVALID_INPUT,
-        423: CONFLICT,
-        425: UNAVAILABLE,
-        429: RATE_LIMITED,
-        431: TOO_LARGE,
-        500: UNAVAILABLE,
-        501: NOT_SUPPORTED,
-        502: UNAVAILABLE,
-        503: UNAVAILABLE,
-        504: TIMEOUT,
-        507: DISK_FULL,
-        529: UNAVAILABLE,  # Anthropic: overloaded
+        400: Outcomes.INVALID_INPUT,
+        401: Outcomes.AUTH_FAILED,
+        402: Outcomes.QUOTA,
+        403: Outcomes.AUTH_FAILED,
+        404: Outcomes.NOT_FOUND,
+        405: Outcomes.NOT_SUPPORTED,
+        408: Outcomes.TIMEOUT,
+        409: Outcomes.CONFLICT,
+        410: Outcomes.NOT_FOUND,
+        413: Outcomes.TOO_LARGE,
+        414: Outcomes.TOO_LARGE,
+        415: Outcomes.INVALID_INPUT,
+        422: Outcomes.INVALID_INPUT,
+        423: Outcomes.CONFLICT,
+        425: Outcomes.UNAVAILABLE,
+        429: Outcomes.RATE_LIMITED,
+        431: Outcomes.TOO_LARGE,
+        500: Outcomes.UNAVAILABLE,
+        501: Outcomes.NOT_SUPPORTED,
+        502: Outcomes.UNAVAILABLE,
+        503: Outcomes.UNAVAILABLE,
+        504: Outcomes.TIMEOUT,
+        507: Outcomes.DISK_FULL,
+        529: Outcomes.UNAVAILABLE,  # Anthropic: overloaded
     }
 )
 
 #: Every other error status, by its hundreds digit (``4`` for 4xx, ``5`` for 5xx).
-HTTP_STATUS_CLASS_RULES: Mapping[int, Outcome] = MappingProxyType({4: PERMANENT, 5: UNAVAILABLE})
+HTTP_STATUS_CLASS_RULES: Mapping[int, Outcome] = MappingProxyType({4: Outcomes.PERMANENT, 5: Outcomes.UNAVAILABLE})

@@ -7,32 +7,32 @@ import re
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from error_handling.rules.outcome import AUTH_FAILED, CONFLICT, DISK_FULL, GPU, OUT_OF_MEMORY, UNAVAILABLE, MessageRule
-
-__all__ = ["MESSAGE_RULES", "MESSAGE_RULES_BY_EXCEPTION", "UNSCOPED_MESSAGE_RULES"]
+from error_handling.rules.outcome import MessageRule, Outcomes
 
 _REDIS_RESPONSE = frozenset({"redis.exceptions.ResponseError"})
 _SQLITE_OPERATIONAL = frozenset({"sqlite3.OperationalError"})
 
 #: Rules on messages, for errors whose class says too little.
 MESSAGE_RULES: tuple[MessageRule, ...] = (
-    MessageRule("redis_oom", re.compile(r"^OOM command not allowed"), OUT_OF_MEMORY, _REDIS_RESPONSE),
+    MessageRule("redis_oom", re.compile(r"^OOM command not allowed"), Outcomes.OUT_OF_MEMORY, _REDIS_RESPONSE),
     MessageRule(
         "redis_unavailable",
         re.compile(r"^(?:LOADING|READONLY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b"),
-        UNAVAILABLE,
+        Outcomes.UNAVAILABLE,
         _REDIS_RESPONSE,
     ),
-    MessageRule("redis_auth", re.compile(r"^(?:NOAUTH|WRONGPASS|NOPERM)\b"), AUTH_FAILED, _REDIS_RESPONSE),
-    MessageRule("sqlite_locked", re.compile(r"database (?:table |schema )?is locked"), CONFLICT, _SQLITE_OPERATIONAL),
-    MessageRule("sqlite_full", re.compile(r"database or disk is full"), DISK_FULL, _SQLITE_OPERATIONAL),
+    MessageRule("redis_auth", re.compile(r"^(?:NOAUTH|WRONGPASS|NOPERM)\b"), Outcomes.AUTH_FAILED, _REDIS_RESPONSE),
+    MessageRule(
+        "sqlite_locked", re.compile(r"database (?:table |schema )?is locked"), Outcomes.CONFLICT, _SQLITE_OPERATIONAL
+    ),
+    MessageRule("sqlite_full", re.compile(r"database or disk is full"), Outcomes.DISK_FULL, _SQLITE_OPERATIONAL),
     MessageRule(
         "gpu_out_of_memory",
         re.compile(
             r"CUDA out of memory|CUDA error: out of memory|CUBLAS_STATUS_ALLOC_FAILED|MPS backend out of memory"
             r"|No CUDA GPUs are available|CUDA-capable device\(s\) is/are busy or unavailable",
         ),
-        GPU,
+        Outcomes.GPU,
     ),
 )
 

@@ -8,29 +8,6 @@ import re
 
 from error_handling.categories import DEFAULT_RESOURCE_FOR_REASON, Category, Reason
 
-__all__ = [
-    "AUTH_FAILED",
-    "CONFLICT",
-    "CONNECTION",
-    "CONTENT_POLICY",
-    "DISK_FULL",
-    "GPU",
-    "INVALID_INPUT",
-    "NOT_FOUND",
-    "NOT_SUPPORTED",
-    "OPEN_FILES",
-    "OUT_OF_MEMORY",
-    "PERMANENT",
-    "QUOTA",
-    "RATE_LIMITED",
-    "TIMEOUT",
-    "TOO_LARGE",
-    "UNAVAILABLE",
-    "UNCLASSIFIED",
-    "MessageRule",
-    "Outcome",
-]
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Outcome:
@@ -76,23 +53,28 @@ class MessageRule:
 
 _T, _R, _V, _P = Category.TRANSIENT, Category.RESOURCE, Category.VALIDATION, Category.PERMANENT
 
-TIMEOUT = Outcome(_T, Reason.TIMEOUT)
-CONNECTION = Outcome(_T, Reason.CONNECTION)
-RATE_LIMITED = Outcome(_T, Reason.RATE_LIMITED)
-UNAVAILABLE = Outcome(_T, Reason.SERVICE_UNAVAILABLE)
-CONFLICT = Outcome(_T, Reason.CONFLICT)
-QUOTA = Outcome(_R, Reason.QUOTA_EXCEEDED)
-OUT_OF_MEMORY = Outcome(_R, Reason.OUT_OF_MEMORY)
-DISK_FULL = Outcome(_R, Reason.DISK_FULL)
-GPU = Outcome(_R, Reason.GPU_UNAVAILABLE)
-OPEN_FILES = Outcome(_R, Reason.TOO_MANY_OPEN_FILES)
-INVALID_INPUT = Outcome(_V, Reason.INVALID_INPUT)
-TOO_LARGE = Outcome(_V, Reason.PAYLOAD_TOO_LARGE)
-CONTENT_POLICY = Outcome(_V, Reason.CONTENT_POLICY)
-AUTH_FAILED = Outcome(_P, Reason.AUTH_FAILED)
-NOT_FOUND = Outcome(_P, Reason.NOT_FOUND)
-NOT_SUPPORTED = Outcome(_P, Reason.NOT_SUPPORTED)
-PERMANENT = Outcome(_P, Reason.PERMANENT_FAILURE)
+
+class Outcomes:
+    """The outcomes the rule tables share, by name (``Outcomes.TIMEOUT``)."""
+
+    TIMEOUT = Outcome(_T, Reason.TIMEOUT)
+    CONNECTION = Outcome(_T, Reason.CONNECTION)
+    RATE_LIMITED = Outcome(_T, Reason.RATE_LIMITED)
+    UNAVAILABLE = Outcome(_T, Reason.SERVICE_UNAVAILABLE)
+    CONFLICT = Outcome(_T, Reason.CONFLICT)
+    QUOTA = Outcome(_R, Reason.QUOTA_EXCEEDED)
+    OUT_OF_MEMORY = Outcome(_R, Reason.OUT_OF_MEMORY)
+    DISK_FULL = Outcome(_R, Reason.DISK_FULL)
+    GPU = Outcome(_R, Reason.GPU_UNAVAILABLE)
+    OPEN_FILES = Outcome(_R, Reason.TOO_MANY_OPEN_FILES)
+    INVALID_INPUT = Outcome(_V, Reason.INVALID_INPUT)
+    TOO_LARGE = Outcome(_V, Reason.PAYLOAD_TOO_LARGE)
+    CONTENT_POLICY = Outcome(_V, Reason.CONTENT_POLICY)
+    AUTH_FAILED = Outcome(_P, Reason.AUTH_FAILED)
+    NOT_FOUND = Outcome(_P, Reason.NOT_FOUND)
+    NOT_SUPPORTED = Outcome(_P, Reason.NOT_SUPPORTED)
+    PERMANENT = Outcome(_P, Reason.PERMANENT_FAILURE)
+
 
 #: What an error no rule matches becomes (retried with the unclassified budget, then dead-lettered).
 UNCLASSIFIED = Outcome(_T, Reason.UNCLASSIFIED)

@@ -10,19 +10,7 @@ import re
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from error_handling.rules.outcome import (
-    AUTH_FAILED,
-    CONTENT_POLICY,
-    PERMANENT,
-    QUOTA,
-    RATE_LIMITED,
-    TIMEOUT,
-    TOO_LARGE,
-    UNAVAILABLE,
-    Outcome,
-)
-
-__all__ = ["GOOGLE_LONG_QUOTA", "PROVIDER_ERROR_CODES", "PROVIDER_MESSAGE_RULES"]
+from error_handling.rules.outcome import Outcome, Outcomes
 
 #: Error codes (or types) providers put in error bodies, compared case-insensitively. They are more
 #: specific than the status: OpenAI answers an exhausted quota with 429 ``insufficient_quota``, which
@@ -30,38 +18,38 @@ __all__ = ["GOOGLE_LONG_QUOTA", "PROVIDER_ERROR_CODES", "PROVIDER_MESSAGE_RULES"
 PROVIDER_ERROR_CODES: Mapping[str, Outcome] = MappingProxyType(
     {
         # OpenAI (and Azure OpenAI)
-        "insufficient_quota": QUOTA,
-        "billing_hard_limit_reached": QUOTA,
-        "context_length_exceeded": TOO_LARGE,
-        "content_policy_violation": CONTENT_POLICY,
-        "content_filter": CONTENT_POLICY,
-        "rate_limit_exceeded": RATE_LIMITED,
+        "insufficient_quota": Outcomes.QUOTA,
+        "billing_hard_limit_reached": Outcomes.QUOTA,
+        "context_length_exceeded": Outcomes.TOO_LARGE,
+        "content_policy_violation": Outcomes.CONTENT_POLICY,
+        "content_filter": Outcomes.CONTENT_POLICY,
+        "rate_limit_exceeded": Outcomes.RATE_LIMITED,
         # Anthropic
-        "overloaded_error": UNAVAILABLE,
-        "rate_limit_error": RATE_LIMITED,
+        "overloaded_error": Outcomes.UNAVAILABLE,
+        "rate_limit_error": Outcomes.RATE_LIMITED,
         # Anthropic: billing problems (402)
-        "billing_error": QUOTA,
+        "billing_error": Outcomes.QUOTA,
         # Google (Gemini API, Vertex AI): google.rpc status names and ErrorInfo reasons
-        "api_key_invalid": AUTH_FAILED,
-        "api_key_expired": AUTH_FAILED,
-        "failed_precondition": PERMANENT,  # e.g. the free tier is not available here: enable billing
-        "deadline_exceeded": TIMEOUT,
+        "api_key_invalid": Outcomes.AUTH_FAILED,
+        "api_key_expired": Outcomes.AUTH_FAILED,
+        "failed_precondition": Outcomes.PERMANENT,  # e.g. the free tier is not available here: enable billing
+        "deadline_exceeded": Outcomes.TIMEOUT,
         # AWS Bedrock runtime (https://docs.aws.amazon.com/bedrock/latest/APIReference/)
-        "servicequotaexceededexception": QUOTA,
-        "modelnotreadyexception": UNAVAILABLE,
-        "modeltimeoutexception": TIMEOUT,
-        "modelerrorexception": UNAVAILABLE,
-        "modelstreamerrorexception": UNAVAILABLE,
-        "expiredtokenexception": AUTH_FAILED,
-        "unrecognizedclientexception": AUTH_FAILED,
-        "accessdeniedexception": AUTH_FAILED,
+        "servicequotaexceededexception": Outcomes.QUOTA,
+        "modelnotreadyexception": Outcomes.UNAVAILABLE,
+        "modeltimeoutexception": Outcomes.TIMEOUT,
+        "modelerrorexception": Outcomes.UNAVAILABLE,
+        "modelstreamerrorexception": Outcomes.UNAVAILABLE,
+        "expiredtokenexception": Outcomes.AUTH_FAILED,
+        "unrecognizedclientexception": Outcomes.AUTH_FAILED,
+        "accessdeniedexception": Outcomes.AUTH_FAILED,
         # AWS (throttling comes as HTTP 400)
-        "throttling": RATE_LIMITED,
-        "throttlingexception": RATE_LIMITED,
-        "toomanyrequestsexception": RATE_LIMITED,
-        "requestlimitexceeded": RATE_LIMITED,
-        "slowdown": RATE_LIMITED,
-        "provisionedthroughputexceededexception": RATE_LIMITED,
+        "throttling": Outcomes.RATE_LIMITED,
+        "throttlingexception": Outcomes.RATE_LIMITED,
+        "toomanyrequestsexception": Outcomes.RATE_LIMITED,
+        "requestlimitexceeded": Outcomes.RATE_LIMITED,
+        "slowdown": Outcomes.RATE_LIMITED,
+        "provisionedthroughputexceededexception": Outcomes.RATE_LIMITED,
     }
 )
 
@@ -71,9 +59,9 @@ PROVIDER_MESSAGE_RULES: tuple[tuple[str, re.Pattern[str], Outcome], ...] = (
     (
         "context_too_long",
         re.compile(r"prompt is too long|input is too long|maximum context length|too many (?:input )?tokens", re.I),
-        TOO_LARGE,
+        Outcomes.TOO_LARGE,
     ),
-    ("credit_balance_too_low", re.compile(r"credit balance is too low", re.I), QUOTA),
+    ("credit_balance_too_low", re.compile(r"credit balance is too low", re.I), Outcomes.QUOTA),
 )
 
 #: A Google quota that resets daily (or later) is exhausted: waiting on the quota, not a quick retry.

@@ -1,4 +1,5 @@
-"""The names a module defines at its top level, to check its ``__all__`` against."""
+"""Checks that a package's ``__all__`` is its public API: exactly the public names it offers, each
+defined in one of its modules (the modules themselves keep no ``__all__``: the package's is the list)."""
 
 from __future__ import annotations
 
@@ -24,18 +25,16 @@ def defined_public_names(module: ModuleType) -> set[str]:
 
 
 def assert_all_lists_the_public_names(package_name: str) -> None:
-    """Each module of the package lists in ``__all__`` exactly the public names it defines, and the
-    package lists exactly the public names it takes from its modules (none but these are public)."""
+    """The package's ``__all__`` lists exactly its public names (modules and ``annotations`` aside),
+    and each is defined by the package or one of its modules."""
     package = importlib.import_module(package_name)
-    exported: set[str] = set()
-    for info in pkgutil.iter_modules(package.__path__, prefix=f"{package_name}."):
-        module = importlib.import_module(info.name)
-        assert set(module.__all__) == defined_public_names(module), info.name
-        exported |= set(module.__all__)
     public = {
         name
         for name, value in vars(package).items()
         if not name.startswith("_") and not isinstance(value, ModuleType) and name != "annotations"
     }
     assert set(package.__all__) == public
-    assert public <= exported | defined_public_names(package)
+    defined = defined_public_names(package)
+    for info in pkgutil.iter_modules(package.__path__, prefix=f"{package_name}."):
+        defined |= defined_public_names(importlib.import_module(info.name))
+    assert public <= defined, sorted(public - defined)

@@ -33,6 +33,7 @@ from error_handling.rules import (
     WRAPPED_EXCEPTION_ATTRIBUTES,
     all_outcomes,
 )
+from tests.support.public_names import assert_all_lists_the_public_names
 
 T, R, V, P = Category.TRANSIENT, Category.RESOURCE, Category.VALIDATION, Category.PERMANENT
 NOW = 1767225600.0  # 2026-01-01T00:00:00Z
@@ -1411,3 +1412,5 @@ def test_public_api() -> None:
         module = importlib.import_module(module_name)
         for name in module.__all__:
             assert hasattr(module, name), f"{module_name}.{name}"
+    for package_name in ("error_handling.classifier", "error_handling.rules"):
+        assert_all_lists_the_public_names(package_name)
