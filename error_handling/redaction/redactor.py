@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from error_handling.exceptions import ConfigurationError
 from error_handling.redaction.keys import KEY_STEMS, builtin_secret, key_words, strip_neutral
-from error_handling.redaction.markers import CIRCULAR, REDACTED, TRUNCATED, unscanned_marker
+from error_handling.redaction.markers import REDACTED, descend, unscanned_marker
 from error_handling.redaction.patterns import LEADING_RULES, PEM_TELLS, SHAPE_RULES
 from error_handling.redaction.scanner import apply_rules, redact_elements, redact_pairs, redact_pem, replace_match
 
@@ -194,25 +194,22 @@ class Redactor:
             return self._redact_bytes(value)
         if not isinstance(value, Mapping | list | tuple | set | frozenset):
             return self.redact_text(safe_repr(value))
-        if id(value) in path:
-            return CIRCULAR
-        if depth >= self.max_depth:
-            return TRUNCATED
-        path.add(id(value))
-        try:
-            if isinstance(value, Mapping):
-                return {
-                    self._redact_key(key): REDACTED if self.hides(key, item) else self._redact(item, depth + 1, path)
-                    for key, item in value.items()
-                }
-            items = [self._redact(item, depth + 1, path) for item in value]
-            if isinstance(value, list):
-                return items
-            if isinstance(value, tuple):
-                return tuple(items)
-            return frozenset(items) if isinstance(value, frozenset) else set(items)
-        finally:
-            path.discard(id(value))
+        return descend(
+            value, depth, path, max_depth=self.max_depth, inside=lambda: self._redact_inside(value, depth, path)
+        )
+
+    def _redact_inside(self, value: Any, depth: int, path: set[int]) -> Any:
+        if isinstance(value, Mapping):
+            return {
+                self._redact_key(key): REDACTED if self.hides(key, item) else self._redact(item, depth + 1, path)
+                for key, item in value.items()
+            }
+        items = [self._redact(item, depth + 1, path) for item in value]
+        if isinstance(value, list):
+            return items
+        if isinstance(value, tuple):
+            return tuple(items)
+        return frozenset(items) if isinstance(value, frozenset) else set(items)
 
     def _redact_key(self, key: Any) -> Any:
         return self.redact_text(key) if isinstance(key, str) else key

@@ -30,6 +30,7 @@ from error_handling.sealing import (
     seal_secrets,
     unseal_secrets,
 )
+from tests.support.public_names import assert_all_lists_the_public_names
 
 # The secrets hold the word "canary"; the names of these constants do not.
 PLANTED_KEY = "sk-canary-3f9a1c0e5b7d4a2e9c81"
@@ -405,11 +406,4 @@ def test_a_top_level_placeholder(sealer: Sealer) -> None:
 
 
 def test_all_lists_the_public_names() -> None:
-    import error_handling.sealing as module
-
-    public = {name for name in vars(module) if not name.startswith("_")}
-    imported = {"annotations", "Any", "Final", "Callable", "Mapping", "Sequence", "Decimal", "PurePath"}
-    imported |= {"Fernet", "InvalidToken", "MultiFernet", "ConfigurationError", "FunctionRunnerError"}
-    imported |= {"CIRCULAR", "REDACTED", "TRUNCATED", "Redactor", "safe_repr"}
-    imported |= {"base64", "dataclasses", "datetime", "enum", "fractions", "json", "math", "uuid"}
-    assert set(module.__all__) == public - imported
+    assert_all_lists_the_public_names("error_handling.sealing")
