@@ -1412,5 +1412,5 @@ def test_public_api() -> None:
         module = importlib.import_module(module_name)
         for name in module.__all__:
             assert hasattr(module, name), f"{module_name}.{name}"
-    for package_name in ("error_handling.classifier", "error_handling.rules"):
+    for package_name in ("error_handling.classifier", "error_handling.rules", "error_handling.http"):
         assert_all_lists_the_public_names(package_name)
