@@ -1188,6 +1188,21 @@ def test_classify_http_applies_status_and_message_rules_only() -> None:
     assert (c.reason, c.rule) == ("task_rule", "task:0")
 
 
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        pytest.param({"category": "flaky", "reason": "x"}, "not a category", id="category"),
+        pytest.param({"category": T, "reason": "x", "message": "(unclosed"}, "message pattern", id="pattern"),
+    ],
+)
+def test_an_invalid_rule_is_a_configuration_error(fields: dict[str, Any], match: str) -> None:
+    from error_handling.exceptions import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=match) as caught:
+        Rule(**fields)
+    assert isinstance(caught.value, ValueError)  # what it raised before, still caught by `except ValueError`
+
+
 @pytest.mark.parametrize("bad", [["not a rule"], [None], [{"category": "transient"}]])
 def test_rules_must_be_rules(bad: list[Any]) -> None:
     from error_handling.exceptions import ConfigurationError
