@@ -25,7 +25,6 @@ from error_handling.redaction.redactor import (
     is_secret_key,
     redact,
     redact_text,
-    redact_traceback,
     safe_repr,
 )
 
@@ -43,7 +42,6 @@ __all__ = [
     "is_secret_key",
     "redact",
     "redact_text",
-    "redact_traceback",
     "safe_repr",
     "unscanned_marker",
 ]

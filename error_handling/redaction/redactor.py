@@ -239,11 +239,6 @@ def redact_text(text: str) -> str:
     return DEFAULT_REDACTOR.redact_text(text)
 
 
-def redact_traceback(text: str) -> str:
-    """Redact a formatted traceback (it is text like any other: same as :func:`redact_text`)."""
-    return DEFAULT_REDACTOR.redact_text(text)
-
-
 def is_secret_key(key: str) -> bool:
     """:meth:`Redactor.is_secret_key` with the built-in rules."""
     return DEFAULT_REDACTOR.is_secret_key(key)

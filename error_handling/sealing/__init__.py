@@ -7,7 +7,7 @@ settings; everything else is stored as JSON, in clear::
     sealer.py     Sealer (keys "k1,k2": k1 encrypts, both decrypt), generate_key, the errors
     jsonable.py   values made JSON-friendly (tuples -> lists, dates -> ISO 8601, bytes -> text, ...)
     stored.py     the stored form and its uses: seal_secrets, unseal_secrets, redacted_view,
-                  restore_redacted, rotate_secrets, reseal_secrets, purge_secrets
+                  restore_redacted, reseal_secrets, purge_secrets
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from error_handling.sealing.stored import (
     redacted_view,
     reseal_secrets,
     restore_redacted,
-    rotate_secrets,
     seal_secrets,
     unseal_secrets,
 )
@@ -42,7 +41,6 @@ __all__ = [
     "redacted_view",
     "reseal_secrets",
     "restore_redacted",
-    "rotate_secrets",
     "seal_secrets",
     "unseal_secrets",
 ]

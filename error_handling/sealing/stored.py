@@ -88,15 +88,6 @@ def redacted_view(stored: Any) -> Any:
     return _map_markers(stored, lambda _token: REDACTED)
 
 
-def rotate_secrets(stored: Any, *, sealer: Sealer) -> Any:
-    """Return a stored structure with every sealed value re-encrypted with ``sealer``'s first key.
-
-    Raises:
-        SealedValueError: a sealed value cannot be opened with ``sealer``'s keys.
-    """
-    return _map_markers(stored, lambda token: {SEALED_KEY: sealer.rotate(token)}, keep_escapes=True)
-
-
 @dataclasses.dataclass
 class Resealed:
     """What :func:`reseal_secrets` did to one stored structure.
@@ -117,7 +108,7 @@ class Resealed:
 def reseal_secrets(stored: Any, *, sealer: Sealer) -> Resealed:
     """Re-encrypt with ``sealer``'s first key every sealed value of a stored structure that another
     configured key sealed; count those already current and those no key opens (kept unchanged, never
-    dropped). Unlike :func:`rotate_secrets` it never raises for one bad value, and a value already sealed
+    dropped). It never raises for one bad value, and a value already sealed
     with the first key is not touched, so running it again changes nothing."""
     result = Resealed(value=None)
 

@@ -34,7 +34,6 @@ from error_handling.redaction import (
     is_secret_key,
     redact,
     redact_text,
-    redact_traceback,
 )
 from tests.support.public_names import assert_all_lists_the_public_names
 
@@ -221,7 +220,7 @@ def test_a_traceback_is_redacted() -> None:
     except RuntimeError as exc:
         text = "".join(traceback.format_exception(exc))
     assert "canary" in text
-    redacted = redact_traceback(text)
+    redacted = redact_text(text)
     assert_clean(redacted)
     assert "Traceback (most recent call last)" in redacted
     assert "ConnectionError: cannot reach postgres://app:[REDACTED]@db/app" in redacted

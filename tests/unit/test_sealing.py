@@ -25,8 +25,8 @@ from error_handling.sealing import (
     generate_key,
     is_sealed,
     redacted_view,
+    reseal_secrets,
     restore_redacted,
-    rotate_secrets,
     seal_secrets,
     unseal_secrets,
 )
@@ -246,7 +246,7 @@ def test_keys_rotate(sealer: Sealer) -> None:
     ):
         assert unseal_secrets(stored, sealer=both) == task_kwargs()
 
-    rotated = rotate_secrets(stored, sealer=Sealer([new_key, old_key]))
+    rotated = reseal_secrets(stored, sealer=Sealer([new_key, old_key])).value
     assert_stored_clean(rotated)
     assert redacted_view(rotated) == redacted_view(stored)
     assert unseal_secrets(rotated, sealer=Sealer(new_key)) == task_kwargs()
@@ -256,7 +256,7 @@ def test_keys_rotate(sealer: Sealer) -> None:
 
 def test_rotation_keeps_escapes(sealer: Sealer) -> None:
     value = {SEALED_KEY: "user data", "token": PLANTED_PW}
-    rotated = rotate_secrets(seal(value, sealer), sealer=sealer)
+    rotated = reseal_secrets(seal(value, sealer), sealer=sealer).value
     assert unseal_secrets(rotated, sealer=sealer) == value
 
 
