@@ -8,6 +8,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from error_handling.categories import Category, Reason
+from error_handling.exceptions import ConfigurationError
 
 #: Messages safe to show an end user, by category, when neither the error nor a rule gives one.
 DEFAULT_USER_MESSAGES: dict[Category, str] = {
@@ -121,6 +122,9 @@ class Rule:
 
     Result:
         category, reason, and optionally resource, retry_after, user_message.
+
+    Raises:
+        ConfigurationError: ``category`` is not a :class:`Category`, or ``message`` does not compile.
     """
 
     category: Category
@@ -134,10 +138,18 @@ class Rule:
     user_message: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "category", Category(self.category))
+        try:
+            object.__setattr__(self, "category", Category(self.category))
+        except ValueError:
+            raise ConfigurationError(
+                f"{self.category!r} is not a category: use one of {', '.join(c.value for c in Category)}"
+            ) from None
         object.__setattr__(self, "reason", str(self.reason))
         if isinstance(self.message, str):
-            object.__setattr__(self, "message", re.compile(self.message))
+            try:
+                object.__setattr__(self, "message", re.compile(self.message))
+            except re.error as exc:
+                raise ConfigurationError(f"a rule's message pattern {self.message!r} is invalid: {exc}") from None
         if self.exception is not None and not isinstance(self.exception, tuple):
             object.__setattr__(self, "exception", (self.exception,))
         if isinstance(self.status, int):

@@ -8,7 +8,7 @@ Two families hang from one root, so callers can catch at any level::
     │   ├── ResourceError               wait until ``resource`` is available again
     │   ├── ValidationError             bad input: fail fast, tell the user, no retry
     │   └── PermanentError              will never work: dead-letter queue
-    ├── ConfigurationError              a setting or a task option is invalid
+    ├── ConfigurationError              a setting, rule or task option is invalid (also a ValueError)
     └── StorageError                    the system of record could not be used
         └── StorageUnavailable          the database is unreachable (the message must not be acked)
 """
@@ -103,8 +103,12 @@ class WorkerLost(PermanentError):
     default_reason = Reason.WORKER_LOST.value
 
 
-class ConfigurationError(FunctionRunnerError):
-    """A setting, rule or task option is invalid."""
+class ConfigurationError(FunctionRunnerError, ValueError):
+    """A setting, rule or task option is invalid.
+
+    Also a :class:`ValueError`, so code that caught ``ValueError`` for these still does, and a pydantic
+    validator that raises it reports a validation error.
+    """
 
 
 class StorageError(FunctionRunnerError):

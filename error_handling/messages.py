@@ -17,6 +17,7 @@ import string
 from collections.abc import Mapping
 
 from error_handling.classification import Classification, default_user_message
+from error_handling.exceptions import ConfigurationError
 
 __all__ = ["UserMessages"]
 
@@ -25,7 +26,7 @@ class UserMessages:
     """An app's overrides of the built-in user messages, by reason code.
 
     Raises:
-        ValueError: an override is not a valid template (only ``{resource}`` may be used).
+        ConfigurationError: an override is not a valid template (only ``{resource}`` may be used).
     """
 
     def __init__(self, overrides: Mapping[str, str] | None = None) -> None:
@@ -34,9 +35,9 @@ class UserMessages:
             try:
                 fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
             except ValueError as exc:
-                raise ValueError(f"user message of {reason!r} is not a valid template: {exc}") from None
+                raise ConfigurationError(f"user message of {reason!r} is not a valid template: {exc}") from None
             if fields - {"resource"}:
-                raise ValueError(
+                raise ConfigurationError(
                     f"user message of {reason!r} uses {sorted(fields - {'resource'})}; only {{resource}} is known"
                 )
 

@@ -33,6 +33,7 @@ from error_handling.rules import (
     WRAPPED_EXCEPTION_ATTRIBUTES,
     all_outcomes,
 )
+from tests.support.public_names import assert_all_lists_the_public_names
 
 T, R, V, P = Category.TRANSIENT, Category.RESOURCE, Category.VALIDATION, Category.PERMANENT
 NOW = 1767225600.0  # 2026-01-01T00:00:00Z
@@ -1187,6 +1188,21 @@ def test_classify_http_applies_status_and_message_rules_only() -> None:
     assert (c.reason, c.rule) == ("task_rule", "task:0")
 
 
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        pytest.param({"category": "flaky", "reason": "x"}, "not a category", id="category"),
+        pytest.param({"category": T, "reason": "x", "message": "(unclosed"}, "message pattern", id="pattern"),
+    ],
+)
+def test_an_invalid_rule_is_a_configuration_error(fields: dict[str, Any], match: str) -> None:
+    from error_handling.exceptions import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=match) as caught:
+        Rule(**fields)
+    assert isinstance(caught.value, ValueError)  # what it raised before, still caught by `except ValueError`
+
+
 @pytest.mark.parametrize("bad", [["not a rule"], [None], [{"category": "transient"}]])
 def test_rules_must_be_rules(bad: list[Any]) -> None:
     from error_handling.exceptions import ConfigurationError
@@ -1411,3 +1427,5 @@ def test_public_api() -> None:
         module = importlib.import_module(module_name)
         for name in module.__all__:
             assert hasattr(module, name), f"{module_name}.{name}"
+    for package_name in ("error_handling.classifier", "error_handling.rules", "error_handling.http"):
+        assert_all_lists_the_public_names(package_name)

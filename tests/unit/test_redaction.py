@@ -34,8 +34,8 @@ from error_handling.redaction import (
     is_secret_key,
     redact,
     redact_text,
-    redact_traceback,
 )
+from tests.support.public_names import assert_all_lists_the_public_names
 
 PLANTED_KEY = "sk-canary-3f9a1c0e5b7d4a2e9c81"
 PLANTED_PW = "hunter2-canary-pw"
@@ -220,7 +220,7 @@ def test_a_traceback_is_redacted() -> None:
     except RuntimeError as exc:
         text = "".join(traceback.format_exception(exc))
     assert "canary" in text
-    redacted = redact_traceback(text)
+    redacted = redact_text(text)
     assert_clean(redacted)
     assert "Traceback (most recent call last)" in redacted
     assert "ConnectionError: cannot reach postgres://app:[REDACTED]@db/app" in redacted
@@ -495,9 +495,4 @@ def test_logging_filter_keeps_argument_types_for_number_formats(captured: tuple[
 
 
 def test_all_lists_the_public_names() -> None:
-    import error_handling.redaction as module
-
-    public = {name for name in vars(module) if not name.startswith("_")}
-    imported = {"annotations", "Any", "Final", "Iterable", "Mapping", "NamedTuple", "ConfigurationError", "Decimal"}
-    imported |= {"datetime", "enum", "fractions", "logging", "re", "uuid"}
-    assert set(module.__all__) == public - imported
+    assert_all_lists_the_public_names("error_handling.redaction")

@@ -25,11 +25,12 @@ from error_handling.sealing import (
     generate_key,
     is_sealed,
     redacted_view,
+    reseal_secrets,
     restore_redacted,
-    rotate_secrets,
     seal_secrets,
     unseal_secrets,
 )
+from tests.support.public_names import assert_all_lists_the_public_names
 
 # The secrets hold the word "canary"; the names of these constants do not.
 PLANTED_KEY = "sk-canary-3f9a1c0e5b7d4a2e9c81"
@@ -245,7 +246,7 @@ def test_keys_rotate(sealer: Sealer) -> None:
     ):
         assert unseal_secrets(stored, sealer=both) == task_kwargs()
 
-    rotated = rotate_secrets(stored, sealer=Sealer([new_key, old_key]))
+    rotated = reseal_secrets(stored, sealer=Sealer([new_key, old_key])).value
     assert_stored_clean(rotated)
     assert redacted_view(rotated) == redacted_view(stored)
     assert unseal_secrets(rotated, sealer=Sealer(new_key)) == task_kwargs()
@@ -255,7 +256,7 @@ def test_keys_rotate(sealer: Sealer) -> None:
 
 def test_rotation_keeps_escapes(sealer: Sealer) -> None:
     value = {SEALED_KEY: "user data", "token": PLANTED_PW}
-    rotated = rotate_secrets(seal(value, sealer), sealer=sealer)
+    rotated = reseal_secrets(seal(value, sealer), sealer=sealer).value
     assert unseal_secrets(rotated, sealer=sealer) == value
 
 
@@ -405,11 +406,4 @@ def test_a_top_level_placeholder(sealer: Sealer) -> None:
 
 
 def test_all_lists_the_public_names() -> None:
-    import error_handling.sealing as module
-
-    public = {name for name in vars(module) if not name.startswith("_")}
-    imported = {"annotations", "Any", "Final", "Callable", "Mapping", "Sequence", "Decimal", "PurePath"}
-    imported |= {"Fernet", "InvalidToken", "MultiFernet", "ConfigurationError", "FunctionRunnerError"}
-    imported |= {"CIRCULAR", "REDACTED", "TRUNCATED", "Redactor", "safe_repr"}
-    imported |= {"base64", "dataclasses", "datetime", "enum", "fractions", "json", "math", "uuid"}
-    assert set(module.__all__) == public - imported
+    assert_all_lists_the_public_names("error_handling.sealing")

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from error_handling.categories import Category, Reason
 from error_handling.classification import REASON_USER_MESSAGES, Classification, default_user_message
-from error_handling.exceptions import TransientError
+from error_handling.exceptions import ConfigurationError, TransientError
 from error_handling.messages import UserMessages
 from error_handling.sealing import generate_key
 from function_runner.app import create_app
@@ -45,8 +45,10 @@ def test_the_tasks_own_message_wins_then_the_apps_then_the_built_in_then_the_cat
     assert "queued" in messages.for_classification(c("printer_jammed", Category.RESOURCE))
     waiting = messages.for_classification(c("resource_unavailable", Category.RESOURCE, resource="scanner"))
     assert waiting == "Waiting for the scanner."
-    with pytest.raises(ValueError, match="only"):
+    with pytest.raises(ConfigurationError, match="only"):
         UserMessages({"timeout": "took {seconds} s"})
+    with pytest.raises(ValueError, match="not a valid template"):  # a ConfigurationError is a ValueError too
+        UserMessages({"timeout": "took {"})
 
 
 def test_the_wrapper_records_the_message_next_to_the_technical_one(tmp_path: Path) -> None:

@@ -1,0 +1,158 @@
+"""One exception being classified (what is read from it, once) and how a match becomes a
+:class:`~error_handling.classification.Classification`: retry hint, user message and resource, the
+error's own first, then the rule's."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Final
+
+from error_handling.categories import DEFAULT_RESOURCE_FOR_REASON, Category, Reason
+from error_handling.classification import Classification, Rule, default_user_message
+from error_handling.exceptions import RecoverableError, ResourceError
+from error_handling.fingerprint import qualified_name
+from error_handling.http import HttpDetails, body_retry_delay, http_details, parse_retry_after
+from error_handling.rules import Outcome
+
+#: Characters of ``str(exc)`` kept in a classification's ``message``.
+MAX_MESSAGE_LENGTH: Final = 2000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Match:
+    """What matched, before it becomes a classification."""
+
+    category: Category
+    reason: str
+    rule: str
+    resource: str | None = None
+    retry_after: float | None = None
+    user_message: str | None = None
+    status_code: int | None = None
+
+    def via(self, prefix: str) -> Match:
+        """The same match, reached through a cause or a wrapped original (``prefix:rule``)."""
+        return dataclasses.replace(self, rule=f"{prefix}:{self.rule}")
+
+
+@dataclasses.dataclass(slots=True)
+class Subject:
+    """One exception being looked at, with what was read from it (read once)."""
+
+    exc: BaseException
+    message: str
+    http: HttpDetails | None
+    names: tuple[str, ...]
+
+    @property
+    def status(self) -> int | None:
+        """The HTTP status the exception carries, if any."""
+        return self.http.status if self.http is not None else None
+
+
+def _safe_message(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001, RUF100 - a foreign __str__ may raise anything; classification must not
+        text = f"<unprintable {qualified_name(type(exc))}>"
+    return text[:MAX_MESSAGE_LENGTH]
+
+
+def subject(exc: BaseException) -> Subject:
+    """Read ``exc`` once: its message (cut), HTTP details and the qualified names of its MRO."""
+    names = tuple(qualified_name(klass) for klass in type(exc).__mro__)
+    return Subject(exc=exc, message=_safe_message(exc), http=http_details(exc), names=names)
+
+
+def valid_hint(value: object) -> float | None:
+    """``value`` as seconds to wait, if it is a finite, non-negative number."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
+        return float(value)
+    return None
+
+
+def _error_hint(subject: Subject, now: float) -> float | None:
+    """The retry hint the error states itself: a RecoverableError's, else its response headers'."""
+    if isinstance(subject.exc, RecoverableError):
+        own = valid_hint(subject.exc.retry_after)
+        if own is not None:
+            return own
+    if subject.http is not None:
+        if subject.http.headers:
+            hint = parse_retry_after(subject.http.headers, now=now)
+            if hint is not None:
+                return hint
+        return body_retry_delay(subject.http.body)
+    return None
+
+
+def _own_user_message(exc: BaseException) -> str | None:
+    return exc.user_message if isinstance(exc, RecoverableError) and exc.user_message else None
+
+
+def from_outcome(outcome: Outcome, rule: str, *, subject: Subject, now: float) -> Match:
+    """The match of a built-in rule (the error's own hint and user message win)."""
+    return Match(
+        outcome.category,
+        outcome.reason.value,
+        rule,
+        resource=outcome.resource,
+        retry_after=_error_hint(subject, now),
+        user_message=_own_user_message(subject.exc),
+        status_code=subject.status,
+    )
+
+
+def from_recoverable(exc: RecoverableError, category: Category, *, subject: Subject, now: float) -> Match:
+    """The match of a :class:`RecoverableError`: what it states about itself."""
+    return Match(
+        category,
+        exc.reason,
+        f"recoverable:{subject.names[0]}",
+        resource=exc.resource if isinstance(exc, ResourceError) else None,
+        retry_after=_error_hint(subject, now),
+        user_message=exc.user_message,
+        status_code=subject.status,
+    )
+
+
+def from_rule(rule: Rule, label: str, *, subject: Subject, now: float) -> Match:
+    """The match of a user rule (the error's own resource, hint and user message win)."""
+    own_resource = subject.exc.resource if isinstance(subject.exc, ResourceError) else None
+    hint = _error_hint(subject, now)
+    return Match(
+        rule.category,
+        rule.reason,
+        label,
+        resource=own_resource or rule.resource,
+        retry_after=hint if hint is not None else valid_hint(rule.retry_after),
+        user_message=_own_user_message(subject.exc) or rule.user_message,
+        status_code=subject.status,
+    )
+
+
+def _resource_for(match: Match) -> str | None:
+    if match.category is not Category.RESOURCE:
+        return None
+    return (
+        match.resource
+        or DEFAULT_RESOURCE_FOR_REASON.get(match.reason)
+        or DEFAULT_RESOURCE_FOR_REASON[Reason.RESOURCE_UNAVAILABLE.value]
+    )
+
+
+def classification(match: Match, *, fingerprint: str, exc_type: str | None, message: str) -> Classification:
+    """The classification of ``match``, with the default user message and resource filled in."""
+    return Classification(
+        category=match.category,
+        reason=match.reason,
+        retry_after=match.retry_after,
+        fingerprint=fingerprint,
+        user_message=match.user_message or default_user_message(match.category, match.reason),
+        resource=_resource_for(match),
+        exc_type=exc_type,
+        message=message,
+        status_code=match.status_code,
+        rule=match.rule,
+    )

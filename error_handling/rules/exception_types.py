@@ -1,0 +1,225 @@
+"""Rules on exception types: qualified class names (matched along the MRO), wrappers whose original
+is classified first, and ``OSError`` by errno. Names only: this module imports no library.
+
+To support a library, add its rows to :data:`EXCEPTION_RULES` (under a comment naming it).
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from error_handling.rules.outcome import Outcome, Outcomes
+
+#: Errors of the official OpenAI and Anthropic SDKs (both export these names from the package root).
+_LLM_SDK_ERRORS: Mapping[str, Outcome] = {
+    "APITimeoutError": Outcomes.TIMEOUT,
+    "APIConnectionError": Outcomes.CONNECTION,
+    "RateLimitError": Outcomes.RATE_LIMITED,
+    "InternalServerError": Outcomes.UNAVAILABLE,
+    "AuthenticationError": Outcomes.AUTH_FAILED,
+    "PermissionDeniedError": Outcomes.AUTH_FAILED,
+    "NotFoundError": Outcomes.NOT_FOUND,
+    "BadRequestError": Outcomes.INVALID_INPUT,
+    "UnprocessableEntityError": Outcomes.INVALID_INPUT,
+    "ConflictError": Outcomes.CONFLICT,
+}
+
+#: PostgreSQL errors by class name; psycopg 3 and psycopg2 both define them in their ``errors`` module.
+_POSTGRES_ERRORS: Mapping[str, Outcome] = {
+    "DeadlockDetected": Outcomes.CONFLICT,
+    "SerializationFailure": Outcomes.CONFLICT,
+    "LockNotAvailable": Outcomes.CONFLICT,
+    "TransactionRollback": Outcomes.CONFLICT,
+    "QueryCanceled": Outcomes.TIMEOUT,
+    "TooManyConnections": Outcomes.CONNECTION,
+    "DiskFull": Outcomes.DISK_FULL,
+    "OutOfMemory": Outcomes.OUT_OF_MEMORY,
+    "InvalidPassword": Outcomes.AUTH_FAILED,
+    "InvalidAuthorizationSpecification": Outcomes.AUTH_FAILED,
+    "InsufficientPrivilege": Outcomes.AUTH_FAILED,
+    "UniqueViolation": Outcomes.INVALID_INPUT,
+}
+
+#: The DB-API base classes of both PostgreSQL drivers (exported by ``psycopg`` and ``psycopg2``).
+_DBAPI_ERRORS: Mapping[str, Outcome] = {
+    "OperationalError": Outcomes.CONNECTION,
+    "InterfaceError": Outcomes.CONNECTION,
+    "IntegrityError": Outcomes.INVALID_INPUT,
+    "DataError": Outcomes.INVALID_INPUT,
+}
+
+#: Exceptions by qualified name. The most specific class of an error's MRO that has an entry wins.
+EXCEPTION_RULES: Mapping[str, Outcome] = MappingProxyType(
+    {
+        # Python
+        "TimeoutError": Outcomes.TIMEOUT,  # also socket.timeout, asyncio.TimeoutError
+        "ConnectionError": Outcomes.CONNECTION,  # refused, reset, aborted, broken pipe
+        "MemoryError": Outcomes.OUT_OF_MEMORY,
+        "FileNotFoundError": Outcomes.NOT_FOUND,
+        "PermissionError": Outcomes.AUTH_FAILED,
+        "socket.gaierror": Outcomes.CONNECTION,  # DNS resolution
+        "socket.herror": Outcomes.CONNECTION,
+        "ssl.SSLError": Outcomes.CONNECTION,
+        "ssl.SSLCertVerificationError": Outcomes.PERMANENT,
+        "http.client.RemoteDisconnected": Outcomes.CONNECTION,
+        "http.client.IncompleteRead": Outcomes.CONNECTION,
+        "http.client.BadStatusLine": Outcomes.CONNECTION,
+        "urllib.error.URLError": Outcomes.CONNECTION,
+        "subprocess.TimeoutExpired": Outcomes.TIMEOUT,
+        # Celery, billiard (celery.exceptions re-exports billiard's classes), kombu, amqp
+        "billiard.exceptions.SoftTimeLimitExceeded": Outcomes.TIMEOUT,
+        "celery.exceptions.SoftTimeLimitExceeded": Outcomes.TIMEOUT,
+        "billiard.exceptions.TimeLimitExceeded": Outcomes.TIMEOUT,
+        "celery.exceptions.TimeLimitExceeded": Outcomes.TIMEOUT,
+        "billiard.exceptions.WorkerLostError": Outcomes.UNAVAILABLE,
+        "celery.exceptions.WorkerLostError": Outcomes.UNAVAILABLE,
+        "celery.exceptions.TimeoutError": Outcomes.TIMEOUT,
+        "kombu.exceptions.OperationalError": Outcomes.CONNECTION,
+        "amqp.exceptions.RecoverableConnectionError": Outcomes.CONNECTION,
+        "amqp.exceptions.ConnectionForced": Outcomes.CONNECTION,
+        "amqp.exceptions.AccessRefused": Outcomes.AUTH_FAILED,
+        # redis-py
+        "redis.exceptions.ConnectionError": Outcomes.CONNECTION,
+        "redis.exceptions.TimeoutError": Outcomes.TIMEOUT,
+        "redis.exceptions.BusyLoadingError": Outcomes.UNAVAILABLE,
+        "redis.exceptions.ReadOnlyError": Outcomes.UNAVAILABLE,
+        "redis.exceptions.ClusterError": Outcomes.UNAVAILABLE,
+        "redis.exceptions.TryAgainError": Outcomes.UNAVAILABLE,
+        "redis.exceptions.OutOfMemoryError": Outcomes.OUT_OF_MEMORY,
+        "redis.exceptions.AuthenticationError": Outcomes.AUTH_FAILED,  # a ConnectionError subclass
+        "redis.exceptions.AuthorizationError": Outcomes.AUTH_FAILED,  # a ConnectionError subclass
+        "redis.exceptions.NoPermissionError": Outcomes.AUTH_FAILED,
+        "redis.exceptions.ResponseError": Outcomes.PERMANENT,
+        # PostgreSQL: psycopg 3, psycopg2, the psycopg pool
+        **{f"{driver}.errors.{name}": o for driver in ("psycopg", "psycopg2") for name, o in _POSTGRES_ERRORS.items()},
+        **{f"{driver}.{name}": o for driver in ("psycopg", "psycopg2") for name, o in _DBAPI_ERRORS.items()},
+        "psycopg2.extensions.TransactionRollbackError": Outcomes.CONFLICT,
+        "psycopg2.extensions.QueryCanceledError": Outcomes.TIMEOUT,
+        "psycopg_pool.PoolTimeout": Outcomes.TIMEOUT,
+        "psycopg_pool.errors.PoolTimeout": Outcomes.TIMEOUT,
+        # SQLite (the embedded default); "database is locked" and "disk is full" are message rules
+        "sqlite3.IntegrityError": Outcomes.INVALID_INPUT,
+        "sqlite3.DataError": Outcomes.INVALID_INPUT,
+        # SQLAlchemy (its DBAPIError wraps the driver's error, which is classified first)
+        "sqlalchemy.exc.OperationalError": Outcomes.CONNECTION,
+        "sqlalchemy.exc.InterfaceError": Outcomes.CONNECTION,
+        "sqlalchemy.exc.DisconnectionError": Outcomes.CONNECTION,
+        "sqlalchemy.exc.TimeoutError": Outcomes.TIMEOUT,  # connection pool exhausted
+        "sqlalchemy.exc.IntegrityError": Outcomes.INVALID_INPUT,
+        "sqlalchemy.exc.DataError": Outcomes.INVALID_INPUT,
+        # httpx (HTTPStatusError is classified by its response's status)
+        "httpx.TimeoutException": Outcomes.TIMEOUT,
+        "httpx.ReadTimeout": Outcomes.TIMEOUT,
+        "httpx.ConnectTimeout": Outcomes.TIMEOUT,
+        "httpx.WriteTimeout": Outcomes.TIMEOUT,
+        "httpx.PoolTimeout": Outcomes.TIMEOUT,
+        "httpx.NetworkError": Outcomes.CONNECTION,
+        "httpx.ConnectError": Outcomes.CONNECTION,
+        "httpx.ReadError": Outcomes.CONNECTION,
+        "httpx.WriteError": Outcomes.CONNECTION,
+        "httpx.RemoteProtocolError": Outcomes.CONNECTION,
+        "httpx.ProxyError": Outcomes.CONNECTION,
+        # requests (HTTPError is classified by its response's status)
+        "requests.exceptions.Timeout": Outcomes.TIMEOUT,
+        "requests.exceptions.ReadTimeout": Outcomes.TIMEOUT,
+        "requests.exceptions.ConnectTimeout": Outcomes.TIMEOUT,  # also a ConnectionError: listed to win
+        "requests.exceptions.ConnectionError": Outcomes.CONNECTION,
+        "requests.exceptions.ChunkedEncodingError": Outcomes.CONNECTION,
+        # urllib3 (MaxRetryError's reason is classified first)
+        "urllib3.exceptions.TimeoutError": Outcomes.TIMEOUT,
+        "urllib3.exceptions.ReadTimeoutError": Outcomes.TIMEOUT,
+        "urllib3.exceptions.ConnectTimeoutError": Outcomes.TIMEOUT,
+        "urllib3.exceptions.NewConnectionError": Outcomes.CONNECTION,  # a ConnectTimeoutError subclass
+        "urllib3.exceptions.ProtocolError": Outcomes.CONNECTION,
+        "urllib3.exceptions.SSLError": Outcomes.CONNECTION,
+        "urllib3.exceptions.ProxyError": Outcomes.CONNECTION,
+        "urllib3.exceptions.MaxRetryError": Outcomes.CONNECTION,
+        "urllib3.exceptions.ResponseError": Outcomes.UNAVAILABLE,  # "too many error responses"
+        # aiohttp (ClientResponseError is classified by its status)
+        "aiohttp.client_exceptions.ClientConnectionError": Outcomes.CONNECTION,
+        "aiohttp.client_exceptions.ServerTimeoutError": Outcomes.TIMEOUT,
+        "aiohttp.client_exceptions.ClientPayloadError": Outcomes.CONNECTION,
+        # OpenAI and Anthropic SDKs (a status and body, when present, are more specific)
+        **{f"{sdk}.{name}": outcome for sdk in ("openai", "anthropic") for name, outcome in _LLM_SDK_ERRORS.items()},
+        "openai.ContentFilterFinishReasonError": Outcomes.CONTENT_POLICY,
+        "anthropic.OverloadedError": Outcomes.UNAVAILABLE,
+        "anthropic.ServiceUnavailableError": Outcomes.UNAVAILABLE,
+        "anthropic.DeadlineExceededError": Outcomes.TIMEOUT,
+        "anthropic.RequestTooLargeError": Outcomes.TOO_LARGE,
+        # botocore (ClientError is classified by its response's status and error code)
+        "botocore.exceptions.ConnectionError": Outcomes.CONNECTION,
+        "botocore.exceptions.EndpointConnectionError": Outcomes.CONNECTION,
+        "botocore.exceptions.ConnectionClosedError": Outcomes.CONNECTION,
+        "botocore.exceptions.ReadTimeoutError": Outcomes.TIMEOUT,
+        "botocore.exceptions.ConnectTimeoutError": Outcomes.TIMEOUT,
+        "botocore.exceptions.NoCredentialsError": Outcomes.AUTH_FAILED,
+        "botocore.exceptions.PartialCredentialsError": Outcomes.AUTH_FAILED,
+        # google-api-core (gRPC errors carry no HTTP response, so their names are mapped)
+        "google.api_core.exceptions.ResourceExhausted": Outcomes.RATE_LIMITED,
+        "google.api_core.exceptions.TooManyRequests": Outcomes.RATE_LIMITED,
+        "google.api_core.exceptions.ServiceUnavailable": Outcomes.UNAVAILABLE,
+        "google.api_core.exceptions.InternalServerError": Outcomes.UNAVAILABLE,
+        "google.api_core.exceptions.BadGateway": Outcomes.UNAVAILABLE,
+        "google.api_core.exceptions.DeadlineExceeded": Outcomes.TIMEOUT,
+        "google.api_core.exceptions.GatewayTimeout": Outcomes.TIMEOUT,
+        "google.api_core.exceptions.RetryError": Outcomes.TIMEOUT,
+        "google.api_core.exceptions.Aborted": Outcomes.CONFLICT,
+        "google.api_core.exceptions.Unauthorized": Outcomes.AUTH_FAILED,
+        "google.api_core.exceptions.Forbidden": Outcomes.AUTH_FAILED,
+        "google.api_core.exceptions.NotFound": Outcomes.NOT_FOUND,
+        "google.api_core.exceptions.BadRequest": Outcomes.INVALID_INPUT,
+        # PyTorch (torch.cuda.OutOfMemoryError became an alias of torch.OutOfMemoryError)
+        "torch.OutOfMemoryError": Outcomes.GPU,
+        "torch.cuda.OutOfMemoryError": Outcomes.GPU,
+    }
+)
+
+#: Wrapper exceptions and the attribute holding the original error, which is classified first (with
+#: every rule); only if nothing matches the original does the wrapper's own entry apply.
+WRAPPED_EXCEPTION_ATTRIBUTES: Mapping[str, str] = MappingProxyType(
+    {
+        "sqlalchemy.exc.StatementError": "orig",  # DBAPIError and its subclasses
+        "urllib3.exceptions.MaxRetryError": "reason",
+    }
+)
+
+#: The class whose ``errno`` is looked up in :data:`ERRNO_RULES` when the MRO walk reaches it.
+ERRNO_EXCEPTION = "OSError"
+
+#: ``OSError`` by errno name. Python raises most of the network ones as ``ConnectionError`` or
+#: ``TimeoutError`` subclasses already (matched by name first); the rest arrive as plain ``OSError``.
+ERRNO_RULES: Mapping[str, Outcome] = MappingProxyType(
+    {
+        "ENOSPC": Outcomes.DISK_FULL,
+        "EDQUOT": Outcomes.DISK_FULL,
+        "ENOMEM": Outcomes.OUT_OF_MEMORY,
+        "EMFILE": Outcomes.OPEN_FILES,
+        "ENFILE": Outcomes.OPEN_FILES,
+        "ETIMEDOUT": Outcomes.TIMEOUT,
+        "ECONNREFUSED": Outcomes.CONNECTION,
+        "ECONNRESET": Outcomes.CONNECTION,
+        "ECONNABORTED": Outcomes.CONNECTION,
+        "EHOSTUNREACH": Outcomes.CONNECTION,
+        "EHOSTDOWN": Outcomes.CONNECTION,
+        "ENETUNREACH": Outcomes.CONNECTION,
+        "ENETDOWN": Outcomes.CONNECTION,
+        "ENETRESET": Outcomes.CONNECTION,
+        "EPIPE": Outcomes.CONNECTION,
+        "EAGAIN": Outcomes.CONNECTION,
+    }
+)
+
+
+def _errno_by_number() -> Mapping[int, tuple[str, Outcome]]:
+    table: dict[int, tuple[str, Outcome]] = {}
+    for name, outcome in ERRNO_RULES.items():
+        number = getattr(errno, name, None)
+        if isinstance(number, int):
+            table.setdefault(number, (name, outcome))
+    return MappingProxyType(table)
+
+
+#: :data:`ERRNO_RULES` keyed by this platform's errno numbers (names the platform lacks are skipped).
+ERRNO_BY_NUMBER: Mapping[int, tuple[str, Outcome]] = _errno_by_number()

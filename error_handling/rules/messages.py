@@ -1,0 +1,51 @@
+"""Rules on error messages, for errors whose class says too little: scoped to an exception name
+(tried along the MRO before that class's own entry) or for any exception (tried last)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from error_handling.rules.outcome import MessageRule, Outcomes
+
+_REDIS_RESPONSE = frozenset({"redis.exceptions.ResponseError"})
+_SQLITE_OPERATIONAL = frozenset({"sqlite3.OperationalError"})
+
+#: Rules on messages, for errors whose class says too little.
+MESSAGE_RULES: tuple[MessageRule, ...] = (
+    MessageRule("redis_oom", re.compile(r"^OOM command not allowed"), Outcomes.OUT_OF_MEMORY, _REDIS_RESPONSE),
+    MessageRule(
+        "redis_unavailable",
+        re.compile(r"^(?:LOADING|READONLY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b"),
+        Outcomes.UNAVAILABLE,
+        _REDIS_RESPONSE,
+    ),
+    MessageRule("redis_auth", re.compile(r"^(?:NOAUTH|WRONGPASS|NOPERM)\b"), Outcomes.AUTH_FAILED, _REDIS_RESPONSE),
+    MessageRule(
+        "sqlite_locked", re.compile(r"database (?:table |schema )?is locked"), Outcomes.CONFLICT, _SQLITE_OPERATIONAL
+    ),
+    MessageRule("sqlite_full", re.compile(r"database or disk is full"), Outcomes.DISK_FULL, _SQLITE_OPERATIONAL),
+    MessageRule(
+        "gpu_out_of_memory",
+        re.compile(
+            r"CUDA out of memory|CUDA error: out of memory|CUBLAS_STATUS_ALLOC_FAILED|MPS backend out of memory"
+            r"|No CUDA GPUs are available|CUDA-capable device\(s\) is/are busy or unavailable",
+        ),
+        Outcomes.GPU,
+    ),
+)
+
+
+def _scoped(rules: tuple[MessageRule, ...]) -> Mapping[str, tuple[MessageRule, ...]]:
+    table: dict[str, tuple[MessageRule, ...]] = {}
+    for rule in rules:
+        for name in rule.exceptions:
+            table[name] = (*table.get(name, ()), rule)
+    return MappingProxyType(table)
+
+
+#: :data:`MESSAGE_RULES` that are scoped, by the exception name they are scoped to.
+MESSAGE_RULES_BY_EXCEPTION: Mapping[str, tuple[MessageRule, ...]] = _scoped(MESSAGE_RULES)
+#: :data:`MESSAGE_RULES` for any exception, tried when the MRO walk found nothing.
+UNSCOPED_MESSAGE_RULES: tuple[MessageRule, ...] = tuple(r for r in MESSAGE_RULES if not r.exceptions)
