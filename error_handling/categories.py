@@ -84,6 +84,12 @@ class Reason(enum.StrEnum):
     #: The database kept refusing what the wrapper records about a failure (or its bookkeeping kept
     #: failing) past ``max_unrecordable_requeues``: dead-lettered with a minimal record.
     UNRECORDABLE = "unrecordable"
+    #: A capacity gate the task declares (``resources={"gpu": 1}``) was full when it was to run: the
+    #: task is parked on the gate until a unit frees up.
+    CAPACITY_EXHAUSTED = "capacity_exhausted"
+    #: An undo of a saga's compensation failed for a reason a retry will not fix (or its retries ran
+    #: out): the compensation is dead-lettered and its open steps marked failed.
+    COMPENSATION_FAILED = "compensation_failed"
 
     def __str__(self) -> str:
         return self.value

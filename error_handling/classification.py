@@ -65,6 +65,9 @@ REASON_USER_MESSAGES: dict[str, str] = {
     "Our team has been notified.",
     Reason.UNRECORDABLE.value: "The request could not be completed and its details could not be saved. Our "
     "team has been notified.",
+    # the category's default, as before these reasons were named
+    Reason.CAPACITY_EXHAUSTED.value: DEFAULT_USER_MESSAGES[Category.RESOURCE],
+    Reason.COMPENSATION_FAILED.value: DEFAULT_USER_MESSAGES[Category.PERMANENT],
 }
 
 

@@ -37,8 +37,9 @@ from error_handling.persistence import compensation as compensation_steps
 from error_handling.persistence import heartbeats, repository
 from error_handling.persistence.models import utcnow
 from error_handling.sealing import SealedValueError, unseal_secrets
-from function_runner import compensation, gates, keys
+from function_runner import gates, keys
 from function_runner.broker import liveness, queues
+from function_runner.compensation.publish import CLAIM_LEASE_SECONDS, publish_compensation
 from function_runner.dispatch.replay_jobs import BatchResult, BulkReplayer
 from function_runner.dispatch.retention import RetentionRole
 from function_runner.events import log_event
@@ -367,7 +368,7 @@ class Dispatcher:
         """
         moment = now or utcnow()
         quiet = moment - dt.timedelta(seconds=self.settings.compensation_sweep_after)
-        stale = moment - dt.timedelta(seconds=compensation.CLAIM_LEASE_SECONDS)
+        stale = moment - dt.timedelta(seconds=CLAIM_LEASE_SECONDS)
 
         def lost(session: Session) -> list[str]:
             sagas = compensation_steps.sagas_to_sweep(session, quiet_since=quiet, stale_claims_since=stale)
@@ -377,7 +378,7 @@ class Dispatcher:
 
         sagas = self.runtime.in_transaction(lost, patience=0)
         for saga_id in sagas:
-            compensation.publish_compensation(self.app, saga_id)
+            publish_compensation(self.app, saga_id)
         return len(sagas)
 
     def _monitor_gates(self) -> None:

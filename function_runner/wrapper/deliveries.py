@@ -20,7 +20,7 @@ Two things see such a death:
 - **the next execution in the same worker**, when the pool process died before the worker's main
   process had read its acceptance of the job: billiard then gives the job to another pool process
   itself, without telling Celery and without a redelivery. Each pool process marks the task it runs in
-  a few bytes of memory shared by the worker's processes (:class:`StartMarks`); the next execution
+  a few bytes of memory shared by the worker's processes (:mod:`~function_runner.wrapper.start_marks`); the next execution
   of the same task finds the mark of the dead process and records the lost delivery.
 
 The success path costs no round trip: a first delivery only writes and clears its mark in shared
@@ -31,38 +31,49 @@ database was unreachable when a failure had to be recorded) are counted apart an
 
 from __future__ import annotations
 
-import hashlib
+import enum
 import logging
-import mmap
-import os
 import re
-import struct
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import redis
 from billiard.exceptions import WorkerLostError
-from billiard.process import current_process
-from celery import signals
 from celery.exceptions import TimeLimitExceeded
 
 from error_handling.persistence import repository
 from error_handling.persistence.models import utcnow
 from function_runner.events import log_event
-from function_runner.runtime import Runtime, runtime_for
+from function_runner.runtime import runtime_for
 from function_runner.wrapper import headers as H
+from function_runner.wrapper import start_marks
 from function_runner.wrapper.celery_view import RedactingRequest
+
+if TYPE_CHECKING:
+    from function_runner.runtime import Runtime
 
 __all__ = [
     "COUNTER_TTL",
     "PUT_BACK",
+    "LossCause",
     "RecoverableRequest",
-    "StartMarks",
     "count_redelivery",
     "count_refusal",
     "count_requeue",
     "loss_report",
-    "marks",
 ]
+
+
+class LossCause(enum.StrEnum):
+    """Why a delivery ended without an outcome (the ``cause`` of a lost delivery)."""
+
+    #: The pool process running it died (a crash, a kill, an OOM kill, an exit).
+    WORKER_LOST = "worker_lost"
+    #: The pool process was killed at the task's hard time limit.
+    TIME_LIMIT = "time_limit"
+    #: The message came back with no report from the worker that had it (recorded by the repository).
+    REDELIVERED = "redelivered"
+
 
 #: How long the Redis counters of a delivery are kept after their last change (s).
 COUNTER_TTL = 7 * 24 * 3600
@@ -115,7 +126,7 @@ def loss_report(exc: BaseException, *, worker: str | None, pid: int | None) -> r
     message = str(exc)
     if isinstance(exc, TimeLimitExceeded):
         return repository.LossReport(
-            cause="time_limit",
+            cause=LossCause.TIME_LIMIT,
             worker=worker,
             pid=pid,
             detail=f"killed at the hard time limit ({_seconds(exc)} s)",
@@ -128,7 +139,7 @@ def loss_report(exc: BaseException, *, worker: str | None, pid: int | None) -> r
     elif found and found.group("code"):
         exit_code = int(found.group("code"))
     return repository.LossReport(
-        cause="worker_lost",
+        cause=LossCause.WORKER_LOST,
         worker=worker,
         pid=pid,
         signal=signal,
@@ -160,8 +171,8 @@ class RecoverableRequest(RedactingRequest):
             isinstance(exc, SystemExit | KeyboardInterrupt) and not (self._already_cancelled or self._already_revoked)
         )
         if died and exc is not None:
-            if marks is not None and self.worker_pid:
-                marks.forget(self.worker_pid)  # reported here: not a loss for the next execution to find
+            if start_marks.marks is not None and self.worker_pid:
+                start_marks.marks.forget(self.worker_pid)  # reported here: not a loss for the next execution to find
             self._report_loss(exc)
         return super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
 
@@ -179,7 +190,7 @@ class RecoverableRequest(RedactingRequest):
                 ),
                 patience=2,
             )
-        except Exception as problem:  # the next delivery records it without the details
+        except Exception as problem:  # noqa: BLE001, RUF100 - the next delivery records it without the details
             log_event(
                 "delivery.loss_not_recorded", level=logging.WARNING, task_id=task_id, error=type(problem).__name__
             )
@@ -219,7 +230,7 @@ def count_redelivery(runtime: Runtime, task_id: str, attempt: int, request: Any)
             pipe.expire(key, COUNTER_TTL)
             redelivered, requeued, _ = pipe.execute()
             return max(0, int(redelivered) - int(requeued or 0))
-        except Exception as problem:
+        except redis.RedisError as problem:
             log_event("delivery.count_failed", level=logging.WARNING, task_id=task_id, error=type(problem).__name__)
     count = _broker_count(request)
     return count if count is not None else 1
@@ -246,7 +257,7 @@ def count_requeue(runtime: Runtime, task_id: str, attempt: int) -> None:
         pipe.hincrby(key, "requeued", 1)
         pipe.expire(key, COUNTER_TTL)
         pipe.execute()
-    except Exception as problem:
+    except redis.RedisError as problem:
         log_event("delivery.count_failed", level=logging.WARNING, task_id=task_id, error=type(problem).__name__)
 
 
@@ -268,7 +279,7 @@ def count_refusal(runtime: Runtime, task_id: str, attempt: int) -> int | None:
         pipe.expire(key, COUNTER_TTL)
         refused, _, _ = pipe.execute()
         return int(refused)
-    except Exception as problem:
+    except redis.RedisError as problem:
         log_event("delivery.count_failed", level=logging.WARNING, task_id=task_id, error=type(problem).__name__)
         return None
 
@@ -278,97 +289,3 @@ PUT_BACK = (
     "the pool process died before the worker had registered the start of the task; the pool gave the "
     "task to another process"
 )
-
-
-class StartMarks:
-    """Which task each pool process of this worker is running, in memory shared by the worker's
-    processes (an anonymous shared mapping made by the main process before the pool starts).
-
-    Each pool process owns ``per_process`` records at its pool index (a replacement process takes its
-    dead predecessor's index, and leaves the predecessor's record alone until its task is found). A
-    record is ``(pid, attempt, digest of the task id)``; only its owner writes it, except to clear it
-    (the main process, for a death it reported; the next execution of the task, taking it over).
-    """
-
-    RECORD = struct.Struct("<qi4x16s")
-
-    def __init__(self, processes: int, per_process: int = 4) -> None:
-        self.processes, self.per_process = processes, per_process
-        self.map = mmap.mmap(-1, processes * per_process * self.RECORD.size)
-        self._own: int | None = None
-
-    @staticmethod
-    def digest(task_id: str) -> bytes:
-        return hashlib.blake2b(task_id.encode(), digest_size=16).digest()
-
-    def _records(self, index: int) -> range:
-        size = self.RECORD.size
-        return range(index * self.per_process * size, (index + 1) * self.per_process * size, size)
-
-    def begin(self, task_id: str, attempt: int) -> list[int]:
-        """Mark the start of ``(task_id, attempt)`` by this process; return the pids of dead pool
-        processes that had started it and died unreported (their marks are taken over)."""
-        index = getattr(current_process(), "index", None)
-        if not isinstance(index, int) or not 0 <= index < self.processes:
-            return []
-        attempt = max(-(2**31), min(attempt, 2**31 - 1))  # a record holds a 32-bit attempt (headers are anything)
-        digest, me, size = self.digest(task_id), os.getpid(), self.RECORD.size
-        dead: list[int] = []
-        found = self.map.find(digest)
-        while found != -1:
-            offset = found - 16
-            if offset % size == 0:
-                pid, marked_attempt, _ = self.RECORD.unpack_from(self.map, offset)
-                if pid and pid != me and marked_attempt == attempt and not _alive(pid):
-                    dead.append(pid)
-                    self.RECORD.pack_into(self.map, offset, 0, 0, b"")
-            found = self.map.find(digest, found + 1)
-        slot = None
-        for offset in self._records(index):
-            pid = self.RECORD.unpack_from(self.map, offset)[0]
-            if pid in (0, me):
-                slot = offset
-                break
-        if slot is None:  # every record holds a dead predecessor's task: the oldest gives way
-            slot = self._records(index)[0]
-        self.RECORD.pack_into(self.map, slot, me, attempt, digest)
-        self._own = slot
-        return dead
-
-    def end(self) -> None:
-        """Clear this process's mark (the task ended: an outcome, or a recorded failure)."""
-        if self._own is not None:
-            self.RECORD.pack_into(self.map, self._own, 0, 0, b"")
-            self._own = None
-
-    def forget(self, pid: int) -> None:
-        """Clear the marks of a dead pool process whose loss was reported (main process)."""
-        size = self.RECORD.size
-        for offset in range(0, len(self.map), size):
-            if self.RECORD.unpack_from(self.map, offset)[0] == pid:
-                self.RECORD.pack_into(self.map, offset, 0, 0, b"")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-#: This worker's marks (made when a prefork worker starts; None elsewhere: solo and thread pools, eager).
-marks: StartMarks | None = None
-
-
-def _make_marks(sender: Any = None, **_: Any) -> None:
-    """Make this worker's marks when it starts, before its pool processes are forked."""
-    global marks
-    sizes = [getattr(sender, "concurrency", None), getattr(sender, "max_concurrency", None), os.cpu_count()]
-    processes = max([int(size) for size in sizes if isinstance(size, int)] + [16])
-    marks = StartMarks(processes)
-
-
-signals.worker_init.connect(_make_marks, weak=False, dispatch_uid="function_runner.start_marks")

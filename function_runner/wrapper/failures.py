@@ -1,11 +1,12 @@
 """What the wrapper writes for failed executions: each failed attempt with its decision, and what it
-means for compensation, for one failure or for several at once (see :mod:`function_runner.group_commit`).
+means for compensation, for one failure or for several at once (see
+:mod:`~function_runner.wrapper.group_commit`).
 
 :func:`record_batch` runs in one transaction: :func:`~error_handling.persistence.repository.record_failures`
 for every report, then the compensation each outcome calls for: on a terminal outcome the saga's
 recorded steps become pending (one statement for every saga of the batch); with
 ``compensate_on="every_failure"`` the failing task's own steps after any failure; when the failing
-task is itself a compensation that failed for good, its saga's open steps are marked failed. A wait
+task is itself a compensation (``compensating``) that failed for good, its saga's open steps are marked failed. A wait
 on a declared resource gate is postponed to its deadline (the gate's monitor releases it earlier).
 """
 
@@ -16,9 +17,12 @@ from collections.abc import Collection, Sequence
 
 from sqlalchemy.orm import Session
 
-from error_handling.persistence import compensation as compensation_steps
 from error_handling.persistence import repository
+from error_handling.persistence.compensation import fail_open_steps, mark_pending, mark_sagas_pending
 from error_handling.policy import DeadLetter, FailFast, RecoveryPolicy, Wait
+from function_runner.compensation.recorder import CompensateOn
+
+__all__ = ["FailureRecorded", "FailureToRecord", "record_batch"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,16 +33,17 @@ class FailureToRecord:
         report: the failure (classified, redacted, sealed).
         policy: the task's recovery policy.
         saga_id: the saga whose compensation steps a terminal outcome makes pending.
-        compensate_on: ``"terminal"`` or ``"every_failure"`` (the task's setting).
-        is_compensator: the task is function-runner's own compensate task.
+        compensate_on: the task's setting (a :class:`CompensateOn`, or its value as a string).
+        compensating: the task is function-runner's own compensate task (a terminal failure marks the
+            saga's open steps failed, and compensates nothing).
         gates: the resource gates declared on the app (a wait on one of them is released by its monitor).
     """
 
     report: repository.FailureReport
     policy: RecoveryPolicy
     saga_id: str
-    compensate_on: str = "terminal"
-    is_compensator: bool = False
+    compensate_on: CompensateOn | str = CompensateOn.TERMINAL
+    compensating: bool = False
     gates: Collection[str] = ()
 
 
@@ -63,17 +68,17 @@ def record_batch(session: Session, items: Sequence[FailureToRecord]) -> list[Fai
         if isinstance(decision, Wait) and recorded.run_id is not None and decision.resource in item.gates:
             repository.postpone_run(session, run_id=recorded.run_id, due_at=decision.deadline)
         terminal = isinstance(decision, FailFast | DeadLetter)
-        if item.is_compensator:
+        if item.compensating:
             if terminal:
-                compensation_steps.fail_open_steps(session, saga_id=item.saga_id, now=now)
+                fail_open_steps(session, saga_id=item.saga_id, now=now)
         elif terminal:
             sagas.setdefault(item.saga_id, index)
-        elif item.compensate_on == "every_failure":
-            count = compensation_steps.mark_pending(session, saga_id=item.saga_id, now=now, task_id=item.report.task_id)
+        elif item.compensate_on == CompensateOn.EVERY_FAILURE:
+            count = mark_pending(session, saga_id=item.saga_id, now=now, task_id=item.report.task_id)
             results[index] = dataclasses.replace(results[index], to_compensate=count)
     if sagas:
         now = max(items[index].report.failed_at for index in sagas.values())
-        pending = compensation_steps.mark_sagas_pending(session, saga_ids=sorted(sagas), now=now)
+        pending = mark_sagas_pending(session, saga_ids=sorted(sagas), now=now)
         for saga_id, index in sagas.items():
             results[index] = dataclasses.replace(results[index], to_compensate=pending.get(saga_id, 0))
     return results

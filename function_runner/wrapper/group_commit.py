@@ -120,7 +120,7 @@ class GroupCommit(Generic[I, R]):
             for waiter in batch:
                 waiter.finish(error=exc)
             return
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001, RUF100 - any error of one item must fail that item alone, never its batch
             if len(batch) == 1:
                 batch[0].finish(error=exc)
                 return
@@ -131,10 +131,15 @@ class GroupCommit(Generic[I, R]):
             for waiter in batch:
                 waiter.finish(error=LeaderInterrupted(f"recording interrupted: {type(exc).__name__}"))
             raise
-        if len(results) != len(batch):
-            error = RuntimeError(f"recorded {len(results)} results for {len(batch)} items")
-            for waiter in batch:
-                waiter.finish(error=error)
-            return
-        for waiter, result in zip(batch, results, strict=True):
-            waiter.finish(result)
+        _hand_out(batch, results)
+
+
+def _hand_out(batch: list[_Waiter[I, R]], results: Sequence[R]) -> None:
+    """Give each waiter of ``batch`` its result (all of them an error if the counts differ)."""
+    if len(results) != len(batch):
+        error = RuntimeError(f"recorded {len(results)} results for {len(batch)} items")
+        for waiter in batch:
+            waiter.finish(error=error)
+        return
+    for waiter, result in zip(batch, results, strict=True):
+        waiter.finish(result)

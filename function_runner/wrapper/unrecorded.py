@@ -29,15 +29,31 @@ import datetime as dt
 import json
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import redis
 
 from error_handling.categories import Category
 from error_handling.classification import Classification
 from error_handling.persistence.repository import FailureReport, TaskPayload
 from function_runner.events import log_event
-from function_runner.runtime import Runtime
 
-__all__ = ["SEEN", "TTL", "Kept", "decode", "encode", "forget", "keep", "overdue", "overdue_again", "take"]
+if TYPE_CHECKING:
+    from function_runner.runtime import Runtime
+
+__all__ = [
+    "SEEN",
+    "TTL",
+    "Kept",
+    "UnrecordedFailure",
+    "decode",
+    "encode",
+    "forget",
+    "keep",
+    "overdue",
+    "overdue_again",
+    "take",
+]
 
 #: How long an unrecorded failure is kept (seconds): as long as the delivery counters.
 TTL = 7 * 24 * 3600
@@ -53,6 +69,16 @@ for _, member in ipairs(due) do
 end
 return due
 """
+
+
+class UnrecordedFailure(Exception):
+    """Stands for a failure that happened while the database was unreachable, on the delivery that
+    records it (the original exception object is gone; its classification was kept)."""
+
+    @classmethod
+    def of(cls, classification: Classification) -> UnrecordedFailure:
+        """The stand-in for the failure classified as ``classification``."""
+        return cls(f"{classification.exc_type or 'error'}: {classification.message}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +156,7 @@ def keep(runtime: Runtime, report: FailureReport, *, token: str | None = None) -
         pipe.set(_key(report.task_id, report.attempt), encode(report, token=token), ex=TTL)
         pipe.zadd(SEEN, {_member(report.task_id, report.attempt): time.time()})
         pipe.execute()
-    except Exception as problem:
+    except (redis.RedisError, TypeError, ValueError) as problem:
         log_event("failure.keep_failed", level=logging.WARNING, task_id=report.task_id, error=type(problem).__name__)
         return False
     return True
@@ -147,7 +173,7 @@ def take(runtime: Runtime, task_id: str, attempt: int) -> FailureReport | None:
         pipe.get(_key(task_id, attempt))
         pipe.zadd(SEEN, {_member(task_id, attempt): time.time()}, xx=True)
         text, _ = pipe.execute()
-    except Exception as problem:
+    except redis.RedisError as problem:
         log_event("failure.lookup_failed", level=logging.WARNING, task_id=task_id, error=type(problem).__name__)
         return None
     if text is None:
@@ -170,7 +196,7 @@ def forget(runtime: Runtime, task_id: str, attempt: int) -> None:
         pipe.delete(_key(task_id, attempt))
         pipe.zrem(SEEN, _member(task_id, attempt))
         pipe.execute()
-    except Exception as problem:
+    except redis.RedisError as problem:
         log_event("failure.forget_failed", level=logging.WARNING, task_id=task_id, error=type(problem).__name__)
 
 
@@ -218,5 +244,5 @@ def overdue_again(runtime: Runtime, kept: list[Kept]) -> None:
         return
     try:
         client.zadd(SEEN, {_member(k.report.task_id, k.report.attempt): 0 for k in kept}, xx=True)
-    except Exception as problem:
+    except redis.RedisError as problem:
         log_event("failure.overdue_again_failed", level=logging.WARNING, error=type(problem).__name__)

@@ -318,9 +318,9 @@ def sleeps(self: RecoverableTask, seconds: float) -> str:
 @app.task(base=RecoverableTask, bind=True, name="e2e.own_mark")
 def own_mark(self: RecoverableTask) -> None:
     """Says whether this execution's start mark is in the worker's shared memory."""
-    from function_runner.wrapper import deliveries
+    from function_runner.wrapper import start_marks
 
-    marks = deliveries.marks
+    marks = start_marks.marks
     found = marks is not None and marks.map.find(marks.digest(str(self.request.id))) != -1
     state().set(f"marked:{self.request.id}", int(found))
 

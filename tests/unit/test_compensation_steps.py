@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from error_handling.persistence import compensation as steps
 from error_handling.persistence.db import make_engine, make_sessionmaker, transaction
 from error_handling.persistence.models import StepStatus
-from function_runner.compensation import undo_reference
+from function_runner.compensation.recorder import undo_reference
 from function_runner.migrate import upgrade
 
 T0 = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)

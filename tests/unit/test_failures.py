@@ -79,7 +79,7 @@ def test_every_failure_compensations_and_failed_compensators(sessions: sessionma
         sessions,
         [
             FailureToRecord(report("a", 1, Category.TRANSIENT, "timeout"), POLICY, "s1", compensate_on="every_failure"),
-            FailureToRecord(report("comp", 1, Category.PERMANENT, "not_found"), POLICY, "s2", is_compensator=True),
+            FailureToRecord(report("comp", 1, Category.PERMANENT, "not_found"), POLICY, "s2", compensating=True),
         ],
     )
     assert [r.to_compensate for r in got] == [1, 0]

@@ -9,19 +9,19 @@ from types import SimpleNamespace
 
 import pytest
 
-from function_runner.wrapper import deliveries
-from function_runner.wrapper.deliveries import StartMarks
+from function_runner.wrapper import start_marks
+from function_runner.wrapper.start_marks import StartMarks
 
 
 def as_pool_process(monkeypatch: pytest.MonkeyPatch, index: int) -> None:
-    monkeypatch.setattr(deliveries, "current_process", lambda: SimpleNamespace(index=index))
+    monkeypatch.setattr(start_marks, "current_process", lambda: SimpleNamespace(index=index))
 
 
 def start_and_die(marks: StartMarks, index: int, task_id: str, attempt: int = 1) -> int:
     """A forked pool process at ``index`` that starts ``task_id`` and dies without an outcome."""
     pid = os.fork()
     if pid == 0:  # the child: no pytest machinery, just the mark and a death
-        deliveries.current_process = lambda: SimpleNamespace(index=index)  # type: ignore[assignment]
+        start_marks.current_process = lambda: SimpleNamespace(index=index)  # type: ignore[assignment]
         marks.begin(task_id, attempt)
         os._exit(1)
     os.waitpid(pid, 0)  # reaped, as the worker's main process does
@@ -79,7 +79,7 @@ def test_a_replacement_process_keeps_its_predecessors_marks_until_full(monkeypat
 
 def test_processes_outside_a_pool_are_not_marked(monkeypatch: pytest.MonkeyPatch) -> None:
     marks = StartMarks(2)
-    monkeypatch.setattr(deliveries, "current_process", lambda: SimpleNamespace(index=None))
+    monkeypatch.setattr(start_marks, "current_process", lambda: SimpleNamespace(index=None))
     assert marks.begin("task-8", 1) == []
     marks.end()
     as_pool_process(monkeypatch, 7)  # an index past the table (autoscaled beyond it)

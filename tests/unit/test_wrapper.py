@@ -224,6 +224,7 @@ def test_celery_is_handed_the_bodys_frames_and_causes_not_the_wrappers(app: Cele
     for text in (failed.traceback, "".join(traceback.format_exception(failed.result))):
         assert "in lookup" in text and "in frames" in text and "KeyError" in text
         assert "_conclude" not in text and "_on_failure" not in text and "_execute" not in text
+        assert "_run_body" not in text
 
     retried = run(frames, "transient", task_id="frames-2")
     assert retried.state == "RETRY"
@@ -412,17 +413,15 @@ def test_a_refused_record_without_a_counter_is_dead_lettered_at_once_with_a_mini
 def test_a_refused_redelivery_bookkeeping_does_not_escape_as_the_outcome(
     app: Celery, rows: Rows, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import importlib
 
     from error_handling.persistence import repository
-
-    task_module = importlib.import_module("function_runner.wrapper.task")
+    from function_runner.wrapper.execution import Execution
 
     def refusing(*_args: Any, **_kwargs: Any) -> Any:
         raise _data_error()
 
     monkeypatch.setattr(repository, "reconcile_lost_deliveries", refusing)
-    monkeypatch.setattr(task_module, "_redelivered", lambda _request: True)
+    monkeypatch.setattr(Execution, "redelivered", property(lambda _self: True))
     ran: list[int] = []
 
     @app.task(base=RecoverableTask, name="unit.redelivered")
@@ -480,17 +479,15 @@ def test_without_redis_nothing_counts_refusals() -> None:
 def test_a_refused_success_record_leaves_the_success_a_success(
     app: Celery, rows: Rows, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import importlib
 
     from error_handling.persistence import repository
-
-    task_module = importlib.import_module("function_runner.wrapper.task")
+    from function_runner.wrapper.execution import Execution
 
     def refusing(*_args: Any, **_kwargs: Any) -> Any:
         raise _data_error()
 
     monkeypatch.setattr(repository, "record_success", refusing)
-    monkeypatch.setattr(task_module, "_redelivered", lambda _request: True)  # a lost delivery before: recovered
+    monkeypatch.setattr(Execution, "redelivered", property(lambda _self: True))  # a lost delivery before: recovered
 
     @app.task(base=RecoverableTask, name="unit.recovered")
     def recovered() -> str:

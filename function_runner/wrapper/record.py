@@ -1,0 +1,85 @@
+"""The record step: one failed execution is recorded with the others of its process (group commit,
+:mod:`~function_runner.wrapper.group_commit`, writing :mod:`~function_runner.wrapper.failures`).
+
+If the database is unreachable, the report is kept in Redis (:mod:`~function_runner.wrapper.unrecorded`)
+and the message given back: its redelivery records the kept report instead of running the body again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery.exceptions import Reject
+
+from error_handling.exceptions import StorageUnavailable
+from error_handling.persistence import repository
+from error_handling.persistence.models import utcnow
+from function_runner.events import log_event
+from function_runner.wrapper import outcome, unrecorded
+from function_runner.wrapper.execution import Execution
+from function_runner.wrapper.failures import FailureRecorded, FailureToRecord
+
+__all__ = ["record", "record_success"]
+
+
+def record(execution: Execution, item: FailureToRecord, *, keep: bool = True) -> FailureRecorded:
+    """Record one failure with the others of this process (one transaction: group commit), and log it.
+
+    ``keep``: if the database is unreachable, keep the report in Redis so the redelivery records it
+    instead of running the body again (False for a report that is itself a kept or a minimal one).
+
+    Raises:
+        Reject: the database is unreachable (the message goes back, unacked).
+        Exception: recording failed otherwise (a refusal: the caller decides).
+    """
+    report = item.report
+    try:
+        recorded = execution.runtime.failures.submit(item)
+    except StorageUnavailable as exc:
+        if keep:
+            unrecorded.keep(execution.runtime, report, token=execution.token)
+        outcome.requeue(execution, step="record_failure", why=f"failure not recorded: {exc}")
+    classification = report.classification
+    log_event(
+        "task.failed",
+        level=logging.WARNING,
+        task_id=execution.request.id,
+        task=execution.task_name,
+        attempt=report.attempt,
+        of=repository.max_attempts(item.policy, classification),
+        category=classification.category.value,
+        reason=classification.reason,
+        decision=type(recorded.recorded.decision).__name__,
+        duplicate=recorded.recorded.duplicate,
+    )
+    return recorded
+
+
+def record_success(execution: Execution) -> None:
+    """Record that a scheduled run (or a task whose deliveries were lost before) succeeded. A refused
+    record is logged: the body succeeded, and that must not turn into a loss.
+
+    Raises:
+        Reject: the database is unreachable (the message goes back).
+    """
+    task_id, run_id = execution.request.id, execution.run_id
+    now = utcnow()
+    try:
+        execution.runtime.in_transaction(
+            lambda s: repository.record_success(s, task_id=task_id, run_id=run_id, now=now)
+        )
+    except StorageUnavailable as exc:
+        log_event("task.storage_unavailable", level=logging.WARNING, task_id=task_id, step="success")
+        raise Reject(str(exc), requeue=True) from None
+    except Exception as error:  # noqa: BLE001, RUF100 - the body succeeded: a refused record must not make that a loss
+        log_event(
+            "task.success_not_recorded",
+            level=logging.ERROR,
+            exc_info=True,
+            task_id=task_id,
+            task=execution.task_name,
+            attempt=execution.attempt,
+            error=type(error).__name__,
+        )
+        return
+    log_event("task.recovered", task_id=task_id, task=execution.task_name, attempt=execution.attempt)
