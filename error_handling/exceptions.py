@@ -103,8 +103,8 @@ class WorkerLost(PermanentError):
     default_reason = Reason.WORKER_LOST.value
 
 
-class ConfigurationError(FunctionRunnerError):
-    """A setting, rule or task option is invalid."""
+class ConfigurationError(FunctionRunnerError, ValueError):
+    """A setting, rule or task option is invalid (a ``ValueError`` too, so pydantic validators may raise it)."""
 
 
 class StorageError(FunctionRunnerError):
