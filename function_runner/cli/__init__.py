@@ -1,4 +1,6 @@
-"""The ``function-runner`` command line (typer): one module per command group::
+"""The ``function-runner`` command line (typer): one module per command group.
+
+Modules:
 
     main.py          the root: demo, worker, dispatcher, api; adds the groups below
     db.py            db upgrade | downgrade
