@@ -24,7 +24,8 @@ import logging
 from fastapi import Request
 
 from api.errors import ApiError
-from function_runner.settings import ApiKey, Settings, parse_api_keys
+from function_runner.settings import Settings
+from function_runner.settings.api_keys import ApiKey, parse_api_keys
 
 logger = logging.getLogger("function_runner.api")
 

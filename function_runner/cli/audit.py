@@ -12,14 +12,12 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from error_handling.exceptions import FunctionRunnerError
 from error_handling.persistence import audit
 from error_handling.persistence.audit import AuditAction, AuditTarget
-from error_handling.persistence.db import make_engine, make_sessionmaker, transaction
-from function_runner.cli.common import EXIT_FAILED, EXIT_USAGE, fail, load_settings
+from function_runner.cli.common import EXIT_USAGE, database_session, fail, utc
+from function_runner.cli.output import JsonOption, out, print_json, print_next_page, when
 
 app = typer.Typer(
     help="The operator audit: who replayed, discarded, cancelled, reset or opened what, and when.",
@@ -28,18 +26,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-out = Console()
-
 
 @app.callback()
 def main() -> None:
     """The operator audit: who replayed, discarded, cancelled, reset or opened what, and when."""
-
-
-def _utc(moment: dt.datetime | None) -> dt.datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=dt.UTC)
 
 
 @app.command("list")
@@ -52,7 +42,7 @@ def list_command(
     until: Annotated[dt.datetime | None, typer.Option(help="Before (UTC).")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="Page size.")] = 50,
     cursor: Annotated[str | None, typer.Option(help="next_cursor printed by the previous page.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """List operator actions, newest first."""
     from api.errors import ApiError
@@ -63,38 +53,31 @@ def list_command(
         position = decode_cursor(cursor) if cursor else None
     except ApiError as exc:
         raise fail(exc.message, EXIT_USAGE) from None
-    engine = make_engine(load_settings().effective_database_url)
-    try:
-        with transaction(make_sessionmaker(engine)) as session:
-            page = audit.list_events(
-                session,
-                actor=actor,
-                action=action.value if action else None,
-                target_type=target_type.value if target_type else None,
-                target_id=target_id,
-                since=_utc(since),
-                until=_utc(until),
-                cursor=position,
-                limit=limit,
-            )
-            public = AuditEventsPublic.from_page(page)
-    except FunctionRunnerError as exc:
-        raise fail(str(exc), EXIT_FAILED) from None
-    finally:
-        engine.dispose()
+    with database_session() as session:
+        page = audit.list_events(
+            session,
+            actor=actor,
+            action=action.value if action else None,
+            target_type=target_type.value if target_type else None,
+            target_id=target_id,
+            since=utc(since),
+            until=utc(until),
+            cursor=position,
+            limit=limit,
+        )
+        public = AuditEventsPublic.from_page(page)
     if as_json:
-        typer.echo(public.model_dump_json(indent=2))
+        print_json(public)
         return
     table = Table("id", "at", "actor", "action", "target", "detail", box=None)
     for event in public.data:
         table.add_row(
             str(event.id),
-            event.at.strftime("%Y-%m-%d %H:%M:%S"),
+            when(event.at),
             event.actor,
             event.action,
             f"{event.target_type}:{event.target_id or ''}",
             json.dumps(event.detail, default=str)[:80],
         )
     out.print(table)
-    if public.next_cursor:
-        out.print(f"next page: --cursor {public.next_cursor}", highlight=False)
+    print_next_page(public.next_cursor)

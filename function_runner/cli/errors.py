@@ -23,8 +23,6 @@ from typing import Annotated, Final
 
 import sqlalchemy as sa
 import typer
-from pydantic import BaseModel
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session
@@ -43,8 +41,8 @@ from error_handling.categories import Category
 from error_handling.exceptions import ConfigurationError
 from error_handling.persistence import queries
 from error_handling.persistence.db import UNAVAILABLE_ERRORS, make_engine, normalise_url
-from error_handling.redaction import DEFAULT_REDACTOR
-from function_runner.cli.common import EXIT_FAILED, EXIT_USAGE, fail, load_settings
+from function_runner.cli.common import EXIT_FAILED, EXIT_USAGE, fail, first_line, load_settings
+from function_runner.cli.output import out, print_json
 from function_runner.settings import Settings
 
 app = typer.Typer(
@@ -53,8 +51,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-out = Console()
 
 #: Longest message shown in a table cell.
 MESSAGE_WIDTH: Final = 60
@@ -88,12 +84,6 @@ def parse_time(text: str, *, option: str, now: dt.datetime | None = None) -> dt.
         ) from None
 
 
-def _first_line(exc: BaseException) -> str:
-    cause = getattr(exc, "orig", None) or exc
-    lines = str(cause).strip().splitlines()
-    return DEFAULT_REDACTOR.redact_text(lines[0] if lines else type(cause).__name__)
-
-
 @contextlib.contextmanager
 def reading(settings: Settings) -> Iterator[Session]:
     """A read-only session on the settings' database, translating its failures into one-line exits.
@@ -122,17 +112,13 @@ def reading(settings: Settings) -> Iterator[Session]:
         with Session(engine) as session:
             yield session
     except UNAVAILABLE_ERRORS as exc:
-        raise fail(f"cannot read the database: {_first_line(exc)}", EXIT_FAILED) from None
+        raise fail(f"cannot read the database: {first_line(exc)}", EXIT_FAILED) from None
     except sa.exc.ProgrammingError as exc:  # Postgres: a table is missing (not migrated)
         raise fail(
-            f"cannot read the database: {_first_line(exc)} (run 'function-runner db upgrade')", EXIT_FAILED
+            f"cannot read the database: {first_line(exc)} (run 'function-runner db upgrade')", EXIT_FAILED
         ) from None
     finally:
         engine.dispose()
-
-
-def _print_json(document: BaseModel) -> None:
-    typer.echo(document.model_dump_json(indent=2))
 
 
 def _when(moment: dt.datetime | None) -> str:
@@ -220,7 +206,7 @@ def list_command(
         )
         document = attempts_public(page.items, encode_cursor(*page.next_keyset) if page.next_keyset else None)
     if as_json:
-        _print_json(document)
+        print_json(document)
         return
     if not document.data:
         out.print("no failed attempts match")
@@ -242,7 +228,7 @@ def show_command(
             raise fail(f"no failed attempt has id {attempt_id}", EXIT_FAILED)
         detail = attempt_detail_public(row, queries.get_task(session, task_id=row.task_id))
     if as_json:
-        _print_json(detail)
+        print_json(detail)
         return
     _print_detail(detail)
 
@@ -296,7 +282,7 @@ def history_command(
             raise fail(f"no failure is recorded for task {task_id!r}", EXIT_FAILED)
         document = task_history_public(history)
     if as_json:
-        _print_json(document)
+        print_json(document)
         return
     _print_history(document)
 
@@ -316,41 +302,51 @@ def _print_history(history: TaskHistoryPublic) -> None:
         letter = history.replay_of
         out.print(escape(f"replay of dead letter {letter.id} (task {letter.task_id}, {letter.reason})"))
     if history.lost_deliveries:
-        lost = Table(title="lost deliveries (the worker process died; no retry used)")
-        for column in ("attempt", "delivery", "lost at (UTC)", "cause", "worker / pid", "signal / exit"):
-            lost.add_column(column)
-        lost.add_column("detail", overflow="fold", ratio=1)
-        for row in history.lost_deliveries:
-            ending = row.signal or (f"exit {row.exit_code}" if row.exit_code is not None else "-")
-            lost.add_row(
-                str(row.attempt),
-                str(row.delivery),
-                row.lost_at.strftime("%Y-%m-%d %H:%M:%S"),
-                row.cause,
-                escape(f"{row.worker or '-'} / {row.pid or '-'}"),
-                escape(ending),
-                escape(_short(" ".join(filter(None, [row.memory_limit, row.detail])) or "-")),
-            )
-        out.print(lost)
+        out.print(_lost_deliveries_table(history))
     if history.attempts:
         out.print(_attempts_table(history.attempts, title="failed attempts", worker=True))
     if history.runs:
-        runs = Table(title="scheduled runs")
-        for column in ("attempt", "kind", "status", "due at", "resource", "dispatched"):
-            runs.add_column(column)
-        for run in history.runs:
-            runs.add_row(
-                str(run.attempt),
-                run.kind.value,
-                run.status.value,
-                _when(run.due_at),
-                escape(run.resource or "-"),
-                str(run.dispatch_count),
-            )
-        out.print(runs)
+        out.print(_runs_table(history))
     if history.dead_letter is not None:
         letter = history.dead_letter
         out.print(escape(f"dead letter {letter.id}: {letter.reason}, {letter.status.value}"))
     for replay in history.replays:
         state = replay.state.value if replay.state else "no failure recorded"
         out.print(escape(f"replayed as {replay.task_id}: {state}"))
+
+
+def _lost_deliveries_table(history: TaskHistoryPublic) -> Table:
+    """The task's deliveries whose worker process died."""
+    lost = Table(title="lost deliveries (the worker process died; no retry used)")
+    for column in ("attempt", "delivery", "lost at (UTC)", "cause", "worker / pid", "signal / exit"):
+        lost.add_column(column)
+    lost.add_column("detail", overflow="fold", ratio=1)
+    for row in history.lost_deliveries:
+        ending = row.signal or (f"exit {row.exit_code}" if row.exit_code is not None else "-")
+        lost.add_row(
+            str(row.attempt),
+            str(row.delivery),
+            row.lost_at.strftime("%Y-%m-%d %H:%M:%S"),
+            row.cause,
+            escape(f"{row.worker or '-'} / {row.pid or '-'}"),
+            escape(ending),
+            escape(_short(" ".join(filter(None, [row.memory_limit, row.detail])) or "-")),
+        )
+    return lost
+
+
+def _runs_table(history: TaskHistoryPublic) -> Table:
+    """The task's scheduled runs (retries and resource waits)."""
+    runs = Table(title="scheduled runs")
+    for column in ("attempt", "kind", "status", "due at", "resource", "dispatched"):
+        runs.add_column(column)
+    for run in history.runs:
+        runs.add_row(
+            str(run.attempt),
+            run.kind.value,
+            run.status.value,
+            _when(run.due_at),
+            escape(run.resource or "-"),
+            str(run.dispatch_count),
+        )
+    return runs

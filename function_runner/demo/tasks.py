@@ -14,6 +14,9 @@ from function_runner.app import create_app
 from function_runner.settings import Settings
 from function_runner.wrapper.task import RecoverableTask
 
+#: The file render_on_gpu leaves next to the GPU marker when it found no GPU.
+GPU_WANTED = "gpu-wanted"
+
 app = create_app(Settings(), main="function_runner_demo")
 app.conf.update(worker_enable_remote_control=False, worker_send_task_events=False)
 
@@ -31,6 +34,7 @@ def render_on_gpu(self: RecoverableTask, scene: str) -> str:
     """Needs a GPU; parks in the wait queue until the demo 'frees' one (a marker file appears)."""
     marker = Path(os.environ.get("FUNCTION_RUNNER_DEMO_GPU_MARKER", "gpu-free"))
     if not marker.exists():
+        marker.with_name(GPU_WANTED).touch()  # tells the demo it may free the GPU now
         raise ResourceError("no GPU with enough free memory", resource="gpu", reason="gpu_unavailable")
     return f"rendered {scene}"
 

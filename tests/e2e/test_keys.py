@@ -33,7 +33,8 @@ from error_handling.sealing import Sealer, generate_key, seal_secrets, unseal_se
 from function_runner.app import create_app
 from function_runner.replay import replay_dead_letter
 from function_runner.runtime import Runtime, runtime_for
-from function_runner.settings import MISSING_KEY, Settings
+from function_runner.settings import Settings
+from function_runner.settings.storage import MISSING_KEY
 from function_runner.wrapper import unrecorded
 from tests.e2e.test_cli import command, without_our_settings
 from tests.support.dead_letter_seed import seed_dead_letter

@@ -19,7 +19,9 @@ from api.auth import authorize, open_bind_refusal
 from api.main import API_PREFIX, create_app
 from error_handling.sealing import generate_key
 from function_runner.cli import app as cli
-from function_runner.settings import DEFAULT_API_MAX_BODY_BYTES, Settings, parse_api_keys
+from function_runner.settings import Settings
+from function_runner.settings.api import DEFAULT_API_MAX_BODY_BYTES
+from function_runner.settings.api_keys import parse_api_keys
 from tests.support.api_client import LOCAL_ADDRESS, REQUESTED_BY, bearer, local_client
 
 READ_KEY = "read-key-0123456789"

@@ -138,6 +138,8 @@ def test_discard_and_errors(env: str, reader: Celery) -> None:
         (("replay", str(letter), "--args", "[1,"), 2, "--args is not valid JSON"),
         (("replay", str(letter), "--kwargs", "[1]"), 2, "--kwargs must be a JSON object"),
         (("list", "--cursor", "garbage"), 2, "cursor is invalid"),
+        (("replay", str(letter), "--app", "no.such.module"), 2, "cannot import 'no.such.module'"),
+        (("replay", str(letter), "--app", "json"), 2, "no Celery app found in 'json' (looked for app, celery)"),
     ]:
         code, _, stderr = run(*args)
         assert (code, text in stderr, "Traceback" in stderr) == (exit_code, True, False), (args, stderr)

@@ -204,7 +204,8 @@ def test_the_compose_api_starts_and_answers_the_host(tmp_path: Path, monkeypatch
 
     from api.auth import open_bind_refusal
     from api.main import create_app
-    from function_runner.settings import Settings, parse_api_keys
+    from function_runner.settings import Settings
+    from function_runner.settings.api_keys import parse_api_keys
 
     generated = _generated_env(tmp_path)
     api = _compose()["services"]["api"]

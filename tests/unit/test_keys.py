@@ -34,7 +34,8 @@ from function_runner.dispatch.dispatcher import Dispatcher
 from function_runner.dispatch.retention import RetentionRole
 from function_runner.migrate import upgrade
 from function_runner.runtime import runtime_for
-from function_runner.settings import KEY_FILE_NAME, MISSING_KEY, Settings
+from function_runner.settings import Settings
+from function_runner.settings.storage import KEY_FILE_NAME, MISSING_KEY
 from tests.support.failures import fail
 
 KEY_A, KEY_B = generate_key(), generate_key()

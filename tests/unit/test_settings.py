@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from error_handling.exceptions import ConfigurationError
 from error_handling.policy import FullJitterBackoff, RecoveryPolicy
 from error_handling.sealing import SealedValueError, Sealer, generate_key
-from function_runner.settings import KEY_FILE_NAME, Settings
+from function_runner.settings import Settings
+from function_runner.settings.api_keys import parse_api_keys
+from function_runner.settings.storage import KEY_FILE_NAME
 
 KEY_WARNING = "FUNCTION_RUNNER_ENCRYPTION_KEY is not set"
 #: Threads racing to create the key file (the demo's worker runs 4).
@@ -122,6 +125,17 @@ def test_a_malformed_api_key_is_refused_without_echoing_it() -> None:
     with pytest.raises(ValidationError) as caught:
         Settings(api_keys="admin:sk-canary-not-echoed-0123456789")
     assert "sk-canary" not in str(caught.value)
+
+
+def test_the_settings_own_checks_raise_configuration_errors_that_pydantic_reports() -> None:
+    with pytest.raises(ConfigurationError, match=r"^API key entry #2 must look like"):
+        parse_api_keys("read:k1,admin:k2")
+    with pytest.raises(ValidationError) as caught:
+        Settings(liveness_interval=5, liveness_timeout=5)
+    (error,) = caught.value.errors()
+    assert error["loc"] == ("liveness_timeout",)
+    assert isinstance(error["ctx"]["error"], ConfigurationError)
+    assert error["msg"] == "Value error, liveness_timeout must be 0 (off) or longer than liveness_interval (5.0 s)"
 
 
 def test_settings_are_frozen() -> None:
