@@ -9,6 +9,7 @@ Two families hang from one root, so callers can catch at any level::
     │   ├── ValidationError             bad input: fail fast, tell the user, no retry
     │   └── PermanentError              will never work: dead-letter queue
     ├── ConfigurationError              a setting or a task option is invalid
+    ├── InvalidCursor                   a page cursor this project did not issue (also a ValueError)
     └── StorageError                    the system of record could not be used
         └── StorageUnavailable          the database is unreachable (the message must not be acked)
 """
@@ -105,6 +106,10 @@ class WorkerLost(PermanentError):
 
 class ConfigurationError(FunctionRunnerError):
     """A setting, rule or task option is invalid."""
+
+
+class InvalidCursor(FunctionRunnerError, ValueError):
+    """A page cursor that was not produced by this project (the API answers 400 ``invalid_cursor``)."""
 
 
 class StorageError(FunctionRunnerError):

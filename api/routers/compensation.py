@@ -11,8 +11,9 @@ from fastapi import APIRouter, Path, Query
 from api.deps import SessionDep
 from api.errors import ApiError, ErrorEnvelope
 from api.schemas.errors import RecoveryStatsPublic, TaskCompensationPublic, step_public
-from error_handling.persistence import compensation, queries
+from error_handling.persistence import compensation
 from error_handling.persistence.models import TaskRecord
+from error_handling.persistence.reads import counts
 
 router = APIRouter(tags=["recovery"])
 
@@ -64,5 +65,5 @@ def recovery_stats(
     started, released and timed out, fail-fasts, dead letters, replays, and compensation steps undone or
     failed (and open now)."""
     until = dt.datetime.now(dt.UTC)
-    stats = queries.recovery_stats(session, since=until - dt.timedelta(minutes=window_minutes), until=until)
+    stats = counts.recovery_stats(session, since=until - dt.timedelta(minutes=window_minutes), until=until)
     return RecoveryStatsPublic(**vars(stats))

@@ -27,7 +27,7 @@ from api.schemas.errors import (
     task_history_public,
 )
 from error_handling.categories import Category
-from error_handling.persistence import queries
+from error_handling.persistence.reads import attempts, counts, histories
 
 router = APIRouter(tags=["errors"])
 
@@ -102,7 +102,7 @@ def list_errors(
     since, until = _utc(since, "since"), _utc(until, "until")
     if since is not None and until is not None and since > until:
         raise ApiError(422, "since must not be later than until", code="invalid_time_range", param="since")
-    page = queries.list_attempts(
+    page = attempts.list_attempts(
         session,
         task_name=task_name,
         category=category.value if category else None,
@@ -128,7 +128,7 @@ def error_stats(
     """Count the failed attempts of the last `window_minutes` by category, reason, task name and
     fingerprint group (the largest groups, each with its first and last occurrence and a sample message)."""
     until = dt.datetime.now(dt.UTC)
-    stats = queries.error_stats(session, since=until - dt.timedelta(minutes=window_minutes), until=until)
+    stats = counts.error_stats(session, since=until - dt.timedelta(minutes=window_minutes), until=until)
     return error_stats_public(stats)
 
 
@@ -140,7 +140,7 @@ def task_history(
     """Show everything recorded about a task: each failed attempt with its decision, delay and worker,
     its scheduled runs, its terminal state, its dead letter, and its replay lineage (the dead letter it
     replays, and the tasks that replayed its own dead letter). 404 when nothing is recorded about it."""
-    history = queries.task_history(session, task_id=task_id)
+    history = histories.task_history(session, task_id=task_id)
     if history is None:
         raise ApiError(404, f"no failure is recorded for task {task_id!r}", code="task_not_found", param="task_id")
     return task_history_public(history)
@@ -152,7 +152,7 @@ def get_error(
     attempt_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The failed attempt's id.")],
 ) -> AttemptDetailPublic:
     """Show one failed attempt, with its redacted traceback and its task (secrets shown as [REDACTED])."""
-    row = queries.get_attempt(session, attempt_id=attempt_id)
+    row = attempts.get_attempt(session, attempt_id=attempt_id)
     if row is None:
         raise ApiError(404, f"no failed attempt has id {attempt_id}", code="attempt_not_found", param="attempt_id")
-    return attempt_detail_public(row, queries.get_task(session, task_id=row.task_id))
+    return attempt_detail_public(row, attempts.get_task(session, task_id=row.task_id))

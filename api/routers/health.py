@@ -23,9 +23,10 @@ from pydantic import BaseModel, Field
 
 from api.celery_dep import get_celery
 from api.deps import get_engine, get_settings
-from error_handling.persistence import heartbeats, queries, retention
+from error_handling.persistence import heartbeats, retention
 from error_handling.persistence.db import UNAVAILABLE_ERRORS
 from error_handling.persistence.models import RunStatus, ScheduledRun, utcnow
+from error_handling.persistence.reads import summaries
 from function_runner.broker import liveness
 
 router = APIRouter(tags=["health"])
@@ -187,11 +188,13 @@ def health(request: Request) -> HealthPublic:
                         last_error_message=s.last_error[1] if s.last_error else None,
                         last_error_at=s.last_error[2] if s.last_error else None,
                     )
-                    for s in queries.service_health(session, since=now - dt.timedelta(minutes=SERVICES_WINDOW_MINUTES))
+                    for s in summaries.service_health(
+                        session, since=now - dt.timedelta(minutes=SERVICES_WINDOW_MINUTES)
+                    )
                 ]
                 fallbacks = [
                     FallbackHealthPublic(**vars(f))
-                    for f in queries.fallback_summary(
+                    for f in summaries.fallback_summary(
                         session, since=now - dt.timedelta(minutes=SERVICES_WINDOW_MINUTES)
                     )
                 ]

@@ -1,6 +1,6 @@
 """Public schemas of failed attempts, task histories and error statistics.
 
-They are built from the rows of :mod:`error_handling.persistence.queries` by the ``*_public``
+They are built from the rows of :mod:`error_handling.persistence.reads` by the ``*_public``
 functions below, which the API and the CLI's ``--json`` output share. A task's stored args, kwargs and
 headers hold sealed (encrypted) secrets; they are only ever shown through
 :func:`error_handling.sealing.redacted_view`, where each secret is ``[REDACTED]``.
@@ -28,7 +28,8 @@ from error_handling.persistence.models import (
     TaskRecord,
     TaskState,
 )
-from error_handling.persistence.queries import ErrorStats, FingerprintGroup, TaskHistory
+from error_handling.persistence.reads.counts import ErrorStats, FingerprintGroup
+from error_handling.persistence.reads.histories import TaskHistory
 from error_handling.sealing import redacted_view
 
 __all__ = [
@@ -317,7 +318,7 @@ def attempt_public(row: FailedAttempt) -> AttemptPublic:
 
 
 def attempts_public(rows: Sequence[Row[Any]], next_cursor: str | None) -> AttemptsPublic:
-    """A page of failed attempts (rows of :func:`~error_handling.persistence.queries.list_attempts`),
+    """A page of failed attempts (rows of :func:`~error_handling.persistence.reads.attempts.list_attempts`),
     validated in one call (a page of 500 in a few milliseconds)."""
     return AttemptsPublic.model_validate({"data": [row._asdict() for row in rows], "next_cursor": next_cursor})
 

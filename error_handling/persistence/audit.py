@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from error_handling.persistence.cursor import Keyset, keyset_after
 from error_handling.persistence.models import AuditEvent
 from error_handling.redaction import REDACTED, Redactor
 
@@ -72,10 +73,6 @@ class AuditTarget(enum.StrEnum):
     REPLAY_JOB = "replay_job"
     #: A service's circuit breaker (``target_id``: the service).
     BREAKER = "breaker"
-
-
-#: A position in the newest-first order: the ``(at, id)`` of the last row of a page.
-Keyset = tuple[dt.datetime, int]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,11 +144,7 @@ def list_events(
     if until is not None:
         query = query.where(AuditEvent.at < until)
     if cursor is not None:
-        moment, row_id = cursor
-        query = query.where(
-            AuditEvent.at <= moment,
-            sa.or_(AuditEvent.at < moment, sa.and_(AuditEvent.at == moment, AuditEvent.id < row_id)),
-        )
+        query = query.where(keyset_after(AuditEvent.at, AuditEvent.id, cursor))
     size = max(1, limit)
     rows = list(
         session.execute(query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(size + 1)).scalars().all()

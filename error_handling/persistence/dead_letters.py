@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from error_handling.exceptions import FunctionRunnerError
 from error_handling.persistence import audit, compensation
+from error_handling.persistence.cursor import Keyset, keyset_after
 from error_handling.persistence.models import (
     DeadLetterRecord,
     DeadLetterStatus,
@@ -55,7 +56,6 @@ __all__ = [
     "DeadLetterNotFound",
     "DeadLetterPage",
     "IdempotencyKeyReused",
-    "Keyset",
     "NotReplayable",
     "PayloadPurged",
     "attempts_of",
@@ -68,9 +68,6 @@ __all__ = [
     "mark_replayed",
     "replays_of",
 ]
-
-#: A position in the newest-first order: the ``(created_at, id)`` of the last row of a page.
-Keyset = tuple[dt.datetime, int]
 
 
 class DeadLetterError(FunctionRunnerError):
@@ -214,13 +211,7 @@ def list_dead_letters(
     if until is not None:
         query = query.where(DeadLetterRecord.created_at < until)
     if cursor is not None:
-        moment, row_id = cursor
-        query = query.where(
-            sa.or_(
-                DeadLetterRecord.created_at < moment,
-                sa.and_(DeadLetterRecord.created_at == moment, DeadLetterRecord.id < row_id),
-            )
-        )
+        query = query.where(keyset_after(DeadLetterRecord.created_at, DeadLetterRecord.id, cursor))
     size = max(1, limit)
     rows = list(
         session.execute(query.order_by(DeadLetterRecord.created_at.desc(), DeadLetterRecord.id.desc()).limit(size + 1))

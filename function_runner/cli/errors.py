@@ -41,8 +41,8 @@ from api.schemas.errors import (
 )
 from error_handling.categories import Category
 from error_handling.exceptions import ConfigurationError
-from error_handling.persistence import queries
 from error_handling.persistence.db import UNAVAILABLE_ERRORS, make_engine, normalise_url
+from error_handling.persistence.reads import attempts, histories
 from error_handling.redaction import DEFAULT_REDACTOR
 from function_runner.cli.common import EXIT_FAILED, EXIT_USAGE, fail, load_settings
 from function_runner.settings import Settings
@@ -205,7 +205,7 @@ def list_command(
     except ApiError as exc:
         raise fail(f"--cursor {exc.message.removeprefix('cursor ')}", EXIT_USAGE) from None
     with reading(load_settings()) as session:
-        page = queries.list_attempts(
+        page = attempts.list_attempts(
             session,
             task_name=task_name,
             category=category.value if category else None,
@@ -237,10 +237,10 @@ def show_command(
 ) -> None:
     """Show one failed attempt: classification, decision, traceback, and its task (secrets [REDACTED])."""
     with reading(load_settings()) as session:
-        row = queries.get_attempt(session, attempt_id=attempt_id)
+        row = attempts.get_attempt(session, attempt_id=attempt_id)
         if row is None:
             raise fail(f"no failed attempt has id {attempt_id}", EXIT_FAILED)
-        detail = attempt_detail_public(row, queries.get_task(session, task_id=row.task_id))
+        detail = attempt_detail_public(row, attempts.get_task(session, task_id=row.task_id))
     if as_json:
         _print_json(detail)
         return
@@ -291,7 +291,7 @@ def history_command(
 ) -> None:
     """Show everything recorded about a task: attempts, decisions, scheduled runs, dead letter, replays."""
     with reading(load_settings()) as session:
-        history = queries.task_history(session, task_id=task_id)
+        history = histories.task_history(session, task_id=task_id)
         if history is None:
             raise fail(f"no failure is recorded for task {task_id!r}", EXIT_FAILED)
         document = task_history_public(history)

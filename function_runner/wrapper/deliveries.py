@@ -45,7 +45,7 @@ from billiard.process import current_process
 from celery import signals
 from celery.exceptions import TimeLimitExceeded
 
-from error_handling.persistence import repository
+from error_handling.persistence import lost_deliveries
 from error_handling.persistence.models import utcnow
 from function_runner.events import log_event
 from function_runner.runtime import Runtime, runtime_for
@@ -109,12 +109,12 @@ def _seconds(exc: BaseException) -> str:
     return str(exc.args[0]) if exc.args else "?"
 
 
-def loss_report(exc: BaseException, *, worker: str | None, pid: int | None) -> repository.LossReport:
+def loss_report(exc: BaseException, *, worker: str | None, pid: int | None) -> lost_deliveries.LossReport:
     """What a pool process's death tells: the cause, the signal or exit code (billiard's message:
     ``Worker exited prematurely: signal 9 (SIGKILL)`` / ``exitcode 1``), the OOM killer."""
     message = str(exc)
     if isinstance(exc, TimeLimitExceeded):
-        return repository.LossReport(
+        return lost_deliveries.LossReport(
             cause="time_limit",
             worker=worker,
             pid=pid,
@@ -127,7 +127,7 @@ def loss_report(exc: BaseException, *, worker: str | None, pid: int | None) -> r
         signal = found.group("signame") or f"signal {found.group('signum')}"
     elif found and found.group("code"):
         exit_code = int(found.group("code"))
-    return repository.LossReport(
+    return lost_deliveries.LossReport(
         cause="worker_lost",
         worker=worker,
         pid=pid,
@@ -174,7 +174,7 @@ class RecoverableRequest(RedactingRequest):
         try:
             runtime = runtime_for(self.task.app)
             number = runtime.in_transaction(
-                lambda s: repository.report_lost_delivery(
+                lambda s: lost_deliveries.report_lost_delivery(
                     s, task_id=task_id, attempt=attempt, task_name=name, report=report, now=utcnow()
                 ),
                 patience=2,

@@ -44,9 +44,9 @@ from error_handling.exceptions import (
     StorageUnavailable,
     WorkerLost,
 )
-from error_handling.persistence import repository, sanitise
+from error_handling.persistence import failure_recording, lost_deliveries, reports, runs, sanitise
 from error_handling.persistence.models import FailedAttempt, LostDelivery, utcnow
-from error_handling.policy import DeadLetter, FailFast, RecoveryPolicy
+from error_handling.policy import DeadLetter, FailFast, RecoveryPolicy, max_attempts
 from error_handling.policy import Retry as RetryDecision
 from error_handling.policy import Wait as WaitDecision
 from error_handling.sealing import SEALED_KEY, seal_secrets
@@ -285,7 +285,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
     def _claim(self, runtime: Runtime, *, run_id: int, token: str, attempt: int) -> None:
         now = utcnow()
         try:
-            claimed = runtime.in_transaction(lambda s: repository.claim_run(s, run_id=run_id, token=token, now=now))
+            claimed = runtime.in_transaction(lambda s: runs.claim_run(s, run_id=run_id, token=token, now=now))
         except StorageUnavailable as exc:
             log_event("task.storage_unavailable", level=logging.WARNING, task_id=self.request.id, step="claim")
             raise Reject(str(exc), requeue=True) from None
@@ -325,7 +325,9 @@ class RecoverableTask(Task):  # type: ignore[misc]
         payload = self._safe_payload(runtime, args, kwargs)
         now = utcnow()
         found = [
-            repository.LossReport(cause="worker_lost", worker=request.hostname, pid=pid, detail=deliveries.PUT_BACK)
+            lost_deliveries.LossReport(
+                cause="worker_lost", worker=request.hostname, pid=pid, detail=deliveries.PUT_BACK
+            )
             for pid in put_back
         ]
         if found:
@@ -335,10 +337,10 @@ class RecoverableTask(Task):  # type: ignore[misc]
 
         def record(session: Any) -> list[LostDelivery]:
             for report in found:
-                repository.report_lost_delivery(
+                lost_deliveries.report_lost_delivery(
                     session, task_id=task_id, attempt=attempt, task_name=self.name, report=report, now=now
                 )
-            return repository.reconcile_lost_deliveries(
+            return lost_deliveries.reconcile_lost_deliveries(
                 session, task_id=task_id, attempt=attempt, payload=payload, at_least=seen + len(found), now=now
             )
 
@@ -386,7 +388,9 @@ class RecoverableTask(Task):  # type: ignore[misc]
         task_id = self.request.id
         now = utcnow()
         try:
-            runtime.in_transaction(lambda s: repository.record_success(s, task_id=task_id, run_id=run_id, now=now))
+            runtime.in_transaction(
+                lambda s: failure_recording.record_success(s, task_id=task_id, run_id=run_id, now=now)
+            )
         except StorageUnavailable as exc:
             log_event("task.storage_unavailable", level=logging.WARNING, task_id=task_id, step="success")
             raise Reject(str(exc), requeue=True) from None
@@ -525,14 +529,14 @@ class RecoverableTask(Task):  # type: ignore[misc]
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         run_id: int | None,
-    ) -> repository.FailureReport:
+    ) -> reports.FailureReport:
         """A failure report built from values sure to store: the task's name, its id (stored under its
         key), its attempt number within an ``integer`` column, the message saying what was refused, and
         the payload as sealed blobs (no args in clear); not replayable when the payload cannot be sealed."""
         request = self.request
         sealer = runtime.sealer
         try:
-            payload = repository.TaskPayload(
+            payload = reports.TaskPayload(
                 task_name=self.name,
                 args={SEALED_KEY: sealer.seal(list(args))},
                 kwargs={SEALED_KEY: sealer.seal(dict(kwargs))},
@@ -543,7 +547,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
             )
         except Exception as problem:  # not even sealable: no payload
             log_event("task.payload_unsealable", level=logging.ERROR, task_id=request.id, error=type(problem).__name__)
-            payload = repository.TaskPayload(
+            payload = reports.TaskPayload(
                 task_name=self.name, args=[], kwargs={}, options={}, headers={}, replayable=False
             )
         classification = Classification(
@@ -557,7 +561,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
             ),
             rule="unrecordable",
         )
-        return repository.FailureReport(
+        return reports.FailureReport(
             task_id=str(request.id),
             attempt=min(max(attempt, 0), sanitise.MAX_INTEGER),  # a forged attempt header may be anything
             payload=payload,
@@ -572,7 +576,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
         self,
         runtime: Runtime,
         exc: Exception,
-        report: repository.FailureReport,
+        report: reports.FailureReport,
         *,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
@@ -646,7 +650,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
             task_id=request.id,
             task=self.name,
             attempt=attempt,
-            of=repository.max_attempts(policy, classification),
+            of=max_attempts(policy, classification),
             category=classification.category.value,
             reason=classification.reason,
             decision=type(decision).__name__,
@@ -675,12 +679,12 @@ class RecoverableTask(Task):  # type: ignore[misc]
         attempt: int,
         run_id: int | None,
         started_at: dt.datetime | None,
-    ) -> repository.FailureReport:
+    ) -> reports.FailureReport:
         """Build what is recorded about a failure. Degrades rather than fails: a payload that cannot be
         sealed is kept redacted and marked not replayable."""
         request = self.request
         payload = self._safe_payload(runtime, args, kwargs)
-        report = repository.FailureReport(
+        report = reports.FailureReport(
             task_id=request.id,
             attempt=attempt,
             payload=payload,
@@ -709,14 +713,14 @@ class RecoverableTask(Task):  # type: ignore[misc]
             log_event("task.invalid_policy", level=logging.ERROR, task=self.name, error=str(problem))
             return runtime.policy
 
-    def _safe_payload(self, runtime: Runtime, args: tuple[Any, ...], kwargs: dict[str, Any]) -> repository.TaskPayload:
+    def _safe_payload(self, runtime: Runtime, args: tuple[Any, ...], kwargs: dict[str, Any]) -> reports.TaskPayload:
         """The payload to record; one that cannot be sealed is kept redacted and marked not replayable."""
         request = self.request
         try:
             return self._payload(runtime, args, kwargs)
         except (FunctionRunnerError, TypeError, ValueError) as problem:
             log_event("task.payload_unsealable", level=logging.ERROR, task_id=request.id, error=type(problem).__name__)
-            return repository.TaskPayload(
+            return reports.TaskPayload(
                 task_name=self.name,
                 args=runtime.redactor.redact(list(args)),
                 kwargs=runtime.redactor.redact(dict(kwargs)),
@@ -738,7 +742,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
         redact = runtime.redactor.redact_text
         return c.replace(message=redact(c.message), user_message=redact(runtime.user_messages.for_classification(c)))
 
-    def _payload(self, runtime: Runtime, args: tuple[Any, ...], kwargs: dict[str, Any]) -> repository.TaskPayload:
+    def _payload(self, runtime: Runtime, args: tuple[Any, ...], kwargs: dict[str, Any]) -> reports.TaskPayload:
         request = self.request
         delivery = request.delivery_info or {}
         options = {key: delivery[key] for key in _KEPT_DELIVERY_INFO if delivery.get(key) not in (None, "")}
@@ -756,7 +760,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
             faithful = _seal_unstorable(sealed_args, list(args), runtime)
             faithful = _seal_unstorable(sealed_kwargs, kwargs, runtime) and faithful
             faithful = _seal_unstorable(sealed_headers, custom, runtime) and faithful
-        return repository.TaskPayload(
+        return reports.TaskPayload(
             task_name=self.name,
             args=sealed_args,
             kwargs=sealed_kwargs,

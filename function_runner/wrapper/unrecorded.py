@@ -33,7 +33,7 @@ from typing import Any
 
 from error_handling.categories import Category
 from error_handling.classification import Classification
-from error_handling.persistence.repository import FailureReport, TaskPayload
+from error_handling.persistence.reports import FailureReport, TaskPayload
 from function_runner.events import log_event
 from function_runner.runtime import Runtime
 

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from error_handling.persistence import dead_letters as dl
+from error_handling.persistence.cursor import Keyset
 from error_handling.persistence.db import make_engine, make_sessionmaker, transaction
 from error_handling.persistence.models import (
     DeadLetterRecord,
@@ -42,7 +43,7 @@ def seed(sessions: sessionmaker[Session], task_id: str, *, minutes: float = 0, *
 
 def walk(sessions: sessionmaker[Session], *, limit: int, **filters: object) -> list[list[str]]:
     pages: list[list[str]] = []
-    cursor: dl.Keyset | None = None
+    cursor: Keyset | None = None
     while True:
         with sessions() as s:
             page = dl.list_dead_letters(s, cursor=cursor, limit=limit, **filters)  # type: ignore[arg-type]

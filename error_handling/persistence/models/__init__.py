@@ -1,11 +1,11 @@
 """SQLAlchemy 2 models: the system of record, one module per aggregate (this package exports them all).
 
-    base          Base, UTCDateTime, Json, BigId, naming convention
-    tasks         fr_tasks, fr_failed_attempts, fr_error_counts, fr_scheduled_runs, fr_lost_deliveries
-    dead_letters  fr_dead_letters, fr_replay_requests, fr_replay_jobs
-    resilience    fr_resource_gates, fr_resource_leases, circuit_breaker_events, ai_service_health,
-                  ai_service_errors, ai_fallback_events
-    operations    fr_heartbeats, fr_compensation_steps, fr_audit_events, fr_retention_runs
+base          Base, UTCDateTime, Json, BigId, naming convention
+tasks         fr_tasks, fr_failed_attempts, fr_error_counts, fr_scheduled_runs, fr_lost_deliveries
+dead_letters  fr_dead_letters, fr_replay_requests, fr_replay_jobs
+resilience    fr_resource_gates, fr_resource_leases, circuit_breaker_events, ai_service_health,
+              ai_service_errors, ai_fallback_events
+operations    fr_heartbeats, fr_compensation_steps, fr_audit_events, fr_retention_runs
 """
 
 from __future__ import annotations

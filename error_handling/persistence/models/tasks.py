@@ -155,7 +155,7 @@ class ErrorCount(Base):
 
     One row per ``(period, bucket, task_name, category, reason, fingerprint)``: each attempt is counted
     once in its hour (``period='hour'``) and once in its day (``period='day'``), by an upsert that
-    :func:`~error_handling.persistence.repository.record_failure` makes in the transaction that writes
+    :func:`~error_handling.persistence.failure_recording.record_failure` makes in the transaction that writes
     the attempt, so the counts are exact. ``bucket`` is the start (UTC) of the hour or day.
     """
 

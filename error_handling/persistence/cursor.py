@@ -1,0 +1,61 @@
+"""Keyset (cursor) pagination, newest first, stable while new rows arrive.
+
+A page ends at a :data:`Keyset`, the ``(time, id)`` of its last row; the next page holds the rows
+strictly older (ties broken by id), so a walk returns each row that existed when it started exactly
+once. A cursor is that keyset as an opaque URL-safe token::
+
+    (2026-11-20T10:00:00+00:00, 42) ──encode_cursor──► "WyIyMDI2LTEx..." ──decode_cursor──► keyset
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+from typing import Any, Final
+
+import sqlalchemy as sa
+
+from error_handling.exceptions import InvalidCursor
+
+#: The position of a row in newest-first order: its time and its id.
+Keyset = tuple[dt.datetime, int]
+
+#: The largest row id a cursor may carry (ids are signed 64-bit integers).
+MAX_ROW_ID: Final = 2**63 - 1
+
+
+def encode_cursor(moment: dt.datetime, row_id: int) -> str:
+    """The cursor that continues after the row ``(moment, row_id)``."""
+    raw = json.dumps([moment.isoformat(), row_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> Keyset:
+    """Decode a cursor.
+
+    Raises:
+        InvalidCursor: when the cursor was not produced by :func:`encode_cursor`.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        moment_text, row_id = json.loads(raw)
+        moment = dt.datetime.fromisoformat(moment_text)
+        if moment.tzinfo is None or not isinstance(row_id, int) or isinstance(row_id, bool):
+            raise ValueError("bad cursor")
+        if not 0 <= row_id <= MAX_ROW_ID:
+            raise ValueError("bad cursor")
+        moment = moment.astimezone(dt.UTC)
+    except (ValueError, TypeError, OverflowError, binascii.Error, json.JSONDecodeError):
+        raise InvalidCursor("cursor is invalid: pass the next_cursor of a previous page") from None
+    return moment, row_id
+
+
+def keyset_after(time_column: Any, id_column: Any, keyset: Keyset) -> Any:
+    """The SQL condition selecting the rows after ``keyset`` in ``(time desc, id desc)`` order.
+
+    ``time <= moment`` bounds the range of a ``(…, time)`` index; the OR breaks ties on the same
+    instant by id."""
+    moment, row_id = keyset
+    return sa.and_(time_column <= moment, sa.or_(time_column < moment, id_column < row_id))
