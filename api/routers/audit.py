@@ -9,12 +9,13 @@ from fastapi import APIRouter, Query
 
 from api.deps import SessionDep
 from api.errors import ErrorEnvelope
-from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor
+from api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from api.params import AwareDatetime
 from api.schemas.audit import AuditEventsPublic
 from api.schemas.dead_letters import NO_NUL
 from error_handling.persistence import audit
 from error_handling.persistence.audit import AuditAction, AuditTarget
+from error_handling.persistence.cursor import decode_cursor
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 

@@ -25,7 +25,7 @@ from fastapi import APIRouter, Body, Header, Path, Query, Response, status
 from api.celery_dep import CeleryDep, RuntimeDep
 from api.deps import PrincipalDep, SessionDep
 from api.errors import ApiError, ErrorEnvelope
-from api.pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT, decode_cursor, encode_cursor
+from api.pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
 from api.params import AwareDatetime
 from api.schemas.dead_letters import (
     NO_NUL,
@@ -40,6 +40,7 @@ from api.schemas.dead_letters import (
     ReplayRequest,
 )
 from error_handling.persistence import dead_letters, replay_jobs
+from error_handling.persistence.cursor import decode_cursor, encode_cursor
 from error_handling.persistence.models import DeadLetterStatus, utcnow
 from error_handling.sealing import SealedValueError
 from function_runner.events import log_event

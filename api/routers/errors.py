@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Query
 
 from api.deps import SessionDep
 from api.errors import ApiError, ErrorEnvelope
-from api.pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT, decode_cursor, encode_cursor
+from api.pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
 from api.params import AwareDatetime
 from api.schemas.errors import (
     AttemptDetailPublic,
@@ -27,6 +27,7 @@ from api.schemas.errors import (
     task_history_public,
 )
 from error_handling.categories import Category
+from error_handling.persistence.cursor import decode_cursor, encode_cursor
 from error_handling.persistence.reads import attempts, counts, histories
 
 router = APIRouter(tags=["errors"])

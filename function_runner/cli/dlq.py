@@ -99,14 +99,14 @@ def list_command(
     as_json: JsonOption = False,
 ) -> None:
     """List dead letters, newest first."""
-    from api.errors import ApiError
-    from api.pagination import decode_cursor, encode_cursor
     from api.schemas.dead_letters import DeadLetterPublic, DeadLettersPublic
+    from error_handling.exceptions import InvalidCursor
+    from error_handling.persistence.cursor import decode_cursor, encode_cursor
 
     try:
         position = decode_cursor(cursor) if cursor else None
-    except ApiError as exc:
-        raise fail(exc.message, EXIT_USAGE) from None
+    except InvalidCursor as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
     with _session() as session:
         page = dead_letters.list_dead_letters(
             session,

@@ -29,8 +29,7 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from api.errors import ApiError
-from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
+from api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from api.schemas.errors import (
     AttemptDetailPublic,
     AttemptPublic,
@@ -40,7 +39,8 @@ from api.schemas.errors import (
     task_history_public,
 )
 from error_handling.categories import Category
-from error_handling.exceptions import ConfigurationError
+from error_handling.exceptions import ConfigurationError, InvalidCursor
+from error_handling.persistence.cursor import decode_cursor, encode_cursor
 from error_handling.persistence.db import UNAVAILABLE_ERRORS, make_engine, normalise_url
 from error_handling.persistence.reads import attempts, histories
 from error_handling.redaction import DEFAULT_REDACTOR
@@ -202,8 +202,8 @@ def list_command(
         raise fail("--since must not be later than --until", EXIT_USAGE)
     try:
         keyset = decode_cursor(cursor) if cursor is not None else None
-    except ApiError as exc:
-        raise fail(f"--cursor {exc.message.removeprefix('cursor ')}", EXIT_USAGE) from None
+    except InvalidCursor as exc:
+        raise fail(f"--cursor {str(exc).removeprefix('cursor ')}", EXIT_USAGE) from None
     with reading(load_settings()) as session:
         page = attempts.list_attempts(
             session,
