@@ -40,6 +40,11 @@ class ApiError(StarletteHTTPException):
         self.param = param
 
 
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for a route's error responses, all in the envelope."""
+    return {status: {"model": ErrorEnvelope, "description": "Error, in the envelope."} for status in statuses}
+
+
 def envelope(status: int, *, message: str, type_: str, code: str, param: str | None = None) -> JSONResponse:
     """Build an error response in the envelope."""
     body = ErrorEnvelope(error=ErrorBody(message=message, type=type_, code=code, param=param))

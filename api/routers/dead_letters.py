@@ -18,13 +18,13 @@ Replays, discards, bulk replays and cancels are audited as the caller's principa
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Path, Query, Response, status
 
 from api.celery_dep import CeleryDep, RuntimeDep
 from api.deps import PrincipalDep, SessionDep
-from api.errors import ApiError, ErrorEnvelope
+from api.errors import ApiError, error_responses
 from api.pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
 from api.params import AwareDatetime
 from api.schemas.dead_letters import (
@@ -56,11 +56,6 @@ router = APIRouter(prefix="/dead-letters", tags=["dead-letters"])
 
 #: The largest id a dead letter can have (a signed 64-bit integer).
 MAX_ID = 2**63 - 1
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for error responses, all in the envelope."""
-    return {code: {"model": ErrorEnvelope, "description": "Error, in the envelope."} for code in statuses}
 
 
 DeadLetterId = Annotated[int, Path(ge=1, le=MAX_ID, description="The dead letter's id.")]
@@ -100,7 +95,7 @@ def api_error(exc: Exception) -> ApiError:
     raise exc
 
 
-@router.get("", response_model=DeadLettersPublic, responses=_errors(400, 422, 503))
+@router.get("", response_model=DeadLettersPublic, responses=error_responses(400, 422, 503))
 def list_dead_letters(
     session: SessionDep,
     status_: Annotated[DeadLetterStatus | None, Query(alias="status")] = None,
@@ -148,7 +143,7 @@ def list_dead_letters(
     responses={
         200: {"model": BulkReplayPreview, "description": "Dry run: what would be replayed; nothing was published."},
         202: {"model": ReplayJobPublic, "description": "The replay job, to follow at /dead-letters/replays/{id}."},
-        **_errors(422, 503),
+        **error_responses(422, 503),
     },
 )
 def bulk_replay(
@@ -174,7 +169,7 @@ def bulk_replay(
     return public
 
 
-@router.get("/replays/{job_id}", response_model=ReplayJobPublic, responses=_errors(404, 422, 503))
+@router.get("/replays/{job_id}", response_model=ReplayJobPublic, responses=error_responses(404, 422, 503))
 def get_replay_job(
     session: SessionDep, job_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The replay job's id.")]
 ) -> ReplayJobPublic:
@@ -186,7 +181,7 @@ def get_replay_job(
     return ReplayJobPublic.from_record(job)
 
 
-@router.post("/replays/{job_id}/cancel", response_model=ReplayJobPublic, responses=_errors(404, 409, 422, 503))
+@router.post("/replays/{job_id}/cancel", response_model=ReplayJobPublic, responses=error_responses(404, 409, 422, 503))
 def cancel_replay_job(
     session: SessionDep,
     principal: PrincipalDep,
@@ -206,7 +201,7 @@ def cancel_replay_job(
     return public
 
 
-@router.get("/{dead_letter_id:int}", response_model=DeadLetterDetailPublic, responses=_errors(404, 422, 503))
+@router.get("/{dead_letter_id:int}", response_model=DeadLetterDetailPublic, responses=error_responses(404, 422, 503))
 def get_dead_letter(session: SessionDep, dead_letter_id: DeadLetterId) -> DeadLetterDetailPublic:
     """A dead letter with its redacted payload, its failed attempts and its replays."""
     try:
@@ -224,7 +219,7 @@ def get_dead_letter(session: SessionDep, dead_letter_id: DeadLetterId) -> DeadLe
     "/{dead_letter_id}/replay",
     response_model=ReplayPublic,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=_errors(404, 409, 422, 503),
+    responses=error_responses(404, 409, 422, 503),
 )
 def replay_dead_letter(
     session: SessionDep,
@@ -289,7 +284,7 @@ def replay_dead_letter(
     )
 
 
-@router.delete("/{dead_letter_id:int}", response_model=DeadLetterPublic, responses=_errors(404, 409, 422, 503))
+@router.delete("/{dead_letter_id:int}", response_model=DeadLetterPublic, responses=error_responses(404, 409, 422, 503))
 def discard_dead_letter(
     session: SessionDep,
     principal: PrincipalDep,

@@ -8,12 +8,12 @@ guessed. ``since`` is inclusive, ``until`` exclusive.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Path, Query
 
 from api.deps import SessionDep
-from api.errors import ApiError, ErrorEnvelope
+from api.errors import ApiError, error_responses
 from api.pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
 from api.params import AwareDatetime
 from api.schemas.errors import (
@@ -43,11 +43,6 @@ NO_NUL: Final = r"^[^\x00]*$"
 MAX_ID: Final = 2**63 - 1
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for error responses, all in the envelope."""
-    return {status: {"model": ErrorEnvelope, "description": "Error, in the envelope."} for status in statuses}
-
-
 def _utc(value: dt.datetime | None, param: str) -> dt.datetime | None:
     """``value`` in UTC.
 
@@ -64,7 +59,7 @@ def _utc(value: dt.datetime | None, param: str) -> dt.datetime | None:
         ) from None
 
 
-@router.get("", response_model=AttemptsPublic, responses=_errors(400, 422, 503))
+@router.get("", response_model=AttemptsPublic, responses=error_responses(400, 422, 503))
 def list_errors(
     session: SessionDep,
     task_name: Annotated[str | None, Query(max_length=255, pattern=NO_NUL, description="Exact task name.")] = None,
@@ -119,7 +114,7 @@ def list_errors(
     return attempts_public(page.items, encode_cursor(*page.next_keyset) if page.next_keyset else None)
 
 
-@router.get("/stats", response_model=ErrorStatsPublic, responses=_errors(422, 503))
+@router.get("/stats", response_model=ErrorStatsPublic, responses=error_responses(422, 503))
 def error_stats(
     session: SessionDep,
     window_minutes: Annotated[
@@ -133,7 +128,7 @@ def error_stats(
     return error_stats_public(stats)
 
 
-@router.get("/task/{task_id}/history", response_model=TaskHistoryPublic, responses=_errors(404, 422, 503))
+@router.get("/task/{task_id}/history", response_model=TaskHistoryPublic, responses=error_responses(404, 422, 503))
 def task_history(
     session: SessionDep,
     task_id: Annotated[str, Path(max_length=255, pattern=NO_NUL, description="The Celery task id.")],
@@ -147,7 +142,7 @@ def task_history(
     return task_history_public(history)
 
 
-@router.get("/{attempt_id:int}", response_model=AttemptDetailPublic, responses=_errors(404, 422, 503))
+@router.get("/{attempt_id:int}", response_model=AttemptDetailPublic, responses=error_responses(404, 422, 503))
 def get_error(
     session: SessionDep,
     attempt_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The failed attempt's id.")],

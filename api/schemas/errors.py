@@ -41,7 +41,7 @@ __all__ = [
     "ErrorStatsPublic",
     "FingerprintGroupPublic",
     "RecoveryStatsPublic",
-    "ReplayPublic",
+    "ReplayLinkPublic",
     "ScheduledRunPublic",
     "TaskCompensationPublic",
     "TaskHistoryPublic",
@@ -230,8 +230,9 @@ class DeadLetterSummaryPublic(BaseModel):
     created_at: dt.datetime
 
 
-class ReplayPublic(BaseModel):
-    """A task published as a replay of a dead letter."""
+class ReplayLinkPublic(BaseModel):
+    """A task published as a replay of a dead letter (the replay itself is
+    :class:`api.schemas.dead_letters.ReplayPublic`)."""
 
     task_id: str
     state: TaskState | None = Field(description="Null when the replay has recorded no failure (yet).")
@@ -263,7 +264,7 @@ class TaskHistoryPublic(BaseModel):
     runs: list[ScheduledRunPublic]
     dead_letter: DeadLetterSummaryPublic | None
     replay_of: DeadLetterSummaryPublic | None = Field(description="The dead letter this task replays.")
-    replays: list[ReplayPublic] = Field(description="Tasks published as replays of this task's dead letter.")
+    replays: list[ReplayLinkPublic] = Field(description="Tasks published as replays of this task's dead letter.")
     compensation: list[CompensationStepPublic] = Field(
         default_factory=list, description="The compensation steps it recorded and their outcomes."
     )
@@ -354,7 +355,7 @@ def task_history_public(history: TaskHistory) -> TaskHistoryPublic:
         runs=[_run_public(r) for r in history.runs],
         dead_letter=_letter_public(history.dead_letter) if history.dead_letter else None,
         replay_of=_letter_public(history.replay_of) if history.replay_of else None,
-        replays=[ReplayPublic(task_id=r.task_id, state=r.task.state if r.task else None) for r in history.replays],
+        replays=[ReplayLinkPublic(task_id=r.task_id, state=r.task.state if r.task else None) for r in history.replays],
         compensation=[step_public(step) for step in history.compensation],
         fallbacks=[FallbackEventPublic.model_validate(event, from_attributes=True) for event in history.fallbacks],
         lost_deliveries=[

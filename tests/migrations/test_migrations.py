@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from error_handling.persistence.db import make_engine
+from error_handling.persistence.db import VERSION_TABLE, make_engine
 from error_handling.persistence.models import Base
-from function_runner.migrate import VERSION_TABLE, downgrade, upgrade
+from function_runner.migrate import downgrade, upgrade
 from tests.support import services
 
 

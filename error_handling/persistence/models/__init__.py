@@ -16,6 +16,7 @@ from error_handling.persistence.models.base import (
     BigId,
     Json,
     UTCDateTime,
+    aware_utc,
     utcnow,
 )
 from error_handling.persistence.models.dead_letters import (
@@ -85,5 +86,6 @@ __all__ = [
     "TaskRecord",
     "TaskState",
     "UTCDateTime",
+    "aware_utc",
     "utcnow",
 ]

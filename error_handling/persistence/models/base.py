@@ -71,3 +71,13 @@ class Base(DeclarativeBase):
 def utcnow() -> dt.datetime:
     """Return the current time, timezone-aware, in UTC."""
     return dt.datetime.now(dt.UTC)
+
+
+def aware_utc(value: Any) -> dt.datetime:
+    """A timestamp read without its column's type (a ``min``/``max`` of a subquery) as an aware UTC
+    datetime: SQLite returns text or a naive datetime, Postgres an aware one."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if not isinstance(value, dt.datetime):
+        raise TypeError(f"expected a timestamp, got {type(value).__name__}")
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)

@@ -25,6 +25,7 @@ from error_handling.persistence.models import (
     StepStatus,
     TaskRecord,
     TaskState,
+    aware_utc,
 )
 from error_handling.persistence.reads.window import plan_window
 from error_handling.persistence.rollup import Period
@@ -212,7 +213,7 @@ def _fingerprint_groups(
             FingerprintGroup(
                 fingerprint=fingerprint,
                 count=count,
-                first_seen=_aware(first_seen),
+                first_seen=aware_utc(first_seen),
                 last_seen=sample.failed_at,
                 message=sample.message,
                 exc_type=sample.exc_type,
@@ -222,15 +223,6 @@ def _fingerprint_groups(
             )
         )
     return result
-
-
-def _aware(value: Any) -> dt.datetime:
-    """A min/max of a timestamp column as an aware UTC datetime (SQLite returns text, Postgres an aware one)."""
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    if not isinstance(value, dt.datetime):
-        raise TypeError(f"expected a timestamp, got {type(value).__name__}")
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 @dataclasses.dataclass(frozen=True)
