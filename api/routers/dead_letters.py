@@ -42,6 +42,7 @@ from api.schemas.dead_letters import (
 from error_handling.persistence import dead_letters, replay_jobs
 from error_handling.persistence.cursor import decode_cursor, encode_cursor
 from error_handling.persistence.models import DeadLetterStatus, utcnow
+from error_handling.persistence.reads import dlq
 from error_handling.sealing import SealedValueError
 from function_runner.events import log_event
 from function_runner.replay import (
@@ -116,7 +117,7 @@ def list_dead_letters(
 ) -> DeadLettersPublic:
     """Dead letters, newest first, with filters and cursor pagination. Payloads (args, kwargs, headers)
     are left out: `GET /dead-letters/{id}` shows one letter's."""
-    page = dead_letters.list_dead_letters(
+    page = dlq.list_dead_letters(
         session,
         status=status_,
         task_name=task_name,
@@ -210,8 +211,8 @@ def get_dead_letter(session: SessionDep, dead_letter_id: DeadLetterId) -> DeadLe
         raise api_error(exc) from None
     return DeadLetterDetailPublic.from_records(
         letter,
-        attempts=dead_letters.attempts_of(session, task_id=letter.task_id),
-        replays=dead_letters.replays_of(session, dead_letter_id=letter.id),
+        attempts=dlq.attempts_of(session, task_id=letter.task_id),
+        replays=dlq.replays_of(session, dead_letter_id=letter.id),
     )
 
 

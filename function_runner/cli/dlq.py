@@ -27,6 +27,7 @@ from error_handling.exceptions import ConfigurationError, FunctionRunnerError
 from error_handling.persistence import dead_letters
 from error_handling.persistence.db import make_engine, make_sessionmaker, transaction
 from error_handling.persistence.models import DeadLetterStatus, utcnow
+from error_handling.persistence.reads import dlq
 from function_runner.cli.common import EXIT_FAILED, EXIT_USAGE, cli_actor, err, fail, load_settings
 
 app = typer.Typer(
@@ -108,7 +109,7 @@ def list_command(
     except InvalidCursor as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     with _session() as session:
-        page = dead_letters.list_dead_letters(
+        page = dlq.list_dead_letters(
             session,
             status=status,
             task_name=task_name,
@@ -163,8 +164,8 @@ def show_command(
         letter = dead_letters.get_dead_letter(session, dead_letter_id=dead_letter_id)
         detail = DeadLetterDetailPublic.from_records(
             letter,
-            attempts=dead_letters.attempts_of(session, task_id=letter.task_id),
-            replays=dead_letters.replays_of(session, dead_letter_id=letter.id),
+            attempts=dlq.attempts_of(session, task_id=letter.task_id),
+            replays=dlq.replays_of(session, dead_letter_id=letter.id),
         )
     if as_json:
         _print_json(detail)
