@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from error_handling.persistence.cursor import Keyset, keyset_after
+from error_handling.persistence.cursor import Keyset, narrowed, newest_first
 from error_handling.persistence.models import AuditEvent
 from error_handling.redaction import REDACTED, Redactor
 
@@ -130,29 +130,17 @@ def list_events(
         cursor: the ``next_cursor`` of the previous page; the page holds the events strictly after it.
         limit: at most this many events (at least 1).
     """
-    query = sa.select(AuditEvent)
-    for column, value in (
+    equal = (
         (AuditEvent.actor, actor),
         (AuditEvent.action, action),
         (AuditEvent.target_type, target_type),
         (AuditEvent.target_id, target_id),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    if since is not None:
-        query = query.where(AuditEvent.at >= since)
-    if until is not None:
-        query = query.where(AuditEvent.at < until)
-    if cursor is not None:
-        query = query.where(keyset_after(AuditEvent.at, AuditEvent.id, cursor))
-    size = max(1, limit)
-    rows = list(
-        session.execute(query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(size + 1)).scalars().all()
     )
-    if len(rows) <= size:
-        return AuditPage(items=rows, next_cursor=None)
-    items = rows[:size]
-    return AuditPage(items=items, next_cursor=(items[-1].at, items[-1].id))
+    query = narrowed(sa.select(AuditEvent), equal=equal, time_column=AuditEvent.at, since=since, until=until)
+    items, next_cursor = newest_first(
+        session, query, time_column=AuditEvent.at, id_column=AuditEvent.id, cursor=cursor, limit=max(1, limit)
+    )
+    return AuditPage(items=items, next_cursor=next_cursor)
 
 
 def canonical_json(value: Any) -> str:

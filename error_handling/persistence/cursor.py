@@ -13,9 +13,11 @@ import base64
 import binascii
 import datetime as dt
 import json
+from collections.abc import Iterable
 from typing import Any, Final
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from error_handling.exceptions import InvalidCursor
 
@@ -59,3 +61,46 @@ def keyset_after(time_column: Any, id_column: Any, keyset: Keyset) -> Any:
     instant by id."""
     moment, row_id = keyset
     return sa.and_(time_column <= moment, sa.or_(time_column < moment, id_column < row_id))
+
+
+def narrowed(
+    query: Any,
+    *,
+    equal: Iterable[tuple[Any, Any]],
+    time_column: Any,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+) -> Any:
+    """``query`` narrowed to the rows whose columns equal the given values (a value of None: any) and
+    whose time is in ``[since, until)`` (a bound of None: open)."""
+    for column, value in equal:
+        if value is not None:
+            query = query.where(column == value)
+    if since is not None:
+        query = query.where(time_column >= since)
+    if until is not None:
+        query = query.where(time_column < until)
+    return query
+
+
+def newest_first(
+    session: Session,
+    query: Any,
+    *,
+    time_column: Any,
+    id_column: Any,
+    cursor: Keyset | None,
+    limit: int,
+    models: bool = True,
+) -> tuple[list[Any], Keyset | None]:
+    """One page of ``query``'s rows in ``(time desc, id desc)`` order after ``cursor``: at most ``limit``
+    rows (ORM objects, or column rows when ``models`` is False), and the keyset the next page starts
+    after (None on the last page). One row more than the page is read to know whether one follows."""
+    if cursor is not None:
+        query = query.where(keyset_after(time_column, id_column, cursor))
+    result = session.execute(query.order_by(time_column.desc(), id_column.desc()).limit(limit + 1))
+    rows = list(result.scalars().all() if models else result.all())
+    if len(rows) <= limit:
+        return rows, None
+    items = rows[:limit]
+    return items, (getattr(items[-1], time_column.key), getattr(items[-1], id_column.key))

@@ -17,7 +17,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from error_handling.persistence.cursor import Keyset, keyset_after
+from error_handling.persistence.cursor import Keyset, narrowed, newest_first
 from error_handling.persistence.models import (
     FailedAttempt,
     TaskRecord,
@@ -80,30 +80,28 @@ def list_attempts(
     """
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    query = sa.select(*SUMMARY_COLUMNS)
-    for column, value in (
+    equal = (
         (FailedAttempt.task_name, task_name),
         (FailedAttempt.category, category),
         (FailedAttempt.reason, reason),
         (FailedAttempt.fingerprint, fingerprint),
         (FailedAttempt.queue, queue),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    if since is not None:
-        query = query.where(FailedAttempt.failed_at >= since)
-    if until is not None:
-        query = query.where(FailedAttempt.failed_at < until)
+    )
+    query = narrowed(
+        sa.select(*SUMMARY_COLUMNS), equal=equal, time_column=FailedAttempt.failed_at, since=since, until=until
+    )
     if search:
         query = query.where(FailedAttempt.message.ilike(f"%{escape_like(search)}%", escape=LIKE_ESCAPE))
-    if cursor is not None:
-        query = query.where(keyset_after(FailedAttempt.failed_at, FailedAttempt.id, cursor))
-    query = query.order_by(FailedAttempt.failed_at.desc(), FailedAttempt.id.desc()).limit(limit + 1)
-    rows = list(session.execute(query).all())
-    if len(rows) <= limit:
-        return AttemptPage(items=rows, next_keyset=None)
-    items = rows[:limit]
-    return AttemptPage(items=items, next_keyset=(items[-1].failed_at, items[-1].id))
+    items, next_keyset = newest_first(
+        session,
+        query,
+        time_column=FailedAttempt.failed_at,
+        id_column=FailedAttempt.id,
+        cursor=cursor,
+        limit=limit,
+        models=False,
+    )
+    return AttemptPage(items=items, next_keyset=next_keyset)
 
 
 def get_attempt(session: Session, *, attempt_id: int) -> FailedAttempt | None:

@@ -266,20 +266,12 @@ def recovery_stats(session: Session, *, since: dt.datetime, until: dt.datetime) 
         query = sa.select(sa.func.count()).select_from(model).where(column >= since, column < until, *conditions)
         return int(session.execute(query).scalar_one())
 
-    decisions = dict(
-        session.execute(
-            sa.select(FailedAttempt.decision, sa.func.count())
-            .where(FailedAttempt.failed_at >= since, FailedAttempt.failed_at < until)
-            .group_by(FailedAttempt.decision)
-        ).all()
-    )
-    step_outcomes = dict(
-        session.execute(
-            sa.select(CompensationStep.status, sa.func.count())
-            .where(CompensationStep.finished_at >= since, CompensationStep.finished_at < until)
-            .group_by(CompensationStep.status)
-        ).all()
-    )
+    def count_by(key: Any, column: Any) -> dict[Any, int]:
+        query = sa.select(key, sa.func.count()).where(column >= since, column < until).group_by(key)
+        return {value: int(n) for value, n in session.execute(query).all()}
+
+    decisions = count_by(FailedAttempt.decision, FailedAttempt.failed_at)
+    step_outcomes = count_by(CompensationStep.status, CompensationStep.finished_at)
     return RecoveryStats(
         since=since,
         until=until,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from error_handling.persistence.cursor import Keyset, keyset_after
+from error_handling.persistence.cursor import Keyset, narrowed, newest_first
 from error_handling.persistence.models import DeadLetterRecord, DeadLetterStatus, FailedAttempt, ReplayRequestRecord
 
 
@@ -46,35 +46,28 @@ def list_dead_letters(
         cursor: the ``next_cursor`` of the previous page; the page holds the rows strictly after it.
         limit: at most this many rows (at least 1).
     """
-    query = sa.select(DeadLetterRecord)
-    for column, value in (
+    equal = (
         (DeadLetterRecord.status, status),
         (DeadLetterRecord.task_name, task_name),
         (DeadLetterRecord.category, category),
         (DeadLetterRecord.reason, reason),
         (DeadLetterRecord.fingerprint, fingerprint),
         (DeadLetterRecord.queue, queue),
-    ):
-        if value is not None:
-            query = query.where(column == value)
+    )
+    query = narrowed(
+        sa.select(DeadLetterRecord), equal=equal, time_column=DeadLetterRecord.created_at, since=since, until=until
+    )
     if search:
         query = query.where(DeadLetterRecord.message.icontains(search, autoescape=True))
-    if since is not None:
-        query = query.where(DeadLetterRecord.created_at >= since)
-    if until is not None:
-        query = query.where(DeadLetterRecord.created_at < until)
-    if cursor is not None:
-        query = query.where(keyset_after(DeadLetterRecord.created_at, DeadLetterRecord.id, cursor))
-    size = max(1, limit)
-    rows = list(
-        session.execute(query.order_by(DeadLetterRecord.created_at.desc(), DeadLetterRecord.id.desc()).limit(size + 1))
-        .scalars()
-        .all()
+    items, next_cursor = newest_first(
+        session,
+        query,
+        time_column=DeadLetterRecord.created_at,
+        id_column=DeadLetterRecord.id,
+        cursor=cursor,
+        limit=max(1, limit),
     )
-    if len(rows) <= size:
-        return DeadLetterPage(items=rows, next_cursor=None)
-    items = rows[:size]
-    return DeadLetterPage(items=items, next_cursor=(items[-1].created_at, items[-1].id))
+    return DeadLetterPage(items=items, next_cursor=next_cursor)
 
 
 def attempts_of(session: Session, *, task_id: str) -> Sequence[FailedAttempt]:
