@@ -18,7 +18,8 @@ Replays, discards, bulk replays and cancels are audited as the caller's principa
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Path, Query, Response, status
 
@@ -63,36 +64,44 @@ DeadLetterId = Annotated[int, Path(ge=1, le=MAX_ID, description="The dead letter
 TextFilter = Annotated[str | None, Query(min_length=1, max_length=255, pattern=NO_NUL)]
 
 
+#: Refusals of a dead-letter operation and the API error of each, in the order they are matched.
+_REFUSALS: tuple[tuple[type[Exception], Callable[[Any], ApiError]], ...] = (
+    (
+        dead_letters.DeadLetterNotFound,
+        lambda e: ApiError(404, e.message, code="dead_letter_not_found", param="dead_letter_id"),
+    ),
+    (dead_letters.AlreadyReplayed, lambda e: ApiError(409, e.message, code="already_replayed", param="force")),
+    (dead_letters.AlreadyDiscarded, lambda e: ApiError(409, e.message, code="discarded")),
+    (dead_letters.BeingReplayed, lambda e: ApiError(409, e.message, code="being_replayed")),
+    (dead_letters.PayloadPurged, lambda e: ApiError(409, e.message, code="payload_purged")),
+    (dead_letters.NotReplayable, lambda e: ApiError(409, e.message, code="not_replayable")),
+    (
+        dead_letters.IdempotencyKeyReused,
+        lambda e: ApiError(422, e.message, code="idempotency_key_reused", param="Idempotency-Key"),
+    ),
+    (InvalidReplayEdit, lambda e: ApiError(422, e.message, code=e.code, param=e.param)),
+    (QueueNotAllowed, lambda e: ApiError(422, e.message, code="queue_not_allowed", param="queue")),
+    (
+        ReservedIdempotencyKey,
+        lambda e: ApiError(400, e.message, code="reserved_idempotency_key", param="Idempotency-Key"),
+    ),
+    (SealedValueError, lambda e: ApiError(409, str(e), code="cannot_unseal")),
+    (
+        ReplayPublishFailed,
+        lambda e: ApiError(503, f"{e}; nothing was changed, try again shortly", code="broker_unavailable"),
+    ),
+)
+
+
 def api_error(exc: Exception) -> ApiError:
     """The API error for a refused dead-letter operation (the mapping the CLI's exit codes mirror).
 
     Raises:
         The exception itself when it is not a refusal this API knows.
     """
-    if isinstance(exc, dead_letters.DeadLetterNotFound):
-        return ApiError(404, exc.message, code="dead_letter_not_found", param="dead_letter_id")
-    if isinstance(exc, dead_letters.AlreadyReplayed):
-        return ApiError(409, exc.message, code="already_replayed", param="force")
-    if isinstance(exc, dead_letters.AlreadyDiscarded):
-        return ApiError(409, exc.message, code="discarded")
-    if isinstance(exc, dead_letters.BeingReplayed):
-        return ApiError(409, exc.message, code="being_replayed")
-    if isinstance(exc, dead_letters.PayloadPurged):
-        return ApiError(409, exc.message, code="payload_purged")
-    if isinstance(exc, dead_letters.NotReplayable):
-        return ApiError(409, exc.message, code="not_replayable")
-    if isinstance(exc, dead_letters.IdempotencyKeyReused):
-        return ApiError(422, exc.message, code="idempotency_key_reused", param="Idempotency-Key")
-    if isinstance(exc, InvalidReplayEdit):
-        return ApiError(422, exc.message, code=exc.code, param=exc.param)
-    if isinstance(exc, QueueNotAllowed):
-        return ApiError(422, exc.message, code="queue_not_allowed", param="queue")
-    if isinstance(exc, ReservedIdempotencyKey):
-        return ApiError(400, exc.message, code="reserved_idempotency_key", param="Idempotency-Key")
-    if isinstance(exc, SealedValueError):
-        return ApiError(409, str(exc), code="cannot_unseal")
-    if isinstance(exc, ReplayPublishFailed):
-        return ApiError(503, f"{exc}; nothing was changed, try again shortly", code="broker_unavailable")
+    for kind, error in _REFUSALS:
+        if isinstance(exc, kind):
+            return error(exc)
     raise exc
 
 
