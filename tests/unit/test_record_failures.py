@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from error_handling.categories import Category
-from error_handling.persistence import bulk, failure_recording, reports, task_records
+from error_handling.persistence import bulk, failure_recording, task_records
 from error_handling.persistence.db import make_engine, make_sessionmaker, transaction
 from error_handling.persistence.models import (
     DeadLetterRecord,
@@ -27,6 +27,7 @@ from error_handling.persistence.models import (
     TaskRecord,
     TaskState,
 )
+from error_handling.persistence.reports import FailureReport, Recorded
 from error_handling.policy import DeadLetter, FailFast, RecoveryPolicy, Retry, Wait
 from function_runner.migrate import upgrade
 from tests.support import services
@@ -63,7 +64,7 @@ def two(
         engine.dispose()
 
 
-def one_by_one(sessions: sessionmaker[Session], reports: list[reports.FailureReport]) -> list[reports.Recorded]:
+def one_by_one(sessions: sessionmaker[Session], reports: list[FailureReport]) -> list[Recorded]:
     out = []
     for r in reports:
         with transaction(sessions) as s:
@@ -71,7 +72,7 @@ def one_by_one(sessions: sessionmaker[Session], reports: list[reports.FailureRep
     return out
 
 
-def together(sessions: sessionmaker[Session], reports: list[reports.FailureReport]) -> list[reports.Recorded]:
+def together(sessions: sessionmaker[Session], reports: list[FailureReport]) -> list[Recorded]:
     with transaction(sessions) as s:
         return failure_recording.record_failures(s, reports=reports, policy=POLICY, rng=Fixed())
 
@@ -95,7 +96,7 @@ def contents(sessions: sessionmaker[Session]) -> dict[str, Any]:
     }
 
 
-def history() -> list[reports.FailureReport]:
+def history() -> list[FailureReport]:
     """Failures recorded before the batch: a task four transient failures in, a waiting task, a task
     that failed fast, a task whose first attempt is recorded."""
     earlier = NOW - dt.timedelta(minutes=5)
@@ -107,7 +108,7 @@ def history() -> list[reports.FailureReport]:
     ]
 
 
-def batch() -> list[reports.FailureReport]:
+def batch() -> list[FailureReport]:
     """Every case at once: new tasks of each category, an exhausted budget, a second wait, a failure
     after a terminal state, a redelivery of a recorded attempt, and one task twice (a redelivery of an
     attempt of this very batch, then its next attempt)."""
@@ -198,7 +199,7 @@ def test_racing_batches_over_the_same_tasks_and_roll_up_rows_finish(pg_url: str)
     tasks = [f"task-{n:02}" for n in range(12)]
     start = threading.Barrier(8)
 
-    def writer(seed: int) -> list[reports.Recorded]:
+    def writer(seed: int) -> list[Recorded]:
         chosen = random.Random(seed)
         mine = [
             report(t, 1, Category.TRANSIENT, "timeout", at=NOW - dt.timedelta(minutes=30 * (n % 2)))

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from error_handling.categories import Category
 from error_handling.classification import Classification
-from error_handling.persistence import failure_recording, reports, runs
+from error_handling.persistence import failure_recording, runs
 from error_handling.persistence.db import transaction
 from error_handling.persistence.models import (
     DeadLetterRecord,
@@ -23,14 +23,15 @@ from error_handling.persistence.models import (
     TaskRecord,
     TaskState,
 )
+from error_handling.persistence.reports import FailureReport, Recorded, TaskPayload
 from error_handling.policy import DeadLetter, FailFast, RecoveryPolicy, Retry, Wait
 
 NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
 POLICY = RecoveryPolicy()
 
 
-def payload(name: str = "app.task") -> reports.TaskPayload:
-    return reports.TaskPayload(
+def payload(name: str = "app.task") -> TaskPayload:
+    return TaskPayload(
         task_name=name, args=[1], kwargs={"k": "v"}, options={"routing_key": "celery"}, headers={}, queue="celery"
     )
 
@@ -44,11 +45,11 @@ def report(
     at: dt.datetime = NOW,
     run_id: int | None = None,
     **kw: object,
-) -> reports.FailureReport:
+) -> FailureReport:
     c = Classification(
         category=category, reason=reason, fingerprint="f" * 16, message="boom", exc_type="builtins.Exception", **kw
     )  # type: ignore[arg-type]
-    return reports.FailureReport(
+    return FailureReport(
         task_id=task_id,
         attempt=attempt,
         payload=payload(),
@@ -61,7 +62,7 @@ def report(
     )
 
 
-def record(sessions: sessionmaker[Session], r: reports.FailureReport) -> reports.Recorded:
+def record(sessions: sessionmaker[Session], r: FailureReport) -> Recorded:
     with transaction(sessions) as s:
         return failure_recording.record_failure(s, report=r, policy=POLICY)
 
@@ -215,11 +216,11 @@ def test_claim_due_runs_dispatches_due_ones_and_expires_waits(sessions: sessionm
     assert retry.run_id is not None
 
 
-def race(sessions: sessionmaker[Session], reports: list[reports.FailureReport]) -> list[reports.Recorded]:
+def race(sessions: sessionmaker[Session], reports: list[FailureReport]) -> list[Recorded]:
     """Record every report at once, each from its own thread and connection."""
     start = threading.Barrier(len(reports))
 
-    def one(r: reports.FailureReport) -> reports.Recorded:
+    def one(r: FailureReport) -> Recorded:
         start.wait()
         return record(sessions, r)
 
