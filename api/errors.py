@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from error_handling.exceptions import StorageUnavailable
+from error_handling.exceptions import InvalidCursor, StorageUnavailable
 from error_handling.persistence.db import UNAVAILABLE_ERRORS
 
 
@@ -38,6 +38,11 @@ class ApiError(StarletteHTTPException):
         self.message = message
         self.code = code
         self.param = param
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for a route's error responses, all in the envelope."""
+    return {status: {"model": ErrorEnvelope, "description": "Error, in the envelope."} for status in statuses}
 
 
 def envelope(status: int, *, message: str, type_: str, code: str, param: str | None = None) -> JSONResponse:
@@ -91,6 +96,10 @@ def install_error_handlers(app: FastAPI) -> None:
             code=exc.code,
             param=exc.param,
         )
+
+    @app.exception_handler(InvalidCursor)
+    async def _cursor(_request: Request, exc: InvalidCursor) -> JSONResponse:
+        return envelope(400, message=str(exc), type_=_TYPES[400], code="invalid_cursor", param="cursor")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -12,7 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from api.auth import authorize, configured_keys, warn_if_open
 from api.celery_dep import close_celery
-from api.errors import ErrorEnvelope, install_error_handlers
+from api.errors import error_responses, install_error_handlers
 from api.guards import RequestGuard
 from api.log_redaction import redact_server_logs
 from api.routers import audit, breakers, compensation, dead_letters, errors, health, resources
@@ -20,11 +19,6 @@ from function_runner.settings import Settings
 
 #: Every route of the error API lives under this prefix.
 API_PREFIX = "/api/v1/errors"
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for error responses, all in the envelope."""
-    return {status: {"model": ErrorEnvelope, "description": "Error, in the envelope."} for status in statuses}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -85,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Every protected route may refuse the caller (401, 403), or a request whose Host is not served or
     # whose body cannot be parsed at all (400), or is too large (413). Documented once here, in the
     # envelope, so routers added later get them.
-    auth_errors = _errors(400, 401, 403, 413)
+    auth_errors = error_responses(400, 401, 403, 413)
     app.include_router(health.router, prefix=API_PREFIX, dependencies=protected, responses=auth_errors)
     app.include_router(dead_letters.router, prefix=API_PREFIX, dependencies=protected, responses=auth_errors)
     app.include_router(breakers.router, prefix=API_PREFIX, dependencies=protected, responses=auth_errors)

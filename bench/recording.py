@@ -62,8 +62,8 @@ from bench._support import (
 )
 from bench._workers import Services, services, transport_env
 from error_handling.exceptions import PermanentError, TransientError, ValidationError
-from error_handling.persistence import repository
 from error_handling.persistence.models import FailedAttempt, utcnow
+from error_handling.persistence.reports import FailureReport, TaskPayload
 from error_handling.policy import RecoveryPolicy
 from error_handling.sealing import seal_secrets
 from function_runner.runtime import Runtime, runtime_for
@@ -124,7 +124,7 @@ def _raised(kind: str) -> Exception:
         return exc
 
 
-def build_report(runtime: Runtime, kind: str, task_name: str) -> repository.FailureReport:
+def build_report(runtime: Runtime, kind: str, task_name: str) -> FailureReport:
     """A failure report as :class:`~function_runner.wrapper.task.RecoverableTask` builds it for one failure."""
     exc = _raised(kind)
     classification = runtime.classifier.classify(exc)
@@ -139,10 +139,10 @@ def build_report(runtime: Runtime, kind: str, task_name: str) -> repository.Fail
         return seal_secrets(value, redactor=runtime.redactor, sealer=runtime.sealer)
 
     now = utcnow()
-    return repository.FailureReport(
+    return FailureReport(
         task_id=task_id,
         attempt=1,
-        payload=repository.TaskPayload(
+        payload=TaskPayload(
             task_name=task_name,
             args=seal([kind]),
             kwargs=seal({}),
@@ -159,7 +159,7 @@ def build_report(runtime: Runtime, kind: str, task_name: str) -> repository.Fail
     )
 
 
-def record_one(runtime: Runtime, report: repository.FailureReport, policy: RecoveryPolicy) -> None:
+def record_one(runtime: Runtime, report: FailureReport, policy: RecoveryPolicy) -> None:
     """What the wrapper does for one failure (``RecoverableTask._conclude``): hand it to the process's
     group commit (:attr:`Runtime.failures`), which records it, with the failures other threads hand in
     meanwhile, in one transaction (the failed attempt with its decision, and for a terminal outcome
@@ -167,7 +167,7 @@ def record_one(runtime: Runtime, report: repository.FailureReport, policy: Recov
     runtime.failures.submit(FailureToRecord(report=report, policy=policy, saga_id=report.task_id))
 
 
-def insert_one(runtime: Runtime, report: repository.FailureReport, policy: RecoveryPolicy) -> None:
+def insert_one(runtime: Runtime, report: FailureReport, policy: RecoveryPolicy) -> None:
     """The floor of an unbatched durable record: one row into ``fr_failed_attempts``, its own
     transaction."""
     c = report.classification
@@ -190,10 +190,10 @@ def insert_one(runtime: Runtime, report: repository.FailureReport, policy: Recov
     runtime.in_transaction(lambda s: s.execute(statement))
 
 
-Writer = Callable[[Runtime, repository.FailureReport, RecoveryPolicy], None]
+Writer = Callable[[Runtime, FailureReport, RecoveryPolicy], None]
 
 
-def in_threads(runtime: Runtime, reports: Sequence[repository.FailureReport], threads: int, write: Writer) -> float:
+def in_threads(runtime: Runtime, reports: Sequence[FailureReport], threads: int, write: Writer) -> float:
     """Write every report from ``threads`` threads, each thread one report at a time; reports per
     second."""
     policy = runtime.policy
@@ -201,7 +201,7 @@ def in_threads(runtime: Runtime, reports: Sequence[repository.FailureReport], th
     errors: list[BaseException] = []
     ready = threading.Barrier(threads + 1)
 
-    def work(share: Sequence[repository.FailureReport]) -> None:
+    def work(share: Sequence[FailureReport]) -> None:
         ready.wait()
         try:
             for report in share:

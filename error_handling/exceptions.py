@@ -9,6 +9,7 @@ Two families hang from one root, so callers can catch at any level::
     │   ├── ValidationError             bad input: fail fast, tell the user, no retry
     │   └── PermanentError              will never work: dead-letter queue
     ├── ConfigurationError              a setting, rule or task option is invalid (also a ValueError)
+    ├── InvalidCursor                   a page cursor this project did not issue (also a ValueError)
     └── StorageError                    the system of record could not be used
         └── StorageUnavailable          the database is unreachable (the message must not be acked)
 """
@@ -109,6 +110,10 @@ class ConfigurationError(FunctionRunnerError, ValueError):
     Also a :class:`ValueError`, so code that caught ``ValueError`` for these still does, and a pydantic
     validator that raises it reports a validation error.
     """
+
+
+class InvalidCursor(FunctionRunnerError, ValueError):
+    """A page cursor that was not produced by this project (the API answers 400 ``invalid_cursor``)."""
 
 
 class StorageError(FunctionRunnerError):

@@ -186,9 +186,27 @@ Decision = Retry | Wait | FailFast | DeadLetter
 
 def budget_group(classification: Classification) -> str:
     """Return the name of the budget a failure counts against (``transient``, ``unclassified``, ...)."""
-    if classification.reason == Reason.UNCLASSIFIED.value:
+    return recorded_budget_group(category=classification.category.value, reason=classification.reason)
+
+
+def recorded_budget_group(*, category: str, reason: str) -> str:
+    """The budget group of a failure as it is recorded (its category's and reason's values): an
+    unclassified failure counts against its own budget, any other against its category's."""
+    if reason == Reason.UNCLASSIFIED.value:
         return "unclassified"
-    return classification.category.value
+    return category
+
+
+def max_attempts(policy: RecoveryPolicy, classification: Classification) -> int | None:
+    """The most attempts ``policy`` allows for a failure like ``classification`` ("attempt i of N"):
+    None when such a failure is never retried, or waits on a resource (bounded by time, not count)."""
+    if classification.category is not Category.TRANSIENT:
+        return None
+    return _transient_budget(policy, unclassified=classification.reason == Reason.UNCLASSIFIED.value)
+
+
+def _transient_budget(policy: RecoveryPolicy, *, unclassified: bool) -> int:
+    return policy.unclassified_max_attempts if unclassified else policy.transient_max_attempts
 
 
 def decide(
@@ -236,7 +254,7 @@ def decide(
         return Wait(resource=resource, deadline=deadline, check_at=check_at)
     # Transient, classified or not.
     unclassified = classification.reason == Reason.UNCLASSIFIED.value
-    budget = policy.unclassified_max_attempts if unclassified else policy.transient_max_attempts
+    budget = _transient_budget(policy, unclassified=unclassified)
     if failures >= budget:
         return DeadLetter(reason=Reason.UNCLASSIFIED.value if unclassified else Reason.RETRIES_EXHAUSTED.value)
     if not retry_allowed:

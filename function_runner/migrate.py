@@ -7,10 +7,10 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from error_handling.persistence.db import VERSION_TABLE
+
 #: Where the migration scripts live (the repository's ``migrations/`` folder, or the installed copy).
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-#: The table that records which migration a database is at.
-VERSION_TABLE = "fr_alembic_version"
 
 
 def alembic_config(database_url: str) -> Config:

@@ -10,12 +10,12 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from error_handling.persistence.db import make_engine
+from error_handling.persistence.db import VERSION_TABLE, make_engine
 from error_handling.persistence.models import Base
 
 config = context.config
 target_metadata = Base.metadata
-VERSION_TABLE = config.get_main_option("version_table") or "fr_alembic_version"
+version_table = config.get_main_option("version_table") or VERSION_TABLE
 
 
 def _url() -> str:
@@ -31,7 +31,7 @@ def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        version_table=VERSION_TABLE,
+        version_table=version_table,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )
@@ -41,7 +41,7 @@ def _run(connection: Connection) -> None:
 
 def run_migrations_offline() -> None:
     """Emit SQL to stdout instead of running it."""
-    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True, version_table=VERSION_TABLE)
+    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True, version_table=version_table)
     with context.begin_transaction():
         context.run_migrations()
 

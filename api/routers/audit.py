@@ -3,29 +3,26 @@ filters (actor, action, target type and id, time range) and cursor pagination.""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from api.deps import SessionDep
-from api.errors import ErrorEnvelope
-from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor
+from api.errors import error_responses
+from api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from api.params import AwareDatetime
 from api.schemas.audit import AuditEventsPublic
 from api.schemas.dead_letters import NO_NUL
 from error_handling.persistence import audit
 from error_handling.persistence.audit import AuditAction, AuditTarget
+from error_handling.persistence.cursor import decode_cursor
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
 TextFilter = Annotated[str | None, Query(min_length=1, max_length=255, pattern=NO_NUL)]
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": ErrorEnvelope, "description": "Error, in the envelope."} for code in statuses}
-
-
-@router.get("", response_model=AuditEventsPublic, responses=_errors(400, 422, 503))
+@router.get("", response_model=AuditEventsPublic, responses=error_responses(400, 422, 503))
 def list_audit_events(
     session: SessionDep,
     actor: Annotated[

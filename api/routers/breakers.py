@@ -10,15 +10,15 @@ import datetime as dt
 from typing import Annotated, Any
 
 import redis
-import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from api.celery_dep import RuntimeDep
 from api.deps import PrincipalDep, SessionDep
-from api.errors import ApiError, ErrorEnvelope
+from api.errors import ApiError, error_responses
 from error_handling.persistence import audit
-from error_handling.persistence.models import CircuitBreakerEvent, utcnow
+from error_handling.persistence.models import utcnow
+from error_handling.persistence.reads import resilience
 
 router = APIRouter(prefix="/circuit-breakers", tags=["circuit-breakers"])
 
@@ -54,17 +54,8 @@ class BreakersPublic(BaseModel):
     data: list[BreakerPublic]
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorEnvelope, "description": "Error, in the envelope."} for status in statuses}
-
-
 def _public(session: Any, runtime: Any, service: str) -> BreakerPublic:
-    last = session.execute(
-        sa.select(CircuitBreakerEvent)
-        .where(CircuitBreakerEvent.service == service)
-        .order_by(CircuitBreakerEvent.at.desc(), CircuitBreakerEvent.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    last = resilience.last_transition(session, service=service)
     return BreakerPublic(
         service=service,
         state=runtime.breakers.state(service),
@@ -93,14 +84,13 @@ def _audit(session: Any, principal: str, action: audit.AuditAction, service: str
     )
 
 
-@router.get("", response_model=BreakersPublic, responses=_errors(503))
+@router.get("", response_model=BreakersPublic, responses=error_responses(503))
 def list_breakers(session: SessionDep, runtime: RuntimeDep) -> BreakersPublic:
     """Each service whose breaker ever changed state: its state now and its last transition."""
-    services = session.execute(sa.select(CircuitBreakerEvent.service).distinct().order_by(CircuitBreakerEvent.service))
-    return BreakersPublic(data=[_public(session, runtime, name) for name in services.scalars()])
+    return BreakersPublic(data=[_public(session, runtime, name) for name in resilience.breaker_services(session)])
 
 
-@router.post("/{service}/reset", response_model=BreakerPublic, responses=_errors(422, 503))
+@router.post("/{service}/reset", response_model=BreakerPublic, responses=error_responses(422, 503))
 def reset_breaker(
     session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep, service: ServiceName
 ) -> BreakerPublic:
@@ -115,7 +105,7 @@ def reset_breaker(
     return _public(session, runtime, service)
 
 
-@router.post("/{service}/open", response_model=BreakerPublic, responses=_errors(409, 422, 503))
+@router.post("/{service}/open", response_model=BreakerPublic, responses=error_responses(409, 422, 503))
 def open_breaker(
     session: SessionDep,
     runtime: RuntimeDep,

@@ -4,15 +4,16 @@ what recovery did over a window (``GET /recovery/stats``)."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Path, Query
 
 from api.deps import SessionDep
-from api.errors import ApiError, ErrorEnvelope
+from api.errors import ApiError, error_responses
 from api.schemas.errors import RecoveryStatsPublic, TaskCompensationPublic, step_public
-from error_handling.persistence import compensation, queries
+from error_handling.persistence import compensation
 from error_handling.persistence.models import TaskRecord
+from error_handling.persistence.reads import counts
 
 router = APIRouter(tags=["recovery"])
 
@@ -21,11 +22,9 @@ DEFAULT_WINDOW_MINUTES: Final = 60
 MAX_WINDOW_MINUTES: Final = 10_080
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorEnvelope, "description": "Error, in the envelope."} for status in statuses}
-
-
-@router.get("/task/{task_id}/compensation", response_model=TaskCompensationPublic, responses=_errors(404, 422, 503))
+@router.get(
+    "/task/{task_id}/compensation", response_model=TaskCompensationPublic, responses=error_responses(404, 422, 503)
+)
 def task_compensation(
     session: SessionDep,
     task_id: Annotated[str, Path(max_length=255, pattern=r"^[^\x00]*$", description="The Celery task id.")],
@@ -53,7 +52,7 @@ def task_compensation(
     )
 
 
-@router.get("/recovery/stats", response_model=RecoveryStatsPublic, responses=_errors(422, 503))
+@router.get("/recovery/stats", response_model=RecoveryStatsPublic, responses=error_responses(422, 503))
 def recovery_stats(
     session: SessionDep,
     window_minutes: Annotated[
@@ -64,5 +63,5 @@ def recovery_stats(
     started, released and timed out, fail-fasts, dead letters, replays, and compensation steps undone or
     failed (and open now)."""
     until = dt.datetime.now(dt.UTC)
-    stats = queries.recovery_stats(session, since=until - dt.timedelta(minutes=window_minutes), until=until)
+    stats = counts.recovery_stats(session, since=until - dt.timedelta(minutes=window_minutes), until=until)
     return RecoveryStatsPublic(**vars(stats))

@@ -18,14 +18,15 @@ Replays, discards, bulk replays and cancels are audited as the caller's principa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Path, Query, Response, status
 
 from api.celery_dep import CeleryDep, RuntimeDep
 from api.deps import PrincipalDep, SessionDep
-from api.errors import ApiError, ErrorEnvelope
-from api.pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT, decode_cursor, encode_cursor
+from api.errors import ApiError, error_responses
+from api.pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
 from api.params import AwareDatetime
 from api.schemas.dead_letters import (
     NO_NUL,
@@ -40,7 +41,9 @@ from api.schemas.dead_letters import (
     ReplayRequest,
 )
 from error_handling.persistence import dead_letters, replay_jobs
+from error_handling.persistence.cursor import decode_cursor, encode_cursor
 from error_handling.persistence.models import DeadLetterStatus, utcnow
+from error_handling.persistence.reads import dlq
 from error_handling.sealing import SealedValueError
 from function_runner.events import log_event
 from function_runner.replay import (
@@ -57,13 +60,37 @@ router = APIRouter(prefix="/dead-letters", tags=["dead-letters"])
 MAX_ID = 2**63 - 1
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for error responses, all in the envelope."""
-    return {code: {"model": ErrorEnvelope, "description": "Error, in the envelope."} for code in statuses}
-
-
 DeadLetterId = Annotated[int, Path(ge=1, le=MAX_ID, description="The dead letter's id.")]
 TextFilter = Annotated[str | None, Query(min_length=1, max_length=255, pattern=NO_NUL)]
+
+
+#: Refusals of a dead-letter operation and the API error of each, in the order they are matched.
+_REFUSALS: tuple[tuple[type[Exception], Callable[[Any], ApiError]], ...] = (
+    (
+        dead_letters.DeadLetterNotFound,
+        lambda e: ApiError(404, e.message, code="dead_letter_not_found", param="dead_letter_id"),
+    ),
+    (dead_letters.AlreadyReplayed, lambda e: ApiError(409, e.message, code="already_replayed", param="force")),
+    (dead_letters.AlreadyDiscarded, lambda e: ApiError(409, e.message, code="discarded")),
+    (dead_letters.BeingReplayed, lambda e: ApiError(409, e.message, code="being_replayed")),
+    (dead_letters.PayloadPurged, lambda e: ApiError(409, e.message, code="payload_purged")),
+    (dead_letters.NotReplayable, lambda e: ApiError(409, e.message, code="not_replayable")),
+    (
+        dead_letters.IdempotencyKeyReused,
+        lambda e: ApiError(422, e.message, code="idempotency_key_reused", param="Idempotency-Key"),
+    ),
+    (InvalidReplayEdit, lambda e: ApiError(422, e.message, code=e.code, param=e.param)),
+    (QueueNotAllowed, lambda e: ApiError(422, e.message, code="queue_not_allowed", param="queue")),
+    (
+        ReservedIdempotencyKey,
+        lambda e: ApiError(400, e.message, code="reserved_idempotency_key", param="Idempotency-Key"),
+    ),
+    (SealedValueError, lambda e: ApiError(409, str(e), code="cannot_unseal")),
+    (
+        ReplayPublishFailed,
+        lambda e: ApiError(503, f"{e}; nothing was changed, try again shortly", code="broker_unavailable"),
+    ),
+)
 
 
 def api_error(exc: Exception) -> ApiError:
@@ -72,34 +99,13 @@ def api_error(exc: Exception) -> ApiError:
     Raises:
         The exception itself when it is not a refusal this API knows.
     """
-    if isinstance(exc, dead_letters.DeadLetterNotFound):
-        return ApiError(404, exc.message, code="dead_letter_not_found", param="dead_letter_id")
-    if isinstance(exc, dead_letters.AlreadyReplayed):
-        return ApiError(409, exc.message, code="already_replayed", param="force")
-    if isinstance(exc, dead_letters.AlreadyDiscarded):
-        return ApiError(409, exc.message, code="discarded")
-    if isinstance(exc, dead_letters.BeingReplayed):
-        return ApiError(409, exc.message, code="being_replayed")
-    if isinstance(exc, dead_letters.PayloadPurged):
-        return ApiError(409, exc.message, code="payload_purged")
-    if isinstance(exc, dead_letters.NotReplayable):
-        return ApiError(409, exc.message, code="not_replayable")
-    if isinstance(exc, dead_letters.IdempotencyKeyReused):
-        return ApiError(422, exc.message, code="idempotency_key_reused", param="Idempotency-Key")
-    if isinstance(exc, InvalidReplayEdit):
-        return ApiError(422, exc.message, code=exc.code, param=exc.param)
-    if isinstance(exc, QueueNotAllowed):
-        return ApiError(422, exc.message, code="queue_not_allowed", param="queue")
-    if isinstance(exc, ReservedIdempotencyKey):
-        return ApiError(400, exc.message, code="reserved_idempotency_key", param="Idempotency-Key")
-    if isinstance(exc, SealedValueError):
-        return ApiError(409, str(exc), code="cannot_unseal")
-    if isinstance(exc, ReplayPublishFailed):
-        return ApiError(503, f"{exc}; nothing was changed, try again shortly", code="broker_unavailable")
+    for kind, error in _REFUSALS:
+        if isinstance(exc, kind):
+            return error(exc)
     raise exc
 
 
-@router.get("", response_model=DeadLettersPublic, responses=_errors(400, 422, 503))
+@router.get("", response_model=DeadLettersPublic, responses=error_responses(400, 422, 503))
 def list_dead_letters(
     session: SessionDep,
     status_: Annotated[DeadLetterStatus | None, Query(alias="status")] = None,
@@ -120,7 +126,7 @@ def list_dead_letters(
 ) -> DeadLettersPublic:
     """Dead letters, newest first, with filters and cursor pagination. Payloads (args, kwargs, headers)
     are left out: `GET /dead-letters/{id}` shows one letter's."""
-    page = dead_letters.list_dead_letters(
+    page = dlq.list_dead_letters(
         session,
         status=status_,
         task_name=task_name,
@@ -147,7 +153,7 @@ def list_dead_letters(
     responses={
         200: {"model": BulkReplayPreview, "description": "Dry run: what would be replayed; nothing was published."},
         202: {"model": ReplayJobPublic, "description": "The replay job, to follow at /dead-letters/replays/{id}."},
-        **_errors(422, 503),
+        **error_responses(422, 503),
     },
 )
 def bulk_replay(
@@ -173,7 +179,7 @@ def bulk_replay(
     return public
 
 
-@router.get("/replays/{job_id}", response_model=ReplayJobPublic, responses=_errors(404, 422, 503))
+@router.get("/replays/{job_id}", response_model=ReplayJobPublic, responses=error_responses(404, 422, 503))
 def get_replay_job(
     session: SessionDep, job_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The replay job's id.")]
 ) -> ReplayJobPublic:
@@ -185,7 +191,7 @@ def get_replay_job(
     return ReplayJobPublic.from_record(job)
 
 
-@router.post("/replays/{job_id}/cancel", response_model=ReplayJobPublic, responses=_errors(404, 409, 422, 503))
+@router.post("/replays/{job_id}/cancel", response_model=ReplayJobPublic, responses=error_responses(404, 409, 422, 503))
 def cancel_replay_job(
     session: SessionDep,
     principal: PrincipalDep,
@@ -205,7 +211,7 @@ def cancel_replay_job(
     return public
 
 
-@router.get("/{dead_letter_id:int}", response_model=DeadLetterDetailPublic, responses=_errors(404, 422, 503))
+@router.get("/{dead_letter_id:int}", response_model=DeadLetterDetailPublic, responses=error_responses(404, 422, 503))
 def get_dead_letter(session: SessionDep, dead_letter_id: DeadLetterId) -> DeadLetterDetailPublic:
     """A dead letter with its redacted payload, its failed attempts and its replays."""
     try:
@@ -214,8 +220,8 @@ def get_dead_letter(session: SessionDep, dead_letter_id: DeadLetterId) -> DeadLe
         raise api_error(exc) from None
     return DeadLetterDetailPublic.from_records(
         letter,
-        attempts=dead_letters.attempts_of(session, task_id=letter.task_id),
-        replays=dead_letters.replays_of(session, dead_letter_id=letter.id),
+        attempts=dlq.attempts_of(session, task_id=letter.task_id),
+        replays=dlq.replays_of(session, dead_letter_id=letter.id),
     )
 
 
@@ -223,7 +229,7 @@ def get_dead_letter(session: SessionDep, dead_letter_id: DeadLetterId) -> DeadLe
     "/{dead_letter_id}/replay",
     response_model=ReplayPublic,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=_errors(404, 409, 422, 503),
+    responses=error_responses(404, 409, 422, 503),
 )
 def replay_dead_letter(
     session: SessionDep,
@@ -288,7 +294,7 @@ def replay_dead_letter(
     )
 
 
-@router.delete("/{dead_letter_id:int}", response_model=DeadLetterPublic, responses=_errors(404, 409, 422, 503))
+@router.delete("/{dead_letter_id:int}", response_model=DeadLetterPublic, responses=error_responses(404, 409, 422, 503))
 def discard_dead_letter(
     session: SessionDep,
     principal: PrincipalDep,

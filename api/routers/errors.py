@@ -8,13 +8,13 @@ guessed. ``since`` is inclusive, ``until`` exclusive.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Path, Query
 
 from api.deps import SessionDep
-from api.errors import ApiError, ErrorEnvelope
-from api.pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT, decode_cursor, encode_cursor
+from api.errors import ApiError, error_responses
+from api.pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
 from api.params import AwareDatetime
 from api.schemas.errors import (
     AttemptDetailPublic,
@@ -27,7 +27,8 @@ from api.schemas.errors import (
     task_history_public,
 )
 from error_handling.categories import Category
-from error_handling.persistence import queries
+from error_handling.persistence.cursor import decode_cursor, encode_cursor
+from error_handling.persistence.reads import attempts, counts, histories
 
 router = APIRouter(tags=["errors"])
 
@@ -40,11 +41,6 @@ MAX_SEARCH_LENGTH: Final = 200
 NO_NUL: Final = r"^[^\x00]*$"
 #: The largest id of a row (ids are signed 64-bit integers).
 MAX_ID: Final = 2**63 - 1
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for error responses, all in the envelope."""
-    return {status: {"model": ErrorEnvelope, "description": "Error, in the envelope."} for status in statuses}
 
 
 def _utc(value: dt.datetime | None, param: str) -> dt.datetime | None:
@@ -63,7 +59,7 @@ def _utc(value: dt.datetime | None, param: str) -> dt.datetime | None:
         ) from None
 
 
-@router.get("", response_model=AttemptsPublic, responses=_errors(400, 422, 503))
+@router.get("", response_model=AttemptsPublic, responses=error_responses(400, 422, 503))
 def list_errors(
     session: SessionDep,
     task_name: Annotated[str | None, Query(max_length=255, pattern=NO_NUL, description="Exact task name.")] = None,
@@ -102,7 +98,7 @@ def list_errors(
     since, until = _utc(since, "since"), _utc(until, "until")
     if since is not None and until is not None and since > until:
         raise ApiError(422, "since must not be later than until", code="invalid_time_range", param="since")
-    page = queries.list_attempts(
+    page = attempts.list_attempts(
         session,
         task_name=task_name,
         category=category.value if category else None,
@@ -118,7 +114,7 @@ def list_errors(
     return attempts_public(page.items, encode_cursor(*page.next_keyset) if page.next_keyset else None)
 
 
-@router.get("/stats", response_model=ErrorStatsPublic, responses=_errors(422, 503))
+@router.get("/stats", response_model=ErrorStatsPublic, responses=error_responses(422, 503))
 def error_stats(
     session: SessionDep,
     window_minutes: Annotated[
@@ -128,11 +124,11 @@ def error_stats(
     """Count the failed attempts of the last `window_minutes` by category, reason, task name and
     fingerprint group (the largest groups, each with its first and last occurrence and a sample message)."""
     until = dt.datetime.now(dt.UTC)
-    stats = queries.error_stats(session, since=until - dt.timedelta(minutes=window_minutes), until=until)
+    stats = counts.error_stats(session, since=until - dt.timedelta(minutes=window_minutes), until=until)
     return error_stats_public(stats)
 
 
-@router.get("/task/{task_id}/history", response_model=TaskHistoryPublic, responses=_errors(404, 422, 503))
+@router.get("/task/{task_id}/history", response_model=TaskHistoryPublic, responses=error_responses(404, 422, 503))
 def task_history(
     session: SessionDep,
     task_id: Annotated[str, Path(max_length=255, pattern=NO_NUL, description="The Celery task id.")],
@@ -140,19 +136,19 @@ def task_history(
     """Show everything recorded about a task: each failed attempt with its decision, delay and worker,
     its scheduled runs, its terminal state, its dead letter, and its replay lineage (the dead letter it
     replays, and the tasks that replayed its own dead letter). 404 when nothing is recorded about it."""
-    history = queries.task_history(session, task_id=task_id)
+    history = histories.task_history(session, task_id=task_id)
     if history is None:
         raise ApiError(404, f"no failure is recorded for task {task_id!r}", code="task_not_found", param="task_id")
     return task_history_public(history)
 
 
-@router.get("/{attempt_id:int}", response_model=AttemptDetailPublic, responses=_errors(404, 422, 503))
+@router.get("/{attempt_id:int}", response_model=AttemptDetailPublic, responses=error_responses(404, 422, 503))
 def get_error(
     session: SessionDep,
     attempt_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The failed attempt's id.")],
 ) -> AttemptDetailPublic:
     """Show one failed attempt, with its redacted traceback and its task (secrets shown as [REDACTED])."""
-    row = queries.get_attempt(session, attempt_id=attempt_id)
+    row = attempts.get_attempt(session, attempt_id=attempt_id)
     if row is None:
         raise ApiError(404, f"no failed attempt has id {attempt_id}", code="attempt_not_found", param="attempt_id")
-    return attempt_detail_public(row, queries.get_task(session, task_id=row.task_id))
+    return attempt_detail_public(row, attempts.get_task(session, task_id=row.task_id))

@@ -23,9 +23,10 @@ from pydantic import BaseModel, Field
 
 from api.celery_dep import get_celery
 from api.deps import get_engine, get_settings
-from error_handling.persistence import heartbeats, queries, retention
+from error_handling.persistence import heartbeats, retention
 from error_handling.persistence.db import UNAVAILABLE_ERRORS
-from error_handling.persistence.models import RunStatus, ScheduledRun, utcnow
+from error_handling.persistence.models import utcnow
+from error_handling.persistence.reads import runs, summaries
 from function_runner.broker import liveness
 
 router = APIRouter(tags=["health"])
@@ -172,30 +173,23 @@ def health(request: Request) -> HealthPublic:
     broker = _broker_reachable(request)
     breakers = _breakers_mode(request, broker)
     try:
-        with get_engine(request).connect() as conn:
-            due, oldest = conn.execute(
-                sa.select(sa.func.count(), sa.func.min(ScheduledRun.due_at)).where(
-                    ScheduledRun.status == RunStatus.PENDING, ScheduledRun.due_at <= now
+        with get_engine(request).connect() as conn, sa.orm.Session(bind=conn) as session:
+            due, oldest = runs.due_backlog(session, now=now)
+            alive = heartbeats.alive(session, kind="dispatcher", now=now)
+            services = [
+                ServiceHealthPublic(
+                    **{k: v for k, v in vars(s).items() if k != "last_error"},
+                    last_error_reason=s.last_error[0] if s.last_error else None,
+                    last_error_message=s.last_error[1] if s.last_error else None,
+                    last_error_at=s.last_error[2] if s.last_error else None,
                 )
-            ).one()
-            with sa.orm.Session(bind=conn) as session:
-                alive = heartbeats.alive(session, kind="dispatcher", now=now)
-                services = [
-                    ServiceHealthPublic(
-                        **{k: v for k, v in vars(s).items() if k != "last_error"},
-                        last_error_reason=s.last_error[0] if s.last_error else None,
-                        last_error_message=s.last_error[1] if s.last_error else None,
-                        last_error_at=s.last_error[2] if s.last_error else None,
-                    )
-                    for s in queries.service_health(session, since=now - dt.timedelta(minutes=SERVICES_WINDOW_MINUTES))
-                ]
-                fallbacks = [
-                    FallbackHealthPublic(**vars(f))
-                    for f in queries.fallback_summary(
-                        session, since=now - dt.timedelta(minutes=SERVICES_WINDOW_MINUTES)
-                    )
-                ]
-                retained = _retention(session)
+                for s in summaries.service_health(session, since=now - dt.timedelta(minutes=SERVICES_WINDOW_MINUTES))
+            ]
+            fallbacks = [
+                FallbackHealthPublic(**vars(f))
+                for f in summaries.fallback_summary(session, since=now - dt.timedelta(minutes=SERVICES_WINDOW_MINUTES))
+            ]
+            retained = _retention(session)
     except _UNHEALTHY:
         return HealthPublic(status="unavailable", database=False, broker=broker, breakers=breakers, checked_at=now)
     oldest_due = (now - oldest).total_seconds() if oldest is not None else None

@@ -4,16 +4,16 @@ waiting on it (and on any resource without a declared gate)."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
-import sqlalchemy as sa
+import redis
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.celery_dep import RuntimeDep
 from api.deps import SessionDep
-from api.errors import ErrorEnvelope
-from error_handling.persistence.models import ResourceGate, RunKind, RunStatus, ScheduledRun
+from api.errors import error_responses
+from error_handling.persistence.reads import resilience, runs
 
 router = APIRouter(tags=["resources"])
 
@@ -41,24 +41,12 @@ class ResourcesPublic(BaseModel):
     data: list[ResourcePublic]
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorEnvelope, "description": "Error, in the envelope."} for status in statuses}
-
-
-@router.get("/resources", response_model=ResourcesPublic, responses=_errors(503))
+@router.get("/resources", response_model=ResourcesPublic, responses=error_responses(503))
 def list_resources(session: SessionDep, runtime: RuntimeDep) -> ResourcesPublic:
     """Each resource gate (as its monitor last saw it: probe verdict, capacity, units in use) and every
     resource tasks wait on, with how many wait and since when the oldest waits."""
-    gates = {row.name: row for row in session.execute(sa.select(ResourceGate)).scalars()}
-    waits = {
-        name: (int(count), oldest)
-        for name, count, oldest in session.execute(
-            sa.select(ScheduledRun.resource, sa.func.count(), sa.func.min(ScheduledRun.created_at))
-            .where(ScheduledRun.kind == RunKind.RESOURCE_WAIT, ScheduledRun.status == RunStatus.PENDING)
-            .group_by(ScheduledRun.resource)
-        )
-        if name is not None
-    }
+    gates = resilience.gates(session)
+    waits = runs.resource_waits(session)
     data = []
     for name in sorted(set(gates) | set(waits)):
         gate = gates.get(name)
@@ -67,7 +55,7 @@ def list_resources(session: SessionDep, runtime: RuntimeDep) -> ResourcesPublic:
         if gate is not None and gate.capacity is not None:
             try:
                 used = runtime.lease_store.used(name)
-            except Exception as exc:
+            except (redis.RedisError, SQLAlchemyError, OSError) as exc:
                 error = f"cannot read the leases: {type(exc).__name__}"
         count, oldest = waits.get(name, (0, None))
         data.append(
@@ -83,16 +71,7 @@ def list_resources(session: SessionDep, runtime: RuntimeDep) -> ResourcesPublic:
                 checked_at=gate.checked_at if gate else None,
                 monitor=gate.monitor if gate else None,
                 waiting=count,
-                oldest_wait=_aware(oldest),
+                oldest_wait=oldest,
             )
         )
     return ResourcesPublic(data=data)
-
-
-def _aware(value: Any) -> dt.datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    assert isinstance(value, dt.datetime)
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)

@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from api.pagination import encode_cursor
 from error_handling.persistence.audit import AuditPage
+from error_handling.persistence.cursor import encode_cursor
 from error_handling.persistence.models import AuditEvent
 
 __all__ = ["AuditEventPublic", "AuditEventsPublic"]

@@ -1,6 +1,6 @@
 """Public schemas of failed attempts, task histories and error statistics.
 
-They are built from the rows of :mod:`error_handling.persistence.queries` by the ``*_public``
+They are built from the rows of :mod:`error_handling.persistence.reads` by the ``*_public``
 functions below, which the API and the CLI's ``--json`` output share. A task's stored args, kwargs and
 headers hold sealed (encrypted) secrets; they are only ever shown through
 :func:`error_handling.sealing.redacted_view`, where each secret is ``[REDACTED]``.
@@ -28,7 +28,8 @@ from error_handling.persistence.models import (
     TaskRecord,
     TaskState,
 )
-from error_handling.persistence.queries import ErrorStats, FingerprintGroup, TaskHistory
+from error_handling.persistence.reads.counts import ErrorStats, FingerprintGroup
+from error_handling.persistence.reads.histories import TaskHistory
 from error_handling.sealing import redacted_view
 
 __all__ = [
@@ -40,7 +41,7 @@ __all__ = [
     "ErrorStatsPublic",
     "FingerprintGroupPublic",
     "RecoveryStatsPublic",
-    "ReplayPublic",
+    "ReplayLinkPublic",
     "ScheduledRunPublic",
     "TaskCompensationPublic",
     "TaskHistoryPublic",
@@ -229,8 +230,9 @@ class DeadLetterSummaryPublic(BaseModel):
     created_at: dt.datetime
 
 
-class ReplayPublic(BaseModel):
-    """A task published as a replay of a dead letter."""
+class ReplayLinkPublic(BaseModel):
+    """A task published as a replay of a dead letter (the replay itself is
+    :class:`api.schemas.dead_letters.ReplayPublic`)."""
 
     task_id: str
     state: TaskState | None = Field(description="Null when the replay has recorded no failure (yet).")
@@ -262,7 +264,7 @@ class TaskHistoryPublic(BaseModel):
     runs: list[ScheduledRunPublic]
     dead_letter: DeadLetterSummaryPublic | None
     replay_of: DeadLetterSummaryPublic | None = Field(description="The dead letter this task replays.")
-    replays: list[ReplayPublic] = Field(description="Tasks published as replays of this task's dead letter.")
+    replays: list[ReplayLinkPublic] = Field(description="Tasks published as replays of this task's dead letter.")
     compensation: list[CompensationStepPublic] = Field(
         default_factory=list, description="The compensation steps it recorded and their outcomes."
     )
@@ -317,7 +319,7 @@ def attempt_public(row: FailedAttempt) -> AttemptPublic:
 
 
 def attempts_public(rows: Sequence[Row[Any]], next_cursor: str | None) -> AttemptsPublic:
-    """A page of failed attempts (rows of :func:`~error_handling.persistence.queries.list_attempts`),
+    """A page of failed attempts (rows of :func:`~error_handling.persistence.reads.attempts.list_attempts`),
     validated in one call (a page of 500 in a few milliseconds)."""
     return AttemptsPublic.model_validate({"data": [row._asdict() for row in rows], "next_cursor": next_cursor})
 
@@ -353,7 +355,7 @@ def task_history_public(history: TaskHistory) -> TaskHistoryPublic:
         runs=[_run_public(r) for r in history.runs],
         dead_letter=_letter_public(history.dead_letter) if history.dead_letter else None,
         replay_of=_letter_public(history.replay_of) if history.replay_of else None,
-        replays=[ReplayPublic(task_id=r.task_id, state=r.task.state if r.task else None) for r in history.replays],
+        replays=[ReplayLinkPublic(task_id=r.task_id, state=r.task.state if r.task else None) for r in history.replays],
         compensation=[step_public(step) for step in history.compensation],
         fallbacks=[FallbackEventPublic.model_validate(event, from_attributes=True) for event in history.fallbacks],
         lost_deliveries=[

@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from error_handling.persistence.cursor import Keyset, narrowed, newest_first
 from error_handling.persistence.models import AuditEvent
 from error_handling.redaction import REDACTED, Redactor
 
@@ -72,10 +73,6 @@ class AuditTarget(enum.StrEnum):
     REPLAY_JOB = "replay_job"
     #: A service's circuit breaker (``target_id``: the service).
     BREAKER = "breaker"
-
-
-#: A position in the newest-first order: the ``(at, id)`` of the last row of a page.
-Keyset = tuple[dt.datetime, int]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,33 +130,17 @@ def list_events(
         cursor: the ``next_cursor`` of the previous page; the page holds the events strictly after it.
         limit: at most this many events (at least 1).
     """
-    query = sa.select(AuditEvent)
-    for column, value in (
+    equal = (
         (AuditEvent.actor, actor),
         (AuditEvent.action, action),
         (AuditEvent.target_type, target_type),
         (AuditEvent.target_id, target_id),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    if since is not None:
-        query = query.where(AuditEvent.at >= since)
-    if until is not None:
-        query = query.where(AuditEvent.at < until)
-    if cursor is not None:
-        moment, row_id = cursor
-        query = query.where(
-            AuditEvent.at <= moment,
-            sa.or_(AuditEvent.at < moment, sa.and_(AuditEvent.at == moment, AuditEvent.id < row_id)),
-        )
-    size = max(1, limit)
-    rows = list(
-        session.execute(query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(size + 1)).scalars().all()
     )
-    if len(rows) <= size:
-        return AuditPage(items=rows, next_cursor=None)
-    items = rows[:size]
-    return AuditPage(items=items, next_cursor=(items[-1].at, items[-1].id))
+    query = narrowed(sa.select(AuditEvent), equal=equal, time_column=AuditEvent.at, since=since, until=until)
+    items, next_cursor = newest_first(
+        session, query, time_column=AuditEvent.at, id_column=AuditEvent.id, cursor=cursor, limit=max(1, limit)
+    )
+    return AuditPage(items=items, next_cursor=next_cursor)
 
 
 def canonical_json(value: Any) -> str:
@@ -180,38 +161,52 @@ def edit_diff(before: Any, after: Any, *, redactor: Redactor, root: str) -> tupl
     compared by key, lists by position. A value under a secret key, and secret-looking text, is shown
     as ``[REDACTED]``. Returns the first :data:`MAX_DIFF_CHANGES` changes and how many more there were.
     """
-    changes: list[dict[str, Any]] = []
-
-    def show(key: Any, value: Any) -> Any:
-        if isinstance(key, str) and redactor.hides(key, value):
-            return REDACTED
-        return redactor.redact(value)
-
-    def step(path: str, key: Any) -> str:
-        return f"{path}[{key}]" if isinstance(key, int) else f"{path}.{redactor.redact_text(str(key))}"
-
-    def walk(old: Any, new: Any, path: str, key: Any) -> None:
-        if isinstance(old, dict) and isinstance(new, dict):
-            for name, value in old.items():
-                if name not in new:
-                    changes.append({"path": step(path, name), "op": "removed", "from": show(name, value)})
-            for name, value in new.items():
-                if name in old:
-                    walk(old[name], value, step(path, name), name)
-                else:
-                    changes.append({"path": step(path, name), "op": "added", "to": show(name, value)})
-            return
-        if isinstance(old, list) and isinstance(new, list):
-            for index in range(max(len(old), len(new))):
-                if index >= len(new):
-                    changes.append({"path": step(path, index), "op": "removed", "from": show(key, old[index])})
-                elif index >= len(old):
-                    changes.append({"path": step(path, index), "op": "added", "to": show(key, new[index])})
-                else:
-                    walk(old[index], new[index], step(path, index), key)
-            return
-        if canonical_json(old) != canonical_json(new):
-            changes.append({"path": path, "op": "changed", "from": show(key, old), "to": show(key, new)})
-
-    walk(before, after, root, None)
+    differ = _Differ(redactor)
+    differ.walk(before, after, root, None)
+    changes = differ.changes
     return changes[:MAX_DIFF_CHANGES], max(0, len(changes) - MAX_DIFF_CHANGES)
+
+
+class _Differ:
+    """The redacted changes between two JSON documents, in document order (see :func:`edit_diff`)."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        self.changes: list[dict[str, Any]] = []
+
+    def show(self, key: Any, value: Any) -> Any:
+        if isinstance(key, str) and self.redactor.hides(key, value):
+            return REDACTED
+        return self.redactor.redact(value)
+
+    def step(self, path: str, key: Any) -> str:
+        return f"{path}[{key}]" if isinstance(key, int) else f"{path}.{self.redactor.redact_text(str(key))}"
+
+    def walk(self, old: Any, new: Any, path: str, key: Any) -> None:
+        if isinstance(old, dict) and isinstance(new, dict):
+            self._dicts(old, new, path)
+        elif isinstance(old, list) and isinstance(new, list):
+            self._lists(old, new, path, key)
+        elif canonical_json(old) != canonical_json(new):
+            self.changes.append({"path": path, "op": "changed", "from": self.show(key, old), "to": self.show(key, new)})
+
+    def _dicts(self, old: dict[Any, Any], new: dict[Any, Any], path: str) -> None:
+        for name, value in old.items():
+            if name not in new:
+                self.changes.append({"path": self.step(path, name), "op": "removed", "from": self.show(name, value)})
+        for name, value in new.items():
+            if name in old:
+                self.walk(old[name], value, self.step(path, name), name)
+            else:
+                self.changes.append({"path": self.step(path, name), "op": "added", "to": self.show(name, value)})
+
+    def _lists(self, old: list[Any], new: list[Any], path: str, key: Any) -> None:
+        for index in range(max(len(old), len(new))):
+            if index >= len(new):
+                self.changes.append(
+                    {"path": self.step(path, index), "op": "removed", "from": self.show(key, old[index])}
+                )
+            elif index >= len(old):
+                self.changes.append({"path": self.step(path, index), "op": "added", "to": self.show(key, new[index])})
+            else:
+                self.walk(old[index], new[index], self.step(path, index), key)

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from error_handling.exceptions import ConfigurationError, StorageUnavailable
 
+#: The table that records which migration a database is at (Alembic's version table).
+VERSION_TABLE = "fr_alembic_version"
 #: How long SQLite waits for another writer before giving up, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 

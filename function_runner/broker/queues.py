@@ -35,7 +35,7 @@ from error_handling.categories import Category, Reason
 from error_handling.classification import Classification
 from error_handling.exceptions import ConfigurationError
 from error_handling.fingerprint import fingerprint_parts
-from error_handling.persistence import repository
+from error_handling.persistence import failure_recording, reports
 from error_handling.persistence.models import utcnow
 from error_handling.policy import DeadLetter
 from error_handling.sealing import seal_secrets
@@ -186,7 +186,7 @@ def _record(runtime: Runtime, body: Any, headers: dict[str, Any], delivery: dict
         message=message,
         rule="broker dead-letter exchange",
     )
-    payload = repository.TaskPayload(
+    payload = reports.TaskPayload(
         task_name=task_name,
         args=seal(list(args)),
         kwargs=seal(dict(kwargs)),
@@ -196,7 +196,7 @@ def _record(runtime: Runtime, body: Any, headers: dict[str, Any], delivery: dict
         root_id=headers.get("root_id"),
         parent_id=headers.get("parent_id"),
     )
-    report = repository.FailureReport(
+    report = reports.FailureReport(
         task_id=task_id,
         attempt=attempt,
         payload=payload,
@@ -205,7 +205,7 @@ def _record(runtime: Runtime, body: Any, headers: dict[str, Any], delivery: dict
         failed_at=utcnow(),
     )
     recorded = runtime.in_transaction(
-        lambda s: repository.record_failure(s, report=report, policy=runtime.policy), patience=0
+        lambda s: failure_recording.record_failure(s, report=report, policy=runtime.policy), patience=0
     )
     if not recorded.duplicate and not isinstance(recorded.decision, DeadLetter):  # pragma: no cover
         raise AssertionError(f"a broker dead letter must be dead-lettered, not {recorded.decision!r}")

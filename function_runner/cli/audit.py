@@ -45,14 +45,14 @@ def list_command(
     as_json: JsonOption = False,
 ) -> None:
     """List operator actions, newest first."""
-    from api.errors import ApiError
-    from api.pagination import decode_cursor
     from api.schemas.audit import AuditEventsPublic
+    from error_handling.exceptions import InvalidCursor
+    from error_handling.persistence.cursor import decode_cursor
 
     try:
         position = decode_cursor(cursor) if cursor else None
-    except ApiError as exc:
-        raise fail(exc.message, EXIT_USAGE) from None
+    except InvalidCursor as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
     with database_session() as session:
         page = audit.list_events(
             session,

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from error_handling.persistence import dead_letters
 from error_handling.persistence.models import DeadLetterStatus, utcnow
+from error_handling.persistence.reads import dlq
 from function_runner.cli import dlq_options as opt
 from function_runner.cli import dlq_replay
 from function_runner.cli.common import EXIT_USAGE, cli_actor, database_session, fail, utc
@@ -51,16 +52,16 @@ def list_command(
     as_json: JsonOption = False,
 ) -> None:
     """List dead letters, newest first."""
-    from api.errors import ApiError
-    from api.pagination import decode_cursor, encode_cursor
     from api.schemas.dead_letters import DeadLetterPublic, DeadLettersPublic
+    from error_handling.exceptions import InvalidCursor
+    from error_handling.persistence.cursor import decode_cursor, encode_cursor
 
     try:
         position = decode_cursor(cursor) if cursor else None
-    except ApiError as exc:
-        raise fail(exc.message, EXIT_USAGE) from None
+    except InvalidCursor as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
     with database_session() as session:
-        page = dead_letters.list_dead_letters(
+        page = dlq.list_dead_letters(
             session,
             status=status,
             task_name=task_name,
@@ -104,8 +105,8 @@ def show_command(dead_letter_id: opt.DeadLetterId, as_json: JsonOption = False) 
         letter = dead_letters.get_dead_letter(session, dead_letter_id=dead_letter_id)
         detail = DeadLetterDetailPublic.from_records(
             letter,
-            attempts=dead_letters.attempts_of(session, task_id=letter.task_id),
-            replays=dead_letters.replays_of(session, dead_letter_id=letter.id),
+            attempts=dlq.attempts_of(session, task_id=letter.task_id),
+            replays=dlq.replays_of(session, dead_letter_id=letter.id),
         )
     if as_json:
         print_json(detail)

@@ -27,8 +27,7 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from api.errors import ApiError
-from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
+from api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from api.schemas.errors import (
     AttemptDetailPublic,
     AttemptPublic,
@@ -38,9 +37,11 @@ from api.schemas.errors import (
     task_history_public,
 )
 from error_handling.categories import Category
-from error_handling.exceptions import ConfigurationError
-from error_handling.persistence import queries
+from error_handling.exceptions import ConfigurationError, InvalidCursor
+from error_handling.persistence.cursor import decode_cursor, encode_cursor
 from error_handling.persistence.db import UNAVAILABLE_ERRORS, make_engine, normalise_url
+from error_handling.persistence.reads.attempts import get_attempt, get_task, list_attempts
+from error_handling.persistence.reads.histories import task_history
 from function_runner.cli.common import EXIT_FAILED, EXIT_USAGE, fail, first_line, load_settings
 from function_runner.cli.output import out, print_json
 from function_runner.settings import Settings
@@ -188,10 +189,10 @@ def list_command(
         raise fail("--since must not be later than --until", EXIT_USAGE)
     try:
         keyset = decode_cursor(cursor) if cursor is not None else None
-    except ApiError as exc:
-        raise fail(f"--cursor {exc.message.removeprefix('cursor ')}", EXIT_USAGE) from None
+    except InvalidCursor as exc:
+        raise fail(f"--cursor {str(exc).removeprefix('cursor ')}", EXIT_USAGE) from None
     with reading(load_settings()) as session:
-        page = queries.list_attempts(
+        page = list_attempts(
             session,
             task_name=task_name,
             category=category.value if category else None,
@@ -223,10 +224,10 @@ def show_command(
 ) -> None:
     """Show one failed attempt: classification, decision, traceback, and its task (secrets [REDACTED])."""
     with reading(load_settings()) as session:
-        row = queries.get_attempt(session, attempt_id=attempt_id)
+        row = get_attempt(session, attempt_id=attempt_id)
         if row is None:
             raise fail(f"no failed attempt has id {attempt_id}", EXIT_FAILED)
-        detail = attempt_detail_public(row, queries.get_task(session, task_id=row.task_id))
+        detail = attempt_detail_public(row, get_task(session, task_id=row.task_id))
     if as_json:
         print_json(detail)
         return
@@ -277,7 +278,7 @@ def history_command(
 ) -> None:
     """Show everything recorded about a task: attempts, decisions, scheduled runs, dead letter, replays."""
     with reading(load_settings()) as session:
-        history = queries.task_history(session, task_id=task_id)
+        history = task_history(session, task_id=task_id)
         if history is None:
             raise fail(f"no failure is recorded for task {task_id!r}", EXIT_FAILED)
         document = task_history_public(history)

@@ -37,7 +37,7 @@ from error_handling.persistence.compensation import (
     reopen_failed,
 )
 from error_handling.persistence.models import StepStatus, utcnow
-from error_handling.persistence.repository import FailureReport
+from error_handling.persistence.reports import FailureReport
 from error_handling.policy import RecoveryPolicy
 from error_handling.sealing import unseal_secrets
 from function_runner.compensation.publish import CLAIM_LEASE_SECONDS, COMPENSATE_TASK

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from error_handling.exceptions import StorageUnavailable
 from error_handling.persistence import compensation as compensation_steps
-from error_handling.persistence import heartbeats, repository
+from error_handling.persistence import failure_recording, heartbeats, runs, task_records
 from error_handling.persistence.models import utcnow
 from error_handling.sealing import SealedValueError, unseal_secrets
 from function_runner import gates, keys
@@ -108,14 +108,14 @@ class Dispatcher:
 
     def _pass(self, session: Session, producer: Any, now: dt.datetime) -> PassResult:
         result = PassResult()
-        dispatches, expired = repository.claim_due_runs(
+        dispatches, expired = runs.claim_due_runs(
             session,
             now=now,
             limit=self.settings.dispatcher_batch_size,
             redispatch_after=dt.timedelta(seconds=self.settings.redispatch_after),
         )
         for run in expired:
-            letter = repository.expire_wait(session, run=run, now=now)
+            letter = runs.expire_wait(session, run=run, now=now)
             result.expired += 1
             log_event("dispatcher.wait_expired", task_id=run.task_id, resource=run.resource, dead_letter=letter)
         for dispatch in dispatches:
@@ -123,7 +123,7 @@ class Dispatcher:
             result.published += 1
         return result
 
-    def _publish(self, dispatch: repository.Dispatch, producer: Any) -> None:
+    def _publish(self, dispatch: runs.Dispatch, producer: Any) -> None:
         self._send(
             dispatch.task_name,
             payload=(dispatch.args, dispatch.kwargs, dispatch.headers),
@@ -190,7 +190,7 @@ class Dispatcher:
             return 0
         try:
             recorded = runtime.in_transaction(
-                lambda s: repository.recorded_attempts(s, [(k.report.task_id, k.report.attempt) for k in found]),
+                lambda s: failure_recording.recorded_attempts(s, [(k.report.task_id, k.report.attempt) for k in found]),
                 patience=0,
             )
         except StorageUnavailable:
@@ -339,7 +339,7 @@ class Dispatcher:
 
         def release(session: Session) -> int:
             runs = gates.release_waits(session, gate=gate.name, limit=room, now=now)
-            names = repository.task_names(session, task_ids=[run.task_id for run in runs])
+            names = task_records.task_names(session, task_ids=[run.task_id for run in runs])
             count = 0
             for run in runs:
                 if gate.capacity is not None:

@@ -39,7 +39,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.orm import Session
 
 from error_handling.exceptions import StorageUnavailable
-from error_handling.persistence import replay_jobs
+from error_handling.persistence import replay_batches, replay_jobs
 from error_handling.persistence.models import ReplayJobRecord, ReplayJobStatus, TaskRecord, utcnow
 from error_handling.sealing import SealedValueError
 from function_runner.events import log_event
@@ -159,7 +159,7 @@ class BulkReplayer:
             if job is None or not replay_jobs.has_work(job):
                 return [], False, None, False
             limit = batch_limit(self.batch_size, job.rate_per_second, self.interval)
-            plan = replay_jobs.begin_batch(session, job=job, limit=limit, now=start)
+            plan = replay_batches.begin_batch(session, job=job, limit=limit, now=start)
             if job.status is ReplayJobStatus.DONE:
                 result.done = True
                 log_event("replay_job.done", job=job.id, published=job.published, skipped=job.skipped)
@@ -205,7 +205,7 @@ class BulkReplayer:
         def finish(session: Session) -> None:
             job = replay_jobs.lock_job(session, job_id=job_id, skip_locked=False)
             assert job is not None
-            replay_jobs.finish_batch(
+            replay_batches.finish_batch(
                 session,
                 job=job,
                 published=published,

@@ -17,7 +17,7 @@ from typing import Any
 from celery.exceptions import Ignore, Reject
 
 from error_handling.exceptions import StorageUnavailable
-from error_handling.persistence import repository, sanitise
+from error_handling.persistence import reports, runs, sanitise
 from error_handling.persistence.models import FailedAttempt, utcnow
 from function_runner.events import log_event
 from function_runner.wrapper import unrecorded
@@ -38,9 +38,7 @@ def claim_run(execution: Execution) -> None:
         return
     now = utcnow()
     try:
-        claimed = execution.runtime.in_transaction(
-            lambda s: repository.claim_run(s, run_id=run_id, token=token, now=now)
-        )
+        claimed = execution.runtime.in_transaction(lambda s: runs.claim_run(s, run_id=run_id, token=token, now=now))
     except StorageUnavailable as exc:
         log_event("task.storage_unavailable", level=logging.WARNING, task_id=execution.request.id, step="claim")
         raise Reject(str(exc), requeue=True) from None
@@ -60,7 +58,7 @@ def may_be_duplicate(execution: Execution) -> bool:
     return execution.redelivered or execution.kept_copy
 
 
-def kept_failure(execution: Execution) -> repository.FailureReport | None:
+def kept_failure(execution: Execution) -> reports.FailureReport | None:
     """The failure of this attempt kept in Redis while the database was away, if any."""
     kept = unrecorded.take(execution.runtime, execution.task_id, execution.attempt)
     if kept is not None:

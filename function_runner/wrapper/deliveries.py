@@ -41,7 +41,7 @@ import redis
 from billiard.exceptions import WorkerLostError
 from celery.exceptions import TimeLimitExceeded
 
-from error_handling.persistence import repository
+from error_handling.persistence import lost_deliveries
 from error_handling.persistence.models import utcnow
 from function_runner.events import log_event
 from function_runner.runtime import runtime_for
@@ -120,12 +120,12 @@ def _seconds(exc: BaseException) -> str:
     return str(exc.args[0]) if exc.args else "?"
 
 
-def loss_report(exc: BaseException, *, worker: str | None, pid: int | None) -> repository.LossReport:
+def loss_report(exc: BaseException, *, worker: str | None, pid: int | None) -> lost_deliveries.LossReport:
     """What a pool process's death tells: the cause, the signal or exit code (billiard's message:
     ``Worker exited prematurely: signal 9 (SIGKILL)`` / ``exitcode 1``), the OOM killer."""
     message = str(exc)
     if isinstance(exc, TimeLimitExceeded):
-        return repository.LossReport(
+        return lost_deliveries.LossReport(
             cause=LossCause.TIME_LIMIT,
             worker=worker,
             pid=pid,
@@ -138,7 +138,7 @@ def loss_report(exc: BaseException, *, worker: str | None, pid: int | None) -> r
         signal = found.group("signame") or f"signal {found.group('signum')}"
     elif found and found.group("code"):
         exit_code = int(found.group("code"))
-    return repository.LossReport(
+    return lost_deliveries.LossReport(
         cause=LossCause.WORKER_LOST,
         worker=worker,
         pid=pid,
@@ -185,7 +185,7 @@ class RecoverableRequest(RedactingRequest):
         try:
             runtime = runtime_for(self.task.app)
             number = runtime.in_transaction(
-                lambda s: repository.report_lost_delivery(
+                lambda s: lost_deliveries.report_lost_delivery(
                     s, task_id=task_id, attempt=attempt, task_name=name, report=report, now=utcnow()
                 ),
                 patience=2,

@@ -2,7 +2,7 @@
 means for compensation, for one failure or for several at once (see
 :mod:`~function_runner.wrapper.group_commit`).
 
-:func:`record_batch` runs in one transaction: :func:`~error_handling.persistence.repository.record_failures`
+:func:`record_batch` runs in one transaction: :func:`~error_handling.persistence.failure_recording.record_failures`
 for every report, then the compensation each outcome calls for: on a terminal outcome the saga's
 recorded steps become pending (one statement for every saga of the batch); with
 ``compensate_on="every_failure"`` the failing task's own steps after any failure; when the failing
@@ -17,7 +17,7 @@ from collections.abc import Collection, Sequence
 
 from sqlalchemy.orm import Session
 
-from error_handling.persistence import repository
+from error_handling.persistence import failure_recording, reports, runs
 from error_handling.persistence.compensation import fail_open_steps, mark_pending, mark_sagas_pending
 from error_handling.policy import DeadLetter, FailFast, RecoveryPolicy, Wait
 from function_runner.compensation.recorder import CompensateOn
@@ -39,7 +39,7 @@ class FailureToRecord:
         gates: the resource gates declared on the app (a wait on one of them is released by its monitor).
     """
 
-    report: repository.FailureReport
+    report: reports.FailureReport
     policy: RecoveryPolicy
     saga_id: str
     compensate_on: CompensateOn | str = CompensateOn.TERMINAL
@@ -51,13 +51,15 @@ class FailureToRecord:
 class FailureRecorded:
     """What recording one failure did: its outcome, and how many compensation steps it made pending."""
 
-    recorded: repository.Recorded
+    recorded: reports.Recorded
     to_compensate: int = 0
 
 
 def record_batch(session: Session, items: Sequence[FailureToRecord]) -> list[FailureRecorded]:
     """Record the failures in the caller's transaction; one result per item, in order."""
-    outcomes = repository.record_failures(session, reports=[i.report for i in items], policy=[i.policy for i in items])
+    outcomes = failure_recording.record_failures(
+        session, reports=[i.report for i in items], policy=[i.policy for i in items]
+    )
     results = [FailureRecorded(recorded) for recorded in outcomes]
     sagas: dict[str, int] = {}  # saga -> the first item whose terminal outcome makes its steps pending
     for index, (item, recorded) in enumerate(zip(items, outcomes, strict=True)):
@@ -66,7 +68,7 @@ def record_batch(session: Session, items: Sequence[FailureToRecord]) -> list[Fai
         decision = recorded.decision
         now = item.report.failed_at
         if isinstance(decision, Wait) and recorded.run_id is not None and decision.resource in item.gates:
-            repository.postpone_run(session, run_id=recorded.run_id, due_at=decision.deadline)
+            runs.postpone_run(session, run_id=recorded.run_id, due_at=decision.deadline)
         terminal = isinstance(decision, FailFast | DeadLetter)
         if item.compensating:
             if terminal:

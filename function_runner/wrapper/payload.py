@@ -19,7 +19,7 @@ from typing import Any
 
 from error_handling.classification import Classification
 from error_handling.exceptions import FunctionRunnerError
-from error_handling.persistence import repository, sanitise
+from error_handling.persistence import reports, sanitise
 from error_handling.persistence.models import utcnow
 from error_handling.sealing import SEALED_KEY, seal_secrets
 from function_runner.events import log_event
@@ -39,7 +39,7 @@ def replay_headers(execution: Execution) -> dict[str, Any]:
     return {k: v for k, v in execution.headers.items() if k not in H.ALL and k not in H.TRANSPORT}
 
 
-def payload(execution: Execution) -> repository.TaskPayload:
+def payload(execution: Execution) -> reports.TaskPayload:
     """The payload, its secrets sealed.
 
     Raises:
@@ -62,7 +62,7 @@ def payload(execution: Execution) -> repository.TaskPayload:
         faithful = _seal_unstorable(sealed_args, list(args), execution)
         faithful = _seal_unstorable(sealed_kwargs, kwargs, execution) and faithful
         faithful = _seal_unstorable(sealed_headers, custom, execution) and faithful
-    return repository.TaskPayload(
+    return reports.TaskPayload(
         task_name=execution.task_name,
         args=sealed_args,
         kwargs=sealed_kwargs,
@@ -76,7 +76,7 @@ def payload(execution: Execution) -> repository.TaskPayload:
     )
 
 
-def safe_payload(execution: Execution) -> repository.TaskPayload:
+def safe_payload(execution: Execution) -> reports.TaskPayload:
     """The payload to record; one that cannot be sealed is kept redacted and marked not replayable."""
     try:
         return payload(execution)
@@ -85,7 +85,7 @@ def safe_payload(execution: Execution) -> repository.TaskPayload:
             "task.payload_unsealable", level=logging.ERROR, task_id=execution.request.id, error=type(problem).__name__
         )
         redactor, request = execution.runtime.redactor, execution.request
-        return repository.TaskPayload(
+        return reports.TaskPayload(
             task_name=execution.task_name,
             args=redactor.redact(list(execution.args)),
             kwargs=redactor.redact(dict(execution.kwargs)),
@@ -100,9 +100,9 @@ def safe_payload(execution: Execution) -> repository.TaskPayload:
 
 def failure_report(
     execution: Execution, exc: BaseException, classification: Classification, *, started_at: Any
-) -> repository.FailureReport:
+) -> reports.FailureReport:
     """What is recorded about the failure ``exc`` of this execution (its traceback redacted)."""
-    return repository.FailureReport(
+    return reports.FailureReport(
         task_id=execution.request.id,
         attempt=execution.attempt,
         payload=safe_payload(execution),
@@ -115,12 +115,12 @@ def failure_report(
     )
 
 
-def minimal_payload(execution: Execution) -> repository.TaskPayload:
+def minimal_payload(execution: Execution) -> reports.TaskPayload:
     """The payload as sealed blobs only (no args in clear), sure to store; not replayable (and empty)
     when it cannot be sealed."""
     sealer = execution.runtime.sealer
     try:
-        return repository.TaskPayload(
+        return reports.TaskPayload(
             task_name=execution.task_name,
             args={SEALED_KEY: sealer.seal(list(execution.args))},
             kwargs={SEALED_KEY: sealer.seal(dict(execution.kwargs))},
@@ -133,17 +133,17 @@ def minimal_payload(execution: Execution) -> repository.TaskPayload:
         log_event(
             "task.payload_unsealable", level=logging.ERROR, task_id=execution.request.id, error=type(problem).__name__
         )
-        return repository.TaskPayload(
+        return reports.TaskPayload(
             task_name=execution.task_name, args=[], kwargs={}, options={}, headers={}, replayable=False
         )
 
 
-def minimal_report(execution: Execution, classification: Classification) -> repository.FailureReport:
+def minimal_report(execution: Execution, classification: Classification) -> reports.FailureReport:
     """A failure report built from values sure to store: the task's name, its id (stored under its
     key), its attempt number within an ``integer`` column, the classification, and the
     :func:`minimal_payload`."""
     run_id = execution.run_id
-    return repository.FailureReport(
+    return reports.FailureReport(
         task_id=execution.task_id,
         attempt=min(max(execution.attempt, 0), sanitise.MAX_INTEGER),  # a forged attempt header may be anything
         payload=minimal_payload(execution),

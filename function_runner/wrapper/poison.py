@@ -15,7 +15,7 @@ from typing import Any
 from celery.exceptions import Reject
 
 from error_handling.exceptions import StorageUnavailable, WorkerLost
-from error_handling.persistence import repository
+from error_handling.persistence import lost_deliveries
 from error_handling.persistence.models import LostDelivery, utcnow
 from function_runner.events import log_event
 from function_runner.wrapper import deliveries
@@ -40,7 +40,7 @@ class Losses:
     poison: WorkerLost | None = None
 
 
-def lost_deliveries(execution: Execution, *, put_back: list[int], limit: int | None) -> Losses:
+def record_losses(execution: Execution, *, put_back: list[int], limit: int | None) -> Losses:
     """Record the deliveries of this attempt that ended without an outcome (``put_back``: pids of
     dead pool processes found by the marks). ``limit``: the task's ``max_lost_deliveries`` (default:
     the setting).
@@ -76,9 +76,9 @@ def lost_deliveries(execution: Execution, *, put_back: list[int], limit: int | N
     return Losses(count=len(lost), poison=poison)
 
 
-def _found_by_marks(execution: Execution, put_back: list[int]) -> list[repository.LossReport]:
+def _found_by_marks(execution: Execution, put_back: list[int]) -> list[lost_deliveries.LossReport]:
     found = [
-        repository.LossReport(
+        lost_deliveries.LossReport(
             cause=LossCause.WORKER_LOST, worker=execution.request.hostname, pid=pid, detail=deliveries.PUT_BACK
         )
         for pid in put_back
@@ -95,7 +95,7 @@ def _found_by_marks(execution: Execution, put_back: list[int]) -> list[repositor
     return found
 
 
-def _reconcile(execution: Execution, found: list[repository.LossReport], *, at_least: int) -> list[LostDelivery]:
+def _reconcile(execution: Execution, found: list[lost_deliveries.LossReport], *, at_least: int) -> list[LostDelivery]:
     """Record ``found`` and the losses nobody reported; return every lost delivery of this attempt."""
     runtime, task_id, attempt = execution.runtime, execution.task_id, execution.attempt
     payload = safe_payload(execution)
@@ -103,10 +103,10 @@ def _reconcile(execution: Execution, found: list[repository.LossReport], *, at_l
 
     def record(session: Any) -> list[LostDelivery]:
         for report in found:
-            repository.report_lost_delivery(
+            lost_deliveries.report_lost_delivery(
                 session, task_id=task_id, attempt=attempt, task_name=execution.task_name, report=report, now=now
             )
-        return repository.reconcile_lost_deliveries(
+        return lost_deliveries.reconcile_lost_deliveries(
             session, task_id=task_id, attempt=attempt, payload=payload, at_least=at_least, now=now
         )
 

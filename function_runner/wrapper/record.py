@@ -12,8 +12,9 @@ import logging
 from celery.exceptions import Reject
 
 from error_handling.exceptions import StorageUnavailable
-from error_handling.persistence import repository
+from error_handling.persistence import failure_recording
 from error_handling.persistence.models import utcnow
+from error_handling.policy import max_attempts
 from function_runner.events import log_event
 from function_runner.wrapper import outcome, unrecorded
 from function_runner.wrapper.execution import Execution
@@ -46,7 +47,7 @@ def record(execution: Execution, item: FailureToRecord, *, keep: bool = True) ->
         task_id=execution.request.id,
         task=execution.task_name,
         attempt=report.attempt,
-        of=repository.max_attempts(item.policy, classification),
+        of=max_attempts(item.policy, classification),
         category=classification.category.value,
         reason=classification.reason,
         decision=type(recorded.recorded.decision).__name__,
@@ -66,7 +67,7 @@ def record_success(execution: Execution) -> None:
     now = utcnow()
     try:
         execution.runtime.in_transaction(
-            lambda s: repository.record_success(s, task_id=task_id, run_id=run_id, now=now)
+            lambda s: failure_recording.record_success(s, task_id=task_id, run_id=run_id, now=now)
         )
     except StorageUnavailable as exc:
         log_event("task.storage_unavailable", level=logging.WARNING, task_id=task_id, step="success")

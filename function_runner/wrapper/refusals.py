@@ -18,7 +18,7 @@ from celery.exceptions import Reject
 
 from error_handling.categories import Category, Reason
 from error_handling.classification import Classification
-from error_handling.persistence import repository
+from error_handling.persistence import reports
 from function_runner.events import log_event
 from function_runner.wrapper import deliveries
 from function_runner.wrapper.execution import Execution
@@ -61,7 +61,7 @@ def past_limit(execution: Execution, error: BaseException, *, step: str) -> Unre
     )
 
 
-def unrecordable_report(execution: Execution, failure: UnrecordableFailure) -> repository.FailureReport:
+def unrecordable_report(execution: Execution, failure: UnrecordableFailure) -> reports.FailureReport:
     """The minimal record of ``failure``: values sure to store, the payload as sealed blobs only."""
     name = execution.task_name
     classification = Classification(

@@ -26,7 +26,7 @@ from celery.exceptions import Ignore, Reject, Retry
 
 from error_handling.classification import Rule
 from error_handling.exceptions import StorageUnavailable
-from error_handling.persistence import repository
+from error_handling.persistence import reports
 from error_handling.persistence.models import utcnow
 from error_handling.policy import RecoveryPolicy
 from function_runner.compensation.publish import publish_compensation
@@ -132,7 +132,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
         lost = 0
         if put_back or execution.redelivered:
             with self._bookkeeping(execution, "redelivery"):
-                losses = poison.lost_deliveries(execution, put_back=put_back, limit=self.max_lost_deliveries)
+                losses = poison.record_losses(execution, put_back=put_back, limit=self.max_lost_deliveries)
             if losses.poison is not None:
                 self._on_failure(execution, losses.poison, started_at=None)
             lost = losses.count
@@ -177,7 +177,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
         self,
         execution: Execution,
         exc: Exception,
-        report: repository.FailureReport,
+        report: reports.FailureReport,
         *,
         kept: bool = False,
         minimal: bool = False,
@@ -202,7 +202,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
         outcome.carry_out(recorded.recorded.decision, exc)
 
     def _to_record(
-        self, execution: Execution, report: repository.FailureReport, policy: RecoveryPolicy
+        self, execution: Execution, report: reports.FailureReport, policy: RecoveryPolicy
     ) -> FailureToRecord:
         """What recording this failure needs: the saga whose steps a terminal outcome makes pending."""
         request = execution.request

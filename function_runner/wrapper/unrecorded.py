@@ -35,7 +35,7 @@ import redis
 
 from error_handling.categories import Category
 from error_handling.classification import Classification
-from error_handling.persistence.repository import FailureReport, TaskPayload
+from error_handling.persistence.reports import FailureReport, TaskPayload
 from function_runner.events import log_event
 
 if TYPE_CHECKING:

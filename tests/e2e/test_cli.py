@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from error_handling.persistence.db import make_engine
-from function_runner.migrate import VERSION_TABLE
+from error_handling.persistence.db import VERSION_TABLE, make_engine
 from tests.conftest import TEST_KEY
 from tests.support import services
 from tests.support.processes import ROOT, cli_args

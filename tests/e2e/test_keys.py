@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from error_handling.categories import Category
 from error_handling.classification import Classification
-from error_handling.persistence import repository as repo
+from error_handling.persistence import reports
 from error_handling.persistence.db import transaction
 from error_handling.persistence.models import CompensationStep, DeadLetterRecord, StepStatus, TaskRecord
 from error_handling.redaction import Redactor
@@ -186,13 +186,13 @@ def add_compensation_step(runtime: Runtime, *, task_id: str, secret: str) -> Non
         )
 
 
-def kept_failure(runtime: Runtime, task_id: str, *, password: str) -> repo.FailureReport:
+def kept_failure(runtime: Runtime, task_id: str, *, password: str) -> reports.FailureReport:
     """A failure report as the wrapper keeps it in Redis while the database is away (payload sealed)."""
     sealed = seal_secrets({"password": password}, redactor=Redactor(), sealer=runtime.sealer)
-    return repo.FailureReport(
+    return reports.FailureReport(
         task_id=task_id,
         attempt=2,
-        payload=repo.TaskPayload(task_name="app.charge", args=[], kwargs=sealed, options={}, headers={}, queue=None),
+        payload=reports.TaskPayload(task_name="app.charge", args=[], kwargs=sealed, options={}, headers={}, queue=None),
         classification=Classification(
             category=Category.TRANSIENT, reason="timeout", fingerprint="f" * 16, message="boom", exc_type="TimeoutError"
         ),

@@ -16,7 +16,8 @@ from celery import Celery
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from error_handling.persistence import queries, sanitise
+from error_handling.persistence import sanitise
+from error_handling.persistence.reads import histories
 from function_runner.app import create_app
 from function_runner.runtime import runtime_for
 from tests.e2e.conftest import on_broker, replay_until_it_succeeds, rows, settings_of, wait_terminal
@@ -142,7 +143,7 @@ def test_a_very_long_client_chosen_task_id_is_recorded_under_a_stored_key(
     assert _started(state, task_id) == 1
     assert rows(engine, "fr_dead_letters", task_id=key)
     with Session(engine) as session:  # found by the id the client chose
-        history = queries.task_history(session, task_id=task_id)
+        history = histories.task_history(session, task_id=task_id)
         assert history is not None and history.task is not None and history.task.task_id == key
 
 

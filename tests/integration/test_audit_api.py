@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.celery_dep import close_celery
 from api.main import API_PREFIX, create_app
-from error_handling.persistence import replay_jobs
+from error_handling.persistence import replay_batches, replay_jobs
 from error_handling.persistence.db import make_engine, make_sessionmaker, transaction
 from error_handling.persistence.models import AuditEvent, DeadLetterRecord, DeadLetterStatus, ReplayRequestRecord
 from error_handling.redaction import REDACTED
@@ -204,7 +204,7 @@ def test_a_letter_claimed_by_a_job_cannot_be_replayed_or_discarded(
     letter_id = seed(sessions, "t0")
     with transaction(sessions) as s:
         job = replay_jobs.create_job(s, flt=replay_jobs.DeadLetterFilter(), rate_per_second=None, now=NOW)
-        replay_jobs.begin_batch(s, job=job, limit=10, now=NOW)  # claimed; the publish has not happened yet
+        replay_batches.begin_batch(s, job=job, limit=10, now=NOW)  # claimed; the publish has not happened yet
     before = counts(sessions)
     assert_error(client.post(f"{BASE}/{letter_id}/replay", json={"force": True}), 409, "being_replayed")
     assert_error(client.delete(f"{BASE}/{letter_id}", params={"reason": "x"}), 409, "being_replayed")

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from error_handling.categories import Category
 from error_handling.persistence.db import make_engine, make_sessionmaker
-from error_handling.persistence.queries import error_stats
+from error_handling.persistence.reads.counts import error_stats
 from function_runner.migrate import upgrade
 from tests.support import services
 from tests.support.failures import fail

@@ -17,8 +17,8 @@ from pydantic import SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.main import API_PREFIX, create_app
-from api.pagination import encode_cursor
 from error_handling.categories import Category
+from error_handling.persistence.cursor import encode_cursor
 from error_handling.persistence.db import make_engine, make_sessionmaker, transaction
 from error_handling.persistence.models import DeadLetterRecord, DecisionKind, FailedAttempt, utcnow
 from error_handling.sealing import Sealer

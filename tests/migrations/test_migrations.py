@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from error_handling.persistence.db import make_engine
+from error_handling.persistence.db import VERSION_TABLE, make_engine
 from error_handling.persistence.models import Base
-from function_runner.migrate import VERSION_TABLE, downgrade, upgrade
+from function_runner.migrate import downgrade, upgrade
 from tests.support import services
 
 
@@ -62,7 +62,7 @@ def test_0005_fills_the_roll_up_from_the_attempts_already_recorded(database_url:
 
     from error_handling.persistence.db import make_sessionmaker
     from error_handling.persistence.models import ErrorCount
-    from error_handling.persistence.queries import error_stats
+    from error_handling.persistence.reads.counts import error_stats
     from tests.support.failures import fail
 
     upgrade(database_url, "0004")

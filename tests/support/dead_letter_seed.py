@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from error_handling.categories import Category
 from error_handling.classification import Classification
-from error_handling.persistence import repository as repo
+from error_handling.persistence import failure_recording, reports
 from error_handling.persistence.db import transaction
 from error_handling.policy import RecoveryPolicy
 from error_handling.redaction import Redactor
@@ -39,7 +39,7 @@ def seed_dead_letter(
     def seal(value: Any) -> Any:
         return seal_secrets(value, redactor=redactor, sealer=sealer)
 
-    payload = repo.TaskPayload(
+    payload = reports.TaskPayload(
         task_name=task_name,
         args=seal(args or []),
         kwargs=seal(kwargs or {}),
@@ -55,7 +55,7 @@ def seed_dead_letter(
         message=message,
         exc_type="error_handling.exceptions.PermanentError",
     )
-    report = repo.FailureReport(
+    report = reports.FailureReport(
         task_id=task_id,
         attempt=1,
         payload=payload,
@@ -66,6 +66,6 @@ def seed_dead_letter(
         worker="w1",
     )
     with transaction(sessions) as session:
-        recorded = repo.record_failure(session, report=report, policy=RecoveryPolicy())
+        recorded = failure_recording.record_failure(session, report=report, policy=RecoveryPolicy())
     assert recorded.dead_letter_id is not None
     return recorded.dead_letter_id

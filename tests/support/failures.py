@@ -1,4 +1,4 @@
-"""Seeding failed attempts the way a worker records them: through ``repository.record_failure``."""
+"""Seeding failed attempts the way a worker records them: through ``failure_recording.record_failure``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from error_handling.categories import Category
 from error_handling.classification import Classification
-from error_handling.persistence import repository as repo
+from error_handling.persistence import failure_recording, reports
 from error_handling.persistence.db import transaction
 from error_handling.policy import RecoveryPolicy
 from error_handling.redaction import Redactor
@@ -36,7 +36,7 @@ def fail(
     sealer: Sealer | None = None,
     replay_of: int | None = None,
     resource: str | None = None,
-) -> repo.Recorded:
+) -> reports.Recorded:
     """Record one failed attempt (payload sealed with ``sealer`` when given) in its own transaction."""
     stored_kwargs = kwargs or {}
     if sealer is not None:
@@ -50,10 +50,10 @@ def fail(
         user_message="Try again later.",
         resource=resource,
     )
-    report = repo.FailureReport(
+    report = reports.FailureReport(
         task_id=task_id,
         attempt=attempt,
-        payload=repo.TaskPayload(
+        payload=reports.TaskPayload(
             task_name=task_name,
             args=[1],
             kwargs=stored_kwargs,
@@ -69,4 +69,4 @@ def fail(
         worker=worker,
     )
     with transaction(sessions) as session:
-        return repo.record_failure(session, report=report, policy=POLICY)
+        return failure_recording.record_failure(session, report=report, policy=POLICY)

@@ -18,7 +18,7 @@ from kombu.simple import SimpleQueue
 from api.celery_dep import close_celery
 from api.main import API_PREFIX
 from api.main import create_app as create_api
-from error_handling.persistence import dead_letters, replay_jobs
+from error_handling.persistence import dead_letters, replay_batches, replay_jobs
 from error_handling.persistence.db import transaction
 from error_handling.persistence.models import (
     DeadLetterRecord,
@@ -200,7 +200,7 @@ def test_a_batch_cut_short_is_resumed_without_publishing_any_letter_twice(
     with transaction(runtime.sessions) as s:
         job = replay_jobs.lock_job(s, job_id=other)
         assert job is not None
-        plan = replay_jobs.begin_batch(s, job=job, limit=100, now=T0 + dt.timedelta(hours=2))
+        plan = replay_batches.begin_batch(s, job=job, limit=100, now=T0 + dt.timedelta(hours=2))
     assert [letter.id for letter in plan.letters] == wanted[8:]
     with transaction(runtime.sessions) as s:  # (cancelled before it publishes: its claims go back)
         replay_jobs.fail_job(s, job_id=other, error="stopped by the test", now=T0 + dt.timedelta(hours=2))
@@ -402,7 +402,7 @@ def test_finishing_a_batch_marks_the_letters_it_claimed_and_gives_the_unpublishe
     with transaction(runtime.sessions) as s:
         job = replay_jobs.lock_job(s, job_id=job_id, skip_locked=False)
         assert job is not None
-        plan = replay_jobs.begin_batch(s, job=job, limit=10, now=now)
+        plan = replay_batches.begin_batch(s, job=job, limit=10, now=now)
     assert [letter.id for letter in plan.letters] == [first, second, third]
     with runtime.sessions() as s:
         claimed = {dl.id: (dl.status, dl.replay_job_id) for dl in s.query(DeadLetterRecord)}
@@ -411,7 +411,7 @@ def test_finishing_a_batch_marks_the_letters_it_claimed_and_gives_the_unpublishe
     with transaction(runtime.sessions) as s:
         job = replay_jobs.lock_job(s, job_id=job_id, skip_locked=False)
         assert job is not None
-        replay_jobs.finish_batch(s, job=job, published=published, skipped=0, failed=1, next_batch_at=None, now=now)
+        replay_batches.finish_batch(s, job=job, published=published, skipped=0, failed=1, next_batch_at=None, now=now)
     with runtime.sessions() as s:
         letters = {dl.id: dl for dl in s.query(DeadLetterRecord)}
         requests = {r.dead_letter_id: r for r in s.query(ReplayRequestRecord)}

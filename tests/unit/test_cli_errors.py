@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner, Result
 
-from api.pagination import encode_cursor
 from error_handling.categories import Category
+from error_handling.persistence.cursor import encode_cursor
 from error_handling.persistence.db import make_engine, make_sessionmaker
 from error_handling.persistence.models import FailedAttempt, utcnow
 from error_handling.sealing import Sealer, generate_key

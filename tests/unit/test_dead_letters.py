@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from error_handling.persistence import dead_letters as dl
+from error_handling.persistence.cursor import Keyset
 from error_handling.persistence.db import make_engine, make_sessionmaker, transaction
 from error_handling.persistence.models import (
     DeadLetterRecord,
@@ -19,6 +20,7 @@ from error_handling.persistence.models import (
     TaskRecord,
     TaskState,
 )
+from error_handling.persistence.reads import dlq
 from error_handling.sealing import Sealer, generate_key
 from function_runner.migrate import upgrade
 from tests.support.dead_letter_seed import seed_dead_letter
@@ -42,10 +44,10 @@ def seed(sessions: sessionmaker[Session], task_id: str, *, minutes: float = 0, *
 
 def walk(sessions: sessionmaker[Session], *, limit: int, **filters: object) -> list[list[str]]:
     pages: list[list[str]] = []
-    cursor: dl.Keyset | None = None
+    cursor: Keyset | None = None
     while True:
         with sessions() as s:
-            page = dl.list_dead_letters(s, cursor=cursor, limit=limit, **filters)  # type: ignore[arg-type]
+            page = dlq.list_dead_letters(s, cursor=cursor, limit=limit, **filters)  # type: ignore[arg-type]
         pages.append([letter.task_id for letter in page.items])
         if page.next_cursor is None:
             return pages
@@ -63,10 +65,10 @@ def test_a_walk_does_not_see_rows_added_after_it_started(sessions: sessionmaker[
     for n in range(4):
         seed(sessions, f"old{n}", minutes=n)
     with sessions() as s:
-        first = dl.list_dead_letters(s, limit=2)
+        first = dlq.list_dead_letters(s, limit=2)
     seed(sessions, "new", minutes=10)
     with sessions() as s:
-        second = dl.list_dead_letters(s, cursor=first.next_cursor, limit=10)
+        second = dlq.list_dead_letters(s, cursor=first.next_cursor, limit=10)
     assert [x.task_id for x in first.items] == ["old3", "old2"]
     assert [x.task_id for x in second.items] == ["old1", "old0"]
     assert second.next_cursor is None
@@ -100,7 +102,7 @@ def test_get_and_not_found(sessions: sessionmaker[Session]) -> None:
     with sessions() as s:
         letter = dl.get_dead_letter(s, dead_letter_id=letter_id)
         assert (letter.task_id, letter.status) == ("t1", DeadLetterStatus.PENDING)
-        assert [a.attempt for a in dl.attempts_of(s, task_id="t1")] == [1]
+        assert [a.attempt for a in dlq.attempts_of(s, task_id="t1")] == [1]
         with pytest.raises(dl.DeadLetterNotFound, match="dead letter 999 does not exist"):
             dl.get_dead_letter(s, dead_letter_id=999)
 
@@ -178,7 +180,7 @@ def test_mark_replayed_records_every_replay_and_refuses_a_reused_key(sessions: s
         letter = dl.lock_dead_letter(s, dead_letter_id=two)
         dl.mark_replayed(s, letter=letter, task_id="r3", now=NOW, idempotency_key="k1")
     with sessions() as s:
-        assert [(r.task_id, r.queue, r.forced) for r in dl.replays_of(s, dead_letter_id=one)] == [
+        assert [(r.task_id, r.queue, r.forced) for r in dlq.replays_of(s, dead_letter_id=one)] == [
             ("r1", None, False),
             ("r2", "urgent", True),
         ]

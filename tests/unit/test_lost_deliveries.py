@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from error_handling.categories import Category
 from error_handling.classification import Classification
-from error_handling.persistence import repository as repo
+from error_handling.persistence import failure_recording, lost_deliveries, reports
 from error_handling.persistence.db import make_engine, make_sessionmaker, transaction
 from error_handling.persistence.models import LostDelivery, TaskRecord, TaskState
-from error_handling.policy import RecoveryPolicy
+from error_handling.policy import RecoveryPolicy, max_attempts
 from function_runner.migrate import upgrade
 from function_runner.wrapper.deliveries import loss_report
 
@@ -35,7 +35,7 @@ def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     engine.dispose()
 
 
-PAYLOAD = repo.TaskPayload(task_name="app.render", args=[1], kwargs={}, options={}, headers={}, queue="celery")
+PAYLOAD = reports.TaskPayload(task_name="app.render", args=[1], kwargs={}, options={}, headers={}, queue="celery")
 
 
 @pytest.mark.parametrize(
@@ -80,20 +80,33 @@ def rows(sessions: sessionmaker[Session], task_id: str) -> list[tuple[int, int, 
 def test_reported_losses_are_numbered_and_the_next_delivery_adds_those_nobody_reported(
     sessions: sessionmaker[Session],
 ) -> None:
-    killed = repo.LossReport(cause="worker_lost", worker="w1", pid=7, signal="SIGKILL")
+    killed = lost_deliveries.LossReport(cause="worker_lost", worker="w1", pid=7, signal="SIGKILL")
     with transaction(sessions) as s:
         assert (
-            repo.report_lost_delivery(s, task_id="t1", attempt=1, task_name="app.render", report=killed, now=NOW) == 1
+            lost_deliveries.report_lost_delivery(
+                s, task_id="t1", attempt=1, task_name="app.render", report=killed, now=NOW
+            )
+            == 1
         )
     with transaction(sessions) as s:  # the broker counts 3 lost deliveries: two nobody reported
-        lost = repo.reconcile_lost_deliveries(s, task_id="t1", attempt=1, payload=PAYLOAD, at_least=3, now=NOW)
+        lost = lost_deliveries.reconcile_lost_deliveries(
+            s, task_id="t1", attempt=1, payload=PAYLOAD, at_least=3, now=NOW
+        )
         assert [(r.delivery, r.cause) for r in lost] == [(1, "worker_lost"), (2, "redelivered"), (3, "redelivered")]
     with transaction(sessions) as s:  # the same delivery handled again (it was redelivered): nothing added
         assert (
-            len(repo.reconcile_lost_deliveries(s, task_id="t1", attempt=1, payload=PAYLOAD, at_least=2, now=NOW)) == 3
+            len(
+                lost_deliveries.reconcile_lost_deliveries(
+                    s, task_id="t1", attempt=1, payload=PAYLOAD, at_least=2, now=NOW
+                )
+            )
+            == 3
         )
         assert (
-            repo.report_lost_delivery(s, task_id="t1", attempt=2, task_name="app.render", report=killed, now=NOW) == 1
+            lost_deliveries.report_lost_delivery(
+                s, task_id="t1", attempt=2, task_name="app.render", report=killed, now=NOW
+            )
+            == 1
         )
     assert rows(sessions, "t1") == [
         (1, 1, "worker_lost"),
@@ -108,17 +121,20 @@ def test_reported_losses_are_numbered_and_the_next_delivery_adds_those_nobody_re
 
 def test_a_first_delivery_or_one_with_no_loss_writes_nothing(sessions: sessionmaker[Session]) -> None:
     with transaction(sessions) as s:
-        assert repo.reconcile_lost_deliveries(s, task_id="t2", attempt=1, payload=PAYLOAD, at_least=0, now=NOW) == []
+        assert (
+            lost_deliveries.reconcile_lost_deliveries(s, task_id="t2", attempt=1, payload=PAYLOAD, at_least=0, now=NOW)
+            == []
+        )
     with sessions() as s:
         assert s.get(TaskRecord, "t2") is None
 
 
 def test_a_terminal_task_keeps_its_state(sessions: sessionmaker[Session]) -> None:
     with transaction(sessions) as s:
-        repo.reconcile_lost_deliveries(s, task_id="t3", attempt=1, payload=PAYLOAD, at_least=1, now=NOW)
-        repo.record_success(s, task_id="t3", run_id=None, now=NOW)
+        lost_deliveries.reconcile_lost_deliveries(s, task_id="t3", attempt=1, payload=PAYLOAD, at_least=1, now=NOW)
+        failure_recording.record_success(s, task_id="t3", run_id=None, now=NOW)
     with transaction(sessions) as s:
-        repo.reconcile_lost_deliveries(s, task_id="t3", attempt=1, payload=PAYLOAD, at_least=2, now=NOW)
+        lost_deliveries.reconcile_lost_deliveries(s, task_id="t3", attempt=1, payload=PAYLOAD, at_least=2, now=NOW)
     with sessions() as s:
         task = s.get(TaskRecord, "t3")
         assert task is not None and task.state is TaskState.SUCCEEDED
@@ -136,7 +152,7 @@ def test_a_terminal_task_keeps_its_state(sessions: sessionmaker[Session]) -> Non
 )
 def test_attempt_i_of_n(category: Category, reason: str, expected: int | None) -> None:
     policy = RecoveryPolicy(transient_max_attempts=7, unclassified_max_attempts=2)
-    assert repo.max_attempts(policy, Classification(category=category, reason=reason)) == expected
+    assert max_attempts(policy, Classification(category=category, reason=reason)) == expected
 
 
 def test_an_oom_kill_in_the_cgroup_is_named_with_its_memory_limit(

@@ -1,4 +1,4 @@
-"""Recording many failures in one transaction (``repository.record_failures``), on SQLite and on a real
+"""Recording many failures in one transaction (``failure_recording.record_failures``), on SQLite and on a real
 Postgres: the same rows as recording them one by one, reports of one task in order, the roll-up summed,
 and batches racing over the same tasks and roll-up rows without deadlocking."""
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from error_handling.categories import Category
-from error_handling.persistence import repository as repo
+from error_handling.persistence import bulk, failure_recording, task_records
 from error_handling.persistence.db import make_engine, make_sessionmaker, transaction
 from error_handling.persistence.models import (
     DeadLetterRecord,
@@ -27,6 +27,7 @@ from error_handling.persistence.models import (
     TaskRecord,
     TaskState,
 )
+from error_handling.persistence.reports import FailureReport, Recorded
 from error_handling.policy import DeadLetter, FailFast, RecoveryPolicy, Retry, Wait
 from function_runner.migrate import upgrade
 from tests.support import services
@@ -63,17 +64,17 @@ def two(
         engine.dispose()
 
 
-def one_by_one(sessions: sessionmaker[Session], reports: list[repo.FailureReport]) -> list[repo.Recorded]:
+def one_by_one(sessions: sessionmaker[Session], reports: list[FailureReport]) -> list[Recorded]:
     out = []
     for r in reports:
         with transaction(sessions) as s:
-            out.append(repo.record_failure(s, report=r, policy=POLICY, rng=Fixed()))
+            out.append(failure_recording.record_failure(s, report=r, policy=POLICY, rng=Fixed()))
     return out
 
 
-def together(sessions: sessionmaker[Session], reports: list[repo.FailureReport]) -> list[repo.Recorded]:
+def together(sessions: sessionmaker[Session], reports: list[FailureReport]) -> list[Recorded]:
     with transaction(sessions) as s:
-        return repo.record_failures(s, reports=reports, policy=POLICY, rng=Fixed())
+        return failure_recording.record_failures(s, reports=reports, policy=POLICY, rng=Fixed())
 
 
 def contents(sessions: sessionmaker[Session]) -> dict[str, Any]:
@@ -95,7 +96,7 @@ def contents(sessions: sessionmaker[Session]) -> dict[str, Any]:
     }
 
 
-def history() -> list[repo.FailureReport]:
+def history() -> list[FailureReport]:
     """Failures recorded before the batch: a task four transient failures in, a waiting task, a task
     that failed fast, a task whose first attempt is recorded."""
     earlier = NOW - dt.timedelta(minutes=5)
@@ -107,7 +108,7 @@ def history() -> list[repo.FailureReport]:
     ]
 
 
-def batch() -> list[repo.FailureReport]:
+def batch() -> list[FailureReport]:
     """Every case at once: new tasks of each category, an exhausted budget, a second wait, a failure
     after a terminal state, a redelivery of a recorded attempt, and one task twice (a redelivery of an
     attempt of this very batch, then its next attempt)."""
@@ -185,7 +186,7 @@ def test_the_roll_up_adds_every_attempt_of_a_batch(sessions: sessionmaker[Sessio
 def test_nothing_to_record_writes_nothing(sessions: sessionmaker[Session]) -> None:
     assert together(sessions, []) == []
     with pytest.raises(ValueError, match="2 reports but 1 policies"), transaction(sessions) as s:
-        repo.record_failures(s, reports=batch()[:2], policy=[RecoveryPolicy()])
+        failure_recording.record_failures(s, reports=batch()[:2], policy=[RecoveryPolicy()])
     assert contents(sessions)["attempts"] == []
 
 
@@ -198,7 +199,7 @@ def test_racing_batches_over_the_same_tasks_and_roll_up_rows_finish(pg_url: str)
     tasks = [f"task-{n:02}" for n in range(12)]
     start = threading.Barrier(8)
 
-    def writer(seed: int) -> list[repo.Recorded]:
+    def writer(seed: int) -> list[Recorded]:
         chosen = random.Random(seed)
         mine = [
             report(t, 1, Category.TRANSIENT, "timeout", at=NOW - dt.timedelta(minutes=30 * (n % 2)))
@@ -244,7 +245,7 @@ def test_rows_written_in_bulk_read_back_as_written_one_by_one(sessions: sessionm
     }
     with transaction(sessions) as s:
         s.execute(sa.insert(DeadLetterRecord), [{**letter, "task_id": "plain"}])
-        repo._insert_many(s, DeadLetterRecord.__table__, [{**letter, "task_id": "bulk"}])  # type: ignore[arg-type]
+        bulk.insert_many(s, DeadLetterRecord.__table__, [{**letter, "task_id": "bulk"}])  # type: ignore[arg-type]
     with sessions() as s:
         rows = {r.task_id: r for r in s.execute(sa.select(DeadLetterRecord)).scalars()}
     columns = [c.name for c in DeadLetterRecord.__table__.c if c.name not in {"id", "task_id"}]
@@ -268,7 +269,7 @@ def test_a_first_failure_leaves_the_same_record_whether_or_not_the_task_had_one(
     # On Postgres a new task's record is inserted already in its final state; a task with a record
     # (here made by a lost delivery before any failure) is updated: both must end the same
     with transaction(sessions) as s:
-        repo._ensure_task(s, task_id="known", payload=payload(), now=NOW - dt.timedelta(minutes=1))
+        task_records.ensure_task(s, task_id="known", payload=payload(), now=NOW - dt.timedelta(minutes=1))
     got = together(sessions, [report(t, 1, category, reason, **extra) for t in ("known", "new")])
     assert got[0].decision == got[1].decision and not any(r.duplicate for r in got)
     with sessions() as s:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from error_handling.categories import Category
 from error_handling.classification import Classification
-from error_handling.persistence import repository as repo
+from error_handling.persistence import failure_recording, runs
 from error_handling.persistence.db import transaction
 from error_handling.persistence.models import (
     DeadLetterRecord,
@@ -23,14 +23,15 @@ from error_handling.persistence.models import (
     TaskRecord,
     TaskState,
 )
+from error_handling.persistence.reports import FailureReport, Recorded, TaskPayload
 from error_handling.policy import DeadLetter, FailFast, RecoveryPolicy, Retry, Wait
 
 NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
 POLICY = RecoveryPolicy()
 
 
-def payload(name: str = "app.task") -> repo.TaskPayload:
-    return repo.TaskPayload(
+def payload(name: str = "app.task") -> TaskPayload:
+    return TaskPayload(
         task_name=name, args=[1], kwargs={"k": "v"}, options={"routing_key": "celery"}, headers={}, queue="celery"
     )
 
@@ -44,11 +45,11 @@ def report(
     at: dt.datetime = NOW,
     run_id: int | None = None,
     **kw: object,
-) -> repo.FailureReport:
+) -> FailureReport:
     c = Classification(
         category=category, reason=reason, fingerprint="f" * 16, message="boom", exc_type="builtins.Exception", **kw
     )  # type: ignore[arg-type]
-    return repo.FailureReport(
+    return FailureReport(
         task_id=task_id,
         attempt=attempt,
         payload=payload(),
@@ -61,9 +62,9 @@ def report(
     )
 
 
-def record(sessions: sessionmaker[Session], r: repo.FailureReport) -> repo.Recorded:
+def record(sessions: sessionmaker[Session], r: FailureReport) -> Recorded:
     with transaction(sessions) as s:
-        return repo.record_failure(s, report=r, policy=POLICY)
+        return failure_recording.record_failure(s, report=r, policy=POLICY)
 
 
 def count(sessions: sessionmaker[Session], model: type, **where: object) -> int:
@@ -99,8 +100,8 @@ def test_recorded_attempts_tells_which_task_attempts_have_a_failure(sessions: se
     record(sessions, report("t2", 1, Category.TRANSIENT, "timeout"))
     asked = [("t1", 2), ("t1", 3), ("t2", 1), ("t3", 1)]
     with sessions() as s:
-        assert repo.recorded_attempts(s, asked) == {("t1", 2), ("t2", 1)}
-        assert repo.recorded_attempts(s, []) == set()
+        assert failure_recording.recorded_attempts(s, asked) == {("t1", 2), ("t2", 1)}
+        assert failure_recording.recorded_attempts(s, []) == set()
 
 
 def test_budget_exhausted_dead_letters_with_payload(sessions: sessionmaker[Session]) -> None:
@@ -142,9 +143,9 @@ def test_validation_is_terminal_and_later_failures_change_nothing(sessions: sess
 def test_success_after_retry_is_terminal_once(sessions: sessionmaker[Session]) -> None:
     result = record(sessions, report("t1", 1, Category.TRANSIENT, "timeout"))
     with transaction(sessions) as s:
-        assert repo.record_success(s, task_id="t1", run_id=result.run_id, now=NOW)
+        assert failure_recording.record_success(s, task_id="t1", run_id=result.run_id, now=NOW)
     with transaction(sessions) as s:
-        assert not repo.record_success(s, task_id="t1", run_id=result.run_id, now=NOW)
+        assert not failure_recording.record_success(s, task_id="t1", run_id=result.run_id, now=NOW)
     with sessions() as s:
         assert s.get(TaskRecord, "t1").state is TaskState.SUCCEEDED  # type: ignore[union-attr]
         assert s.get(ScheduledRun, result.run_id).status is RunStatus.DONE  # type: ignore[union-attr]
@@ -169,34 +170,34 @@ def test_claim_run_admits_one_message_per_run(sessions: sessionmaker[Session]) -
     result = record(sessions, report("t1", 1, Category.TRANSIENT, "timeout"))
     assert result.run_id is not None
     with transaction(sessions) as s:
-        assert repo.claim_run(s, run_id=result.run_id, token="a", now=NOW)
+        assert runs.claim_run(s, run_id=result.run_id, token="a", now=NOW)
     with transaction(sessions) as s:
-        assert not repo.claim_run(s, run_id=result.run_id, token="b", now=NOW)  # a duplicate dispatch
+        assert not runs.claim_run(s, run_id=result.run_id, token="b", now=NOW)  # a duplicate dispatch
     with transaction(sessions) as s:
-        assert repo.claim_run(s, run_id=result.run_id, token="a", now=NOW)  # a redelivery of the same message
+        assert runs.claim_run(s, run_id=result.run_id, token="a", now=NOW)  # a redelivery of the same message
     record(sessions, report("t1", 2, Category.TRANSIENT, "timeout", run_id=result.run_id))
     with transaction(sessions) as s:
-        assert not repo.claim_run(s, run_id=result.run_id, token="a", now=NOW)  # done
+        assert not runs.claim_run(s, run_id=result.run_id, token="a", now=NOW)  # done
 
 
 def test_claim_due_runs_dispatches_due_ones_and_expires_waits(sessions: sessionmaker[Session]) -> None:
     retry = record(sessions, report("r", 1, Category.TRANSIENT, "timeout"))
     wait = record(sessions, report("w", 1, Category.RESOURCE, "disk_full", resource="disk"))
     with transaction(sessions) as s:
-        dispatches, expired = repo.claim_due_runs(s, now=NOW, limit=10, redispatch_after=dt.timedelta(minutes=10))
+        dispatches, expired = runs.claim_due_runs(s, now=NOW, limit=10, redispatch_after=dt.timedelta(minutes=10))
     assert (dispatches, expired) == ([], [])  # nothing due yet
     later = NOW + dt.timedelta(seconds=30)
     with transaction(sessions) as s:
-        dispatches, expired = repo.claim_due_runs(s, now=later, limit=10, redispatch_after=dt.timedelta(minutes=10))
+        dispatches, expired = runs.claim_due_runs(s, now=later, limit=10, redispatch_after=dt.timedelta(minutes=10))
     assert {(d.task_id, d.attempt, d.kind) for d in dispatches} == {
         ("r", 2, RunKind.RETRY),
         ("w", 2, RunKind.RESOURCE_WAIT),
     }
     assert all(d.token and d.task_name == "app.task" and d.args == [1] for d in dispatches)
     with transaction(sessions) as s:  # dispatched ones are not due again until redispatch_after
-        assert repo.claim_due_runs(s, now=later, limit=10, redispatch_after=dt.timedelta(minutes=10)) == ([], [])
+        assert runs.claim_due_runs(s, now=later, limit=10, redispatch_after=dt.timedelta(minutes=10)) == ([], [])
     with transaction(sessions) as s:  # ... after which a lost message is published again
-        again, _ = repo.claim_due_runs(
+        again, _ = runs.claim_due_runs(
             s, now=later + dt.timedelta(minutes=11), limit=10, redispatch_after=dt.timedelta(minutes=10)
         )
     assert len(again) == 2 and {d.token for d in again}.isdisjoint({d.token for d in dispatches})
@@ -205,9 +206,9 @@ def test_claim_due_runs_dispatches_due_ones_and_expires_waits(sessions: sessionm
         s.execute(sa.update(ScheduledRun).where(ScheduledRun.id == wait.run_id).values(status=RunStatus.PENDING))
     past = NOW + dt.timedelta(hours=2)
     with transaction(sessions) as s:
-        _, expired = repo.claim_due_runs(s, now=past, limit=10, redispatch_after=dt.timedelta(hours=10))
+        _, expired = runs.claim_due_runs(s, now=past, limit=10, redispatch_after=dt.timedelta(hours=10))
         assert [r.task_id for r in expired] == ["w"]
-        letter_id = repo.expire_wait(s, run=expired[0], now=past)
+        letter_id = runs.expire_wait(s, run=expired[0], now=past)
     with sessions() as s:
         letter = s.get(DeadLetterRecord, letter_id)
         assert letter is not None and letter.reason == "resource_wait_timeout" and letter.last_reason == "disk_full"
@@ -215,11 +216,11 @@ def test_claim_due_runs_dispatches_due_ones_and_expires_waits(sessions: sessionm
     assert retry.run_id is not None
 
 
-def race(sessions: sessionmaker[Session], reports: list[repo.FailureReport]) -> list[repo.Recorded]:
+def race(sessions: sessionmaker[Session], reports: list[FailureReport]) -> list[Recorded]:
     """Record every report at once, each from its own thread and connection."""
     start = threading.Barrier(len(reports))
 
-    def one(r: repo.FailureReport) -> repo.Recorded:
+    def one(r: FailureReport) -> Recorded:
         start.wait()
         return record(sessions, r)
 

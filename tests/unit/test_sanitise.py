@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from error_handling.categories import Category
 from error_handling.classification import Classification
-from error_handling.persistence import repository as repo
-from error_handling.persistence import sanitise
+from error_handling.persistence import failure_recording, reports, sanitise
 from error_handling.persistence.db import transaction
 from error_handling.persistence.models import DeadLetterRecord, FailedAttempt, LostDelivery, TaskRecord
+from error_handling.persistence.reads import histories
 from error_handling.policy import DeadLetter, RecoveryPolicy
 from error_handling.redaction import Redactor
 
@@ -116,7 +116,7 @@ def test_every_text_column_of_a_dead_letter_is_covered() -> None:
 NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
 
 
-def _report(task_id: str, *, category: Category = Category.PERMANENT, **changes: Any) -> repo.FailureReport:
+def _report(task_id: str, *, category: Category = Category.PERMANENT, **changes: Any) -> reports.FailureReport:
     fields: dict[str, Any] = {
         "category": category,
         "reason": "permanent_failure",
@@ -125,10 +125,10 @@ def _report(task_id: str, *, category: Category = Category.PERMANENT, **changes:
         "exc_type": "builtins.Exception",
     }
     fields |= {k: v for k, v in changes.items() if k not in ("args", "kwargs", "traceback", "worker", "task_name")}
-    return repo.FailureReport(
+    return reports.FailureReport(
         task_id=task_id,
         attempt=1,
-        payload=repo.TaskPayload(
+        payload=reports.TaskPayload(
             task_name=changes.get("task_name", "app.task"),
             args=changes.get("args", [1]),
             kwargs=changes.get("kwargs", {}),
@@ -158,7 +158,7 @@ REFUSED: dict[str, dict[str, Any]] = {
 @pytest.mark.parametrize("values", REFUSED.values(), ids=REFUSED.keys())
 def test_the_repository_stores_values_postgres_refuses(sessions: sessionmaker[Session], values: dict[str, Any]) -> None:
     with transaction(sessions) as s:
-        (recorded,) = repo.record_failures(s, reports=[_report("t-1", **values)], policy=RecoveryPolicy())
+        (recorded,) = failure_recording.record_failures(s, reports=[_report("t-1", **values)], policy=RecoveryPolicy())
     assert isinstance(recorded.decision, DeadLetter)
     with transaction(sessions) as s:
         attempt = s.execute(sa.select(FailedAttempt)).scalar_one()
@@ -175,13 +175,15 @@ def test_a_long_task_id_is_recorded_under_its_key_and_found_again(sessions: sess
     task_id = "t" * 1000
     report = _report(task_id, category=Category.TRANSIENT, reason="timeout")
     with transaction(sessions) as s:
-        (first,) = repo.record_failures(s, reports=[report], policy=RecoveryPolicy())
+        (first,) = failure_recording.record_failures(s, reports=[report], policy=RecoveryPolicy())
     with transaction(sessions) as s:
-        (again,) = repo.record_failures(s, reports=[report], policy=RecoveryPolicy())  # a redelivery
-        assert repo.recorded_attempts(s, [(task_id, 1)]) == {(task_id, 1)}
-        assert repo.record_success(s, task_id=task_id, run_id=None, now=NOW)
+        (again,) = failure_recording.record_failures(s, reports=[report], policy=RecoveryPolicy())  # a redelivery
+        assert failure_recording.recorded_attempts(s, [(task_id, 1)]) == {(task_id, 1)}
+        assert failure_recording.record_success(s, task_id=task_id, run_id=None, now=NOW)
     assert first.run_id is not None and again.duplicate
     with transaction(sessions) as s:
-        task, attempts, runs = repo.task_history(s, task_id=task_id)
+        history = histories.task_history(s, task_id=task_id)
+        assert history is not None
+        task, attempts, runs = history.task, history.attempts, history.runs
         assert task is not None and task.task_id == sanitise.task_key(task_id) and task.state.value == "succeeded"
         assert len(attempts) == 1 and len(runs) == 1

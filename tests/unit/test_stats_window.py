@@ -11,7 +11,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from error_handling.persistence.queries import WindowPlan, plan_window
+from error_handling.persistence.reads.window import WindowPlan, plan_window
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 11, 20, tzinfo=UTC)

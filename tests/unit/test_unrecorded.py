@@ -21,7 +21,7 @@ from error_handling.categories import Category
 from error_handling.classification import Classification
 from error_handling.exceptions import PermanentError
 from error_handling.persistence.db import make_engine
-from error_handling.persistence.repository import FailureReport, TaskPayload
+from error_handling.persistence.reports import FailureReport, TaskPayload
 from error_handling.redaction import Redactor
 from error_handling.sealing import generate_key, seal_secrets
 from function_runner.app import create_app

@@ -337,12 +337,12 @@ def test_a_failure_that_cannot_be_recorded_is_never_acked(
     app: Celery, rows: Rows, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A bug while recording (not an outage) must not let Celery ack an unrecorded failure."""
-    from error_handling.persistence import repository
+    from error_handling.persistence import failure_recording
 
     def broken(*_args: Any, **_kwargs: Any) -> None:
         raise RuntimeError("bug in the recorder")
 
-    monkeypatch.setattr(repository, "record_failures", broken)
+    monkeypatch.setattr(failure_recording, "record_failures", broken)
 
     @app.task(base=RecoverableTask, name="unit.bugged")
     def bugged() -> None:
@@ -380,16 +380,16 @@ def _data_error() -> sa.exc.DataError:
 def test_a_refused_record_without_a_counter_is_dead_lettered_at_once_with_a_minimal_sealed_record(
     app: Celery, rows: Rows, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from error_handling.persistence import repository
+    from error_handling.persistence import failure_recording
 
-    real = repository.record_failures
+    real = failure_recording.record_failures
 
     def refusing(session: Any, *, reports: Any, policy: Any, rng: Any = None) -> Any:
         if any(r.classification.reason != "unrecordable" for r in reports):
             raise _data_error()
         return real(session, reports=reports, policy=policy, rng=rng)
 
-    monkeypatch.setattr(repository, "record_failures", refusing)
+    monkeypatch.setattr(failure_recording, "record_failures", refusing)
     ran: list[str] = []
 
     @app.task(base=RecoverableTask, name="unit.refused")
@@ -414,13 +414,13 @@ def test_a_refused_redelivery_bookkeeping_does_not_escape_as_the_outcome(
     app: Celery, rows: Rows, monkeypatch: pytest.MonkeyPatch
 ) -> None:
 
-    from error_handling.persistence import repository
+    from error_handling.persistence import lost_deliveries
     from function_runner.wrapper.execution import Execution
 
     def refusing(*_args: Any, **_kwargs: Any) -> Any:
         raise _data_error()
 
-    monkeypatch.setattr(repository, "reconcile_lost_deliveries", refusing)
+    monkeypatch.setattr(lost_deliveries, "reconcile_lost_deliveries", refusing)
     monkeypatch.setattr(Execution, "redelivered", property(lambda _self: True))
     ran: list[int] = []
 
@@ -480,13 +480,13 @@ def test_a_refused_success_record_leaves_the_success_a_success(
     app: Celery, rows: Rows, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
 
-    from error_handling.persistence import repository
+    from error_handling.persistence import failure_recording
     from function_runner.wrapper.execution import Execution
 
     def refusing(*_args: Any, **_kwargs: Any) -> Any:
         raise _data_error()
 
-    monkeypatch.setattr(repository, "record_success", refusing)
+    monkeypatch.setattr(failure_recording, "record_success", refusing)
     monkeypatch.setattr(Execution, "redelivered", property(lambda _self: True))  # a lost delivery before: recovered
 
     @app.task(base=RecoverableTask, name="unit.recovered")
