@@ -50,9 +50,9 @@ from error_handling.policy import DeadLetter, FailFast, RecoveryPolicy
 from error_handling.policy import Retry as RetryDecision
 from error_handling.policy import Wait as WaitDecision
 from error_handling.sealing import SEALED_KEY, seal_secrets
-from function_runner import gates
 from function_runner.compensation import Recorder, publish_compensation, recording
 from function_runner.events import log_event
+from function_runner.gates.leases import holder_of
 from function_runner.runtime import Runtime, runtime_for
 from function_runner.wrapper import deliveries, unrecorded
 from function_runner.wrapper import headers as H
@@ -256,7 +256,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
         if not self.resources:
             yield
             return
-        holder = gates.holder_of(str(self.request.id), attempt)
+        holder = holder_of(str(self.request.id), attempt)
         store = runtime.lease_store
         held: list[str] = []
         try:
