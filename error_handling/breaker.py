@@ -18,15 +18,44 @@ This module holds the rules and their two stores; wiring them into tasks, the AP
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Admission", "BreakerConfig", "LocalBreaker", "RedisBreaker", "Transition"]
+from error_handling.exceptions import ConfigurationError
 
-CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+__all__ = ["Admission", "BreakerCause", "BreakerConfig", "BreakerState", "LocalBreaker", "RedisBreaker", "Transition"]
+
+
+class BreakerState(enum.StrEnum):
+    """The state of a breaker (stored in Redis and in ``circuit_breaker_events``)."""
+
+    #: Calls flow; their outcomes are counted.
+    CLOSED = "closed"
+    #: Calls are refused until the open time has passed.
+    OPEN = "open"
+    #: One call, the probe, is admitted cluster-wide; its outcome closes or re-opens the breaker.
+    HALF_OPEN = "half_open"
+
+
+class BreakerCause(enum.StrEnum):
+    """Why a breaker changed state (the ``cause`` of ``circuit_breaker_events``)."""
+
+    #: The share of failures over the window reached the ratio: closed to open.
+    FAILURE_RATIO = "failure_ratio"
+    #: The open time passed: open to half-open.
+    TIMEOUT = "timeout"
+    #: The half-open probe's outcome: half-open to closed or open.
+    PROBE = "probe"
+    #: A transition of a process's own breaker, while Redis could not be reached.
+    LOCAL = "local"
+    #: An operator closed the breaker.
+    RESET = "reset"
+    #: An operator opened the breaker for a while.
+    FORCED_OPEN = "forced_open"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,11 +71,11 @@ class BreakerConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.failure_ratio <= 1:
-            raise ValueError("failure_ratio must be in (0, 1]")
+            raise ConfigurationError("failure_ratio must be in (0, 1]")
         if self.window <= 0 or self.open_seconds <= 0 or self.probe_lease <= 0:
-            raise ValueError("window, open_seconds and probe_lease must be positive")
+            raise ConfigurationError("window, open_seconds and probe_lease must be positive")
         if self.min_calls < 1:
-            raise ValueError("min_calls must be at least 1")
+            raise ConfigurationError("min_calls must be at least 1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +83,8 @@ class Transition:
     """A change of state, seen by exactly one caller."""
 
     service: str
-    from_state: str
-    to_state: str
+    from_state: BreakerState
+    to_state: BreakerState
     calls: int = 0
     failures: int = 0
 
@@ -73,7 +102,7 @@ class Admission:
     """
 
     allowed: bool
-    state: str
+    state: BreakerState
     retry_after: float = 0.0
     probe: bool = False
     transition: Transition | None = None
@@ -87,14 +116,14 @@ class LocalBreaker:
         self.config = config
         self.clock = clock
         self._lock = threading.Lock()
-        self._state = CLOSED
+        self._state: BreakerState = BreakerState.CLOSED
         self._until = 0.0
         self._probe: str | None = None
         self._probe_until = 0.0
         self._buckets: dict[int, list[int]] = {}  # second -> [calls, failures]
 
     @property
-    def state(self) -> str:
+    def state(self) -> BreakerState:
         """The current state (an open breaker past its time still reads ``open`` until a call comes)."""
         return self._state
 
@@ -103,33 +132,33 @@ class LocalBreaker:
         with self._lock:
             now = self.clock()
             transition = None
-            if self._state == CLOSED:
-                return Admission(True, CLOSED)
-            if self._state == OPEN:
+            if self._state == BreakerState.CLOSED:
+                return Admission(True, BreakerState.CLOSED)
+            if self._state == BreakerState.OPEN:
                 if now < self._until:
-                    return Admission(False, OPEN, retry_after=self._until - now)
-                self._state = HALF_OPEN
+                    return Admission(False, BreakerState.OPEN, retry_after=self._until - now)
+                self._state = BreakerState.HALF_OPEN
                 self._probe = None
-                transition = Transition(self.service, OPEN, HALF_OPEN)
+                transition = Transition(self.service, BreakerState.OPEN, BreakerState.HALF_OPEN)
             if self._probe is None or now >= self._probe_until:
                 self._probe, self._probe_until = token, now + self.config.probe_lease
-                return Admission(True, HALF_OPEN, probe=True, transition=transition)
-            return Admission(False, HALF_OPEN, retry_after=self._probe_until - now, transition=transition)
+                return Admission(True, BreakerState.HALF_OPEN, probe=True, transition=transition)
+            return Admission(False, BreakerState.HALF_OPEN, retry_after=self._probe_until - now, transition=transition)
 
     def record(self, token: str, *, success: bool) -> Transition | None:
         """Report the outcome of an admitted call; returns the transition it caused, if any."""
         with self._lock:
             now = self.clock()
-            if self._state == HALF_OPEN:
+            if self._state == BreakerState.HALF_OPEN:
                 if self._probe != token:
                     return None
                 self._probe = None
                 if success:
-                    self._state, self._buckets = CLOSED, {}
-                    return Transition(self.service, HALF_OPEN, CLOSED)
-                self._state, self._until = OPEN, now + self.config.open_seconds
-                return Transition(self.service, HALF_OPEN, OPEN)
-            if self._state == OPEN:
+                    self._state, self._buckets = BreakerState.CLOSED, {}
+                    return Transition(self.service, BreakerState.HALF_OPEN, BreakerState.CLOSED)
+                self._state, self._until = BreakerState.OPEN, now + self.config.open_seconds
+                return Transition(self.service, BreakerState.HALF_OPEN, BreakerState.OPEN)
+            if self._state == BreakerState.OPEN:
                 return None
             second = math.floor(now)
             bucket = self._buckets.setdefault(second, [0, 0])
@@ -141,8 +170,8 @@ class LocalBreaker:
             calls = sum(b[0] for b in self._buckets.values())
             failures = sum(b[1] for b in self._buckets.values())
             if not success and calls >= self.config.min_calls and failures / calls >= self.config.failure_ratio:
-                self._state, self._until, self._buckets = OPEN, now + self.config.open_seconds, {}
-                return Transition(self.service, CLOSED, OPEN, calls=calls, failures=failures)
+                self._state, self._until, self._buckets = BreakerState.OPEN, now + self.config.open_seconds, {}
+                return Transition(self.service, BreakerState.CLOSED, BreakerState.OPEN, calls=calls, failures=failures)
             return None
 
 
@@ -220,7 +249,7 @@ def _transition(service: str, spec: Any, calls: int = 0, failures: int = 0) -> T
     if not text:
         return None
     before, _, after = text.partition(">")
-    return Transition(service, before, after, calls=calls, failures=failures)
+    return Transition(service, BreakerState(before), BreakerState(after), calls=calls, failures=failures)
 
 
 class RedisBreaker:
@@ -247,7 +276,7 @@ class RedisBreaker:
         )
         return Admission(
             bool(allowed),
-            _text(state),
+            BreakerState(_text(state)),
             retry_after=float(_text(retry_after)),
             probe=bool(probe),
             transition=_transition(self.service, transition),
@@ -262,9 +291,9 @@ class RedisBreaker:
         )
         return _transition(self.service, spec, int(calls), int(failures))
 
-    def state(self) -> str:
+    def state(self) -> BreakerState:
         """The stored state."""
-        return _text(self.client.hget(self.keys[0], "state") or CLOSED)
+        return BreakerState(_text(self.client.hget(self.keys[0], "state") or BreakerState.CLOSED))
 
     def reset(self) -> None:
         """Close the breaker and forget its counts (an operator's reset)."""
@@ -275,7 +304,7 @@ class RedisBreaker:
         whole, micro = self.client.time()
         until = float(whole) + float(micro) / 1e6 + seconds
         with self.client.pipeline(transaction=True) as pipe:
-            pipe.hset(self.keys[0], mapping={"state": OPEN, "until": repr(until)})
+            pipe.hset(self.keys[0], mapping={"state": BreakerState.OPEN.value, "until": repr(until)})
             pipe.hdel(self.keys[0], "probe", "probe_until")
             pipe.delete(self.keys[1])
             pipe.execute()

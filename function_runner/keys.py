@@ -14,7 +14,7 @@ A worker that sealed with a key of its own would write dead letters nobody else 
 Rotation (:func:`rotate_keys`, ``function-runner keys rotate``): with the new key first and the old
 one after it in ``encryption_key`` on every process, every stored secret is re-sealed under the new
 key: the database's sealed columns (:mod:`error_handling.persistence.rekey`, a short transaction per
-batch) and the failures kept in the shared Redis (:mod:`function_runner.unrecorded`, each replaced only
+batch) and the failures kept in the shared Redis (:mod:`function_runner.wrapper.unrecorded`, each replaced only
 if nobody changed it meanwhile). Resumable: a value already sealed with the first key is skipped. Then
 the old key can be removed.
 """
@@ -41,6 +41,8 @@ __all__ = ["UNRECORDED_TABLE", "Rotation", "TableRotation", "check_key", "check_
 UNRECORDED_TABLE = "redis:fr:unrecorded"
 #: Redis keys scanned per round trip.
 _SCAN_COUNT = 500
+#: The Redis keys of the failures kept while the database is down (see :mod:`function_runner.wrapper.unrecorded`).
+_UNRECORDED_PREFIX = "fr:unrecorded:"
 # Replace a kept failure only if it is still the text that was read (KEEPTTL: it expires as before).
 _COMPARE_AND_SET = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -183,42 +185,46 @@ def rotate_keys(
 def _rotate_unrecorded(runtime: Runtime, *, dry_run: bool) -> TableRotation | None:
     """Re-seal the payloads of the failures kept in the shared Redis; None without one."""
     try:
-        client = runtime.breakers.client()
+        client = runtime.shared_redis.require()
     except RuntimeError:  # no shared Redis: nothing is kept there
         return None
     from function_runner.wrapper import unrecorded
 
     totals = TableRotation(UNRECORDED_TABLE)
     replace = client.register_script(_COMPARE_AND_SET)
-    prefix = "fr:unrecorded:"
-    for name in client.scan_iter(match=f"{prefix}*", count=_SCAN_COUNT):
+    for name in client.scan_iter(match=f"{_UNRECORDED_PREFIX}*", count=_SCAN_COUNT):
         key = name.decode() if isinstance(name, bytes) else str(name)
         if key == unrecorded.SEEN:
             continue
         text = client.get(key)
         if text is None:  # recorded and forgotten meanwhile
             continue
-        try:
-            fields = json.loads(text)
-            payload = fields["payload"]
-        except (ValueError, TypeError, KeyError):
-            continue  # not a kept failure
-        totals.rows += 1
-        rotated = unopened = 0
-        for part in ("args", "kwargs", "headers"):
-            resealed = reseal_secrets(payload.get(part), sealer=runtime.sealer)
-            rotated += resealed.rotated
-            totals.current += resealed.current
-            unopened += resealed.unopened
-            if resealed.rotated:
-                payload[part] = resealed.value
-        if unopened:
-            totals.unopened += unopened
-            totals.unopened_ids.append(key[len(prefix) :])
-        if not rotated:
-            continue
-        # changed meanwhile (recorded, or kept again): left for the next run
-        if dry_run or replace(keys=[key], args=[text, json.dumps(fields, separators=(",", ":"))]):
-            totals.rows_changed += 1
-            totals.rotated += rotated
+        _rotate_kept(runtime, totals, key, text, replace=replace, dry_run=dry_run)
     return totals
+
+
+def _rotate_kept(runtime: Runtime, totals: TableRotation, key: str, text: Any, *, replace: Any, dry_run: bool) -> None:
+    """Re-seal one kept failure (its text as read) and count it in ``totals``."""
+    try:
+        fields = json.loads(text)
+        payload = fields["payload"]
+    except (ValueError, TypeError, KeyError):
+        return  # not a kept failure
+    totals.rows += 1
+    rotated = unopened = 0
+    for part in ("args", "kwargs", "headers"):
+        resealed = reseal_secrets(payload.get(part), sealer=runtime.sealer)
+        rotated += resealed.rotated
+        totals.current += resealed.current
+        unopened += resealed.unopened
+        if resealed.rotated:
+            payload[part] = resealed.value
+    if unopened:
+        totals.unopened += unopened
+        totals.unopened_ids.append(key[len(_UNRECORDED_PREFIX) :])
+    if not rotated:
+        return
+    # changed meanwhile (recorded, or kept again): left for the next run
+    if dry_run or replace(keys=[key], args=[text, json.dumps(fields, separators=(",", ":"))]):
+        totals.rows_changed += 1
+        totals.rotated += rotated

@@ -1,4 +1,13 @@
-"""The per-app runtime: settings, classifier, policy, sealer, and a database engine per process.
+"""The per-app runtime, the composition root: it builds each collaborator from one :class:`Settings`
+and hands it only what it uses (config values, the one shared Redis client, callbacks such as "run this
+in a transaction")::
+
+    Runtime ─┬─ settings, classifier, policy, redactor, sealer, user messages
+             ├─ engine / sessions / in_transaction (per process) ── failures (group commit)
+             ├─ shared_redis ─┬─ breakers ── health, transitions
+             │                ├─ budgets, fallbacks
+             │                └─ lease_store ── renewer
+             └─ gates (declared)
 
 A :class:`Runtime` is attached to a Celery app by :func:`function_runner.install` (or lazily, from the
 environment, the first time a :class:`~function_runner.wrapper.task.RecoverableTask` of the app fails). Its
@@ -17,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from error_handling.breaker import BreakerConfig
 from error_handling.classification import Rule
 from error_handling.classifier import Classifier
 from error_handling.exceptions import StorageUnavailable
@@ -25,10 +35,13 @@ from error_handling.persistence.db import make_engine, make_sessionmaker, transa
 from error_handling.policy import RecoveryPolicy
 from error_handling.redaction import Redactor
 from error_handling.sealing import Sealer
-from function_runner.gates import Gate, LeaseRenewer, LeaseStore, RedisLeaseStore, SqlLeaseStore, declared
-from function_runner.resilience.breakers import Breakers
+from function_runner.gates.gate import Gate, declared
+from function_runner.gates.leases import LeaseRenewer, LeaseStore, RedisLeaseStore, SqlLeaseStore
+from function_runner.resilience.breakers import Breakers, TransitionLog
 from function_runner.resilience.budgets import RetryBudgets
+from function_runner.resilience.fallbacks import Fallbacks
 from function_runner.resilience.service_health import ServiceHealthRecorder
+from function_runner.resilience.shared_redis import SharedRedis
 from function_runner.settings import Settings
 from function_runner.wrapper.failures import FailureRecorded, FailureToRecord, record_batch
 from function_runner.wrapper.group_commit import GroupCommit
@@ -59,14 +72,6 @@ class Runtime:
         self.user_messages = UserMessages(user_messages)
         #: The resource gates declared on the app, by name.
         self.gates: dict[str, Gate] = declared(gates)
-        self._lease_store: LeaseStore | None = None
-        #: The circuit breakers of this app's services (see :mod:`function_runner.breakers`).
-        self.breakers = Breakers(self)
-        #: The cluster-wide retry budgets of this app's services (see :mod:`function_runner.budgets`).
-        self.budgets = RetryBudgets(self)
-        #: Calls made through breakers, counted per service (see :mod:`function_runner.service_health`).
-        self.health = ServiceHealthRecorder(self)
-        self._renewer: LeaseRenewer | None = None
         self.classifier = Classifier(rules)
         self.policy = policy or settings.recovery_policy()
         self.redactor = Redactor(extra_keys=settings.redact_keys)
@@ -77,6 +82,35 @@ class Runtime:
         self._sessions: sessionmaker[Session] | None = None
         self._failures: GroupCommit[FailureToRecord, FailureRecorded] | None = None
         self._failures_pid: int | None = None
+        self._lease_store: LeaseStore | None = None
+        self._renewer: LeaseRenewer | None = None
+        #: The one client of the shared-state Redis (``redis_url``, or a Redis broker), if there is one.
+        self.shared_redis = SharedRedis(settings.shared_state_url)
+        #: Calls made through breakers, counted per service (see :mod:`~function_runner.resilience.service_health`).
+        self.health = ServiceHealthRecorder(redact=self.redactor.redact_text, write=self.write_once)
+        #: The circuit breakers of this app's services (see :mod:`~function_runner.resilience.breakers`).
+        self.breakers = Breakers(
+            BreakerConfig(
+                failure_ratio=settings.breaker_failure_ratio,
+                window=settings.breaker_window,
+                min_calls=settings.breaker_min_calls,
+                open_seconds=settings.breaker_open_seconds,
+            ),
+            shared_redis=self.shared_redis,
+            classify=self.classifier.classify,
+            health=self.health,
+            transitions=TransitionLog(self.write_once),
+        )
+        #: The cluster-wide retry budgets of this app's services (see :mod:`~function_runner.resilience.budgets`).
+        self.budgets = RetryBudgets(self.shared_redis)
+        #: The fallback chains of this app's services (see :mod:`~function_runner.resilience.fallbacks`).
+        self.fallbacks = Fallbacks(
+            breakers=self.breakers,
+            classify=self.classifier.classify,
+            shared_redis=self.shared_redis,
+            write=self.write_once,
+            declared=settings.fallbacks,
+        )
 
     @property
     def sealer(self) -> Sealer:
@@ -89,13 +123,8 @@ class Runtime:
     def lease_store(self) -> LeaseStore:
         """Where capacity leases are counted: the shared-state Redis (``redis_url``, or a Redis broker), else the database."""
         if self._lease_store is None:
-            url = self.settings.shared_state_url
-            if url is not None:
-                import redis
-
-                self._lease_store = RedisLeaseStore(redis.Redis.from_url(url))
-            else:
-                self._lease_store = SqlLeaseStore(self.sessions)
+            client = self.shared_redis.client()
+            self._lease_store = RedisLeaseStore(client) if client is not None else SqlLeaseStore(self.sessions)
         return self._lease_store
 
     @property
@@ -108,7 +137,7 @@ class Runtime:
     @property
     def failures(self) -> GroupCommit[FailureToRecord, FailureRecorded]:
         """Records the failed executions of this process's tasks, those that fail at the same time in
-        one transaction (see :mod:`function_runner.group_commit`), retrying while the database is
+        one transaction (see :mod:`function_runner.wrapper.group_commit`), retrying while the database is
         unavailable (:meth:`in_transaction`)."""
         pid = os.getpid()
         if self._failures is not None and self._failures_pid == pid:
@@ -167,6 +196,15 @@ class Runtime:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+    def write_once(self, work: Callable[[Session], None]) -> None:
+        """Run ``work`` in one transaction, trying once (telemetry and history that is logged, not
+        retried, when the database cannot take it).
+
+        Raises:
+            StorageUnavailable: if the database cannot be reached.
+        """
+        self.in_transaction(work, patience=0)
 
     def close(self) -> None:
         """Dispose of this process's engine."""

@@ -34,15 +34,17 @@ from sqlalchemy.orm import Session
 
 from error_handling.exceptions import StorageUnavailable
 from error_handling.persistence import compensation as compensation_steps
-from error_handling.persistence import failure_recording, heartbeats, runs, task_records
+from error_handling.persistence import failure_recording, heartbeats, runs
 from error_handling.persistence.models import utcnow
 from error_handling.sealing import SealedValueError, unseal_secrets
-from function_runner import gates, keys
+from function_runner import keys
 from function_runner.broker import liveness, queues
 from function_runner.compensation.publish import CLAIM_LEASE_SECONDS, publish_compensation
 from function_runner.dispatch.replay_jobs import BatchResult, BulkReplayer
 from function_runner.dispatch.retention import RetentionRole
 from function_runner.events import log_event
+from function_runner.gates.gate import Gate
+from function_runner.gates.monitor import GateMonitor
 from function_runner.runtime import Runtime, runtime_for
 from function_runner.wrapper import headers as H
 from function_runner.wrapper import unrecorded
@@ -325,39 +327,15 @@ class Dispatcher:
             released += self._check_gate(gate, moment)
         return released
 
-    def _check_gate(self, gate: gates.Gate, now: dt.datetime) -> int:
-        result = gate.check()
-        store = self.runtime.lease_store
-        room = gate.release_batch if result is None or result.free is None else result.free
-        if gate.capacity is not None:
-            room = gate.capacity - store.used(gate.name)
-            if result is not None and result.free is not None:
-                room = min(room, result.free)
-        if result is not None and not result.available:
-            room = 0
-        reservation = self.settings.gate_reservation_seconds
-
-        def release(session: Session) -> int:
-            runs = gates.release_waits(session, gate=gate.name, limit=room, now=now)
-            names = task_records.task_names(session, task_ids=[run.task_id for run in runs])
-            count = 0
-            for run in runs:
-                if gate.capacity is not None:
-                    declared = getattr(self.app.tasks.get(names.get(run.task_id, "")), "resources", None) or {}
-                    units = int(declared.get(gate.name, 1))
-                    holder = gates.holder_of(run.task_id, run.attempt)
-                    if not store.acquire(gate.name, holder, units=units, capacity=gate.capacity, ttl=reservation):
-                        break  # no room left for the oldest: do not let a younger one overtake it
-                run.due_at = now
-                run.updated_at = now
-                count += 1
-            gates.save_state(session, gate=gate, result=result, monitor=self.name, now=now)
-            return count
-
-        count = self.runtime.in_transaction(release, patience=0)
-        if count:
-            log_event("gate.released", gate=gate.name, released=count)
-        return count
+    def _check_gate(self, gate: Gate, now: dt.datetime) -> int:
+        monitor = GateMonitor(
+            name=self.name,
+            store=self.runtime.lease_store,
+            in_transaction=lambda work: self.runtime.in_transaction(work, patience=0),
+            resources_of=lambda task: getattr(self.app.tasks.get(task), "resources", None) or {},
+            reservation=self.settings.gate_reservation_seconds,
+        )
+        return monitor.check(gate, now)
 
     def sweep_compensations(self, *, now: dt.datetime | None = None) -> int:
         """Publish the compensation of sagas whose pending steps nobody touched for

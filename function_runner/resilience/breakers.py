@@ -9,15 +9,9 @@ In a task::
     with runtime_for(app).breakers.guard("openai"):        # one call
         client.chat.completions.create(...)
 
-A refused call raises :class:`CircuitOpenError`: a transient ``circuit_open`` error whose retry hint
-is the time left open, so the wrapper schedules the retry as a row (no busy loop). A call counts as a
-failure of the service when its error is classified transient or resource (the service failed or is
-overloaded); a validation or permanent error means the service answered, and counts as a success.
-
-When Redis cannot be reached the service's breaker runs in this process only, with the same rules: it
-never blocks every call and never lets a storm through unbounded; the fallback is logged
-(``breaker.degraded``) and reported by :meth:`Breakers.degraded`. Shared state is used again as soon
-as Redis answers.
+A refused call raises :class:`CircuitOpenError` (transient ``circuit_open``, retry hint = time left open).
+Without Redis, or while it does not answer, each service's breaker runs in this process only
+(``breaker.degraded``) until Redis answers again.
 """
 
 from __future__ import annotations
@@ -29,21 +23,37 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-from error_handling.breaker import Admission, BreakerConfig, LocalBreaker, RedisBreaker, Transition
+import redis
+from sqlalchemy.exc import SQLAlchemyError
+
+from error_handling.breaker import (
+    Admission,
+    BreakerCause,
+    BreakerConfig,
+    BreakerState,
+    LocalBreaker,
+    RedisBreaker,
+    Transition,
+)
 from error_handling.categories import Category, Reason
-from error_handling.exceptions import TransientError
-from error_handling.persistence.models import CircuitBreakerEvent, utcnow
+from error_handling.classification import Classification
+from error_handling.exceptions import StorageUnavailable, TransientError
+from error_handling.persistence.breakers import add_transition
+from error_handling.persistence.models import utcnow
 from function_runner.events import log_event
+from function_runner.resilience.service_health import ServiceHealthRecorder
+from function_runner.resilience.shared_redis import SharedRedis
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from function_runner.runtime import Runtime
+__all__ = ["Breakers", "CircuitOpenError", "TransitionLog"]
 
-__all__ = ["Breakers", "CircuitOpenError", "record_transition"]
+#: Runs work in one transaction, once (no retry).
+WriteOnce = Callable[[Callable[["Session"], None]], None]
 
 
 class CircuitOpenError(TransientError):
@@ -63,91 +73,71 @@ def _actor() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _cause(transition: Transition, *, local: bool) -> str:
+def _cause(transition: Transition, *, local: bool) -> BreakerCause:
     if local:
-        return "local"
-    if transition.to_state == "open" and transition.from_state == "closed":
-        return "failure_ratio"
-    if transition.from_state == "open":
-        return "timeout"
-    return "probe"
+        return BreakerCause.LOCAL
+    if transition.to_state == BreakerState.OPEN and transition.from_state == BreakerState.CLOSED:
+        return BreakerCause.FAILURE_RATIO
+    if transition.from_state == BreakerState.OPEN:
+        return BreakerCause.TIMEOUT
+    return BreakerCause.PROBE
 
 
-def record_transition(
-    runtime: Runtime, transition: Transition, *, cause: str, actor: str | None = None, session: Session | None = None
-) -> None:
-    """Write a transition as a row of ``circuit_breaker_events`` (logged, never raised, if it cannot).
+class TransitionLog:
+    """Writes each transition as a row of ``circuit_breaker_events`` and logs it (``breaker.transition``)."""
 
-    With ``session`` the row is added to the caller's transaction instead (an operator's action, audited
-    in that transaction), and it commits or fails with it.
-    """
-    row = CircuitBreakerEvent(
-        service=transition.service,
-        from_state=transition.from_state,
-        to_state=transition.to_state,
-        cause=cause,
-        calls=transition.calls,
-        failures=transition.failures,
-        actor=actor or _actor(),
-        at=utcnow(),
-    )
-    log_event(
-        "breaker.transition",
-        service=transition.service,
-        from_state=transition.from_state,
-        to_state=transition.to_state,
-        cause=cause,
-    )
-    if session is not None:
-        session.add(row)
-        return
-    try:
-        runtime.in_transaction(lambda s: s.add(row), patience=0)
-    except Exception as exc:
-        log_event("breaker.event_not_recorded", level=logging.WARNING, service=transition.service, error=str(exc))
+    def __init__(self, write: WriteOnce) -> None:
+        self.write = write
+
+    def record(
+        self, transition: Transition, *, cause: BreakerCause, actor: str | None = None, session: Session | None = None
+    ) -> None:
+        """Record a transition (logged, never raised, if it cannot be written).
+
+        With ``session`` the row is added to the caller's transaction instead (an operator's action,
+        audited in that transaction), and it commits or fails with it.
+        """
+        log_event(
+            "breaker.transition",
+            service=transition.service,
+            from_state=transition.from_state,
+            to_state=transition.to_state,
+            cause=cause,
+        )
+        at, who = utcnow(), actor or _actor()
+        if session is not None:
+            add_transition(session, transition, cause=cause, actor=who, at=at)
+            return
+        try:
+            self.write(lambda s: add_transition(s, transition, cause=cause, actor=who, at=at))
+        except (StorageUnavailable, SQLAlchemyError) as exc:
+            log_event("breaker.event_not_recorded", level=logging.WARNING, service=transition.service, error=str(exc))
 
 
 class Breakers:
     """The circuit breakers of one app (``runtime.breakers``)."""
 
-    def __init__(self, runtime: Runtime, config: BreakerConfig | None = None) -> None:
-        self.runtime = runtime
-        settings = runtime.settings
-        self.config = config or BreakerConfig(
-            failure_ratio=settings.breaker_failure_ratio,
-            window=settings.breaker_window,
-            min_calls=settings.breaker_min_calls,
-            open_seconds=settings.breaker_open_seconds,
-        )
+    def __init__(
+        self,
+        config: BreakerConfig,
+        *,
+        shared_redis: SharedRedis,
+        classify: Callable[[BaseException], Classification],
+        health: ServiceHealthRecorder,
+        transitions: TransitionLog,
+    ) -> None:
+        self.config = config
+        self.shared_redis = shared_redis
+        self.classify = classify
+        self.health = health
+        self.transitions = transitions
         self._lock = threading.Lock()
         self._local: dict[str, LocalBreaker] = {}
-        self._client: Any = None
         self._degraded: set[str] = set()
-
-    def _redis(self) -> Any | None:
-        url = self.runtime.settings.shared_state_url
-        if url is None:
-            return None
-        if self._client is None:
-            import redis
-
-            self._client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
-        return self._client
-
-    def client(self) -> Any:
-        """The Redis client breakers and budgets share.
-
-        Raises:
-            RuntimeError: no shared-state Redis (the broker is not Redis and ``redis_url`` is unset).
-        """
-        client = self._redis()
-        if client is None:
-            raise RuntimeError("no Redis: the broker is not Redis and FUNCTION_RUNNER_REDIS_URL is unset")
-        return client
 
     def shared(self, service: str) -> RedisBreaker | None:
         """The shared breaker of a service, or None without Redis."""
-        client = self._redis()
+        client = self.shared_redis.client()
         return RedisBreaker(service, self.config, client) if client is not None else None
 
     def local(self, service: str) -> LocalBreaker:
@@ -175,16 +165,16 @@ class Breakers:
         if shared is not None:
             try:
                 admission = shared.allow(token)
-            except Exception as exc:
+            except redis.RedisError as exc:
                 self._on_redis_error(service, exc)
             else:
                 self._on_redis_ok(service)
                 if admission.transition is not None:
-                    record_transition(self.runtime, admission.transition, cause="timeout")
+                    self.transitions.record(admission.transition, cause=BreakerCause.TIMEOUT)
                 return admission, False
         admission = self.local(service).allow(token)
         if admission.transition is not None:
-            record_transition(self.runtime, admission.transition, cause="local")
+            self.transitions.record(admission.transition, cause=BreakerCause.LOCAL)
         return admission, True
 
     def record(self, service: str, token: str, *, success: bool, local: bool) -> None:
@@ -194,17 +184,19 @@ class Breakers:
             shared = self.shared(service)
             try:
                 transition = shared.record(token, success=success) if shared is not None else None
-            except Exception as exc:
+            except redis.RedisError as exc:
                 self._on_redis_error(service, exc)
                 local = True
         if local:
             transition = self.local(service).record(token, success=success)
         if transition is not None:
-            record_transition(self.runtime, transition, cause=_cause(transition, local=local))
+            self.transitions.record(transition, cause=_cause(transition, local=local))
 
     @contextlib.contextmanager
     def guard(self, service: str) -> Iterator[None]:
-        """Make one call through the service's breaker.
+        """Make one call through the service's breaker. A call counts as a failure of the service when
+        its error is classified transient or resource; a validation or permanent error means the service
+        answered, and counts as a success.
 
         Raises:
             CircuitOpenError: the breaker refused the call (it was not made).
@@ -218,18 +210,18 @@ class Breakers:
             yield
         except Exception as exc:
             latency = (time.monotonic() - started) * 1000
-            found = self.runtime.classifier.classify(exc)
+            found = self.classify(exc)
             success = found.category not in (Category.TRANSIENT, Category.RESOURCE)
             self.record(service, token, success=success, local=local)
-            self.runtime.health.observe(service, latency_ms=latency, ok=success, classification=found)
+            self.health.observe(service, latency_ms=latency, ok=success, classification=found)
             raise
         self.record(service, token, success=True, local=local)
-        self.runtime.health.observe(service, latency_ms=(time.monotonic() - started) * 1000, ok=True)
+        self.health.observe(service, latency_ms=(time.monotonic() - started) * 1000, ok=True)
 
-    def reset(self, service: str, *, actor: str, session: Session | None = None) -> str:
+    def reset(self, service: str, *, actor: str, session: Session | None = None) -> BreakerState:
         """Close a service's breaker (an operator's reset), shared and local; the state it had.
 
-        With ``session`` the transition's row joins the caller's transaction (see :func:`record_transition`).
+        With ``session`` the transition's row joins the caller's transaction (see :meth:`TransitionLog.record`).
         """
         before = self.state(service)
         shared = self.shared(service)
@@ -237,12 +229,12 @@ class Breakers:
             shared.reset()
         with self._lock:
             self._local.pop(service, None)
-        record_transition(
-            self.runtime, Transition(service, before, "closed"), cause="reset", actor=actor, session=session
+        self.transitions.record(
+            Transition(service, before, BreakerState.CLOSED), cause=BreakerCause.RESET, actor=actor, session=session
         )
         return before
 
-    def force_open(self, service: str, *, seconds: float, actor: str, session: Session | None = None) -> str:
+    def force_open(self, service: str, *, seconds: float, actor: str, session: Session | None = None) -> BreakerState:
         """Open a service's breaker for ``seconds`` (an operator's decision), cluster-wide; the state it had.
 
         Raises:
@@ -253,17 +245,17 @@ class Breakers:
         if shared is None:
             raise RuntimeError("forcing a breaker open needs Redis (a Redis broker, or FUNCTION_RUNNER_REDIS_URL)")
         shared.force_open(seconds)
-        record_transition(
-            self.runtime, Transition(service, before, "open"), cause="forced_open", actor=actor, session=session
+        self.transitions.record(
+            Transition(service, before, BreakerState.OPEN), cause=BreakerCause.FORCED_OPEN, actor=actor, session=session
         )
         return before
 
-    def state(self, service: str) -> str:
-        """The shared state of a service's breaker (the local one without Redis)."""
+    def state(self, service: str) -> BreakerState:
+        """The shared state of a service's breaker (the local one without Redis, or while it does not answer)."""
         shared = self.shared(service)
         if shared is not None:
             try:
                 return shared.state()
-            except Exception:
+            except redis.RedisError:
                 pass
         return self.local(service).state

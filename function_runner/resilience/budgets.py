@@ -17,12 +17,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import redis
 
 from function_runner.events import log_event
-
-if TYPE_CHECKING:
-    from function_runner.runtime import Runtime
+from function_runner.resilience.shared_redis import SharedRedis
 
 __all__ = ["BudgetConfig", "RetryBudgets"]
 
@@ -46,8 +46,10 @@ return tostring(tokens)
 class RetryBudgets:
     """The retry budgets of one app (``runtime.budgets``)."""
 
-    def __init__(self, runtime: Runtime, config: BudgetConfig | None = None, *, prefix: str = "fr:budget:") -> None:
-        self.runtime = runtime
+    def __init__(
+        self, shared_redis: SharedRedis, config: BudgetConfig | None = None, *, prefix: str = "fr:budget:"
+    ) -> None:
+        self.shared_redis = shared_redis
         self.config = config or BudgetConfig()
         self.prefix = prefix
         self._lock = threading.Lock()
@@ -55,12 +57,13 @@ class RetryBudgets:
         self._script: Any = None
 
     def _change(self, service: str, delta: float) -> float:
-        if self.runtime.settings.shared_state_url is not None:
+        client = self.shared_redis.client()
+        if client is not None:
             try:
                 if self._script is None:
-                    self._script = self.runtime.breakers.client().register_script(_CHANGE)
+                    self._script = client.register_script(_CHANGE)
                 return float(self._script(keys=[self.prefix + service], args=[delta, self.config.max_tokens]))
-            except Exception as exc:
+            except redis.RedisError as exc:
                 log_event("budget.degraded", level=logging.WARNING, service=service, error=type(exc).__name__)
         with self._lock:
             tokens = self._local.get(service, self.config.max_tokens)

@@ -2,28 +2,31 @@
 counted per service and minute, with a latency histogram, and every failed call is kept with its
 classification. Each process buffers what it saw and writes it at most every ``flush_every`` seconds
 (one short transaction: rows of ``ai_service_health`` and ``ai_service_errors``), so a call costs no
-database round trip of its own. The histograms of several processes add up exactly; the percentiles
-are read from the merged histogram (the upper bound of the bucket they fall in). What a process had not
-written yet when it died is lost: this is telemetry, not the system of record of failures.
+database round trip of its own. What a process had not written yet when it died is lost: this is
+telemetry, not the system of record of failures.
 """
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import logging
 import os
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from error_handling.classification import Classification
-from error_handling.persistence.models import ServiceError, ServiceHealth, utcnow
+from error_handling.exceptions import StorageUnavailable
+from error_handling.persistence.models import utcnow
+from error_handling.persistence.service_health import CallCounts, FailedCall, add_health
 from function_runner.events import log_event
 
 if TYPE_CHECKING:
-    from function_runner.runtime import Runtime
+    from sqlalchemy.orm import Session
 
 __all__ = ["HISTOGRAM_BOUNDS_MS", "ServiceHealthRecorder", "bucket_of"]
 
@@ -57,14 +60,27 @@ def bucket_of(latency_ms: float) -> int:
 
 
 class ServiceHealthRecorder:
-    """Buffers the calls this process made and writes them every ``flush_every`` seconds."""
+    """Buffers the calls this process made and writes them every ``flush_every`` seconds.
 
-    def __init__(self, runtime: Runtime, *, flush_every: float = 10.0) -> None:
-        self.runtime = runtime
+    Args:
+        redact: hides secrets in a failed call's message.
+        write: runs work in one transaction, once (no retry).
+        flush_every: seconds between two writes.
+    """
+
+    def __init__(
+        self,
+        *,
+        redact: Callable[[str], str],
+        write: Callable[[Callable[[Session], None]], None],
+        flush_every: float = 10.0,
+    ) -> None:
+        self.redact = redact
+        self.write = write
         self.flush_every = flush_every
         self._lock = threading.Lock()
-        self._counts: dict[tuple[str, dt.datetime], list[Any]] = {}  # -> [calls, failures, Counter]
-        self._errors: list[ServiceError] = []
+        self._counts: dict[tuple[str, dt.datetime], CallCounts] = {}
+        self._errors: list[FailedCall] = []
         self._last_flush = time.monotonic()
         self.actor = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -75,18 +91,19 @@ class ServiceHealthRecorder:
         now = utcnow()
         minute = now.replace(second=0, microsecond=0)
         with self._lock:
-            entry = self._counts.setdefault((service, minute), [0, 0, collections.Counter()])
-            entry[0] += 1
-            entry[1] += 0 if ok else 1
-            entry[2][str(bucket_of(latency_ms))] += 1
+            entry = self._counts.setdefault((service, minute), CallCounts())
+            entry.calls += 1
+            entry.failures += 0 if ok else 1
+            bucket = str(bucket_of(latency_ms))
+            entry.histogram[bucket] = entry.histogram.get(bucket, 0) + 1
             if not ok and classification is not None and len(self._errors) < MAX_BUFFERED_ERRORS:
                 self._errors.append(
-                    ServiceError(
+                    FailedCall(
                         service=service,
                         category=classification.category.value,
                         reason=classification.reason,
                         status_code=classification.status_code,
-                        message=self.runtime.redactor.redact_text(classification.message)[:2000],
+                        message=self.redact(classification.message)[:2000],
                         latency_ms=latency_ms,
                         at=now,
                     )
@@ -103,13 +120,7 @@ class ServiceHealthRecorder:
             self._last_flush = time.monotonic()
         if not counts and not errors:
             return
-        rows = [
-            ServiceHealth(
-                service=service, minute=minute, actor=self.actor, calls=c, failures=f, latency_histogram=dict(h)
-            )
-            for (service, minute), (c, f, h) in counts.items()
-        ]
         try:
-            self.runtime.in_transaction(lambda s: s.add_all([*rows, *errors]), patience=0)
-        except Exception as exc:
+            self.write(lambda s: add_health(s, counts=counts, errors=errors, actor=self.actor))
+        except (StorageUnavailable, SQLAlchemyError) as exc:
             log_event("service_health.not_written", level=logging.WARNING, error=type(exc).__name__)

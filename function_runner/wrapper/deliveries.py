@@ -211,7 +211,7 @@ class RecoverableRequest(RedactingRequest):
 
 def _counter(runtime: Runtime) -> Any | None:
     try:
-        return runtime.breakers.client()
+        return runtime.shared_redis.require()
     except RuntimeError:
         return None
 

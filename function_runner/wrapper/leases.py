@@ -14,8 +14,8 @@ from collections.abc import Iterator, Mapping
 
 from error_handling.categories import Reason
 from error_handling.exceptions import ResourceError
-from function_runner import gates
 from function_runner.events import log_event
+from function_runner.gates.leases import holder_of
 from function_runner.wrapper.execution import Execution
 
 __all__ = ["holding_gates"]
@@ -33,7 +33,7 @@ def holding_gates(execution: Execution, resources: Mapping[str, int]) -> Iterato
         yield
         return
     runtime = execution.runtime
-    holder = gates.holder_of(execution.task_id, execution.attempt)
+    holder = holder_of(execution.task_id, execution.attempt)
     store = runtime.lease_store
     held: list[str] = []
     try:

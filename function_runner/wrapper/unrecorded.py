@@ -140,7 +140,7 @@ def _decode_kept(text: str | bytes) -> Kept:
 
 def _client(runtime: Runtime) -> Any | None:
     try:
-        return runtime.breakers.client()
+        return runtime.shared_redis.require()
     except RuntimeError:  # no Redis
         return None
 

@@ -227,15 +227,14 @@ def _ask(url: str, prompt: str) -> str:
 @app.task(base=RecoverableTask, bind=True, name="e2e.chat")
 def chat(self: RecoverableTask, prompt: str, urls: list[str], degraded: bool = False) -> dict[str, Any]:
     """Asks the providers at ``urls`` in order through a fallback chain (each named ``p<i>``)."""
-    from function_runner.resilience.fallbacks import FallbackChain, Provider
+    from function_runner.resilience.fallbacks import Provider
     from function_runner.runtime import runtime_for
 
     started(self)
     providers = [Provider(f"e2e-p{i}", lambda p, url=url: _ask(url, p)) for i, url in enumerate(urls)]
-    chain = FallbackChain(
+    chain = runtime_for(app).fallbacks.chain(
         "e2e-chat",
         providers,
-        runtime=runtime_for(app),
         degraded=(lambda p: f"cached answer to {p}") if degraded else None,
     )
     answer = chain.call(prompt)

@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from error_handling.sealing import generate_key
-from function_runner.resilience.fallbacks import AllProvidersFailed, FallbackChain, Provider
+from function_runner.resilience.fallbacks import AllProvidersFailed, Provider
 from function_runner.runtime import Runtime
 from function_runner.settings import Settings
 from tests.support.fake_provider import FakeProvider
@@ -40,7 +40,7 @@ def test_a_429_moves_the_call_to_the_next_provider_and_cools_the_first_until_its
 ) -> None:
     first, second = rate_limited("30"), FakeProvider(200, {"answer": "from b"})
     providers += [first, second]
-    chain = FallbackChain("chat", [Provider("fake-a", first.ask), Provider("fake-b", second.ask)], runtime=runtime)
+    chain = runtime.fallbacks.chain("chat", [Provider("fake-a", first.ask), Provider("fake-b", second.ask)])
 
     result = chain.call("hello")
     assert (result.value, result.provider, result.degraded) == ("from b", "fake-b", False)
@@ -55,7 +55,7 @@ def test_the_first_provider_is_called_again_once_its_hint_passed(
 ) -> None:
     first, second = rate_limited("1"), FakeProvider(200, {"answer": "b"})
     providers += [first, second]
-    chain = FallbackChain("chat", [Provider("fake-c", first.ask), Provider("fake-d", second.ask)], runtime=runtime)
+    chain = runtime.fallbacks.chain("chat", [Provider("fake-c", first.ask), Provider("fake-d", second.ask)])
     chain.call("x")
     first.status, first.body, first.headers = 200, {"answer": "a"}, {}  # it recovers
     wait_until(lambda: chain.call("y").provider == "fake-c", timeout=10, what="the first provider to be used again")
@@ -71,17 +71,17 @@ def test_a_validation_error_does_not_move_on_and_the_degraded_result_ends_the_ch
     down = FakeProvider(503, {"error": {"message": "overloaded", "type": "server_error"}})
     spare = FakeProvider(200, {"answer": "spare"})
     providers += [invalid, down, spare]
-    chain = FallbackChain("chat", [Provider("fake-e", invalid.ask), Provider("fake-f", spare.ask)], runtime=runtime)
+    chain = runtime.fallbacks.chain("chat", [Provider("fake-e", invalid.ask), Provider("fake-f", spare.ask)])
     with pytest.raises(httpx.HTTPStatusError):
         chain.call("bad request")
     assert spare.calls == 0
 
-    cached = FallbackChain(
-        "chat", [Provider("fake-g", down.ask)], runtime=runtime, degraded=lambda prompt: f"cached answer to {prompt}"
+    cached = runtime.fallbacks.chain(
+        "chat", [Provider("fake-g", down.ask)], degraded=lambda prompt: f"cached answer to {prompt}"
     )
     result = cached.call("q")
     assert (result.value, result.provider, result.degraded) == ("cached answer to q", None, True)
-    bare = FallbackChain("chat", [Provider("fake-h", down.ask)], runtime=runtime)
+    bare = runtime.fallbacks.chain("chat", [Provider("fake-h", down.ask)])
     with pytest.raises(AllProvidersFailed) as failed:
         bare.call("q")
     assert "fake-h: service_unavailable" in str(failed.value)
@@ -91,7 +91,6 @@ def test_a_chain_declared_in_the_settings(
     pg_url: str, redis_url: str, tmp_path: Path, providers: list[FakeProvider]
 ) -> None:
     from error_handling.exceptions import ConfigurationError
-    from function_runner.resilience.fallbacks import chain_from_settings
 
     down, up = rate_limited("5"), FakeProvider(200, {"answer": "second"})
     providers += [down, up]
@@ -104,10 +103,10 @@ def test_a_chain_declared_in_the_settings(
     )
     runtime = Runtime(settings)
     registered = {"fake-x": down.ask, "fake-y": up.ask}
-    chat = chain_from_settings(runtime, "chat", providers=registered, degraded={"cache": lambda p: "cached"})
+    chat = runtime.fallbacks.from_settings("chat", providers=registered, degraded={"cache": lambda p: "cached"})
     assert chat.call("q").provider == "fake-y"
     with pytest.raises(ConfigurationError, match="last link"):
-        chain_from_settings(runtime, "broken", providers=registered, degraded={"cache": lambda p: "cached"})
+        runtime.fallbacks.from_settings("broken", providers=registered, degraded={"cache": lambda p: "cached"})
     with pytest.raises(ConfigurationError, match="no fallback chain"):
-        chain_from_settings(runtime, "search", providers=registered)
+        runtime.fallbacks.from_settings("search", providers=registered)
     runtime.close()

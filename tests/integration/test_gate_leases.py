@@ -11,19 +11,18 @@ from pathlib import Path
 import pytest
 import redis as redis_lib
 
+from error_handling.exceptions import ConfigurationError
 from error_handling.persistence.db import make_engine, make_sessionmaker
 from function_runner.gates import (
     CallableProbe,
     DiskFree,
     Gate,
     GpuMemoryFree,
-    LeaseStore,
     MemoryAvailable,
     PostgresConnections,
     ProbeResult,
-    RedisLeaseStore,
-    SqlLeaseStore,
 )
+from function_runner.gates.leases import LeaseStore, RedisLeaseStore, SqlLeaseStore
 from function_runner.migrate import upgrade
 from tests.support.waiting import wait_until
 
@@ -95,7 +94,7 @@ def test_a_probe_that_raises_says_unavailable_with_the_error_redacted() -> None:
     assert result is not None and not result.available
     assert "OSError" in result.detail and "hunter2secret" not in result.detail
     assert Gate("slot", capacity=1).check() is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigurationError, match="capacity"):
         Gate("slot", capacity=0)
 
 

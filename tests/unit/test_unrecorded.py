@@ -62,7 +62,7 @@ def runtime_with(client: Any) -> Any:
     def no_redis() -> Any:
         raise RuntimeError("no Redis")
 
-    return SimpleNamespace(breakers=SimpleNamespace(client=(lambda: client) if client is not None else no_redis))
+    return SimpleNamespace(shared_redis=SimpleNamespace(require=(lambda: client) if client is not None else no_redis))
 
 
 def test_a_report_survives_its_json_form_whole() -> None:

@@ -458,7 +458,7 @@ def test_refusals_are_counted_apart_from_losses(redis_url: str) -> None:
     from function_runner.wrapper import deliveries
 
     client = redis_lib.Redis.from_url(redis_url)
-    runtime: Any = SimpleNamespace(breakers=SimpleNamespace(client=lambda: client))
+    runtime: Any = SimpleNamespace(shared_redis=SimpleNamespace(require=lambda: client))
     assert [deliveries.count_refusal(runtime, "t-1", 1) for _ in range(3)] == [1, 2, 3]
     assert deliveries.count_redelivery(runtime, "t-1", 1, SimpleNamespace(headers={})) == 0  # no losses
     assert deliveries.count_refusal(runtime, "t-1", 2) == 1
@@ -472,7 +472,7 @@ def test_without_redis_nothing_counts_refusals() -> None:
     def no_redis() -> Any:
         raise RuntimeError("no Redis")
 
-    runtime: Any = SimpleNamespace(breakers=SimpleNamespace(client=no_redis))
+    runtime: Any = SimpleNamespace(shared_redis=SimpleNamespace(require=no_redis))
     assert deliveries.count_refusal(runtime, "t", 1) is None  # the caller dead-letters: no second chance
 
 
