@@ -14,8 +14,8 @@ What is measured:
   same time in one process in one transaction (:mod:`function_runner.group_commit`): committed
   ``fr_failed_attempts`` rows per second, from the first message taken to the last row. Goal:
   >= 5,000 rows/s.
-- **the recording layer alone**: what the wrapper does for each failure (``Runtime.failures.submit``:
-  the group commit running :func:`function_runner.failures.record_batch`, the failed attempts with
+- **the recording layer alone**: what the wrapper does for each failure (``group_commit(runtime).submit``:
+  the group commit running :func:`function_runner.wrapper.failures.record_batch`, the failed attempts with
   their decisions and the compensation update of terminal outcomes), called in a loop by
   ``--threads`` threads of this process, each thread one failure at a time, as the threads of a
   worker's pool, on reports built beforehand the way the wrapper builds them (classified, traceback
@@ -68,6 +68,7 @@ from error_handling.policy import RecoveryPolicy
 from error_handling.sealing import seal_secrets
 from function_runner.runtime import Runtime, runtime_for
 from function_runner.wrapper.failures import FailureToRecord
+from function_runner.wrapper.record import group_commit
 
 GOAL = 5_000.0
 #: Retries scheduled by transient failures are due in an hour (nothing is dispatched during the run).
@@ -161,10 +162,10 @@ def build_report(runtime: Runtime, kind: str, task_name: str) -> FailureReport:
 
 def record_one(runtime: Runtime, report: FailureReport, policy: RecoveryPolicy) -> None:
     """What the wrapper does for one failure (``RecoverableTask._conclude``): hand it to the process's
-    group commit (:attr:`Runtime.failures`), which records it, with the failures other threads hand in
+    group commit (:func:`function_runner.wrapper.record.group_commit`), which records it, with the failures other threads hand in
     meanwhile, in one transaction (the failed attempt with its decision, and for a terminal outcome
     the saga's compensation steps made pending), and returns once that transaction has committed."""
-    runtime.failures.submit(FailureToRecord(report=report, policy=policy, saga_id=report.task_id))
+    group_commit(runtime).submit(FailureToRecord(report=report, policy=policy, saga_id=report.task_id))
 
 
 def insert_one(runtime: Runtime, report: FailureReport, policy: RecoveryPolicy) -> None:

@@ -11,11 +11,11 @@ from error_handling.classification import Rule
 from error_handling.policy import RecoveryPolicy
 from function_runner import keys
 from function_runner.broker import queues
-from function_runner.compensation.compensator import register_compensator
 from function_runner.gates import Gate
 from function_runner.runtime import APP_ATTRIBUTE, Runtime
 from function_runner.settings import Settings
 from function_runner.wrapper.celery_view import install_publish_hook
+from function_runner.wrapper.compensator import register_compensator
 
 #: The queue create_app declares on RabbitMQ (Celery's default name).
 DEFAULT_QUEUE = "celery"

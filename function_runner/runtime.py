@@ -21,7 +21,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -43,8 +43,6 @@ from function_runner.resilience.fallbacks import Fallbacks
 from function_runner.resilience.service_health import ServiceHealthRecorder
 from function_runner.resilience.shared_redis import SharedRedis
 from function_runner.settings import Settings
-from function_runner.wrapper.failures import FailureRecorded, FailureToRecord, record_batch
-from function_runner.wrapper.group_commit import GroupCommit
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -80,8 +78,7 @@ class Runtime:
         self._pid: int | None = None
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
-        self._failures: GroupCommit[FailureToRecord, FailureRecorded] | None = None
-        self._failures_pid: int | None = None
+        self._per_process: dict[str, tuple[int, Any]] = {}
         self._lease_store: LeaseStore | None = None
         self._renewer: LeaseRenewer | None = None
         #: The one client of the shared-state Redis (``redis_url``, or a Redis broker), if there is one.
@@ -134,19 +131,20 @@ class Runtime:
             self._renewer = LeaseRenewer(self.lease_store, self.settings.gate_lease_seconds)
         return self._renewer
 
-    @property
-    def failures(self) -> GroupCommit[FailureToRecord, FailureRecorded]:
-        """Records the failed executions of this process's tasks, those that fail at the same time in
-        one transaction (see :mod:`function_runner.wrapper.group_commit`), retrying while the database is
-        unavailable (:meth:`in_transaction`)."""
+    def per_process(self, key: str, make: Callable[[], T]) -> T:
+        """The value ``make()`` returned for ``key`` in this process, made on first use and again in a
+        forked child (a pool process must not share its parent's threads or connections). The wrapper
+        keeps its group commit here, so the runtime does not need to know it."""
         pid = os.getpid()
-        if self._failures is not None and self._failures_pid == pid:
-            return self._failures
+        found = self._per_process.get(key)
+        if found is not None and found[0] == pid:
+            return cast(T, found[1])
         with self._lock:
-            if self._failures is None or self._failures_pid != pid:
-                self._failures = GroupCommit(lambda items: self.in_transaction(lambda s: record_batch(s, items)))
-                self._failures_pid = pid
-            return self._failures
+            found = self._per_process.get(key)
+            if found is None or found[0] != pid:
+                found = (pid, make())
+                self._per_process[key] = found
+            return cast(T, found[1])
 
     @property
     def engine(self) -> Engine:

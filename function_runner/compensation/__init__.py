@@ -5,7 +5,8 @@ outcome is recorded.
 - :mod:`~function_runner.compensation.recorder`: recording steps (``self.compensation``,
   ``record_operation``), ``CompensateOn``, ``UndoKind``;
 - :mod:`~function_runner.compensation.publish`: starting a saga's compensation;
-- :mod:`~function_runner.compensation.compensator`: the compensate task that runs the undos.
+- the compensate task that runs the undos is a :class:`~function_runner.wrapper.task.RecoverableTask`
+  subclass, :mod:`~function_runner.wrapper.compensator` (the wrapper uses this package, not the reverse).
 
 The steps are rows of ``fr_compensation_steps`` (:mod:`error_handling.persistence.compensation`).
 """

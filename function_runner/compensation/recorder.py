@@ -22,19 +22,18 @@ import contextlib
 import contextvars
 import enum
 import importlib
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 from celery.canvas import Signature
 
 from error_handling.persistence.compensation import record_step
 from error_handling.persistence.models import utcnow
-from error_handling.sealing import seal_secrets
 from function_runner.events import log_event
 
 if TYPE_CHECKING:
-    from function_runner.runtime import Runtime
-    from function_runner.wrapper.task import RecoverableTask
+    from celery.app.task import Context
+    from sqlalchemy.orm import Session
 
 __all__ = ["CompensateOn", "Recorder", "UndoKind", "record_operation", "recording", "undo_reference"]
 
@@ -94,12 +93,35 @@ def undo_reference(undo: Any) -> tuple[UndoKind, Any]:
     return UndoKind.CALLABLE, {"path": f"{module}:{qualname}"}
 
 
-class Recorder:
-    """Records the compensation steps of one execution of a task (``task.compensation``)."""
+class RecordingTask(Protocol):
+    """What a recorder reads of the running task (a :class:`~function_runner.wrapper.task.RecoverableTask`)."""
 
-    def __init__(self, task: RecoverableTask, runtime: Runtime) -> None:
+    name: str
+
+    @property
+    def request(self) -> Context: ...
+
+    @property
+    def attempt(self) -> int: ...
+
+
+class Recorder:
+    """Records the compensation steps of one execution of a task (``task.compensation``).
+
+    ``seal`` makes a value storable (secrets redacted and sealed); ``in_transaction`` runs a unit of work
+    in one transaction (the runtime's, retried while the database is briefly away).
+    """
+
+    def __init__(
+        self,
+        task: RecordingTask,
+        *,
+        seal: Callable[[Any], Any],
+        in_transaction: Callable[[Callable[[Session], Any]], Any],
+    ) -> None:
         self.task = task
-        self.runtime = runtime
+        self._seal = seal
+        self._in_transaction = in_transaction
 
     @property
     def saga_id(self) -> str:
@@ -118,15 +140,10 @@ class Recorder:
             StorageUnavailable: the database could not be reached.
         """
         kind, reference = undo_reference(undo)
-        runtime = self.runtime
-
-        def seal(value: Any) -> Any:
-            return seal_secrets(value, redactor=runtime.redactor, sealer=runtime.sealer)
-
         request = self.task.request
-        sealed_data, sealed_undo = seal(data), seal(reference)
+        sealed_data, sealed_undo = self._seal(data), self._seal(reference)
         now = utcnow()
-        step = runtime.in_transaction(
+        step = self._in_transaction(
             lambda s: (
                 record_step(
                     s,

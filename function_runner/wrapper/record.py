@@ -8,6 +8,7 @@ and the message given back: its redelivery records the kept report instead of ru
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from celery.exceptions import Reject
 
@@ -18,9 +19,23 @@ from error_handling.policy import max_attempts
 from function_runner.events import log_event
 from function_runner.wrapper import outcome, unrecorded
 from function_runner.wrapper.execution import Execution
-from function_runner.wrapper.failures import FailureRecorded, FailureToRecord
+from function_runner.wrapper.failures import FailureRecorded, FailureToRecord, record_batch
+from function_runner.wrapper.group_commit import GroupCommit
 
-__all__ = ["record", "record_success"]
+if TYPE_CHECKING:
+    from function_runner.runtime import Runtime
+
+__all__ = ["group_commit", "record", "record_success"]
+
+
+def group_commit(runtime: Runtime) -> GroupCommit[FailureToRecord, FailureRecorded]:
+    """This process's group commit for ``runtime``: the failed executions of its tasks that fail at the
+    same time are recorded in one transaction, retried while the database is unavailable
+    (:meth:`~function_runner.runtime.Runtime.in_transaction`)."""
+    return runtime.per_process(
+        "wrapper.group_commit",
+        lambda: GroupCommit(lambda items: runtime.in_transaction(lambda s: record_batch(s, items))),
+    )
 
 
 def record(execution: Execution, item: FailureToRecord, *, keep: bool = True) -> FailureRecorded:
@@ -35,7 +50,7 @@ def record(execution: Execution, item: FailureToRecord, *, keep: bool = True) ->
     """
     report = item.report
     try:
-        recorded = execution.runtime.failures.submit(item)
+        recorded = group_commit(execution.runtime).submit(item)
     except StorageUnavailable as exc:
         if keep:
             unrecorded.keep(execution.runtime, report, token=execution.token)

@@ -29,9 +29,10 @@ from error_handling.exceptions import StorageUnavailable
 from error_handling.persistence import reports
 from error_handling.persistence.models import utcnow
 from error_handling.policy import RecoveryPolicy
+from error_handling.sealing import seal_secrets
 from function_runner.compensation.publish import publish_compensation
 from function_runner.compensation.recorder import CompensateOn, Recorder, recording
-from function_runner.runtime import runtime_for
+from function_runner.runtime import Runtime, runtime_for
 from function_runner.wrapper import claim, guards, leases, outcome, payload, poison, refusals, start_marks, unrecorded
 from function_runner.wrapper import logs as _logs  # noqa: F401  (redacts Celery's log lines in workers)
 from function_runner.wrapper.classify import classify, policy_of
@@ -87,7 +88,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
     @property
     def compensation(self) -> Recorder:
         """Records this execution's compensation steps: ``self.compensation.record_operation(...)``."""
-        return Recorder(self, runtime_for(self.app))
+        return _recorder(self, runtime_for(self.app))
 
     @property
     def attempt(self) -> int:
@@ -148,7 +149,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
         runtime = execution.runtime
         try:
             with (
-                recording(Recorder(self, runtime)),
+                recording(_recorder(self, runtime)),
                 leases.holding_gates(execution, self.resources),
                 guards.breaker_guard(runtime, self.breaker),
             ):
@@ -254,3 +255,12 @@ def task(*args: Any, **options: Any) -> Any:
     """
     options.setdefault("base", RecoverableTask)
     return shared_task(*args, **options)
+
+
+def _recorder(task: RecoverableTask, runtime: Runtime) -> Recorder:
+    """The compensation recorder of ``task``'s current execution, sealing and writing through ``runtime``."""
+    return Recorder(
+        task,
+        seal=lambda value: seal_secrets(value, redactor=runtime.redactor, sealer=runtime.sealer),
+        in_transaction=runtime.in_transaction,
+    )
