@@ -213,7 +213,8 @@ def replay_command(
     as_json: JsonOption = False,
 ) -> None:
     """Publish a dead letter again as a new task linked to it."""
-    from function_runner.replay import InvalidReplayEdit, preview_replay, replay_dead_letter
+    from function_runner.replay.errors import InvalidReplayEdit
+    from function_runner.replay.single import preview_replay, replay_dead_letter
     from function_runner.runtime import runtime_for
 
     new_args = _json_option("--args", args, list)

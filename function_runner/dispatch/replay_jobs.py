@@ -26,25 +26,29 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import enum
 import functools
 import json
 import logging
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
+import redis
 import sqlalchemy as sa
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerError
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from error_handling.exceptions import StorageUnavailable
 from error_handling.persistence import replay_jobs
-from error_handling.persistence.models import ReplayJobRecord, ReplayJobStatus, TaskRecord, utcnow
-from error_handling.sealing import SealedValueError
+from error_handling.persistence.models import ReplayJobStatus, TaskRecord, utcnow
+from error_handling.sealing import SealedValueError, Sealer
+from function_runner.broker.publish import send_task
+from function_runner.dispatch.role import InTransaction, Role
 from function_runner.events import log_event
-from function_runner.replay import ReplayMessage, build_message
-from function_runner.runtime import Runtime
+from function_runner.replay.message import ReplayMessage, build_message
 
 __all__ = ["BatchResult", "BulkReplayer", "batch_limit", "next_batch_at"]
 
@@ -52,6 +56,32 @@ __all__ = ["BatchResult", "BulkReplayer", "batch_limit", "next_batch_at"]
 _LOCK_NAMESPACE = 0x6652
 #: The longest pause between two batches, in seconds (a day), however low the rate.
 MAX_PACING = 86_400.0
+
+
+class LetterAction(enum.Enum):
+    """What a batch does with one dead letter of its job."""
+
+    #: Publish its replay.
+    PUBLISH = "publish"
+    #: Count it skipped: its payload could not be stored faithfully, so it is not replayable as it is.
+    SKIP = "skipped"
+    #: Count it failed: its secrets cannot be opened with the configured keys.
+    FAIL = "failed"
+
+
+#: One dead letter of a batch: its id, its replay's task id, its message (to publish) and what to do.
+_Item = tuple[int, str, "ReplayMessage | None", LetterAction]
+
+
+@dataclasses.dataclass
+class _Plan:
+    """A batch as its first transaction claimed it."""
+
+    recovering: bool
+    rate: float | None
+    exhausted: bool
+    done: bool
+    items: list[_Item] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -81,14 +111,45 @@ def next_batch_at(start: dt.datetime, published: int, rate_per_second: float | N
     return start + dt.timedelta(seconds=min(published / rate_per_second, MAX_PACING))
 
 
-class BulkReplayer:
-    """Processes replay jobs of one database, publishing through one Celery app."""
+class BulkReplayer(Role):
+    """Processes replay jobs of one database, publishing through one Celery app (the replay jobs role).
 
-    def __init__(self, app: Celery, runtime: Runtime, *, batch_size: int, interval: float) -> None:
+    Args:
+        app: publishes the replays (its broker and routing).
+        in_transaction: runs work in a transaction of the database.
+        engine: the database's engine (Postgres: the job locks are session-level advisory locks).
+        sealer: opens the dead letters' sealed secrets.
+        batch_size: messages per batch at most.
+        pass_interval: seconds between two passes of the dispatcher (a rate-limited batch holds at most
+            ``ceil(rate * pass_interval)`` messages).
+    """
+
+    name = "replay_jobs"
+    failed_event = "dispatcher.replay_failed"  # a job that cannot progress must not stop the due runs
+    failed_level = logging.ERROR
+    broker_errors: ClassVar[tuple[type[BaseException], ...]] = (BrokerError, ConnectionError)
+
+    def __init__(
+        self,
+        app: Celery,
+        *,
+        in_transaction: InTransaction,
+        engine: Engine,
+        sealer: Sealer,
+        batch_size: int,
+        pass_interval: float,
+    ) -> None:
         self.app = app
-        self.runtime = runtime
+        self.in_transaction = in_transaction
+        self.engine = engine
+        self.sealer = sealer
         self.batch_size = batch_size
-        self.interval = interval
+        self.pass_interval = pass_interval
+
+    def run_once(self) -> bool:
+        """One batch of one job; busy while the job has more."""
+        batch = self.process_batch()
+        return batch is not None and not batch.done
 
     def process_batch(self, *, now: dt.datetime | None = None) -> BatchResult | None:
         """Process one batch of the oldest due job this dispatcher can lock. None when there was none.
@@ -102,7 +163,7 @@ class BulkReplayer:
             kombu OperationalError / ConnectionError: the broker failed (the batch is resumed later).
         """
         start = now or utcnow()
-        candidates = self.runtime.in_transaction(lambda s: replay_jobs.due_job_ids(s, now=start), patience=0)
+        candidates = self.in_transaction(lambda s: replay_jobs.due_job_ids(s, now=start), patience=0)
         for job_id in candidates:
             with self._job_lock(job_id) as held:
                 if held:
@@ -110,9 +171,9 @@ class BulkReplayer:
                         return self._batch(job_id, start)
                     except (StorageUnavailable, BrokerError, ConnectionError, OSError):
                         raise  # the batch is resumed once the database or the broker is back
-                    except Exception as exc:  # it would fail again at every pass: stop the job, say why
+                    except Exception as exc:
                         error = f"{type(exc).__name__}: {exc}"
-                        self.runtime.in_transaction(
+                        self.in_transaction(
                             functools.partial(replay_jobs.fail_job, job_id=job_id, error=error, now=utcnow()),
                             patience=0,
                         )
@@ -122,7 +183,7 @@ class BulkReplayer:
 
     @contextlib.contextmanager
     def _job_lock(self, job_id: int) -> Iterator[bool]:
-        engine = self.runtime.engine
+        engine = self.engine
         if engine.dialect.name != "postgresql":
             yield True
             return
@@ -148,59 +209,43 @@ class BulkReplayer:
         finally:
             connection.close()
 
-    def _batch(self, job_id: int, start: dt.datetime) -> BatchResult | None:
-        sealer = self.runtime.sealer
-        result = BatchResult(job_id=job_id)
-
-        def begin(
-            session: Session,
-        ) -> tuple[list[tuple[int, str, ReplayMessage | None, str]], bool, float | None, bool]:
-            job = replay_jobs.lock_job(session, job_id=job_id)
-            if job is None or not replay_jobs.has_work(job):
-                return [], False, None, False
-            limit = batch_limit(self.batch_size, job.rate_per_second, self.interval)
-            plan = replay_jobs.begin_batch(session, job=job, limit=limit, now=start)
-            if job.status is ReplayJobStatus.DONE:
-                result.done = True
-                log_event("replay_job.done", job=job.id, published=job.published, skipped=job.skipped)
-            items: list[tuple[int, str, ReplayMessage | None, str]] = []
-            for letter in plan.letters:
-                task_id = replay_jobs.replay_task_id(job.id, letter.id)
-                if not letter.replayable:
-                    items.append((letter.id, task_id, None, "skipped"))
-                    continue
-                try:
-                    message = build_message(letter, sealer=sealer)
-                except SealedValueError:
-                    items.append((letter.id, task_id, None, "failed"))
-                    continue
-                items.append((letter.id, task_id, message, "publish"))
-            exhausted = not plan.recovering and len(plan.letters) < limit  # this batch is the last one
-            return items, plan.recovering, job.rate_per_second, exhausted
-
-        items, recovering, rate, exhausted = self.runtime.in_transaction(begin, patience=0)
-        if result.done:
-            return result
-        if not items and not recovering:
-            return None  # locked by another transaction, or no longer active
-        already = (
-            self._already_published([(t, m) for _, t, m, what in items if what == "publish"]) if recovering else set()
+    def _plan(self, session: Session, job_id: int, start: dt.datetime) -> _Plan | None:
+        """Lock the job and claim its next batch (the first transaction); None when it has no work."""
+        job = replay_jobs.lock_job(session, job_id=job_id)
+        if job is None or not replay_jobs.has_work(job):
+            return None
+        limit = batch_limit(self.batch_size, job.rate_per_second, self.pass_interval)
+        claimed = replay_jobs.begin_batch(session, job=job, limit=limit, now=start)
+        plan = _Plan(
+            recovering=claimed.recovering,
+            rate=job.rate_per_second,
+            exhausted=not claimed.recovering and len(claimed.letters) < limit,  # this batch is the last one
+            done=job.status is ReplayJobStatus.DONE,
         )
-        published: dict[int, str] = {}
-        with self.app.producer_or_acquire() as producer:
-            for letter_id, task_id, message, what in items:
-                if what == "skipped":
-                    result.skipped += 1
-                elif what == "failed":
-                    result.failed += 1
-                else:
-                    assert message is not None
-                    if task_id in already:
-                        result.recovered += 1
-                    else:
-                        self._publish(message, task_id, producer)
-                    published[letter_id] = task_id
-        result.published = len(published)
+        if plan.done:
+            log_event("replay_job.done", job=job.id, published=job.published, skipped=job.skipped)
+        for letter in claimed.letters:
+            task_id = replay_jobs.replay_task_id(job.id, letter.id)
+            if not letter.replayable:
+                plan.items.append((letter.id, task_id, None, LetterAction.SKIP))
+                continue
+            try:
+                message = build_message(letter, sealer=self.sealer)
+            except SealedValueError:
+                plan.items.append((letter.id, task_id, None, LetterAction.FAIL))
+                continue
+            plan.items.append((letter.id, task_id, message, LetterAction.PUBLISH))
+        return plan
+
+    def _batch(self, job_id: int, start: dt.datetime) -> BatchResult | None:
+        plan = self.in_transaction(lambda s: self._plan(s, job_id, start), patience=0)
+        result = BatchResult(job_id=job_id)
+        if plan is not None and plan.done:
+            result.done = True
+            return result
+        if plan is None or (not plan.items and not plan.recovering):
+            return None  # locked by another transaction, or no longer active
+        published = self._publish_items(plan, result)
 
         def finish(session: Session) -> None:
             job = replay_jobs.lock_job(session, job_id=job_id, skip_locked=False)
@@ -211,15 +256,15 @@ class BulkReplayer:
                 published=published,
                 skipped=result.skipped,
                 failed=result.failed,
-                next_batch_at=next_batch_at(start, len(items), rate),
+                next_batch_at=next_batch_at(start, len(plan.items), plan.rate),
                 now=utcnow(),
-                done=exhausted,
+                done=plan.exhausted,
             )
-            if exhausted:
+            if plan.exhausted:
                 log_event("replay_job.done", job=job.id, published=job.published, skipped=job.skipped)
 
-        self.runtime.in_transaction(finish, patience=0)
-        result.done = exhausted
+        self.in_transaction(finish, patience=0)
+        result.done = plan.exhausted
         log_event(
             "replay_job.batch",
             job=job_id,
@@ -230,20 +275,38 @@ class BulkReplayer:
         )
         return result
 
+    def _publish_items(self, plan: _Plan, result: BatchResult) -> dict[int, str]:
+        """Publish the batch's replays (a recovery skips those already published); counts go to ``result``.
+        Returns the task id of each letter published, by letter id."""
+        to_publish = [(t, m) for _, t, m, action in plan.items if action is LetterAction.PUBLISH]
+        already = self._already_published(to_publish) if plan.recovering else set()
+        published: dict[int, str] = {}
+        with self.app.producer_or_acquire() as producer:
+            for letter_id, task_id, message, action in plan.items:
+                if action is LetterAction.SKIP:
+                    result.skipped += 1
+                elif action is LetterAction.FAIL:
+                    result.failed += 1
+                elif task_id in already:
+                    result.recovered += 1
+                    published[letter_id] = task_id
+                else:
+                    assert message is not None
+                    self._publish(message, task_id, producer)
+                    published[letter_id] = task_id
+        result.published = len(published)
+        return published
+
     def _publish(self, message: ReplayMessage, task_id: str, producer: Any) -> None:
-        options = dict(message.options)
-        time_limit = options.pop("time_limit", None)
-        soft_time_limit = options.pop("soft_time_limit", None)
-        self.app.send_task(
+        send_task(
+            self.app,
             message.task_name,
             args=message.args,
             kwargs=message.kwargs,
-            task_id=task_id,
             headers=message.headers,
+            options=message.options,
+            task_id=task_id,
             producer=producer,
-            time_limit=time_limit,
-            soft_time_limit=soft_time_limit,
-            **options,
         )
 
     def _already_published(self, candidates: list[tuple[str, ReplayMessage | None]]) -> set[str]:
@@ -256,7 +319,7 @@ class BulkReplayer:
         def recorded(session: Session) -> set[str]:
             return set(session.execute(sa.select(TaskRecord.task_id).where(TaskRecord.task_id.in_(wanted))).scalars())
 
-        found |= self.runtime.in_transaction(recorded, patience=0)
+        found |= self.in_transaction(recorded, patience=0)
         queues = {self._queue_of(message) for _, message in candidates if message is not None}
         found |= self._in_broker_queues(queues, wanted)
         log_event("replay_job.recovery", candidates=len(wanted), found=len(found))
@@ -271,9 +334,7 @@ class BulkReplayer:
         """Task ids among ``wanted`` waiting in the broker's queues (Redis and memory; empty elsewhere)."""
         try:
             return self._scan_broker_queues(queues, wanted)
-        except (ConnectionError, OSError):
-            raise
-        except Exception as exc:  # e.g. redis' own errors: unsure what was published, so publish nothing now
+        except redis.RedisError as exc:  # unsure what was published, so publish nothing now
             raise ConnectionError(f"cannot inspect the broker's queues: {type(exc).__name__}") from exc
 
     def _scan_broker_queues(self, queues: set[str], wanted: set[str]) -> set[str]:
@@ -302,8 +363,3 @@ def _task_id_of(raw: Any) -> str | None:
     except (ValueError, AttributeError):
         return None
     return str(task_id) if task_id else None
-
-
-def job_summary(job: ReplayJobRecord) -> dict[str, Any]:
-    """A job's progress, for logs."""
-    return {"job": job.id, "status": job.status.value, "published": job.published, "total": job.total}
