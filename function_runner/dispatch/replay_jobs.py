@@ -45,10 +45,9 @@ from error_handling.exceptions import StorageUnavailable
 from error_handling.persistence import replay_jobs
 from error_handling.persistence.models import ReplayJobStatus, TaskRecord, utcnow
 from error_handling.sealing import SealedValueError, Sealer
-from function_runner.broker.publish import send_task
 from function_runner.dispatch.role import InTransaction, Role
 from function_runner.events import log_event
-from function_runner.replay.message import ReplayMessage, build_message
+from function_runner.replay.message import ReplayMessage, build_message, publish_message
 
 __all__ = ["BatchResult", "BulkReplayer", "batch_limit", "next_batch_at"]
 
@@ -298,16 +297,7 @@ class BulkReplayer(Role):
         return published
 
     def _publish(self, message: ReplayMessage, task_id: str, producer: Any) -> None:
-        send_task(
-            self.app,
-            message.task_name,
-            args=message.args,
-            kwargs=message.kwargs,
-            headers=message.headers,
-            options=message.options,
-            task_id=task_id,
-            producer=producer,
-        )
+        publish_message(self.app, message, task_id=task_id, producer=producer)
 
     def _already_published(self, candidates: list[tuple[str, ReplayMessage | None]]) -> set[str]:
         """Which of these task ids a previous attempt published: found in the broker or in ``fr_tasks``."""

@@ -15,12 +15,13 @@ from celery import Celery
 
 from error_handling.persistence.models import DeadLetterRecord
 from error_handling.sealing import Sealer, unseal_secrets
+from function_runner.broker.publish import send_task
 from function_runner.replay.edits import merge_edit
 from function_runner.replay.errors import QueueNotAllowed
 from function_runner.settings import Settings
 from function_runner.wrapper import headers as H
 
-__all__ = ["ReplayMessage", "build_message", "check_queue", "declared_queues"]
+__all__ = ["ReplayMessage", "build_message", "check_queue", "declared_queues", "publish_message"]
 
 #: Delivery options that route a message; a queue chosen by the operator replaces them.
 _ROUTING_OPTIONS = ("exchange", "routing_key")
@@ -116,3 +117,21 @@ def check_queue(queue: str | None, *, letter: DeadLetterRecord, app: Celery, set
         allowed.add(letter.queue)
     if queue not in allowed:
         raise QueueNotAllowed(queue, allowed)
+
+
+def publish_message(app: Celery, message: ReplayMessage, *, task_id: str, producer: Any = None) -> None:
+    """Publish ``message`` through ``app`` as task ``task_id``.
+
+    Raises:
+        kombu OperationalError / ConnectionError: the broker did not take the message.
+    """
+    send_task(
+        app,
+        message.task_name,
+        args=message.args,
+        kwargs=message.kwargs,
+        headers=message.headers,
+        options=message.options,
+        task_id=task_id,
+        producer=producer,
+    )

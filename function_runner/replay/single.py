@@ -23,11 +23,10 @@ from error_handling.persistence.models import DeadLetterRecord, DeadLetterStatus
 from error_handling.persistence.replay_jobs import IDEMPOTENCY_PREFIX
 from error_handling.redaction import Redactor
 from error_handling.sealing import Sealer, redacted_view
-from function_runner.broker.publish import send_task
 from function_runner.events import log_event
 from function_runner.replay.edits import check_edits
 from function_runner.replay.errors import ReplayPublishFailed, ReservedIdempotencyKey
-from function_runner.replay.message import ReplayMessage, build_message, check_queue
+from function_runner.replay.message import ReplayMessage, build_message, check_queue, publish_message
 from function_runner.runtime import Runtime, runtime_for
 from function_runner.settings import Settings
 
@@ -82,6 +81,30 @@ def _audit_edits(letter: DeadLetterRecord, *, args: Any, kwargs: Any, redactor: 
     }
 
 
+def _check_limits(settings: Settings, *, args: Any, kwargs: Any) -> None:
+    check_edits(
+        args=args, kwargs=kwargs, max_bytes=settings.replay_edit_max_bytes, max_depth=settings.replay_edit_max_depth
+    )
+
+
+def _checked_message(
+    letter: DeadLetterRecord,
+    *,
+    sealer: Sealer,
+    args: list[Any] | None,
+    kwargs: dict[str, Any] | None,
+    queue: str | None,
+    force: bool,
+    app: Celery | None,
+    settings: Settings | None,
+) -> ReplayMessage:
+    """The message that replays ``letter``, once it may be replayed (the queue checked with ``app``)."""
+    dead_letters.check_replayable(letter, force=force, edits_complete=args is not None and kwargs is not None)
+    if app is not None and settings is not None:
+        check_queue(queue, letter=letter, app=app, settings=settings)
+    return build_message(letter, sealer=sealer, args=args, kwargs=kwargs, queue=queue)
+
+
 def replay_in_session(
     session: Session,
     *,
@@ -121,9 +144,7 @@ def replay_in_session(
         raise ReservedIdempotencyKey()
     runtime = runtime or runtime_for(app)
     settings = runtime.settings
-    check_edits(
-        args=args, kwargs=kwargs, max_bytes=settings.replay_edit_max_bytes, max_depth=settings.replay_edit_max_depth
-    )
+    _check_limits(settings, args=args, kwargs=kwargs)
     letter = dead_letters.lock_dead_letter(session, dead_letter_id=dead_letter_id)
     if idempotency_key is not None:
         prior = dead_letters.find_replay_request(session, idempotency_key=idempotency_key)
@@ -139,9 +160,9 @@ def replay_in_session(
                 forced=prior.forced,
                 repeated=True,
             )
-    dead_letters.check_replayable(letter, force=force, edits_complete=args is not None and kwargs is not None)
-    check_queue(queue, letter=letter, app=app, settings=settings)
-    message = build_message(letter, sealer=sealer, args=args, kwargs=kwargs, queue=queue)
+    message = _checked_message(
+        letter, sealer=sealer, args=args, kwargs=kwargs, queue=queue, force=force, app=app, settings=settings
+    )
     moment = now or utcnow()
     forced = letter.status is DeadLetterStatus.REPLAYED
     task_id = str(uuid.uuid4())
@@ -185,15 +206,7 @@ def replay_in_session(
 
 def _publish(app: Celery, message: ReplayMessage, task_id: str) -> None:
     try:
-        send_task(
-            app,
-            message.task_name,
-            args=message.args,
-            kwargs=message.kwargs,
-            headers=message.headers,
-            options=message.options,
-            task_id=task_id,
-        )
+        publish_message(app, message, task_id=task_id)
     except (BrokerError, ConnectionError) as exc:
         raise ReplayPublishFailed(f"the broker did not take the replayed task: {type(exc).__name__}") from exc
 
@@ -255,14 +268,18 @@ def preview_replay(
         The refusals of :func:`replay_in_session`, except ReplayPublishFailed.
     """
     if settings is not None:
-        check_edits(
-            args=args, kwargs=kwargs, max_bytes=settings.replay_edit_max_bytes, max_depth=settings.replay_edit_max_depth
-        )
+        _check_limits(settings, args=args, kwargs=kwargs)
     letter = dead_letters.get_dead_letter(session, dead_letter_id=dead_letter_id)
-    dead_letters.check_replayable(letter, force=force, edits_complete=args is not None and kwargs is not None)
-    if app is not None and settings is not None:
-        check_queue(queue, letter=letter, app=app, settings=settings)
-    message = build_message(letter, sealer=sealer, args=args, kwargs=kwargs, queue=queue)
+    message = _checked_message(
+        letter,
+        sealer=sealer,
+        args=args,
+        kwargs=kwargs,
+        queue=queue,
+        force=force,
+        app=app if settings is not None else None,
+        settings=settings,
+    )
     return ReplayPreview(
         dead_letter_id=letter.id,
         task_name=message.task_name,
