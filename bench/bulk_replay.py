@@ -97,7 +97,7 @@ def bulk_replay(app: Any, count: int, batch_size: int) -> tuple[float, int]:
     replayer = BulkReplayer(
         app,
         in_transaction=runtime.in_transaction,
-        engine=runtime.engine,
+        engine=lambda: runtime.engine,
         sealer=runtime.sealer,
         batch_size=batch_size,
         pass_interval=1.0,

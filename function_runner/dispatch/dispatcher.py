@@ -82,7 +82,7 @@ def build_roles(app: Celery, runtime: Runtime, *, name: str) -> list[Role]:
         roles.append(
             GateMonitorRole(
                 gates=runtime.gates,
-                lease_store=runtime.lease_store,
+                lease_store=lambda: runtime.lease_store,
                 in_transaction=in_transaction,
                 tasks=app.tasks,
                 reservation=settings.gate_reservation_seconds,
@@ -110,7 +110,7 @@ def build_roles(app: Celery, runtime: Runtime, *, name: str) -> list[Role]:
         BulkReplayer(
             app,
             in_transaction=in_transaction,
-            engine=runtime.engine,
+            engine=lambda: runtime.engine,  # built when first used: a bad URL is reported by the pass
             sealer=runtime.sealer,
             batch_size=settings.dispatcher_batch_size,
             pass_interval=settings.dispatcher_interval,

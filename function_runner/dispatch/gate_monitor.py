@@ -8,7 +8,7 @@ due-runs role then publishes them.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from sqlalchemy.orm import Session
@@ -27,7 +27,7 @@ class GateMonitorRole(Role):
 
     Args:
         gates: the declared gates, by name.
-        lease_store: where capacity leases are counted.
+        lease_store: gives where capacity leases are counted (built when first used).
         in_transaction: runs work in a transaction of the database.
         tasks: the app's task registry (a task's ``resources`` says how many units it takes).
         reservation: seconds a released wait's units stay reserved until its run takes them.
@@ -43,7 +43,7 @@ class GateMonitorRole(Role):
         self,
         *,
         gates: Mapping[str, gates.Gate],
-        lease_store: gates.LeaseStore,
+        lease_store: Callable[[], gates.LeaseStore],
         in_transaction: InTransaction,
         tasks: Mapping[str, Any],
         reservation: float,
@@ -77,7 +77,7 @@ class GateMonitorRole(Role):
         free = None if result is None else result.free
         room = gate.release_batch if free is None else free
         if gate.capacity is not None:
-            room = gate.capacity - self.lease_store.used(gate.name)
+            room = gate.capacity - self.lease_store().used(gate.name)
             if free is not None:
                 room = min(room, free)
         if result is not None and not result.available:
@@ -100,7 +100,7 @@ class GateMonitorRole(Role):
                 if gate.capacity is not None:
                     units = self._units(names.get(run.task_id, ""), gate.name)
                     holder = gates.holder_of(run.task_id, run.attempt)
-                    if not self.lease_store.acquire(
+                    if not self.lease_store().acquire(
                         gate.name, holder, units=units, capacity=gate.capacity, ttl=self.reservation
                     ):
                         break  # no room left for the oldest: do not let a younger one overtake it

@@ -31,7 +31,7 @@ import functools
 import json
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import redis
@@ -116,7 +116,7 @@ class BulkReplayer(Role):
     Args:
         app: publishes the replays (its broker and routing).
         in_transaction: runs work in a transaction of the database.
-        engine: the database's engine (Postgres: the job locks are session-level advisory locks).
+        engine: gives the database's engine when a job is locked (Postgres: session-level advisory locks).
         sealer: opens the dead letters' sealed secrets.
         batch_size: messages per batch at most.
         pass_interval: seconds between two passes of the dispatcher (a rate-limited batch holds at most
@@ -133,7 +133,7 @@ class BulkReplayer(Role):
         app: Celery,
         *,
         in_transaction: InTransaction,
-        engine: Engine,
+        engine: Callable[[], Engine],
         sealer: Sealer,
         batch_size: int,
         pass_interval: float,
@@ -182,7 +182,7 @@ class BulkReplayer(Role):
 
     @contextlib.contextmanager
     def _job_lock(self, job_id: int) -> Iterator[bool]:
-        engine = self.engine
+        engine = self.engine()
         if engine.dialect.name != "postgresql":
             yield True
             return

@@ -122,7 +122,7 @@ def _replayer(app: Celery, runtime: Runtime, *, batch_size: int) -> BulkReplayer
     return BulkReplayer(
         app,
         in_transaction=runtime.in_transaction,
-        engine=runtime.engine,
+        engine=lambda: runtime.engine,
         sealer=runtime.sealer,
         batch_size=batch_size,
         pass_interval=1.0,
