@@ -1,41 +1,13 @@
 """Worker liveness on Redis: a dead worker's messages come back in seconds, not after the visibility timeout.
 
-With ack emulation on Redis, a message a worker took stays in the ``unacked`` hash until it is acked,
-rejected or restored. kombu restores it only once it is older than the visibility timeout (1 h by
-default), so the in-flight and prefetched messages of a worker killed by SIGKILL or the OOM killer wait
-an hour. Here every consumer (one per channel of a worker's main process, named
-``host:pid:random``) says who holds what and that it is alive, and the dispatchers give back what a
-consumer that stopped saying so held:
+::
 
-- **Ownership.** The reliable transport's take script also adds the delivery tag to the consumer's
-  sorted set ``{unacked}:held:{consumer}`` with the same score (the time of the take) as kombu's
-  ``unacked_index``, registers the consumer in the set ``{unacked}:consumers`` and renews its heartbeat,
-  all in the one atomic step that takes the message. An ack, a reject or a restore of the consumer
-  removes the tag from its set in kombu's own pipeline (``QoS._remove_from_indices``).
-- **Heartbeat.** ``{unacked}:alive:{consumer}`` is a key with a time to live of ``liveness_timeout``
-  seconds, renewed every ``liveness_interval`` seconds by a daemon thread of the worker's main process
-  (:class:`~function_runner.broker.heartbeat.Heartbeat`), independent of the pool: a slow task does not stop it. A clean stop of the
-  channel (a warm shutdown: kombu restores what is left first) deletes it.
-- **Restore** (:func:`restore_lapsed`, a role of every dispatcher). A registered consumer without a
-  heartbeat key has lapsed. For each, in batches, one Lua script checks again that the heartbeat is
-  absent and, for each tag it held that is still the very message it took (the unacked entry has the
-  same content and its index score is still the score of the consumer's take, so a message the
-  visibility timeout already restored and another consumer took since is left alone), moves it from the
-  ``unacked`` hash and index back to the head of its queue (kombu's ``restore_visible`` semantics:
-  ``RPUSH`` on the list of its priority, the redelivered flag set so the wrapper counts the lost
-  delivery), then forgets the consumer. Everything a script does is atomic, so two dispatchers never
-  restore the same message twice, and kombu's own restore (a ``WATCH`` on the ``unacked`` hash) either
-  restores first (then the entry is gone and this script skips it) or sees its transaction aborted
-  and finds the entry gone.
+    worker take (Lua)  ──►  {unacked}:held:{consumer}  +  {unacked}:consumers  +  {unacked}:alive:{consumer}
+    Heartbeat thread   ──►  renews {unacked}:alive:{consumer} (TTL liveness_timeout)
+    dispatcher role    ──►  restore_lapsed: a consumer without its alive key gets what it held put back
 
-A consumer that is alive is never robbed: the take renews its heartbeat in the same script that records
-the take, and the restore script refuses a consumer whose heartbeat exists. A main process frozen
-(SIGSTOP, a debugger, a VM paused) or cut off from Redis for longer than ``liveness_timeout`` is
-treated as dead: its messages run again elsewhere (at least once, as the visibility timeout would do an
-hour later); when it resumes, its acks of those messages change nothing and its heartbeat logs
-``liveness.lapsed``. So is a worker whose gevent or eventlet pool blocks its hub that long (the thread
-is then a greenlet). Right after Redis restarts (uptime below ``liveness_timeout``) the role waits, so
-that live workers renew heartbeats that expired while the server was down.
+Every move is one atomic script, so any number of dispatchers may restore at once and a live consumer is
+never robbed. Right after Redis restarts (uptime below ``liveness_timeout``) the restore waits.
 """
 
 from __future__ import annotations

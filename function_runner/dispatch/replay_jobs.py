@@ -1,24 +1,10 @@
-"""Bulk replay: the dispatcher processes replay jobs one batch at a time.
+"""The replay jobs role: bulk replay, one batch of one job at a time.
 
-Each dead letter of a job is published under a task id derived from the job and the dead letter
-(:func:`~error_handling.persistence.replay_jobs.replay_task_id`), with the headers of a single replay
-(``fr_replay_of``). A batch is: select and record the in-flight bound (commit), publish, mark replayed
-and advance (commit); see :mod:`error_handling.persistence.replay_jobs`.
-
-Exactly once: while a dispatcher works on a job it holds a lock on it (a Postgres session-level advisory
-lock, released by the server when the dispatcher dies; SQLite serialises its writers and runs one
-dispatcher). The letters of a batch are claimed (``replaying``, with the job's id) in the transaction
-that selects them, so a single replay, a discard or an overlapping job cannot take them while they are
-published. A dispatcher that dies mid-batch leaves the in-flight bound and the claims: the next one
-re-selects the letters the job claimed and asks the broker which of their task ids it already holds
-(Redis: the queues' lists; and ``fr_tasks`` for copies a worker already ran and saw fail) and publishes
-only the others. With a broker that cannot be inspected, or when a worker consumed a copy that then
-succeeded, the recovery publishes again: at least once, never lost. A job that fails gives its claims
-back (``pending``).
-
-Rate limit: the job row holds ``next_batch_at``; after a batch of ``n`` messages it is ``start + n /
-rate``, shared by every dispatcher, and a batch holds at most ``ceil(rate * interval)`` messages, so
-the rate is never exceeded and no dispatcher sleeps while holding a lock.
+Each dead letter of a job is published under a task id derived from the job and the dead letter, with
+the headers of a single replay. A batch claims its letters and records the in-flight bound (commit),
+publishes, then marks them replayed (commit); a dispatcher holds a job's lock while it works on it
+(:func:`job_lock`), and one that died mid-batch is recovered by :mod:`.replay_recovery`. The job's
+``next_batch_at`` keeps to its rate across dispatchers.
 """
 
 from __future__ import annotations
@@ -28,13 +14,11 @@ import dataclasses
 import datetime as dt
 import enum
 import functools
-import json
 import logging
 import math
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
-import redis
 import sqlalchemy as sa
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerError
@@ -43,8 +27,9 @@ from sqlalchemy.orm import Session
 
 from error_handling.exceptions import StorageUnavailable
 from error_handling.persistence import replay_jobs
-from error_handling.persistence.models import ReplayJobStatus, TaskRecord, utcnow
+from error_handling.persistence.models import ReplayJobStatus, utcnow
 from error_handling.sealing import SealedValueError, Sealer
+from function_runner.dispatch.replay_recovery import already_published
 from function_runner.dispatch.role import InTransaction, Role
 from function_runner.events import log_event
 from function_runner.replay.message import ReplayMessage, build_message, publish_message
@@ -110,6 +95,35 @@ def next_batch_at(start: dt.datetime, published: int, rate_per_second: float | N
     return start + dt.timedelta(seconds=min(published / rate_per_second, MAX_PACING))
 
 
+@contextlib.contextmanager
+def job_lock(engine: Engine, job_id: int) -> Iterator[bool]:
+    """Try to take the lock of job ``job_id``; yields whether it is held (always, but on Postgres)."""
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    connection = engine.connect()
+    try:
+        held = bool(
+            connection.execute(
+                sa.text("SELECT pg_try_advisory_lock(:ns, :id)"), {"ns": _LOCK_NAMESPACE, "id": job_id}
+            ).scalar_one()
+        )
+        connection.commit()
+        try:
+            yield held
+        finally:
+            if held:
+                connection.execute(
+                    sa.text("SELECT pg_advisory_unlock(:ns, :id)"), {"ns": _LOCK_NAMESPACE, "id": job_id}
+                )
+                connection.commit()
+    except BaseException:
+        connection.invalidate()  # never give a connection that may hold the lock back to the pool
+        raise
+    finally:
+        connection.close()
+
+
 class BulkReplayer(Role):
     """Processes replay jobs of one database, publishing through one Celery app (the replay jobs role).
 
@@ -164,7 +178,7 @@ class BulkReplayer(Role):
         start = now or utcnow()
         candidates = self.in_transaction(lambda s: replay_jobs.due_job_ids(s, now=start), patience=0)
         for job_id in candidates:
-            with self._job_lock(job_id) as held:
+            with job_lock(self.engine(), job_id) as held:
                 if held:
                     try:
                         return self._batch(job_id, start)
@@ -179,34 +193,6 @@ class BulkReplayer(Role):
                         log_event("replay_job.failed", level=logging.ERROR, job=job_id, error=error)
                         raise
         return None
-
-    @contextlib.contextmanager
-    def _job_lock(self, job_id: int) -> Iterator[bool]:
-        engine = self.engine()
-        if engine.dialect.name != "postgresql":
-            yield True
-            return
-        connection = engine.connect()
-        try:
-            held = bool(
-                connection.execute(
-                    sa.text("SELECT pg_try_advisory_lock(:ns, :id)"), {"ns": _LOCK_NAMESPACE, "id": job_id}
-                ).scalar_one()
-            )
-            connection.commit()
-            try:
-                yield held
-            finally:
-                if held:
-                    connection.execute(
-                        sa.text("SELECT pg_advisory_unlock(:ns, :id)"), {"ns": _LOCK_NAMESPACE, "id": job_id}
-                    )
-                    connection.commit()
-        except BaseException:
-            connection.invalidate()  # never give a connection that may hold the lock back to the pool
-            raise
-        finally:
-            connection.close()
 
     def _plan(self, session: Session, job_id: int, start: dt.datetime) -> _Plan | None:
         """Lock the job and claim its next batch (the first transaction); None when it has no work."""
@@ -278,7 +264,7 @@ class BulkReplayer(Role):
         """Publish the batch's replays (a recovery skips those already published); counts go to ``result``.
         Returns the task id of each letter published, by letter id."""
         to_publish = [(t, m) for _, t, m, action in plan.items if action is LetterAction.PUBLISH]
-        already = self._already_published(to_publish) if plan.recovering else set()
+        already = already_published(self.app, self.in_transaction, to_publish) if plan.recovering else set()
         published: dict[int, str] = {}
         with self.app.producer_or_acquire() as producer:
             for letter_id, task_id, message, action in plan.items:
@@ -298,58 +284,3 @@ class BulkReplayer(Role):
 
     def _publish(self, message: ReplayMessage, task_id: str, producer: Any) -> None:
         publish_message(self.app, message, task_id=task_id, producer=producer)
-
-    def _already_published(self, candidates: list[tuple[str, ReplayMessage | None]]) -> set[str]:
-        """Which of these task ids a previous attempt published: found in the broker or in ``fr_tasks``."""
-        wanted = {task_id for task_id, _ in candidates}
-        if not wanted:
-            return set()
-        found: set[str] = set()
-
-        def recorded(session: Session) -> set[str]:
-            return set(session.execute(sa.select(TaskRecord.task_id).where(TaskRecord.task_id.in_(wanted))).scalars())
-
-        found |= self.in_transaction(recorded, patience=0)
-        queues = {self._queue_of(message) for _, message in candidates if message is not None}
-        found |= self._in_broker_queues(queues, wanted)
-        log_event("replay_job.recovery", candidates=len(wanted), found=len(found))
-        return found
-
-    def _queue_of(self, message: ReplayMessage) -> str:
-        options = message.options
-        queue = options.get("queue") or options.get("routing_key") or message.queue
-        return str(queue or self.app.conf.task_default_queue or "celery")
-
-    def _in_broker_queues(self, queues: set[str], wanted: set[str]) -> set[str]:
-        """Task ids among ``wanted`` waiting in the broker's queues (Redis and memory; empty elsewhere)."""
-        try:
-            return self._scan_broker_queues(queues, wanted)
-        except redis.RedisError as exc:  # unsure what was published, so publish nothing now
-            raise ConnectionError(f"cannot inspect the broker's queues: {type(exc).__name__}") from exc
-
-    def _scan_broker_queues(self, queues: set[str], wanted: set[str]) -> set[str]:
-        found: set[str] = set()
-        with self.app.connection_for_write() as connection:
-            driver = connection.transport.driver_type
-            channel: Any = connection.default_channel
-            if driver == "redis":
-                with channel.conn_or_acquire() as client:
-                    for queue in queues:
-                        for key in {channel._q_for_pri(queue, pri) for pri in channel.priority_steps}:
-                            found |= {t for raw in client.lrange(key, 0, -1) if (t := _task_id_of(raw)) in wanted}
-            elif driver == "memory":
-                for queue in queues:
-                    found |= {t for raw in list(channel._queue_for(queue).queue) if (t := _task_id_of(raw)) in wanted}
-            else:
-                log_event("replay_job.recovery_unchecked", level=logging.WARNING, transport=driver)
-        return found
-
-
-def _task_id_of(raw: Any) -> str | None:
-    try:
-        message = raw if isinstance(raw, dict) else json.loads(raw)
-        headers = message.get("headers") or {}
-        task_id = headers.get("id") or (message.get("properties") or {}).get("correlation_id")
-    except (ValueError, AttributeError):
-        return None
-    return str(task_id) if task_id else None
