@@ -94,7 +94,14 @@ def raw_publish(app: Any, count: int) -> float:
 def bulk_replay(app: Any, count: int, batch_size: int) -> tuple[float, int]:
     """Create a job for every pending dead letter and run it to the end; return (seconds, batches)."""
     runtime = runtime_for(app)
-    replayer = BulkReplayer(app, runtime, batch_size=batch_size, interval=1.0)
+    replayer = BulkReplayer(
+        app,
+        in_transaction=runtime.in_transaction,
+        engine=lambda: runtime.engine,
+        sealer=runtime.sealer,
+        batch_size=batch_size,
+        pass_interval=1.0,
+    )
     began = time.perf_counter()
     job_id = runtime.in_transaction(
         lambda s: (

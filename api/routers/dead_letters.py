@@ -46,13 +46,13 @@ from error_handling.persistence.models import DeadLetterStatus, utcnow
 from error_handling.persistence.reads import dlq
 from error_handling.sealing import SealedValueError
 from function_runner.events import log_event
-from function_runner.replay import (
+from function_runner.replay.errors import (
     InvalidReplayEdit,
     QueueNotAllowed,
     ReplayPublishFailed,
     ReservedIdempotencyKey,
-    replay_in_session,
 )
+from function_runner.replay.single import replay_in_session
 
 router = APIRouter(prefix="/dead-letters", tags=["dead-letters"])
 

@@ -1,41 +1,13 @@
 """Worker liveness on Redis: a dead worker's messages come back in seconds, not after the visibility timeout.
 
-With ack emulation on Redis, a message a worker took stays in the ``unacked`` hash until it is acked,
-rejected or restored. kombu restores it only once it is older than the visibility timeout (1 h by
-default), so the in-flight and prefetched messages of a worker killed by SIGKILL or the OOM killer wait
-an hour. Here every consumer (one per channel of a worker's main process, named
-``host:pid:random``) says who holds what and that it is alive, and the dispatchers give back what a
-consumer that stopped saying so held:
+::
 
-- **Ownership.** The reliable transport's take script also adds the delivery tag to the consumer's
-  sorted set ``{unacked}:held:{consumer}`` with the same score (the time of the take) as kombu's
-  ``unacked_index``, registers the consumer in the set ``{unacked}:consumers`` and renews its heartbeat,
-  all in the one atomic step that takes the message. An ack, a reject or a restore of the consumer
-  removes the tag from its set in kombu's own pipeline (``QoS._remove_from_indices``).
-- **Heartbeat.** ``{unacked}:alive:{consumer}`` is a key with a time to live of ``liveness_timeout``
-  seconds, renewed every ``liveness_interval`` seconds by a daemon thread of the worker's main process
-  (:class:`Heartbeat`), independent of the pool: a slow task does not stop it. A clean stop of the
-  channel (a warm shutdown: kombu restores what is left first) deletes it.
-- **Restore** (:func:`restore_lapsed`, a role of every dispatcher). A registered consumer without a
-  heartbeat key has lapsed. For each, in batches, one Lua script checks again that the heartbeat is
-  absent and, for each tag it held that is still the very message it took (the unacked entry has the
-  same content and its index score is still the score of the consumer's take, so a message the
-  visibility timeout already restored and another consumer took since is left alone), moves it from the
-  ``unacked`` hash and index back to the head of its queue (kombu's ``restore_visible`` semantics:
-  ``RPUSH`` on the list of its priority, the redelivered flag set so the wrapper counts the lost
-  delivery), then forgets the consumer. Everything a script does is atomic, so two dispatchers never
-  restore the same message twice, and kombu's own restore (a ``WATCH`` on the ``unacked`` hash) either
-  restores first (then the entry is gone and this script skips it) or sees its transaction aborted
-  and finds the entry gone.
+    worker take (Lua)  ──►  {unacked}:held:{consumer}  +  {unacked}:consumers  +  {unacked}:alive:{consumer}
+    Heartbeat thread   ──►  renews {unacked}:alive:{consumer} (TTL liveness_timeout)
+    dispatcher role    ──►  restore_lapsed: a consumer without its alive key gets what it held put back
 
-A consumer that is alive is never robbed: the take renews its heartbeat in the same script that records
-the take, and the restore script refuses a consumer whose heartbeat exists. A main process frozen
-(SIGSTOP, a debugger, a VM paused) or cut off from Redis for longer than ``liveness_timeout`` is
-treated as dead: its messages run again elsewhere (at least once, as the visibility timeout would do an
-hour later); when it resumes, its acks of those messages change nothing and its heartbeat logs
-``liveness.lapsed``. So is a worker whose gevent or eventlet pool blocks its hub that long (the thread
-is then a greenlet). Right after Redis restarts (uptime below ``liveness_timeout``) the role waits, so
-that live workers renew heartbeats that expired while the server was down.
+Every move is one atomic script, so any number of dispatchers may restore at once and a live consumer is
+never robbed. Right after Redis restarts (uptime below ``liveness_timeout``) the restore waits.
 """
 
 from __future__ import annotations
@@ -43,11 +15,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import os
-import secrets
-import socket
-import threading
-import weakref
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -63,11 +30,9 @@ __all__ = [
     "LIVENESS_TIMEOUT",
     "RESTORE_BATCH",
     "Census",
-    "Heartbeat",
     "Keys",
     "RestoreResult",
     "census",
-    "consumer_id",
     "restore_lapsed",
 ]
 
@@ -117,21 +82,6 @@ end
 return restored
 """
 
-# KEYS: 1 alive key, 2 held set, 3 consumers set. ARGV: 1 consumer id.
-# A consumer that stops cleanly: no heartbeat; forgotten at once when it holds nothing.
-_LEAVE = """
-redis.call('DEL', KEYS[1])
-if redis.call('ZCARD', KEYS[2]) == 0 then
-    redis.call('SREM', KEYS[3], ARGV[1])
-end
-return 0
-"""
-
-
-def consumer_id() -> str:
-    """A consumer name unique to this process and channel: ``host:pid:random``."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-
 
 @dataclasses.dataclass(frozen=True)
 class Keys:
@@ -165,93 +115,6 @@ class Keys:
 def _plain_client(channel: RedisChannel) -> redis.Redis:
     """A client on the channel's pool that does not prefix keys (the callers prefix them)."""
     return redis.Redis(connection_pool=channel.pool)
-
-
-class Heartbeat:
-    """Renews one consumer's heartbeat from a daemon thread of the worker's main process.
-
-    Args:
-        channel: the consumer's channel (held weakly: the thread ends when it is collected or closed).
-        consumer: the consumer's name.
-        interval: seconds between two beats.
-        timeout: the heartbeat's time to live, in seconds.
-    """
-
-    def __init__(self, channel: RedisChannel, consumer: str, *, interval: float, timeout: float) -> None:
-        prefix = channel.global_keyprefix or ""
-        keys = Keys(channel.unacked_key)
-        self.consumer = consumer
-        self.interval = interval
-        self.timeout = timeout
-        self._alive = prefix + keys.alive(consumer)
-        self._held = prefix + keys.held(consumer)
-        self._consumers = prefix + keys.consumers
-        self._channel = weakref.ref(channel)
-        # a pool of its own: the channel's is disconnected when it closes, before the last beat is deleted
-        self._client = redis.Redis(connection_pool=redis.ConnectionPool(**channel._connparams()))  # type: ignore[no-untyped-call]
-        self._stop = threading.Event()
-        self._lock = threading.Lock()  # a beat and the stop never interleave
-        self._failing = False
-        #: Whether the heartbeat was set (by a beat or a take): until then, finding none is no lapse.
-        self.expected = False
-        self._thread = threading.Thread(target=self._run, name=f"liveness-{consumer}", daemon=True)
-
-    def start(self) -> None:
-        """Start beating."""
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            channel = self._channel()
-            if channel is None or channel.closed:
-                break
-            del channel
-            self.beat()
-        if not self._stop.is_set():  # the channel went away without a clean stop
-            self._leave()
-
-    def beat(self) -> None:
-        """Renew the heartbeat once (logs ``liveness.lapsed`` if it had expired meanwhile)."""
-        with self._lock:
-            if not self._stop.is_set():
-                self._beat()
-
-    def _beat(self) -> None:
-        try:
-            with self._client.pipeline() as pipe:
-                pipe.exists(self._alive)
-                pipe.set(self._alive, 1, px=int(self.timeout * 1000))
-                pipe.sadd(self._consumers, self.consumer)
-                existed, _, _ = pipe.execute()
-        except redis.RedisError as exc:
-            if not self._failing:
-                log_event("liveness.beat_failed", level=logging.WARNING, consumer=self.consumer, error=str(exc))
-            self._failing = True
-            return
-        self._failing = False
-        expected, self.expected = self.expected, True
-        if expected and not existed:
-            log_event(
-                "liveness.lapsed",
-                level=logging.WARNING,
-                consumer=self.consumer,
-                detail="the heartbeat had expired: messages this worker held may have been given to others",
-            )
-
-    def stop(self) -> None:
-        """Stop beating and delete the heartbeat (what the consumer still holds is then restored at once)."""
-        with self._lock:
-            if self._stop.is_set():
-                return
-            self._stop.set()
-            self._leave()
-        self._client.connection_pool.disconnect()
-
-    def _leave(self) -> None:
-        try:
-            self._client.eval(_LEAVE, 3, self._alive, self._held, self._consumers, self.consumer)
-        except redis.RedisError as exc:  # it lapses by itself
-            logger.debug("liveness: could not delete the heartbeat of %s: %s", self.consumer, exc)
 
 
 @dataclasses.dataclass

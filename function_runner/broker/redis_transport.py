@@ -44,7 +44,8 @@ from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 from redis.exceptions import NoScriptError, ResponseError
 
-from function_runner.broker.liveness import LIVENESS_INTERVAL, LIVENESS_TIMEOUT, Heartbeat, Keys, consumer_id
+from function_runner.broker.heartbeat import Heartbeat, consumer_id
+from function_runner.broker.liveness import LIVENESS_INTERVAL, LIVENESS_TIMEOUT, Keys
 
 __all__ = ["Channel", "QoS", "Transport"]
 

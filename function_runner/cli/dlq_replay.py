@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from celery import Celery
 
     from api.schemas.dead_letters import ReplayJobPublic
-    from function_runner.replay import ReplayPreview, ReplayResult
+    from function_runner.replay.single import ReplayPreview, ReplayResult
     from function_runner.runtime import Runtime
 
 #: How often --wait reads the job's progress, in seconds.
@@ -67,7 +67,8 @@ def replay_command(
     as_json: JsonOption = False,
 ) -> None:
     """Publish a dead letter again as a new task linked to it."""
-    from function_runner.replay import InvalidReplayEdit, preview_replay, replay_dead_letter
+    from function_runner.replay.errors import InvalidReplayEdit
+    from function_runner.replay.single import preview_replay, replay_dead_letter
 
     new_args = _json_option("--args", args, list)
     new_kwargs = _json_option("--kwargs", kwargs, dict)

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import time
+from typing import ClassVar
 
 from error_handling.exceptions import StorageUnavailable
 from error_handling.persistence import retention
 from error_handling.persistence.models import utcnow
+from function_runner.dispatch.role import InTransaction, Role
 from function_runner.events import log_event
-from function_runner.runtime import Runtime
+from function_runner.settings import Settings
 
 __all__ = ["STEP_SECONDS", "RetentionRole", "RunTotals"]
 
@@ -46,17 +49,23 @@ class RunTotals:
     finished: bool = False
 
 
-class RetentionRole:
+class RetentionRole(Role):
     """Runs retention for one dispatcher, a step at a time.
 
     Args:
-        runtime: the dispatcher's runtime (database and settings).
+        in_transaction: runs work in a transaction of the database.
+        settings: the retention settings (ages, batch size, interval).
         runner: the dispatcher's name, recorded with each run.
     """
 
-    def __init__(self, runtime: Runtime, *, runner: str) -> None:
-        self.runtime = runtime
-        self.settings = runtime.settings
+    name = "retention"
+    failed_event = "dispatcher.retention_failed"
+    failed_level = logging.ERROR
+    broker_errors: ClassVar[tuple[type[BaseException], ...]] = ()  # it never stops the dispatching of due runs
+
+    def __init__(self, *, in_transaction: InTransaction, settings: Settings, runner: str) -> None:
+        self.in_transaction = in_transaction
+        self.settings = settings
         self.runner = runner
         self._run: RunTotals | None = None
         self._rule = 0
@@ -91,9 +100,7 @@ class RetentionRole:
             self._next_check = time.monotonic() + min(self.settings.retention_interval, 60.0)
             if not self._due(moment):
                 return None
-            run_id = self.runtime.in_transaction(
-                lambda s: retention.start_run(s, runner=self.runner, now=moment), patience=0
-            )
+            run_id = self.in_transaction(lambda s: retention.start_run(s, runner=self.runner, now=moment), patience=0)
             self._run, self._rule = RunTotals(run_id=run_id), 0
             log_event("retention.started", run=run_id)
         run = self._run
@@ -116,10 +123,15 @@ class RetentionRole:
         if self._rule > len(retention.RULES):
             self._finish(run)
         else:
-            self.runtime.in_transaction(
+            self.in_transaction(
                 lambda s: retention.update_run(s, run_id=run.run_id, deleted=run.deleted, purged=run.purged),
                 patience=0,
             )
+
+    def run_once(self) -> bool:
+        """A step of the current run (it resumes at the next pass); never busy."""
+        self.step()
+        return False
 
     def run(self, *, now: dt.datetime | None = None) -> RunTotals | None:
         """Do a whole run now if one is due (the ``--once`` path and the tests). Returns its totals.
@@ -132,7 +144,7 @@ class RetentionRole:
         return totals
 
     def _due(self, now: dt.datetime) -> bool:
-        last = self.runtime.in_transaction(retention.last_started_run, patience=0)
+        last = self.in_transaction(retention.last_started_run, patience=0)
         interval = dt.timedelta(seconds=self.settings.retention_interval)
         return last is None or last.started_at <= now - interval
 
@@ -145,7 +157,7 @@ class RetentionRole:
             if days is None:
                 return False
             before = now - dt.timedelta(seconds=days * _DAY)
-            count = self.runtime.in_transaction(
+            count = self.in_transaction(
                 lambda s: retention.purge_batch(s, replayed_before=before, limit=limit, now=now), patience=0
             )
             run.purged += count
@@ -155,7 +167,7 @@ class RetentionRole:
         if rule_days is None:
             return False
         cutoff = now - dt.timedelta(seconds=rule_days * _DAY)
-        count = self.runtime.in_transaction(
+        count = self.in_transaction(
             lambda s: retention.delete_batch(s, rule=rule, cutoff=cutoff, limit=limit), patience=0
         )
         if count:
@@ -164,7 +176,7 @@ class RetentionRole:
 
     def _finish(self, run: RunTotals) -> None:
         end = utcnow()
-        self.runtime.in_transaction(
+        self.in_transaction(
             lambda s: retention.finish_run(s, run_id=run.run_id, deleted=run.deleted, purged=run.purged, now=end),
             patience=0,
         )

@@ -14,7 +14,7 @@ Redis transport dropping a message it popped for a worker that died before it he
 failure is also indexed in ``fr:unrecorded:seen`` with the last time a delivery of its message was
 seen (kept, or found by a redelivery that could not record it either). The dispatcher publishes a
 failure not seen for ``unrecorded_redeliver_after`` seconds again, as a copy of its message marked
-``fr_kept`` (:func:`overdue`, ``Dispatcher.redeliver_unrecorded``): the copy records it like a
+``fr_kept`` (:func:`overdue`, ``UnrecordedRole.redeliver``): the copy records it like a
 redelivery would. A copy that arrives after the original redelivery recorded it is a duplicate and
 is skipped (the attempt is already recorded, or its run already claimed).
 

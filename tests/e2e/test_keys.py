@@ -31,7 +31,7 @@ from error_handling.persistence.models import CompensationStep, DeadLetterRecord
 from error_handling.redaction import Redactor
 from error_handling.sealing import Sealer, generate_key, seal_secrets, unseal_secrets
 from function_runner.app import create_app
-from function_runner.replay import replay_dead_letter
+from function_runner.replay.single import replay_dead_letter
 from function_runner.runtime import Runtime, runtime_for
 from function_runner.settings import Settings
 from function_runner.settings.storage import MISSING_KEY

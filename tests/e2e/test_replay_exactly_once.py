@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from api.main import API_PREFIX
 from error_handling.persistence import dead_letters
 from error_handling.persistence.models import DeadLetterRecord, DeadLetterStatus, ReplayRequestRecord
-from function_runner.replay import replay_dead_letter
+from function_runner.replay.single import replay_dead_letter
 from function_runner.runtime import runtime_for
 from tests.e2e.conftest import BROKERS, on_broker
 from tests.e2e.test_bulk_replay import QUEUE, job_row, seed

@@ -84,7 +84,9 @@ def test_the_cli_shows_a_purged_dead_letter_and_refuses_to_replay_it(
         with transaction(sessions) as s:
             letter = dead_letters.lock_dead_letter(s, dead_letter_id=letter_id)
             dead_letters.mark_replayed(s, letter=letter, task_id="replay-1", now=old)
-        totals = RetentionRole(runtime, runner="dispatcher@e2e:1").run()
+        totals = RetentionRole(
+            in_transaction=runtime.in_transaction, settings=runtime.settings, runner="dispatcher@e2e:1"
+        ).run()
         assert totals is not None and totals.purged == 1
     finally:
         runtime.close()

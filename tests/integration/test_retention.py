@@ -36,7 +36,7 @@ from error_handling.redaction import REDACTED
 from error_handling.sealing import is_sealed
 from function_runner.app import create_app
 from function_runner.dispatch.retention import RetentionRole
-from function_runner.replay import replay_dead_letter
+from function_runner.replay.single import replay_dead_letter
 from function_runner.runtime import Runtime, runtime_for
 from function_runner.settings import Settings
 from tests.conftest import TEST_KEY
@@ -168,7 +168,9 @@ def test_a_run_deletes_what_is_older_than_its_age_and_keeps_what_is_newer_or_sti
 ) -> None:
     ids = seed_everything(sessions, runtime)
 
-    totals = RetentionRole(runtime, runner="dispatcher@test:1").run(now=NOW)
+    totals = RetentionRole(
+        in_transaction=runtime.in_transaction, settings=runtime.settings, runner="dispatcher@test:1"
+    ).run(now=NOW)
 
     assert totals is not None and totals.finished
     assert task_ids(sessions, FailedAttempt) == {"open", "fresh", "retrying", "done-new"}
@@ -211,9 +213,9 @@ def test_a_run_is_not_repeated_within_the_interval_and_the_next_one_finds_nothin
     sessions: sessionmaker[Session], runtime: Runtime
 ) -> None:
     seed_everything(sessions, runtime)
-    role = RetentionRole(runtime, runner="dispatcher@test:1")
+    role = RetentionRole(in_transaction=runtime.in_transaction, settings=runtime.settings, runner="dispatcher@test:1")
     assert role.run(now=NOW) is not None
-    other = RetentionRole(runtime, runner="dispatcher@test:2")
+    other = RetentionRole(in_transaction=runtime.in_transaction, settings=runtime.settings, runner="dispatcher@test:2")
     assert other.run(now=NOW + dt.timedelta(minutes=5)) is None  # another dispatcher ran it just now
     again = other.run(now=NOW + dt.timedelta(seconds=runtime.settings.retention_interval))
     assert again is not None and again.deleted == {} and again.purged == 0
@@ -251,7 +253,9 @@ def test_a_purged_dead_letter_refuses_a_replay_in_the_api_with_a_409(
 ) -> None:
     letter_id = letter(sessions, "replayed", OLD, runtime)
     mark_replayed(sessions, letter_id, NOW - 10 * DAY)
-    RetentionRole(runtime, runner="dispatcher@test:1").run(now=NOW)
+    RetentionRole(in_transaction=runtime.in_transaction, settings=runtime.settings, runner="dispatcher@test:1").run(
+        now=NOW
+    )
 
     with pytest.raises(dead_letters.PayloadPurged, match="purged by retention"):
         replay_dead_letter(app, runtime, dead_letter_id=letter_id, force=True)
@@ -273,7 +277,11 @@ def test_retention_off_deletes_nothing(sessions: sessionmaker[Session], pg_url: 
     app = create_app(settings_for(pg_url, tmp_path, **off), main="fr_retention_off")
     try:
         fail(sessions, "done-old", 1, at=OLD, category=Category.VALIDATION, reason="invalid_input")
-        role = RetentionRole(runtime_for(app), runner="dispatcher@test:1")
+        role = RetentionRole(
+            in_transaction=runtime_for(app).in_transaction,
+            settings=runtime_for(app).settings,
+            runner="dispatcher@test:1",
+        )
         assert not role.enabled
         assert role.run(now=NOW) is None
         assert count(sessions, FailedAttempt) == 1
@@ -287,7 +295,7 @@ def test_inside_a_dispatcher_a_run_goes_a_batch_at_a_time_and_resumes_at_the_nex
 ) -> None:
     for index in range(5):
         fail(sessions, f"done-{index}", 1, at=OLD, category=Category.VALIDATION, reason="invalid_input")
-    role = RetentionRole(runtime, runner="dispatcher@test:1")
+    role = RetentionRole(in_transaction=runtime.in_transaction, settings=runtime.settings, runner="dispatcher@test:1")
     seen: list[int] = []
     while True:
         totals = role.step(now=NOW, budget=0)  # one batch (of 2) per pass

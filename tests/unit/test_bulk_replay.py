@@ -30,7 +30,7 @@ from error_handling.persistence.models import (
 from error_handling.sealing import generate_key
 from function_runner.app import create_app
 from function_runner.dispatch.replay_jobs import BulkReplayer, batch_limit, next_batch_at
-from function_runner.replay import replay_dead_letter
+from function_runner.replay.single import replay_dead_letter
 from function_runner.runtime import Runtime, runtime_for
 from function_runner.settings import Settings
 from function_runner.wrapper import headers as H
@@ -118,6 +118,17 @@ def job_row(runtime: Runtime, job_id: int) -> ReplayJobRecord:
         return replay_jobs.get_job(session, job_id=job_id)
 
 
+def _replayer(app: Celery, runtime: Runtime, *, batch_size: int) -> BulkReplayer:
+    return BulkReplayer(
+        app,
+        in_transaction=runtime.in_transaction,
+        engine=lambda: runtime.engine,
+        sealer=runtime.sealer,
+        batch_size=batch_size,
+        pass_interval=1.0,
+    )
+
+
 def run_to_completion(replayer: BulkReplayer, *, limit: int = 100) -> None:
     for _ in range(limit):
         batch = replayer.process_batch()
@@ -152,7 +163,7 @@ def test_a_job_replays_every_matching_pending_letter_once_in_batches(
     job_id = new_job(runtime, task_name="app.charge")
     assert job_row(runtime, job_id).total == 7
 
-    replayer = BulkReplayer(app, runtime, batch_size=3, interval=1.0)
+    replayer = _replayer(app, runtime, batch_size=3)
     first = replayer.process_batch()
     assert first is not None and (first.published, first.done) == (3, False)
     assert job_row(runtime, job_id).status is ReplayJobStatus.RUNNING
@@ -181,7 +192,7 @@ def test_a_batch_cut_short_is_resumed_without_publishing_any_letter_twice(
 ) -> None:
     wanted = seed_many(runtime, 10)
     job_id = new_job(runtime)
-    replayer = BulkReplayer(app, runtime, batch_size=4, interval=1.0)
+    replayer = _replayer(app, runtime, batch_size=4)
     assert replayer.process_batch() is not None  # letters 0-3 published and recorded
 
     crash_after_publishing(monkeypatch, 2)
@@ -205,7 +216,7 @@ def test_a_batch_cut_short_is_resumed_without_publishing_any_letter_twice(
     with transaction(runtime.sessions) as s:  # (cancelled before it publishes: its claims go back)
         replay_jobs.fail_job(s, job_id=other, error="stopped by the test", now=T0 + dt.timedelta(hours=2))
 
-    resumed = BulkReplayer(app, runtime, batch_size=4, interval=1.0)  # another dispatcher
+    resumed = _replayer(app, runtime, batch_size=4)  # another dispatcher
     batch = resumed.process_batch()
     assert batch is not None and (batch.published, batch.recovered) == (4, 2)
     run_to_completion(resumed)
@@ -241,7 +252,7 @@ def test_a_job_that_fails_mid_batch_gives_its_claimed_letters_back(
 
     monkeypatch.setattr(BulkReplayer, "_publish", breaks)
     with pytest.raises(KeyError):
-        BulkReplayer(app, runtime, batch_size=10, interval=1.0).process_batch()
+        _replayer(app, runtime, batch_size=10).process_batch()
     job = job_row(runtime, job_id)
     assert job.status is ReplayJobStatus.FAILED and job.inflight_until_id is None
     assert claims(runtime) == {}  # no letter is stranded as replaying
@@ -259,7 +270,7 @@ def test_letters_not_replayable_are_skipped_and_replayed_ones_are_left_alone(
         runtime.sessions, "broken", sealer=runtime.sealer, at=T0 + dt.timedelta(seconds=5), replayable=False
     )
     job_id = new_job(runtime)
-    run_to_completion(BulkReplayer(app, runtime, batch_size=10, interval=1.0))
+    run_to_completion(_replayer(app, runtime, batch_size=10))
     assert replayed_of(drain(queue)) == Counter([good])
     job = job_row(runtime, job_id)
     assert (job.published, job.skipped, job.status) == (1, 1, ReplayJobStatus.DONE)
@@ -268,7 +279,7 @@ def test_letters_not_replayable_are_skipped_and_replayed_ones_are_left_alone(
 
     second = new_job(runtime)  # only the broken one is pending now
     assert job_row(runtime, second).total == 1
-    run_to_completion(BulkReplayer(app, runtime, batch_size=10, interval=1.0))
+    run_to_completion(_replayer(app, runtime, batch_size=10))
     assert drain(queue) == []
 
 
@@ -286,7 +297,7 @@ def test_the_rate_limit_bounds_batches_and_spaces_them() -> None:
 def test_a_rate_limited_job_waits_for_its_next_batch(app: Celery, runtime: Runtime, queue: SimpleQueue) -> None:
     seed_many(runtime, 5)
     job_id = new_job(runtime, rate=2.0)
-    replayer = BulkReplayer(app, runtime, batch_size=100, interval=1.0)
+    replayer = _replayer(app, runtime, batch_size=100)
     start = dt.datetime.now(dt.UTC)
     first = replayer.process_batch(now=start)
     assert first is not None and first.published == 2  # ceil(2/s * 1 s)
@@ -329,7 +340,7 @@ def test_the_api_dry_run_publishes_nothing_and_a_job_shows_its_progress(
     assert (job["status"], job["total"], job["published"], job["rate_per_second"]) == ("pending", 3, 0, 100.0)
     assert job["filter"] == {"task_name": "app.charge"}
 
-    run_to_completion(BulkReplayer(app, runtime, batch_size=10, interval=1.0))
+    run_to_completion(_replayer(app, runtime, batch_size=10))
     progress = api.get(f"{base}/replays/{job['id']}")
     assert progress.status_code == 200
     assert (progress.json()["status"], progress.json()["published"]) == ("done", 3)
@@ -348,7 +359,7 @@ def test_a_cancelled_job_finishes_its_batch_in_flight_and_starts_no_other(
 ) -> None:
     wanted = seed_many(runtime, 10)
     job_id = new_job(runtime)
-    replayer = BulkReplayer(app, runtime, batch_size=4, interval=1.0)
+    replayer = _replayer(app, runtime, batch_size=4)
     assert replayer.process_batch() is not None  # letters 0-3
 
     crash_after_publishing(monkeypatch, 1)
@@ -386,7 +397,7 @@ def test_a_job_that_fails_for_an_unexpected_reason_stops_with_the_error(
         raise KeyError("schema drift")
 
     monkeypatch.setattr("function_runner.dispatch.replay_jobs.build_message", broken)
-    replayer = BulkReplayer(app, runtime, batch_size=10, interval=1.0)
+    replayer = _replayer(app, runtime, batch_size=10)
     with pytest.raises(KeyError):
         replayer.process_batch()
     job = job_row(runtime, job_id)
@@ -437,11 +448,11 @@ def test_a_dispatcher_dying_between_claim_and_publish_leaves_no_letter_stranded(
     job_id = new_job(runtime)
     crash_after_publishing(monkeypatch, 0)
     with pytest.raises(Crash):
-        BulkReplayer(app, runtime, batch_size=10, interval=1.0).process_batch()  # claimed, nothing published
+        _replayer(app, runtime, batch_size=10).process_batch()  # claimed, nothing published
     monkeypatch.undo()
     assert claims(runtime) == {i: job_id for i in wanted} and drain(queue) == []
 
-    run_to_completion(BulkReplayer(app, runtime, batch_size=10, interval=1.0))  # the next pass, any dispatcher
+    run_to_completion(_replayer(app, runtime, batch_size=10))  # the next pass, any dispatcher
     assert replayed_of(drain(queue)) == Counter(wanted)
     assert claims(runtime) == {}
     assert job_row(runtime, job_id).status is ReplayJobStatus.DONE

@@ -216,9 +216,10 @@ def test_installing_again_replaces_the_hook(app: Celery) -> None:
 
 
 def test_a_replay_publishes_redacted_reprs(app: Celery) -> None:
-    from function_runner import replay
+    from function_runner.replay import message as replay_message
+    from function_runner.replay import single
 
-    message = replay.ReplayMessage(
+    message = replay_message.ReplayMessage(
         task_name="t.any",
         args=[PLANTED],
         kwargs={"api_key": PLANTED},
@@ -226,7 +227,7 @@ def test_a_replay_publishes_redacted_reprs(app: Celery) -> None:
         options={},
         queue=None,
     )
-    seen = _headers_of(lambda: replay._publish(app, message, "replayed-task-id"))
+    seen = _headers_of(lambda: single._publish(app, message, "replayed-task-id"))
     assert seen["argsrepr"] == f"['{REDACTED}']"
     assert seen["kwargsrepr"] == f"{{'api_key': '{REDACTED}'}}"
     assert seen["retries"] == 0  # a replay is a new task: its first attempt

@@ -183,7 +183,9 @@ def test_retention_on_sqlite_deletes_settled_attempts_and_keeps_a_retrying_task(
         old = now - dt.timedelta(days=31)
         fail(runtime.sessions, "settled", 1, at=old, category=Category.VALIDATION, reason="invalid_input")
         fail(runtime.sessions, "retrying", 1, at=old)
-        totals = RetentionRole(runtime, runner="dispatcher@unit:1").run(now=now)
+        totals = RetentionRole(
+            in_transaction=runtime.in_transaction, settings=runtime.settings, runner="dispatcher@unit:1"
+        ).run(now=now)
         assert totals is not None and totals.finished
         assert totals.deleted == {"fr_failed_attempts": 1}
         with runtime.sessions() as s:
@@ -207,7 +209,6 @@ def test_a_run_interrupted_by_a_database_outage_resumes_where_it_was(
         now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
         for index in range(3):
             fail(runtime.sessions, f"settled-{index}", 1, at=now - dt.timedelta(days=31), category=Category.VALIDATION)
-        role = RetentionRole(runtime, runner="dispatcher@unit:1")
         real = runtime.in_transaction
         calls = {"n": 0}
 
@@ -218,6 +219,9 @@ def test_a_run_interrupted_by_a_database_outage_resumes_where_it_was(
             return real(work, **kw)
 
         monkeypatch.setattr(runtime, "in_transaction", flaky)
+        role = RetentionRole(
+            in_transaction=runtime.in_transaction, settings=runtime.settings, runner="dispatcher@unit:1"
+        )
         with pytest.raises(StorageUnavailable):
             role.step(now=now, budget=float("inf"))
         totals = role.step(now=now, budget=float("inf"))  # the next pass resumes the same run

@@ -22,7 +22,8 @@ from error_handling.persistence.models import AuditEvent, DeadLetterRecord, Dead
 from error_handling.redaction import REDACTED
 from error_handling.sealing import generate_key
 from function_runner.app import create_app
-from function_runner.replay import (
+from function_runner.replay.edits import check_edits
+from function_runner.replay.errors import (
     EditTooDeep,
     EditTooLarge,
     InvalidReplayEdit,
@@ -31,11 +32,9 @@ from function_runner.replay import (
     ReplayPublishFailed,
     ReservedIdempotencyKey,
     SecretMoved,
-    check_edits,
-    declared_queues,
-    preview_replay,
-    replay_dead_letter,
 )
+from function_runner.replay.message import declared_queues
+from function_runner.replay.single import preview_replay, replay_dead_letter
 from function_runner.runtime import Runtime, runtime_for
 from function_runner.settings import Settings
 from function_runner.wrapper import headers as H

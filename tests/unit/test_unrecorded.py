@@ -26,6 +26,7 @@ from error_handling.redaction import Redactor
 from error_handling.sealing import generate_key, seal_secrets
 from function_runner.app import create_app
 from function_runner.dispatch.dispatcher import Dispatcher
+from function_runner.dispatch.unrecorded import UnrecordedRole
 from function_runner.migrate import upgrade
 from function_runner.runtime import runtime_for
 from function_runner.settings import Settings
@@ -237,8 +238,8 @@ def test_the_dispatcher_publishes_a_copy_of_a_lost_message_with_its_secrets_and_
     report = kept_report(app, task_id="lost-1", attempt=2, run_id=41)
     unrecorded.keep(runtime, report, token="tok-41")
     dispatcher = Dispatcher(app)
-    assert dispatcher.redeliver_unrecorded(now=time.time() + 30) == 0  # seen recently: it may come back
-    assert dispatcher.redeliver_unrecorded(now=time.time() + 61) == 1
+    assert dispatcher.role(UnrecordedRole).redeliver(now=time.time() + 30) == 0  # seen recently: it may come back
+    assert dispatcher.role(UnrecordedRole).redeliver(now=time.time() + 61) == 1
 
     (message,) = published(app)
     headers = message.headers
@@ -248,7 +249,7 @@ def test_the_dispatcher_publishes_a_copy_of_a_lost_message_with_its_secrets_and_
     args, kwargs, _ = message.decode()
     assert (args, kwargs) == (["o-1"], {"api_key": "sk-live-0123456789abcdef"})  # unsealed for the task
     assert message.properties.get("priority") == 3
-    assert dispatcher.redeliver_unrecorded(now=time.time() + 62) == 0  # not again until unseen again
+    assert dispatcher.role(UnrecordedRole).redeliver(now=time.time() + 62) == 0  # not again until unseen again
 
 
 def test_a_kept_failure_recorded_meanwhile_is_forgotten_not_published(app: Celery) -> None:
@@ -257,7 +258,7 @@ def test_a_kept_failure_recorded_meanwhile_is_forgotten_not_published(app: Celer
     charge = failing_task(app, ran)
     charge.apply(args=["o-1"], task_id="late-1")  # the redelivery came back and recorded it
     unrecorded.keep(runtime, kept_report(app, task_id="late-1"))
-    assert Dispatcher(app).redeliver_unrecorded(now=time.time() + 61) == 0
+    assert Dispatcher(app).role(UnrecordedRole).redeliver(now=time.time() + 61) == 0
     assert published(app) == []
     assert unrecorded.take(runtime, "late-1", 1) is None
 
