@@ -54,7 +54,7 @@ class Subject:
 def _safe_message(exc: BaseException) -> str:
     try:
         text = str(exc)
-    except Exception:  # noqa: BLE001, RUF100 - a foreign __str__ may raise anything; classification must not
+    except Exception:  # noqa: BLE001 - a foreign __str__ may raise anything; classification must not
         text = f"<unprintable {qualified_name(type(exc))}>"
     return text[:MAX_MESSAGE_LENGTH]
 

@@ -26,7 +26,7 @@ def safe_attr(obj: object, name: str) -> Any:
     """
     try:
         return getattr(obj, name, None)
-    except Exception:  # noqa: BLE001, RUF100 - a foreign property may raise anything: the attribute counts as absent
+    except Exception:  # noqa: BLE001 - a foreign property may raise anything: the attribute counts as absent
         return None
 
 
@@ -65,7 +65,7 @@ def _response_text(response: object) -> str | None:
         if isinstance(text, str):
             return text
         content = inspect.getattr_static(response, "_content", None)
-    except Exception:  # noqa: BLE001, RUF100 - getattr_static may still meet a foreign __dict__ or __mro__ that raises
+    except Exception:  # noqa: BLE001 - getattr_static may still meet a foreign __dict__ or __mro__ that raises
         return None
     if isinstance(content, bytes | bytearray):
         return bytes(content[: MAX_BODY_CHARS * 4]).decode("utf-8", "replace")

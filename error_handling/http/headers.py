@@ -82,7 +82,7 @@ def iter_headers(headers: object) -> list[tuple[str, str]]:
             if name is not None and value is not None:
                 pairs.append((name.strip().lower(), value))
         return pairs
-    except Exception:  # noqa: BLE001, RUF100 - a foreign container may raise anything while iterated: no hints from it
+    except Exception:  # noqa: BLE001 - a foreign container may raise anything while iterated: no hints from it
         return []
 
 

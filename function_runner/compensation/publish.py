@@ -25,7 +25,7 @@ def publish_compensation(app: Celery, saga_id: str) -> bool:
     sweep publishes it later."""
     try:
         app.send_task(COMPENSATE_TASK, args=[saga_id])
-    except Exception as exc:  # noqa: BLE001, RUF100 - the steps stay pending for the sweep; never the caller's outcome
+    except Exception as exc:  # noqa: BLE001 - the steps stay pending for the sweep; never the caller's outcome
         log_event("compensation.publish_failed", level=logging.WARNING, saga=saga_id, error=type(exc).__name__)
         return False
     log_event("compensation.published", saga=saga_id)

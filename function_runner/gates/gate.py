@@ -47,7 +47,7 @@ class Gate:
             return None
         try:
             return self.probe()
-        except Exception as exc:  # noqa: BLE001, RUF100 - a user's probe: any error of it means unavailable
+        except Exception as exc:  # noqa: BLE001 - a user's probe: any error of it means unavailable
             return ProbeResult(False, DEFAULT_REDACTOR.redact_text(f"probe failed: {type(exc).__name__}: {exc}"))
 
 

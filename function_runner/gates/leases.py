@@ -208,5 +208,5 @@ class LeaseRenewer:
         try:
             if not self.store.renew(gate, holder, ttl=self.ttl):
                 log_event("gate.lease_lost", level=logging.WARNING, gate=gate, holder=holder)
-        except Exception as exc:  # noqa: BLE001, RUF100 - the renewing thread must outlive any store error
+        except Exception as exc:  # noqa: BLE001 - the renewing thread must outlive any store error
             log_event("gate.renew_failed", level=logging.WARNING, gate=gate, error=type(exc).__name__)

@@ -122,7 +122,7 @@ def _undo(task: Compensator, claim: Claim, token: str, saga_id: str) -> None:
     runtime = runtime_for(task.app)
     try:
         _run_undo(task.app, claim, sealer=runtime.sealer)
-    except Exception as exc:  # noqa: BLE001, RUF100 - the user's undo may raise anything: recorded, then classified
+    except Exception as exc:  # the user's undo may raise anything: recorded, then classified
         error = runtime.redactor.redact_text(f"{type(exc).__name__}: {exc}")[:2000]
         runtime.in_transaction(
             functools.partial(release_step, step_id=claim.step_id, token=token, error=error, now=utcnow())

@@ -190,7 +190,7 @@ class RecoverableRequest(RedactingRequest):
                 ),
                 patience=2,
             )
-        except Exception as problem:  # noqa: BLE001, RUF100 - the next delivery records it without the details
+        except Exception as problem:  # noqa: BLE001 - the next delivery records it without the details
             log_event(
                 "delivery.loss_not_recorded", level=logging.WARNING, task_id=task_id, error=type(problem).__name__
             )

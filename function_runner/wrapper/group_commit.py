@@ -120,7 +120,7 @@ class GroupCommit(Generic[I, R]):
             for waiter in batch:
                 waiter.finish(error=exc)
             return
-        except Exception as exc:  # noqa: BLE001, RUF100 - any error of one item must fail that item alone, never its batch
+        except Exception as exc:  # noqa: BLE001 - any error of one item must fail that item alone, never its batch
             if len(batch) == 1:
                 batch[0].finish(error=exc)
                 return

@@ -32,7 +32,7 @@ def succeeded(runtime: Runtime, budget: str | None) -> None:
         return
     try:
         runtime.budgets.on_success(budget)
-    except Exception as exc:  # noqa: BLE001, RUF100 - a budget only shapes retries: never the task's outcome
+    except Exception as exc:  # noqa: BLE001 - a budget only shapes retries: never the task's outcome
         log_event("budget.failed", level=logging.WARNING, error=type(exc).__name__)
 
 
@@ -43,6 +43,6 @@ def retry_allowed(runtime: Runtime, budget: str | None, classification: Classifi
         return None
     try:
         return runtime.budgets.on_failure(budget)
-    except Exception as exc:  # noqa: BLE001, RUF100 - a budget only shapes retries: never the task's outcome
+    except Exception as exc:  # noqa: BLE001 - a budget only shapes retries: never the task's outcome
         log_event("budget.failed", level=logging.WARNING, error=type(exc).__name__)
         return True

@@ -56,5 +56,5 @@ def holding_gates(execution: Execution, resources: Mapping[str, int]) -> Iterato
             runtime.renewer.drop(name, holder)
             try:
                 store.release(name, holder)
-            except Exception as exc:  # noqa: BLE001, RUF100 - a lease left behind expires; never the task's outcome
+            except Exception as exc:  # noqa: BLE001 - a lease left behind expires; never the task's outcome
                 log_event("gate.release_failed", level=logging.WARNING, gate=name, error=type(exc).__name__)

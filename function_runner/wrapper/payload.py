@@ -129,7 +129,7 @@ def minimal_payload(execution: Execution) -> reports.TaskPayload:
             queue=execution.queue,
             replayable=_json_faithful(execution.args, execution.kwargs),
         )
-    except Exception as problem:  # noqa: BLE001, RUF100 - the last resort of an unrecordable failure: no payload
+    except Exception as problem:  # noqa: BLE001 - the last resort of an unrecordable failure: no payload
         log_event(
             "task.payload_unsealable", level=logging.ERROR, task_id=execution.request.id, error=type(problem).__name__
         )

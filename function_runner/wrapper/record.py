@@ -87,7 +87,7 @@ def record_success(execution: Execution) -> None:
     except StorageUnavailable as exc:
         log_event("task.storage_unavailable", level=logging.WARNING, task_id=task_id, step="success")
         raise Reject(str(exc), requeue=True) from None
-    except Exception as error:  # noqa: BLE001, RUF100 - the body succeeded: a refused record must not make that a loss
+    except Exception as error:  # noqa: BLE001 - the body succeeded: a refused record must not make that a loss
         log_event(
             "task.success_not_recorded",
             level=logging.ERROR,

@@ -172,7 +172,7 @@ class _Copier:
 def _str_of(value: object) -> str:
     try:
         return str(value)
-    except Exception:  # noqa: BLE001, RUF100 - a broken __str__: its repr stands for it
+    except Exception:  # noqa: BLE001 - a broken __str__: its repr stands for it
         return safe_repr(value)
 
 

@@ -116,7 +116,7 @@ def start_mark(task_id: str, attempt: int) -> list[int]:
         return []
     try:
         return marks.begin(task_id, attempt)
-    except Exception as problem:  # noqa: BLE001, RUF100 - the marks only help find lost deliveries: never the task's outcome
+    except Exception as problem:  # noqa: BLE001 - the marks only help find lost deliveries: never the task's outcome
         log_event("delivery.mark_failed", level=logging.WARNING, task_id=task_id, error=type(problem).__name__)
         return []
 

@@ -107,7 +107,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
                 return self._execute(execution, put_back)
             except CONTROL_FLOW:
                 raise
-            except Exception as bug:  # noqa: BLE001, RUF100 - the outermost boundary: a bookkeeping bug is not the outcome
+            except Exception as bug:  # noqa: BLE001 - the outermost boundary: a bookkeeping bug is not the outcome
                 self._refused(dataclasses.replace(execution, run_id=None), bug, step="wrapper")
         except outcome.Verdict as verdict:
             error, traceback_ = verdict.error, verdict.traceback
@@ -158,7 +158,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
             raise
         except StorageUnavailable as db_exc:  # our own records (a compensation step, a gate) could not be written
             outcome.requeue(execution, step="body", why=f"the task's records could not be written: {db_exc}")
-        except Exception as exc:  # noqa: BLE001, RUF100 - the outermost boundary: every failure of the body is classified
+        except Exception as exc:  # noqa: BLE001 - the outermost boundary: every failure of the body is classified
             self._on_failure(execution, exc, started_at=started_at)
 
     def _on_failure(self, execution: Execution, exc: Exception, *, started_at: dt.datetime | None) -> NoReturn:
@@ -170,7 +170,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
             allowed = guards.retry_allowed(runtime, self._budget, classification)
             if allowed is not None:
                 report = dataclasses.replace(report, retry_allowed=allowed)
-        except Exception as bug:  # noqa: BLE001, RUF100 - building the report failed: never ack a failure nobody recorded
+        except Exception as bug:  # noqa: BLE001 - building the report failed: never ack a failure nobody recorded
             self._refused(execution, bug, step="report", exc=exc)
         self._conclude(execution, exc, report)
 
@@ -192,7 +192,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
             recorded = record(execution, item, keep=not (kept or minimal))
         except CONTROL_FLOW:
             raise
-        except Exception as bug:  # noqa: BLE001, RUF100 - recording failed: never ack a failure nobody recorded
+        except Exception as bug:  # noqa: BLE001 - recording failed: never ack a failure nobody recorded
             if minimal:
                 refusals.not_recorded(execution, bug, step=None, attempt=report.attempt)
             self._refused(dataclasses.replace(execution, run_id=report.run_id), bug, step="record_failure", exc=exc)
@@ -225,7 +225,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
             raise
         except StorageUnavailable as exc:
             outcome.requeue(execution, step=step, why=f"the task's records could not be written: {exc}")
-        except Exception as error:  # noqa: BLE001, RUF100 - any other failure of bookkeeping is a refusal
+        except Exception as error:  # noqa: BLE001 - any other failure of bookkeeping is a refusal
             self._refused(execution, error, step=step)
 
     def _refused(self, execution: Execution, error: Exception, *, step: str, exc: Exception | None = None) -> NoReturn:
@@ -238,7 +238,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
             self._conclude(execution, exc or failure, report, minimal=True)
         except CONTROL_FLOW:
             raise
-        except Exception as bug:  # noqa: BLE001, RUF100 - the last resort: never ack a failure nobody recorded
+        except Exception as bug:  # noqa: BLE001 - the last resort: never ack a failure nobody recorded
             refusals.not_recorded(execution, bug, step=step)
 
     @property
