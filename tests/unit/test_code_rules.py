@@ -1,5 +1,6 @@
 """The code's own rules, checked in CI: the layering contracts (import-linter, ``[tool.importlinter]`` in
-pyproject.toml), ruff's rules (complexity and blind excepts included) and the size of modules and classes."""
+pyproject.toml), ruff's rules (complexity and blind excepts included), mypy's strict types and the size of
+modules and classes."""
 
 from __future__ import annotations
 
@@ -39,6 +40,14 @@ def test_layering_contracts_hold() -> None:
 def test_ruff_rules_hold() -> None:
     result = subprocess.run(
         [_tool("ruff"), "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_types_check(tmp_path: Path) -> None:
+    """mypy in strict mode over the packages and the benchmarks (``[tool.mypy]`` in pyproject.toml)."""
+    result = subprocess.run(
+        [_tool("mypy"), "--cache-dir", str(tmp_path / "mypy")], cwd=ROOT, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
