@@ -15,7 +15,7 @@ import typer
 
 from error_handling.persistence import audit
 from error_handling.persistence.audit import AuditAction, AuditTarget
-from function_runner.cli.common import CursorOption, PageSizeOption, database_session, page_position, utc
+from function_runner.cli.common import CursorOption, PageSizeOption, page_reading, utc
 from function_runner.cli.output import JsonOption, print_page, when
 
 app = typer.Typer(
@@ -46,8 +46,7 @@ def list_command(
     """List operator actions, newest first."""
     from api.schemas.audit import AuditEventsPublic
 
-    position = page_position(cursor)
-    with database_session() as session:
+    with page_reading(cursor) as (session, position):
         page = audit.list_events(
             session,
             actor=actor,

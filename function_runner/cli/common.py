@@ -110,15 +110,19 @@ PageSizeOption = Annotated[int, typer.Option(min=1, max=500, help="Page size.")]
 CursorOption = Annotated[str | None, typer.Option(help="next_cursor printed by the previous page.")]
 
 
-def page_position(cursor: str | None) -> Keyset | None:
-    """Where the page asked with ``--cursor`` starts (None: the first page); a bad cursor is a usage error."""
+@contextlib.contextmanager
+def page_reading(cursor: str | None) -> Iterator[tuple[Session, Keyset | None]]:
+    """A listing's transaction and where its page starts (None: the first page). A bad ``--cursor`` is a
+    usage error, said before the database is opened."""
     from error_handling.exceptions import InvalidCursor
     from error_handling.persistence.cursor import decode_cursor
 
     try:
-        return decode_cursor(cursor) if cursor else None
+        position = decode_cursor(cursor) if cursor else None
     except InvalidCursor as exc:
         raise fail(str(exc), EXIT_USAGE) from None
+    with database_session() as session:
+        yield session, position
 
 
 def utc(moment: dt.datetime | None) -> dt.datetime | None:

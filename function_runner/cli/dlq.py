@@ -29,7 +29,7 @@ from function_runner.cli.common import (
     cli_actor,
     database_session,
     fail,
-    page_position,
+    page_reading,
 )
 from function_runner.cli.output import JsonOption, out, print_json, print_page, when
 
@@ -56,8 +56,7 @@ def list_command(
     from api.schemas.dead_letters import DeadLetterPublic, DeadLettersPublic
     from error_handling.persistence.cursor import encode_cursor
 
-    position = page_position(cursor)
-    with database_session() as session:
+    with page_reading(cursor) as (session, position):
         page = dlq.list_dead_letters(session, flt, status=status, cursor=position, limit=limit)
         public = DeadLettersPublic(
             data=[DeadLetterPublic.from_record(letter) for letter in page.items],
