@@ -52,7 +52,7 @@ from function_runner.replay.errors import (
     ReplayPublishFailed,
     ReservedIdempotencyKey,
 )
-from function_runner.replay.single import replay_in_session
+from function_runner.replay.single import ReplayOrder, replay_in_session
 
 router = APIRouter(prefix="/dead-letters", tags=["dead-letters"])
 
@@ -126,9 +126,7 @@ def list_dead_letters(
 ) -> DeadLettersPublic:
     """Dead letters, newest first, with filters and cursor pagination. Payloads (args, kwargs, headers)
     are left out: `GET /dead-letters/{id}` shows one letter's."""
-    page = dlq.list_dead_letters(
-        session,
-        status=status_,
+    flt = dlq.DeadLetterFilter(
         task_name=task_name,
         category=category,
         reason=reason,
@@ -137,6 +135,11 @@ def list_dead_letters(
         search=q,
         since=since,
         until=until,
+    )
+    page = dlq.list_dead_letters(
+        session,
+        flt,
+        status=status_,
         cursor=decode_cursor(cursor) if cursor is not None else None,
         limit=limit,
     )
@@ -261,15 +264,18 @@ def replay_dead_letter(
     request = body or ReplayRequest()
     try:
         with session.begin():
-            result = replay_in_session(
-                session,
-                app=celery,
-                sealer=runtime.sealer,
+            order = ReplayOrder(
                 dead_letter_id=dead_letter_id,
                 args=request.args,
                 kwargs=request.kwargs,
                 queue=request.queue,
                 force=request.force,
+            )
+            result = replay_in_session(
+                session,
+                order,
+                app=celery,
+                sealer=runtime.sealer,
                 idempotency_key=idempotency_key,
                 actor=principal,
                 runtime=runtime,

@@ -7,11 +7,9 @@ Functions here run in the caller's transaction. Idempotency keys starting with
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -24,6 +22,7 @@ from error_handling.persistence.models import (
     ReplayJobRecord,
     ReplayJobStatus,
 )
+from error_handling.persistence.reads.dlq import DeadLetterFilter
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -62,60 +61,6 @@ class ReplayJobNotFound(FunctionRunnerError):
         super().__init__(f"replay job {job_id} does not exist")
         self.message = f"replay job {job_id} does not exist"
         self.job_id = job_id
-
-
-@dataclasses.dataclass(frozen=True)
-class DeadLetterFilter:
-    """Which dead letters a bulk replay takes (only ``pending`` ones, always). ``None`` matches anything."""
-
-    task_name: str | None = None
-    category: str | None = None
-    reason: str | None = None
-    fingerprint: str | None = None
-    queue: str | None = None
-    #: Case-insensitive text in the (redacted) error message.
-    search: str | None = None
-    #: ``since <= created_at < until``.
-    since: dt.datetime | None = None
-    until: dt.datetime | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The filter as a JSON document (times in ISO 8601), without the unset fields."""
-        document: dict[str, Any] = {}
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if value is not None:
-                document[field.name] = value.isoformat() if isinstance(value, dt.datetime) else value
-        return document
-
-    @classmethod
-    def from_json(cls, document: Any) -> DeadLetterFilter:
-        """The filter stored by :meth:`to_json`."""
-        values: dict[str, Any] = dict(document or {})
-        for name in ("since", "until"):
-            if values.get(name) is not None:
-                values[name] = dt.datetime.fromisoformat(values[name])
-        return cls(**values)
-
-    def conditions(self) -> list[Any]:
-        """The SQL conditions selecting the pending dead letters that match."""
-        found: list[Any] = [DeadLetterRecord.status == DeadLetterStatus.PENDING]
-        for column, value in (
-            (DeadLetterRecord.task_name, self.task_name),
-            (DeadLetterRecord.category, self.category),
-            (DeadLetterRecord.reason, self.reason),
-            (DeadLetterRecord.fingerprint, self.fingerprint),
-            (DeadLetterRecord.queue, self.queue),
-        ):
-            if value is not None:
-                found.append(column == value)
-        if self.search:
-            found.append(DeadLetterRecord.message.icontains(self.search, autoescape=True))
-        if self.since is not None:
-            found.append(DeadLetterRecord.created_at >= self.since)
-        if self.until is not None:
-            found.append(DeadLetterRecord.created_at < self.until)
-        return found
 
 
 def idempotency_key(job_id: int, dead_letter_id: int) -> str:

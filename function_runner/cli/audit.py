@@ -12,12 +12,11 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from error_handling.persistence import audit
 from error_handling.persistence.audit import AuditAction, AuditTarget
-from function_runner.cli.common import EXIT_USAGE, database_session, fail, utc
-from function_runner.cli.output import JsonOption, out, print_json, print_next_page, when
+from function_runner.cli.common import CursorOption, PageSizeOption, page_reading, utc
+from function_runner.cli.output import JsonOption, print_page, when
 
 app = typer.Typer(
     help="The operator audit: who replayed, discarded, cancelled, reset or opened what, and when.",
@@ -40,20 +39,14 @@ def list_command(
     target_id: Annotated[str | None, typer.Option("--target", help="Only this target (id or service).")] = None,
     since: Annotated[dt.datetime | None, typer.Option(help="At or after (UTC).")] = None,
     until: Annotated[dt.datetime | None, typer.Option(help="Before (UTC).")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=500, help="Page size.")] = 50,
-    cursor: Annotated[str | None, typer.Option(help="next_cursor printed by the previous page.")] = None,
+    limit: PageSizeOption = 50,
+    cursor: CursorOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List operator actions, newest first."""
     from api.schemas.audit import AuditEventsPublic
-    from error_handling.exceptions import InvalidCursor
-    from error_handling.persistence.cursor import decode_cursor
 
-    try:
-        position = decode_cursor(cursor) if cursor else None
-    except InvalidCursor as exc:
-        raise fail(str(exc), EXIT_USAGE) from None
-    with database_session() as session:
+    with page_reading(cursor) as (session, position):
         page = audit.list_events(
             session,
             actor=actor,
@@ -66,18 +59,16 @@ def list_command(
             limit=limit,
         )
         public = AuditEventsPublic.from_page(page)
-    if as_json:
-        print_json(public)
-        return
-    table = Table("id", "at", "actor", "action", "target", "detail", box=None)
-    for event in public.data:
-        table.add_row(
+    print_page(
+        public,
+        as_json=as_json,
+        columns=("id", "at", "actor", "action", "target", "detail"),
+        row=lambda event: (
             str(event.id),
             when(event.at),
             event.actor,
             event.action,
             f"{event.target_type}:{event.target_id or ''}",
             json.dumps(event.detail, default=str)[:80],
-        )
-    out.print(table)
-    print_next_page(public.next_cursor)
+        ),
+    )

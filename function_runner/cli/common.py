@@ -24,6 +24,8 @@ from function_runner.settings import Settings
 if TYPE_CHECKING:
     from celery import Celery
 
+    from error_handling.persistence.cursor import Keyset
+
 #: Exit code of a refused or failed operation (not found, database unavailable, ...).
 EXIT_FAILED = 1
 #: Exit code of a usage error (bad option, bad settings).
@@ -101,6 +103,26 @@ def database_session() -> Iterator[Session]:
         raise fail(str(exc), EXIT_FAILED) from None
     finally:
         engine.dispose()
+
+
+#: ``--limit`` and ``--cursor`` of the listings (``dlq list``, ``audit list``).
+PageSizeOption = Annotated[int, typer.Option(min=1, max=500, help="Page size.")]
+CursorOption = Annotated[str | None, typer.Option(help="next_cursor printed by the previous page.")]
+
+
+@contextlib.contextmanager
+def page_reading(cursor: str | None) -> Iterator[tuple[Session, Keyset | None]]:
+    """A listing's transaction and where its page starts (None: the first page). A bad ``--cursor`` is a
+    usage error, said before the database is opened."""
+    from error_handling.exceptions import InvalidCursor
+    from error_handling.persistence.cursor import decode_cursor
+
+    try:
+        position = decode_cursor(cursor) if cursor else None
+    except InvalidCursor as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    with database_session() as session:
+        yield session, position
 
 
 def utc(moment: dt.datetime | None) -> dt.datetime | None:

@@ -16,15 +16,22 @@ import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from error_handling.persistence import dead_letters
 from error_handling.persistence.models import DeadLetterStatus, utcnow
 from error_handling.persistence.reads import dlq
 from function_runner.cli import dlq_options as opt
 from function_runner.cli import dlq_replay
-from function_runner.cli.common import EXIT_USAGE, cli_actor, database_session, fail, utc
-from function_runner.cli.output import JsonOption, out, print_json, print_next_page, when
+from function_runner.cli.common import (
+    EXIT_USAGE,
+    CursorOption,
+    PageSizeOption,
+    cli_actor,
+    database_session,
+    fail,
+    page_reading,
+)
+from function_runner.cli.output import JsonOption, out, print_json, print_page, when
 
 if TYPE_CHECKING:
     from api.schemas.dead_letters import DeadLetterDetailPublic
@@ -37,54 +44,29 @@ app = typer.Typer(
 )
 
 
+@opt.takes_filter
 def list_command(
     status: Annotated[DeadLetterStatus | None, typer.Option(help="Only dead letters in this state.")] = None,
-    task_name: opt.TaskName = None,
-    category: opt.Category = None,
-    reason: opt.Reason = None,
-    fingerprint: opt.Fingerprint = None,
-    queue: opt.Queue = None,
-    search: opt.Search = None,
-    since: opt.Since = None,
-    until: opt.Until = None,
-    limit: Annotated[int, typer.Option(min=1, max=500, help="Page size.")] = 50,
-    cursor: Annotated[str | None, typer.Option(help="next_cursor printed by the previous page.")] = None,
+    flt: dlq.DeadLetterFilter = opt.NO_FILTER,
+    limit: PageSizeOption = 50,
+    cursor: CursorOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List dead letters, newest first."""
     from api.schemas.dead_letters import DeadLetterPublic, DeadLettersPublic
-    from error_handling.exceptions import InvalidCursor
-    from error_handling.persistence.cursor import decode_cursor, encode_cursor
+    from error_handling.persistence.cursor import encode_cursor
 
-    try:
-        position = decode_cursor(cursor) if cursor else None
-    except InvalidCursor as exc:
-        raise fail(str(exc), EXIT_USAGE) from None
-    with database_session() as session:
-        page = dlq.list_dead_letters(
-            session,
-            status=status,
-            task_name=task_name,
-            category=category,
-            reason=reason,
-            fingerprint=fingerprint,
-            queue=queue,
-            search=search,
-            since=utc(since),
-            until=utc(until),
-            cursor=position,
-            limit=limit,
-        )
+    with page_reading(cursor) as (session, position):
+        page = dlq.list_dead_letters(session, flt, status=status, cursor=position, limit=limit)
         public = DeadLettersPublic(
             data=[DeadLetterPublic.from_record(letter) for letter in page.items],
             next_cursor=encode_cursor(*page.next_cursor) if page.next_cursor else None,
         )
-    if as_json:
-        print_json(public)
-        return
-    table = Table("id", "created", "task", "queue", "reason", "status", "message", box=None)
-    for item in public.data:
-        table.add_row(
+    print_page(
+        public,
+        as_json=as_json,
+        columns=("id", "created", "task", "queue", "reason", "status", "message"),
+        row=lambda item: (
             str(item.id),
             when(item.created_at),
             item.task_name,
@@ -92,9 +74,8 @@ def list_command(
             item.reason,
             item.status.value,
             (item.message or "")[:60],
-        )
-    out.print(table)
-    print_next_page(public.next_cursor)
+        ),
+    )
 
 
 def show_command(dead_letter_id: opt.DeadLetterId, as_json: JsonOption = False) -> None:

@@ -31,7 +31,6 @@ from function_runner.cli.common import (
     err,
     fail,
     load_celery_app,
-    utc,
 )
 from function_runner.cli.output import JsonOption, out, print_json, when
 
@@ -68,38 +67,33 @@ def replay_command(
 ) -> None:
     """Publish a dead letter again as a new task linked to it."""
     from function_runner.replay.errors import InvalidReplayEdit
-    from function_runner.replay.single import preview_replay, replay_dead_letter
+    from function_runner.replay.single import ReplayOrder, preview_replay, replay_in_session
 
-    new_args = _json_option("--args", args, list)
-    new_kwargs = _json_option("--kwargs", kwargs, dict)
+    order = ReplayOrder(
+        dead_letter_id=dead_letter_id,
+        args=_json_option("--args", args, list),
+        kwargs=_json_option("--kwargs", kwargs, dict),
+        queue=queue,
+        force=force,
+    )
     celery, runtime = _publisher(celery_app, dry_run=dry_run)
     try:
         if dry_run:
             with transaction(runtime.sessions) as session:
                 preview = preview_replay(
                     session,
+                    order,
                     sealer=runtime.sealer,
                     redactor=runtime.redactor,
-                    dead_letter_id=dead_letter_id,
-                    args=new_args,
-                    kwargs=new_kwargs,
-                    queue=queue,
-                    force=force,
                     app=celery,
                     settings=runtime.settings,
                 )
             _print_preview(preview, as_json=as_json)
             return
-        result = replay_dead_letter(
-            celery,
-            runtime,
-            dead_letter_id=dead_letter_id,
-            args=new_args,
-            kwargs=new_kwargs,
-            queue=queue,
-            force=force,
-            actor=cli_actor(),
-        )
+        with transaction(runtime.sessions) as session:
+            result = replay_in_session(
+                session, order, app=celery, sealer=runtime.sealer, actor=cli_actor(), runtime=runtime
+            )
     except InvalidReplayEdit as exc:
         raise fail(f"--{exc.param}: {exc.message}", EXIT_USAGE) from None
     except FunctionRunnerError as exc:
@@ -213,15 +207,9 @@ def _print_replayed(result: ReplayResult, *, as_json: bool) -> None:
     )
 
 
+@opt.takes_filter
 def replay_all_command(
-    task_name: opt.TaskName = None,
-    category: opt.Category = None,
-    reason: opt.Reason = None,
-    fingerprint: opt.Fingerprint = None,
-    queue: opt.Queue = None,
-    search: opt.Search = None,
-    since: opt.Since = None,
-    until: opt.Until = None,
+    flt: replay_jobs.DeadLetterFilter = opt.NO_FILTER,
     rate: Annotated[
         float | None, typer.Option("--rate", min=0.001, max=10_000, help="At most this many publishes per second.")
     ] = None,
@@ -240,16 +228,6 @@ def replay_all_command(
     """
     from api.schemas.dead_letters import ReplayJobPublic
 
-    flt = replay_jobs.DeadLetterFilter(
-        task_name=task_name,
-        category=category,
-        reason=reason,
-        fingerprint=fingerprint,
-        queue=queue,
-        search=search,
-        since=utc(since),
-        until=utc(until),
-    )
     if dry_run:
         _print_matching(flt, sample=sample, as_json=as_json)
         return

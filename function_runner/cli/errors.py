@@ -17,12 +17,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated, Final, TypeVar
 
 import sqlalchemy as sa
 import typer
+from pydantic import BaseModel
 from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session
@@ -52,6 +53,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+#: A public document ``--json`` prints.
+DocumentT = TypeVar("DocumentT", bound=BaseModel)
 
 #: Longest message shown in a table cell.
 MESSAGE_WIDTH: Final = 60
@@ -223,15 +227,26 @@ def show_command(
     as_json: JsonOption = False,
 ) -> None:
     """Show one failed attempt: classification, decision, traceback, and its task (secrets [REDACTED])."""
-    with reading(load_settings()) as session:
+
+    def detail(session: Session) -> AttemptDetailPublic | None:
         row = get_attempt(session, attempt_id=attempt_id)
-        if row is None:
-            raise fail(f"no failed attempt has id {attempt_id}", EXIT_FAILED)
-        detail = attempt_detail_public(row, get_task(session, task_id=row.task_id))
+        return None if row is None else attempt_detail_public(row, get_task(session, task_id=row.task_id))
+
+    _show_one(detail, missing=f"no failed attempt has id {attempt_id}", as_json=as_json, text=_print_detail)
+
+
+def _show_one(
+    read: Callable[[Session], DocumentT | None], *, missing: str, as_json: bool, text: Callable[[DocumentT], None]
+) -> None:
+    """Read one document (None: not found, the ``missing`` line and exit 1), then print its JSON or ``text``."""
+    with reading(load_settings()) as session:
+        document = read(session)
+    if document is None:
+        raise fail(missing, EXIT_FAILED)
     if as_json:
-        print_json(detail)
+        print_json(document)
         return
-    _print_detail(detail)
+    text(document)
 
 
 def _print_detail(detail: AttemptDetailPublic) -> None:
@@ -277,15 +292,12 @@ def history_command(
     as_json: JsonOption = False,
 ) -> None:
     """Show everything recorded about a task: attempts, decisions, scheduled runs, dead letter, replays."""
-    with reading(load_settings()) as session:
+
+    def document(session: Session) -> TaskHistoryPublic | None:
         history = task_history(session, task_id=task_id)
-        if history is None:
-            raise fail(f"no failure is recorded for task {task_id!r}", EXIT_FAILED)
-        document = task_history_public(history)
-    if as_json:
-        print_json(document)
-        return
-    _print_history(document)
+        return None if history is None else task_history_public(history)
+
+    _show_one(document, missing=f"no failure is recorded for task {task_id!r}", as_json=as_json, text=_print_history)
 
 
 def _print_history(history: TaskHistoryPublic) -> None:

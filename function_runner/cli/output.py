@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.table import Table
 
 #: Where results go.
 out = Console()
@@ -19,6 +21,19 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 def print_json(document: BaseModel) -> None:
     """Print a public document as indented JSON."""
     typer.echo(document.model_dump_json(indent=2))
+
+
+def print_page(page: Any, *, as_json: bool, columns: Iterable[str], row: Callable[[Any], Iterable[str]]) -> None:
+    """A page of a listing (a public document with ``data`` and ``next_cursor``): its JSON, or a table of
+    ``columns`` with a ``row`` per item and how to ask for the next page."""
+    if as_json:
+        print_json(page)
+        return
+    table = Table(*columns, box=None)
+    for item in page.data:
+        table.add_row(*row(item))
+    out.print(table)
+    print_next_page(page.next_cursor)
 
 
 def print_next_page(cursor: str | None) -> None:

@@ -30,7 +30,19 @@ from function_runner.replay.message import ReplayMessage, build_message, check_q
 from function_runner.runtime import Runtime, runtime_for
 from function_runner.settings import Settings
 
-__all__ = ["ReplayPreview", "ReplayResult", "preview_replay", "replay_dead_letter", "replay_in_session"]
+__all__ = ["ReplayOrder", "ReplayPreview", "ReplayResult", "preview_replay", "replay_dead_letter", "replay_in_session"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplayOrder:
+    """Which dead letter to replay and how: new ``args``/``kwargs`` (None: the stored ones), another
+    ``queue`` (None: the original route), and ``force`` to replay one that was replayed before."""
+
+    dead_letter_id: int
+    args: list[Any] | None = None
+    kwargs: dict[str, Any] | None = None
+    queue: str | None = None
+    force: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,40 +93,32 @@ def _audit_edits(letter: DeadLetterRecord, *, args: Any, kwargs: Any, redactor: 
     }
 
 
-def _check_limits(settings: Settings, *, args: Any, kwargs: Any) -> None:
+def _check_limits(settings: Settings, order: ReplayOrder) -> None:
     check_edits(
-        args=args, kwargs=kwargs, max_bytes=settings.replay_edit_max_bytes, max_depth=settings.replay_edit_max_depth
+        args=order.args,
+        kwargs=order.kwargs,
+        max_bytes=settings.replay_edit_max_bytes,
+        max_depth=settings.replay_edit_max_depth,
     )
 
 
 def _checked_message(
-    letter: DeadLetterRecord,
-    *,
-    sealer: Sealer,
-    args: list[Any] | None,
-    kwargs: dict[str, Any] | None,
-    queue: str | None,
-    force: bool,
-    app: Celery | None,
-    settings: Settings | None,
+    letter: DeadLetterRecord, order: ReplayOrder, *, sealer: Sealer, app: Celery | None, settings: Settings | None
 ) -> ReplayMessage:
     """The message that replays ``letter``, once it may be replayed (the queue checked with ``app``)."""
-    dead_letters.check_replayable(letter, force=force, edits_complete=args is not None and kwargs is not None)
+    edits_complete = order.args is not None and order.kwargs is not None
+    dead_letters.check_replayable(letter, force=order.force, edits_complete=edits_complete)
     if app is not None and settings is not None:
-        check_queue(queue, letter=letter, app=app, settings=settings)
-    return build_message(letter, sealer=sealer, args=args, kwargs=kwargs, queue=queue)
+        check_queue(order.queue, letter=letter, app=app, settings=settings)
+    return build_message(letter, sealer=sealer, args=order.args, kwargs=order.kwargs, queue=order.queue)
 
 
 def replay_in_session(
     session: Session,
+    order: ReplayOrder,
     *,
     app: Celery,
     sealer: Sealer,
-    dead_letter_id: int,
-    args: list[Any] | None = None,
-    kwargs: dict[str, Any] | None = None,
-    queue: str | None = None,
-    force: bool = False,
     idempotency_key: str | None = None,
     now: dt.datetime | None = None,
     actor: str = audit.UNKNOWN_ACTOR,
@@ -144,8 +148,8 @@ def replay_in_session(
         raise ReservedIdempotencyKey()
     runtime = runtime or runtime_for(app)
     settings = runtime.settings
-    _check_limits(settings, args=args, kwargs=kwargs)
-    letter = dead_letters.lock_dead_letter(session, dead_letter_id=dead_letter_id)
+    _check_limits(settings, order)
+    letter = dead_letters.lock_dead_letter(session, dead_letter_id=order.dead_letter_id)
     if idempotency_key is not None:
         prior = dead_letters.find_replay_request(session, idempotency_key=idempotency_key)
         if prior is not None:
@@ -160,22 +164,20 @@ def replay_in_session(
                 forced=prior.forced,
                 repeated=True,
             )
-    message = _checked_message(
-        letter, sealer=sealer, args=args, kwargs=kwargs, queue=queue, force=force, app=app, settings=settings
-    )
+    message = _checked_message(letter, order, sealer=sealer, app=app, settings=settings)
     moment = now or utcnow()
     forced = letter.status is DeadLetterStatus.REPLAYED
     task_id = str(uuid.uuid4())
-    edits = _audit_edits(letter, args=args, kwargs=kwargs, redactor=runtime.redactor)
+    edits = _audit_edits(letter, args=order.args, kwargs=order.kwargs, redactor=runtime.redactor)
     dead_letters.mark_replayed(
-        session, letter=letter, task_id=task_id, now=moment, queue=queue, idempotency_key=idempotency_key
+        session, letter=letter, task_id=task_id, now=moment, queue=order.queue, idempotency_key=idempotency_key
     )
     audit.record(
         session,
         actor=actor,
         action=audit.AuditAction.DEAD_LETTER_REPLAY,
         target_type=audit.AuditTarget.DEAD_LETTER,
-        target_id=dead_letter_id,
+        target_id=order.dead_letter_id,
         detail={
             "task_id": task_id,
             "task_name": message.task_name,
@@ -233,13 +235,9 @@ def replay_dead_letter(
     with transaction(runtime.sessions) as session:
         return replay_in_session(
             session,
+            ReplayOrder(dead_letter_id=dead_letter_id, args=args, kwargs=kwargs, queue=queue, force=force),
             app=app,
             sealer=runtime.sealer,
-            dead_letter_id=dead_letter_id,
-            args=args,
-            kwargs=kwargs,
-            queue=queue,
-            force=force,
             idempotency_key=idempotency_key,
             actor=actor,
             runtime=runtime,
@@ -248,14 +246,10 @@ def replay_dead_letter(
 
 def preview_replay(
     session: Session,
+    order: ReplayOrder,
     *,
     sealer: Sealer,
     redactor: Redactor,
-    dead_letter_id: int,
-    args: list[Any] | None = None,
-    kwargs: dict[str, Any] | None = None,
-    queue: str | None = None,
-    force: bool = False,
     app: Celery | None = None,
     settings: Settings | None = None,
 ) -> ReplayPreview:
@@ -268,17 +262,10 @@ def preview_replay(
         The refusals of :func:`replay_in_session`, except ReplayPublishFailed.
     """
     if settings is not None:
-        _check_limits(settings, args=args, kwargs=kwargs)
-    letter = dead_letters.get_dead_letter(session, dead_letter_id=dead_letter_id)
+        _check_limits(settings, order)
+    letter = dead_letters.get_dead_letter(session, dead_letter_id=order.dead_letter_id)
     message = _checked_message(
-        letter,
-        sealer=sealer,
-        args=args,
-        kwargs=kwargs,
-        queue=queue,
-        force=force,
-        app=app if settings is not None else None,
-        settings=settings,
+        letter, order, sealer=sealer, app=app if settings is not None else None, settings=settings
     )
     return ReplayPreview(
         dead_letter_id=letter.id,

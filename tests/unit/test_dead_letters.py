@@ -42,12 +42,15 @@ def seed(sessions: sessionmaker[Session], task_id: str, *, minutes: float = 0, *
     return seed_dead_letter(sessions, task_id, sealer=SEALER, at=NOW + dt.timedelta(minutes=minutes), **kw)  # type: ignore[arg-type]
 
 
-def walk(sessions: sessionmaker[Session], *, limit: int, **filters: object) -> list[list[str]]:
+def walk(
+    sessions: sessionmaker[Session], *, limit: int, status: DeadLetterStatus | None = None, **filters: object
+) -> list[list[str]]:
     pages: list[list[str]] = []
     cursor: Keyset | None = None
     while True:
         with sessions() as s:
-            page = dlq.list_dead_letters(s, cursor=cursor, limit=limit, **filters)  # type: ignore[arg-type]
+            flt = dlq.DeadLetterFilter(**filters)  # type: ignore[arg-type]
+            page = dlq.list_dead_letters(s, flt, status=status, cursor=cursor, limit=limit)
         pages.append([letter.task_id for letter in page.items])
         if page.next_cursor is None:
             return pages
@@ -81,8 +84,8 @@ def test_filters(sessions: sessionmaker[Session]) -> None:
     with transaction(sessions) as s:
         dl.discard(s, dead_letter_id=a, reason="obsolete", now=NOW)
 
-    def ids(**filters: object) -> list[str]:
-        return [task for page in walk(sessions, limit=50, **filters) for task in page]
+    def ids(status: DeadLetterStatus | None = None, **filters: object) -> list[str]:
+        return [task for page in walk(sessions, limit=50, status=status, **filters) for task in page]
 
     assert ids(task_name="app.a") == ["c", "a"]
     assert ids(reason="not_found") == ["c", "b"]

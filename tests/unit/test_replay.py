@@ -34,7 +34,7 @@ from function_runner.replay.errors import (
     SecretMoved,
 )
 from function_runner.replay.message import declared_queues
-from function_runner.replay.single import preview_replay, replay_dead_letter
+from function_runner.replay.single import ReplayOrder, preview_replay, replay_dead_letter
 from function_runner.runtime import Runtime, runtime_for
 from function_runner.settings import Settings
 from function_runner.wrapper import headers as H
@@ -265,11 +265,9 @@ def test_a_preview_shows_redacted_values_and_publishes_nothing(app: Celery, runt
     with Session(runtime.engine) as s:
         preview = preview_replay(
             s,
+            ReplayOrder(dead_letter_id=letter_id, kwargs={"password": REDACTED, "amount": 3}, queue="urgent"),
             sealer=runtime.sealer,
             redactor=runtime.redactor,
-            dead_letter_id=letter_id,
-            kwargs={"password": REDACTED, "amount": 3},
-            queue="urgent",
         )
     assert preview.kwargs == {"password": REDACTED, "amount": 3}
     assert preview.args == [7, {"token": REDACTED}]

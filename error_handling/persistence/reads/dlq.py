@@ -1,17 +1,77 @@
-"""Reads of the dead-letter queue: pages of dead letters (newest first, keyset pagination), and a
-letter's failed attempts and replays."""
+"""Reads of the dead-letter queue: which dead letters a filter takes, pages of dead letters (newest first,
+keyset pagination), and a letter's failed attempts and replays."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from error_handling.persistence.cursor import Keyset, narrowed, newest_first
+from error_handling.persistence.cursor import Keyset, newest_first
 from error_handling.persistence.models import DeadLetterRecord, DeadLetterStatus, FailedAttempt, ReplayRequestRecord
+
+
+@dataclasses.dataclass(frozen=True)
+class DeadLetterFilter:
+    """Which dead letters a listing or a bulk replay takes. ``None`` matches anything."""
+
+    task_name: str | None = None
+    category: str | None = None
+    reason: str | None = None
+    fingerprint: str | None = None
+    queue: str | None = None
+    #: Case-insensitive text in the (redacted) error message.
+    search: str | None = None
+    #: ``since <= created_at < until``.
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The filter as a JSON document (times in ISO 8601), without the unset fields."""
+        document: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is not None:
+                document[field.name] = value.isoformat() if isinstance(value, dt.datetime) else value
+        return document
+
+    @classmethod
+    def from_json(cls, document: Any) -> DeadLetterFilter:
+        """The filter stored by :meth:`to_json`."""
+        values: dict[str, Any] = dict(document or {})
+        for name in ("since", "until"):
+            if values.get(name) is not None:
+                values[name] = dt.datetime.fromisoformat(values[name])
+        return cls(**values)
+
+    def conditions(self) -> list[Any]:
+        """The SQL conditions selecting the pending dead letters that match (a bulk replay's)."""
+        return self.where(DeadLetterStatus.PENDING)
+
+    def where(self, status: DeadLetterStatus | None) -> list[Any]:
+        """The SQL conditions selecting the dead letters that match, in ``status`` (None: any)."""
+        found: list[Any] = []
+        for column, value in (
+            (DeadLetterRecord.status, status),
+            (DeadLetterRecord.task_name, self.task_name),
+            (DeadLetterRecord.category, self.category),
+            (DeadLetterRecord.reason, self.reason),
+            (DeadLetterRecord.fingerprint, self.fingerprint),
+            (DeadLetterRecord.queue, self.queue),
+        ):
+            if value is not None:
+                found.append(column == value)
+        if self.search:
+            found.append(DeadLetterRecord.message.icontains(self.search, autoescape=True))
+        if self.since is not None:
+            found.append(DeadLetterRecord.created_at >= self.since)
+        if self.until is not None:
+            found.append(DeadLetterRecord.created_at < self.until)
+        return found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,41 +84,21 @@ class DeadLetterPage:
 
 def list_dead_letters(
     session: Session,
+    flt: DeadLetterFilter | None = None,
     *,
     status: DeadLetterStatus | None = None,
-    task_name: str | None = None,
-    category: str | None = None,
-    reason: str | None = None,
-    fingerprint: str | None = None,
-    queue: str | None = None,
-    search: str | None = None,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
     cursor: Keyset | None = None,
     limit: int,
 ) -> DeadLetterPage:
     """Return a page of dead letters, newest first (keyset pagination on ``(created_at, id)``).
 
     Args:
-        status, task_name, category, reason, fingerprint, queue: exact matches.
-        search: case-insensitive text in the (redacted) error message.
-        since, until: ``since <= created_at < until``.
+        flt: which dead letters (None: all).
+        status: only the dead letters in this state (None: any).
         cursor: the ``next_cursor`` of the previous page; the page holds the rows strictly after it.
         limit: at most this many rows (at least 1).
     """
-    equal = (
-        (DeadLetterRecord.status, status),
-        (DeadLetterRecord.task_name, task_name),
-        (DeadLetterRecord.category, category),
-        (DeadLetterRecord.reason, reason),
-        (DeadLetterRecord.fingerprint, fingerprint),
-        (DeadLetterRecord.queue, queue),
-    )
-    query = narrowed(
-        sa.select(DeadLetterRecord), equal=equal, time_column=DeadLetterRecord.created_at, since=since, until=until
-    )
-    if search:
-        query = query.where(DeadLetterRecord.message.icontains(search, autoescape=True))
+    query = sa.select(DeadLetterRecord).where(*(flt or DeadLetterFilter()).where(status))
     items, next_cursor = newest_first(
         session,
         query,
