@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,6 +13,8 @@ from starlette.routing import Match
 
 from error_handling.exceptions import InvalidCursor, StorageUnavailable
 from error_handling.persistence.db import UNAVAILABLE_ERRORS
+
+T = TypeVar("T")
 
 
 class ErrorBody(BaseModel):
@@ -43,6 +45,13 @@ class ApiError(StarletteHTTPException):
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for a route's error responses, all in the envelope."""
     return {status: {"model": ErrorEnvelope, "description": "Error, in the envelope."} for status in statuses}
+
+
+def found(value: T | None, message: str, *, code: str, param: str) -> T:
+    """``value``, or a 404 :class:`ApiError` with ``message`` when there is none."""
+    if value is None:
+        raise ApiError(404, message, code=code, param=param)
+    return value
 
 
 def envelope(status: int, *, message: str, type_: str, code: str, param: str | None = None) -> JSONResponse:

@@ -3,23 +3,19 @@ what recovery did over a window (``GET /recovery/stats``)."""
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Annotated, Final
+from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 
 from api.deps import SessionDep
 from api.errors import ApiError, error_responses
+from api.params import DEFAULT_WINDOW_MINUTES, WindowMinutes, window
 from api.schemas.errors import RecoveryStatsPublic, TaskCompensationPublic, step_public
 from error_handling.persistence import compensation
 from error_handling.persistence.models import TaskRecord
 from error_handling.persistence.reads import counts
 
 router = APIRouter(tags=["recovery"])
-
-#: Default and largest windows of the recovery statistics, in minutes (the largest is a week).
-DEFAULT_WINDOW_MINUTES: Final = 60
-MAX_WINDOW_MINUTES: Final = 10_080
 
 
 @router.get(
@@ -55,13 +51,10 @@ def task_compensation(
 @router.get("/recovery/stats", response_model=RecoveryStatsPublic, responses=error_responses(422, 503))
 def recovery_stats(
     session: SessionDep,
-    window_minutes: Annotated[
-        int, Query(ge=1, le=MAX_WINDOW_MINUTES, description="How far back to count, in minutes.")
-    ] = DEFAULT_WINDOW_MINUTES,
+    window_minutes: WindowMinutes = DEFAULT_WINDOW_MINUTES,
 ) -> RecoveryStatsPublic:
     """What recovery did in the last `window_minutes`: retries scheduled and succeeded, resource waits
     started, released and timed out, fail-fasts, dead letters, replays, and compensation steps undone or
     failed (and open now)."""
-    until = dt.datetime.now(dt.UTC)
-    stats = counts.recovery_stats(session, since=until - dt.timedelta(minutes=window_minutes), until=until)
-    return RecoveryStatsPublic(**vars(stats))
+    since, until = window(window_minutes)
+    return RecoveryStatsPublic(**vars(counts.recovery_stats(session, since=since, until=until)))

@@ -27,7 +27,7 @@ from api.celery_dep import CeleryDep, RuntimeDep
 from api.deps import PrincipalDep, SessionDep
 from api.errors import ApiError, error_responses
 from api.pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
-from api.params import AwareDatetime
+from api.params import AwareDatetime, copy_fields
 from api.schemas.dead_letters import (
     NO_NUL,
     BulkReplayPreview,
@@ -289,15 +289,7 @@ def replay_dead_letter(
         ReplayPublishFailed,
     ) as exc:
         raise api_error(exc) from None
-    return ReplayPublic(
-        dead_letter_id=result.dead_letter_id,
-        task_id=result.task_id,
-        task_name=result.task_name,
-        queue=result.queue,
-        replayed_at=result.replayed_at,
-        forced=result.forced,
-        repeated=result.repeated,
-    )
+    return copy_fields(ReplayPublic, result)
 
 
 @router.delete("/{dead_letter_id:int}", response_model=DeadLetterPublic, responses=error_responses(404, 409, 422, 503))

@@ -13,9 +13,9 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Path, Query
 
 from api.deps import SessionDep
-from api.errors import ApiError, error_responses
+from api.errors import ApiError, error_responses, found
 from api.pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
-from api.params import AwareDatetime
+from api.params import DEFAULT_WINDOW_MINUTES, AwareDatetime, WindowMinutes, window
 from api.schemas.errors import (
     AttemptDetailPublic,
     AttemptsPublic,
@@ -32,9 +32,6 @@ from error_handling.persistence.reads import attempts, counts, histories
 
 router = APIRouter(tags=["errors"])
 
-#: Default and largest statistics windows, in minutes (the largest is a week).
-DEFAULT_WINDOW_MINUTES: Final = 60
-MAX_WINDOW_MINUTES: Final = 10_080
 #: Longest text search accepted.
 MAX_SEARCH_LENGTH: Final = 200
 #: Text parameters may hold anything but NUL, which no database column can store.
@@ -117,15 +114,12 @@ def list_errors(
 @router.get("/stats", response_model=ErrorStatsPublic, responses=error_responses(422, 503))
 def error_stats(
     session: SessionDep,
-    window_minutes: Annotated[
-        int, Query(ge=1, le=MAX_WINDOW_MINUTES, description="How far back to count, in minutes.")
-    ] = DEFAULT_WINDOW_MINUTES,
+    window_minutes: WindowMinutes = DEFAULT_WINDOW_MINUTES,
 ) -> ErrorStatsPublic:
     """Count the failed attempts of the last `window_minutes` by category, reason, task name and
     fingerprint group (the largest groups, each with its first and last occurrence and a sample message)."""
-    until = dt.datetime.now(dt.UTC)
-    stats = counts.error_stats(session, since=until - dt.timedelta(minutes=window_minutes), until=until)
-    return error_stats_public(stats)
+    since, until = window(window_minutes)
+    return error_stats_public(counts.error_stats(session, since=since, until=until))
 
 
 @router.get("/task/{task_id}/history", response_model=TaskHistoryPublic, responses=error_responses(404, 422, 503))
@@ -136,9 +130,12 @@ def task_history(
     """Show everything recorded about a task: each failed attempt with its decision, delay and worker,
     its scheduled runs, its terminal state, its dead letter, and its replay lineage (the dead letter it
     replays, and the tasks that replayed its own dead letter). 404 when nothing is recorded about it."""
-    history = histories.task_history(session, task_id=task_id)
-    if history is None:
-        raise ApiError(404, f"no failure is recorded for task {task_id!r}", code="task_not_found", param="task_id")
+    history = found(
+        histories.task_history(session, task_id=task_id),
+        f"no failure is recorded for task {task_id!r}",
+        code="task_not_found",
+        param="task_id",
+    )
     return task_history_public(history)
 
 
@@ -148,7 +145,10 @@ def get_error(
     attempt_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The failed attempt's id.")],
 ) -> AttemptDetailPublic:
     """Show one failed attempt, with its redacted traceback and its task (secrets shown as [REDACTED])."""
-    row = attempts.get_attempt(session, attempt_id=attempt_id)
-    if row is None:
-        raise ApiError(404, f"no failed attempt has id {attempt_id}", code="attempt_not_found", param="attempt_id")
+    row = found(
+        attempts.get_attempt(session, attempt_id=attempt_id),
+        f"no failed attempt has id {attempt_id}",
+        code="attempt_not_found",
+        param="attempt_id",
+    )
     return attempt_detail_public(row, attempts.get_task(session, task_id=row.task_id))

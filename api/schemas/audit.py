@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from api.params import copy_fields
 from error_handling.persistence.audit import AuditPage
 from error_handling.persistence.cursor import encode_cursor
 from error_handling.persistence.models import AuditEvent
@@ -34,15 +35,7 @@ class AuditEventPublic(BaseModel):
     @classmethod
     def from_record(cls, event: AuditEvent) -> AuditEventPublic:
         """The public view of a stored event."""
-        return cls(
-            id=event.id,
-            at=event.at,
-            actor=event.actor,
-            action=event.action,
-            target_type=event.target_type,
-            target_id=event.target_id,
-            detail=dict(event.detail or {}),
-        )
+        return copy_fields(cls, event, detail=dict(event.detail or {}))
 
 
 class AuditEventsPublic(BaseModel):

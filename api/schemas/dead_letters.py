@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.params import AwareDatetime
+from api.params import AwareDatetime, copy_fields
 from error_handling.persistence.models import (
     DeadLetterRecord,
     DeadLetterStatus,
@@ -302,17 +302,4 @@ class ReplayJobPublic(BaseModel):
     @classmethod
     def from_record(cls, job: ReplayJobRecord) -> ReplayJobPublic:
         """The public view of a stored job."""
-        return cls(
-            id=job.id,
-            status=job.status,
-            filter=dict(job.filter or {}),
-            rate_per_second=job.rate_per_second,
-            total=job.total,
-            published=job.published,
-            skipped=job.skipped,
-            failed=job.failed,
-            created_at=job.created_at,
-            updated_at=job.updated_at,
-            finished_at=job.finished_at,
-            error=job.error,
-        )
+        return copy_fields(cls, job, filter=dict(job.filter or {}))

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from sqlalchemy import Row
 
+from api.params import copy_fields
 from error_handling.persistence.models import (
     CompensationStep,
     DeadLetterRecord,
@@ -307,9 +308,6 @@ class ErrorStatsPublic(BaseModel):
     top_fingerprints: list[FingerprintGroupPublic]
 
 
-_ATTEMPT_FIELDS = tuple(AttemptPublic.model_fields)
-_RUN_FIELDS = tuple(ScheduledRunPublic.model_fields)
-_LETTER_FIELDS = tuple(DeadLetterSummaryPublic.model_fields)
 _PAYLOAD_FIELDS = frozenset({"args", "kwargs", "options", "headers"})
 
 
@@ -326,24 +324,20 @@ def attempts_public(rows: Sequence[Row[Any]], next_cursor: str | None) -> Attemp
 
 def task_public(task: TaskRecord) -> TaskPublic:
     """The public form of a task record: sealed secrets become ``[REDACTED]``."""
-    values = {name: getattr(task, name) for name in TaskPublic.model_fields}
-    for name in _PAYLOAD_FIELDS:
-        values[name] = redacted_view(values[name])
-    return TaskPublic(**values)
+    return copy_fields(TaskPublic, task, **{name: redacted_view(getattr(task, name)) for name in _PAYLOAD_FIELDS})
 
 
 def attempt_detail_public(row: FailedAttempt, task: TaskRecord | None) -> AttemptDetailPublic:
     """The public form of one failed attempt with its traceback and its task."""
-    values = {name: getattr(row, name) for name in _ATTEMPT_FIELDS}
-    return AttemptDetailPublic(**values, traceback=row.traceback, task=task_public(task) if task else None)
+    return copy_fields(AttemptDetailPublic, row, task=task_public(task) if task else None)
 
 
 def _run_public(run: ScheduledRun) -> ScheduledRunPublic:
-    return ScheduledRunPublic(**{name: getattr(run, name) for name in _RUN_FIELDS})
+    return copy_fields(ScheduledRunPublic, run)
 
 
 def _letter_public(letter: DeadLetterRecord) -> DeadLetterSummaryPublic:
-    return DeadLetterSummaryPublic(**{name: getattr(letter, name) for name in _LETTER_FIELDS})
+    return copy_fields(DeadLetterSummaryPublic, letter)
 
 
 def task_history_public(history: TaskHistory) -> TaskHistoryPublic:
@@ -367,23 +361,13 @@ def task_history_public(history: TaskHistory) -> TaskHistoryPublic:
 
 def step_public(step: CompensationStep) -> CompensationStepPublic:
     """The public form of a compensation step: sealed secrets become ``[REDACTED]``."""
-    values = {name: getattr(step, name) for name in CompensationStepPublic.model_fields}
-    values["undo"], values["data"] = redacted_view(step.undo), redacted_view(step.data)
-    return CompensationStepPublic(**values)
+    return copy_fields(CompensationStepPublic, step, undo=redacted_view(step.undo), data=redacted_view(step.data))
 
 
 def _group_public(group: FingerprintGroup) -> FingerprintGroupPublic:
-    return FingerprintGroupPublic(**{name: getattr(group, name) for name in FingerprintGroupPublic.model_fields})
+    return copy_fields(FingerprintGroupPublic, group)
 
 
 def error_stats_public(stats: ErrorStats) -> ErrorStatsPublic:
     """The public form of error statistics."""
-    return ErrorStatsPublic(
-        since=stats.since,
-        until=stats.until,
-        total=stats.total,
-        by_category=stats.by_category,
-        by_reason=stats.by_reason,
-        by_task=stats.by_task,
-        top_fingerprints=[_group_public(g) for g in stats.top_fingerprints],
-    )
+    return copy_fields(ErrorStatsPublic, stats, top_fingerprints=[_group_public(g) for g in stats.top_fingerprints])

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from error_handling.persistence.models import CompensationStep, StepStatus
+from error_handling.persistence.projection import copy_fields, rows_where
 
 __all__ = [
     "OPEN_STATUSES",
@@ -162,16 +163,7 @@ def claim_next(session: Session, *, saga_id: str, token: str, now: dt.datetime, 
     step.claimed_at = now
     step.attempts += 1
     step.updated_at = now
-    return Claim(
-        step_id=step.id,
-        name=step.name,
-        undo_kind=step.undo_kind,
-        undo=step.undo,
-        data=step.data,
-        idempotency_key=step.idempotency_key,
-        task_id=step.task_id,
-        attempts=step.attempts,
-    )
+    return copy_fields(Claim, step, step_id=step.id)
 
 
 def finish_step(
@@ -255,21 +247,9 @@ def sagas_to_sweep(
 
 def task_steps(session: Session, *, task_id: str) -> Sequence[CompensationStep]:
     """The steps one task recorded, in the order it recorded them."""
-    return (
-        session.execute(
-            sa.select(CompensationStep).where(CompensationStep.task_id == task_id).order_by(CompensationStep.id)
-        )
-        .scalars()
-        .all()
-    )
+    return rows_where(session, CompensationStep.task_id, task_id, order_by=CompensationStep.id)
 
 
 def saga_steps(session: Session, *, saga_id: str) -> Sequence[CompensationStep]:
     """Every step of a saga, in the order they were recorded."""
-    return (
-        session.execute(
-            sa.select(CompensationStep).where(CompensationStep.saga_id == saga_id).order_by(CompensationStep.id)
-        )
-        .scalars()
-        .all()
-    )
+    return rows_where(session, CompensationStep.saga_id, saga_id, order_by=CompensationStep.id)

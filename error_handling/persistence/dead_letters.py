@@ -27,6 +27,7 @@ can be neither replayed nor discarded. Every change is audited in the same trans
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -82,64 +83,71 @@ class DeadLetterNotFound(DeadLetterError):
 class DeadLetterConflict(DeadLetterError):
     """The dead letter's state forbids the operation."""
 
+    #: The message, formatted with ``dead_letter_id`` and the subclass's :attr:`details`.
+    template: ClassVar[str] = "dead letter {dead_letter_id} cannot be changed in its state"
+    #: The names of the attributes a subclass takes after the dead letter's id, in order.
+    details: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, dead_letter_id: int, *values: Any, message: str | None = None) -> None:
+        for name, value in zip(self.details, values, strict=True):
+            setattr(self, name, value)
+        if message is None:
+            message = self.template.format_map({**vars(self), "dead_letter_id": dead_letter_id})
+        super().__init__(message, dead_letter_id=dead_letter_id)
+
 
 class AlreadyReplayed(DeadLetterConflict):
     """The dead letter was replayed before; replaying it again needs ``force``."""
 
-    def __init__(self, dead_letter_id: int, replayed_task_id: str | None) -> None:
-        super().__init__(
-            f"dead letter {dead_letter_id} was already replayed as task {replayed_task_id}; "
-            "pass force to replay it again",
-            dead_letter_id=dead_letter_id,
-        )
-        self.replayed_task_id = replayed_task_id
+    template = (
+        "dead letter {dead_letter_id} was already replayed as task {replayed_task_id}; pass force to replay it again"
+    )
+    details = ("replayed_task_id",)
+    replayed_task_id: str | None
 
 
 class AlreadyDiscarded(DeadLetterConflict):
     """The dead letter was discarded: a terminal state."""
 
-    def __init__(self, dead_letter_id: int) -> None:
-        super().__init__(
-            f"dead letter {dead_letter_id} was discarded; a discarded dead letter cannot be replayed or discarded "
-            "again",
-            dead_letter_id=dead_letter_id,
-        )
+    template = (
+        "dead letter {dead_letter_id} was discarded; a discarded dead letter cannot be replayed or discarded again"
+    )
 
 
 class BeingReplayed(DeadLetterConflict):
     """A bulk replay job has claimed the dead letter and is publishing it (status ``replaying``)."""
 
-    def __init__(self, dead_letter_id: int, job_id: int | None) -> None:
-        super().__init__(
-            f"dead letter {dead_letter_id} is being replayed by replay job {job_id}; it cannot be replayed or "
-            "discarded until the job's batch ends",
-            dead_letter_id=dead_letter_id,
-        )
-        self.job_id = job_id
+    template = (
+        "dead letter {dead_letter_id} is being replayed by replay job {job_id}; it cannot be replayed or "
+        "discarded until the job's batch ends"
+    )
+    details = ("job_id",)
+    job_id: int | None
 
 
 class NotReplayable(DeadLetterConflict):
     """The dead letter's arguments could not be stored faithfully, so it cannot be published as it was."""
 
-    def __init__(self, dead_letter_id: int) -> None:
-        super().__init__(
-            f"dead letter {dead_letter_id} is not replayable as stored: its arguments were not JSON-serialisable; "
-            "send both args and kwargs in full to replay it with arguments you provide",
-            dead_letter_id=dead_letter_id,
-        )
+    template = (
+        "dead letter {dead_letter_id} is not replayable as stored: its arguments were not JSON-serialisable; "
+        "send both args and kwargs in full to replay it with arguments you provide"
+    )
 
 
 class PayloadPurged(DeadLetterConflict):
     """Retention purged the dead letter's sealed secrets (a grace period after it was replayed or
     discarded), so it cannot be published again."""
 
+    template = (
+        "dead letter {dead_letter_id} cannot be replayed: its secrets were purged by retention at "
+        "{purged_at} (FUNCTION_RUNNER_RETENTION_PURGE_REPLAYED_AFTER_DAYS)"
+    )
+
     def __init__(self, dead_letter_id: int, purged_at: dt.datetime) -> None:
-        super().__init__(
-            f"dead letter {dead_letter_id} cannot be replayed: its secrets were purged by retention at "
-            f"{purged_at.isoformat()} (FUNCTION_RUNNER_RETENTION_PURGE_REPLAYED_AFTER_DAYS)",
-            dead_letter_id=dead_letter_id,
-        )
         self.purged_at = purged_at
+        super().__init__(
+            dead_letter_id, message=self.template.format(dead_letter_id=dead_letter_id, purged_at=purged_at.isoformat())
+        )
 
 
 class IdempotencyKeyReused(DeadLetterConflict):
@@ -148,8 +156,8 @@ class IdempotencyKeyReused(DeadLetterConflict):
     def __init__(self, dead_letter_id: int, other_dead_letter_id: int | None = None) -> None:
         other = f"dead letter {other_dead_letter_id}" if other_dead_letter_id is not None else "another dead letter"
         super().__init__(
-            f"this Idempotency-Key was already used to replay {other}; use a new key for dead letter {dead_letter_id}",
-            dead_letter_id=dead_letter_id,
+            dead_letter_id,
+            message=f"this Idempotency-Key was already used to replay {other}; use a new key for dead letter {dead_letter_id}",
         )
         self.other_dead_letter_id = other_dead_letter_id
 

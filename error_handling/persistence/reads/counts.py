@@ -27,6 +27,7 @@ from error_handling.persistence.models import (
     TaskState,
     aware_utc,
 )
+from error_handling.persistence.projection import copy_fields
 from error_handling.persistence.reads.window import plan_window
 from error_handling.persistence.rollup import Period
 
@@ -209,19 +210,15 @@ def _fingerprint_groups(
         sample = samples.get(latest_id) if latest_id is not None else None
         if sample is None or first_seen is None:
             continue  # counted, but its attempts were deleted since
-        result.append(
-            FingerprintGroup(
-                fingerprint=fingerprint,
-                count=count,
-                first_seen=aware_utc(first_seen),
-                last_seen=sample.failed_at,
-                message=sample.message,
-                exc_type=sample.exc_type,
-                task_name=sample.task_name,
-                category=sample.category,
-                reason=sample.reason,
-            )
+        group = copy_fields(
+            FingerprintGroup,
+            sample,
+            fingerprint=fingerprint,
+            count=count,
+            first_seen=aware_utc(first_seen),
+            last_seen=sample.failed_at,
         )
+        result.append(group)
     return result
 
 
