@@ -44,7 +44,7 @@ def get_celery(request: Request) -> Celery:
 
 def _check_queues(celery: Celery) -> bool:
     """RabbitMQ: publish to task queues that exist with other arguments as they are (see
-    ``function_runner.queues.use_queues_as_found``); False when the broker did not answer (checked again
+    ``function_runner.broker.queues.use_queues_as_found``); False when the broker did not answer (checked again
     on the next request)."""
     try:
         queues.use_queues_as_found(celery)

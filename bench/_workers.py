@@ -199,7 +199,7 @@ KOMBU_TRANSPORT = {"FUNCTION_RUNNER_RELIABLE_FETCH": "false"}
 
 def transport_env(task: str, *, reliable: bool | None = None) -> dict[str, str]:
     """The worker environment of ``task``: kombu's Redis transport for bare Celery's tasks,
-    function-runner's reliable one (``function_runner.redis_transport``) for ours; ``reliable``
+    function-runner's reliable one (``function_runner.broker.redis_transport``) for ours; ``reliable``
     overrides."""
     if reliable is None:
         reliable = task.startswith("bench.recoverable")

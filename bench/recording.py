@@ -11,7 +11,7 @@ What is measured:
   task raising it; Celery logs it and acks (no result backend): failed tasks per second, from the
   first message taken to the queue drained. function-runner: the ``RecoverableTask`` records each
   failed attempt with its decision before the ack (invariant 1), failures of tasks that fail at the
-  same time in one process in one transaction (:mod:`function_runner.group_commit`): committed
+  same time in one process in one transaction (:mod:`function_runner.wrapper.group_commit`): committed
   ``fr_failed_attempts`` rows per second, from the first message taken to the last row. Goal:
   >= 5,000 rows/s.
 - **the recording layer alone**: what the wrapper does for each failure (``group_commit(runtime).submit``:

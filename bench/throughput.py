@@ -8,7 +8,7 @@ What is measured, for each pool (``prefork`` and ``threads``):
   set being empty (worker start-up is not timed), and every task must have run. Three drains,
   alternating, ``--rounds`` times, the best round of each counting: a plain Celery task on kombu's own
   Redis transport (bare Celery), a plain task on function-runner's reliable transport
-  (``function_runner.redis_transport``, what ``create_app`` gives a ``redis://`` broker), and a
+  (``function_runner.broker.redis_transport``, what ``create_app`` gives a ``redis://`` broker), and a
   ``RecoverableTask`` on the reliable transport; same app, same settings otherwise (acks late,
   prefetch 1, JSON). Rows: the wrapper alone (recoverable vs plain, both on the reliable transport;
   goal >= 0.98), the transport alone, and both together against bare Celery.

@@ -19,12 +19,12 @@ from function_runner.wrapper.compensator import register_compensator
 
 #: The queue create_app declares on RabbitMQ (Celery's default name).
 DEFAULT_QUEUE = "celery"
-#: The transport of ``redis://`` brokers with ``reliable_fetch`` (see ``function_runner.redis_transport``).
+#: The transport of ``redis://`` brokers with ``reliable_fetch`` (see ``function_runner.broker.redis_transport``).
 RELIABLE_REDIS_TRANSPORT = "function_runner.broker.redis_transport:Transport"
 
 
 def liveness_options(settings: Settings) -> dict[str, float]:
-    """The reliable Redis transport's options for worker liveness (see ``function_runner.liveness``)."""
+    """The reliable Redis transport's options for worker liveness (see ``function_runner.broker.liveness``)."""
     return {"liveness_interval": settings.liveness_interval, "liveness_timeout": settings.liveness_timeout}
 
 

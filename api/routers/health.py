@@ -7,7 +7,7 @@ alive; ``degraded`` when the database answers but the broker does not; ``unavail
 database does not answer (or is not migrated), or when runs are due and no dispatcher is alive (no
 retry will ever be published). The endpoint itself always answers 200, so a load balancer can tell
 "degraded" from "down". On a Redis broker it also counts the worker consumers whose liveness is alive
-or lapsed and the messages restored from lapsed ones (see ``function_runner.liveness``).
+or lapsed and the messages restored from lapsed ones (see ``function_runner.broker.liveness``).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ dies at any point leaves it to the visibility timeout, as kombu does for a messa
 
 The same script records which consumer holds the message and renews that consumer's heartbeat, so
 the dispatchers give a dead worker's messages back within seconds instead of after the visibility
-timeout (see :mod:`function_runner.liveness`; transport options ``liveness_interval``, default 5 s,
+timeout (see :mod:`function_runner.broker.liveness`; transport options ``liveness_interval``, default 5 s,
 and ``liveness_timeout``, default 15 s, 0 to turn it off).
 
 A script cannot block. When the queues are empty the channel waits with ``BLMOVE q q RIGHT RIGHT``
@@ -120,7 +120,7 @@ class Channel(kombu_redis.Channel):
     QoS = QoS
     #: Seconds an idle channel waits before it looks at lists other than its first queue's main list.
     idle_poll = IDLE_POLL
-    #: Seconds between two heartbeats of the channel's consumer (see :mod:`function_runner.liveness`).
+    #: Seconds between two heartbeats of the channel's consumer (see :mod:`function_runner.broker.liveness`).
     liveness_interval = LIVENESS_INTERVAL
     #: Seconds a heartbeat lives; 0 turns liveness off (only the visibility timeout restores then).
     liveness_timeout = LIVENESS_TIMEOUT

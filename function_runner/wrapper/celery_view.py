@@ -28,7 +28,7 @@ own repr under a secret key may not be). Not covered: Celery's ``task-sent`` eve
 pass ``argsrepr``/``kwargsrepr`` yourself.
 
 The exceptions Celery stores and sends are redacted copies raised by the wrapper
-(:mod:`function_runner.redacted_errors`).
+(:mod:`function_runner.wrapper.redacted_errors`).
 """
 
 from __future__ import annotations

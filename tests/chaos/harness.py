@@ -114,7 +114,7 @@ class ChaosRun:
     # processes -----------------------------------------------------------------------------------
     def start_worker(self, pool: str = "prefork") -> Process:
         """A real worker, ready: prefork with 2 processes, or threads with 8 threads (their failures
-        recorded together, see ``function_runner.group_commit``)."""
+        recorded together, see ``function_runner.wrapper.group_commit``)."""
         name = f"chaos{next(self._names)}"
         concurrency = 2 if pool == "prefork" else 8
         worker = self.spawn(

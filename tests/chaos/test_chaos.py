@@ -17,7 +17,7 @@ its payload. The figures are printed as the last lines.
 The broker's own loss is checked by proof too. kombu's Redis transport takes a message with ``BRPOP``
 and stores it as unacked with a second command, so a message popped when Redis stops (or when the
 worker's main process is killed) between the two is gone before any function-runner code sees it;
-function-runner's reliable transport (``function_runner.redis_transport``, the default) takes and holds
+function-runner's reliable transport (``function_runner.broker.redis_transport``, the default) takes and holds
 in one step. The run reads the broker's append-only file (``broker_log.py``): with the reliable
 transport, no message may be popped and never held. With ``FR_CHAOS_RELIABLE_FETCH=0`` (kombu's
 transport, to see the window) a task counts as dropped by the transport, not lost, only if that file

@@ -1,4 +1,4 @@
-"""Worker liveness on a real Redis (``function_runner.liveness``): the take records who holds what, a
+"""Worker liveness on a real Redis (``function_runner.broker.liveness``): the take records who holds what, a
 consumer whose heartbeat lapsed gets its messages put back once, a live one keeps them, and kombu's own
 visibility-timeout restore never turns into a second copy."""
 

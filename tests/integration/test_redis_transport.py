@@ -1,4 +1,4 @@
-"""The reliable Redis transport (``function_runner.redis_transport``) against a real Redis: a message is
+"""The reliable Redis transport (``function_runner.broker.redis_transport``) against a real Redis: a message is
 in a queue or held as unacked at every moment, what kombu's own transport delivers it delivers (order,
 priorities, several queues, requeue, ack), and producers on kombu's transport interoperate with it."""
 

@@ -1,4 +1,4 @@
-"""Failures kept in Redis while the database is unreachable (:mod:`function_runner.unrecorded`)."""
+"""Failures kept in Redis while the database is unreachable (:mod:`function_runner.wrapper.unrecorded`)."""
 
 from __future__ import annotations
 
