@@ -265,6 +265,8 @@ def replay_dead_letter(
                 session,
                 app=celery,
                 sealer=runtime.sealer,
+                redactor=runtime.redactor,
+                settings=runtime.settings,
                 dead_letter_id=dead_letter_id,
                 args=request.args,
                 kwargs=request.kwargs,
@@ -272,7 +274,6 @@ def replay_dead_letter(
                 force=request.force,
                 idempotency_key=idempotency_key,
                 actor=principal,
-                runtime=runtime,
             )
     except (
         dead_letters.DeadLetterError,
