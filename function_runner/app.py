@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from celery import Celery, signals
 
 from error_handling.classification import Rule
+from error_handling.exceptions import ConfigurationError
 from error_handling.policy import RecoveryPolicy
 from function_runner import keys
 from function_runner.broker import queues
 from function_runner.gates import Gate
-from function_runner.runtime import APP_ATTRIBUTE, Runtime
+from function_runner.runtime import APP_ATTRIBUTE, Runtime, runtime_for
 from function_runner.settings import Settings
 from function_runner.wrapper.celery_view import install_publish_hook
 from function_runner.wrapper.compensator import register_compensator
+from function_runner.wrapper.task import RecoverableTask
 
 #: The queue create_app declares on RabbitMQ (Celery's default name).
 DEFAULT_QUEUE = "celery"
@@ -76,9 +79,27 @@ def _declare_broker_dead_letters(sender: Any = None, **_: Any) -> None:
         queues.declare_dead_letter_queue(connection)
 
 
-# A worker refuses to start without its key (function_runner.keys.check_worker_key); connected on import.
-_KEY_CHECK = keys.check_worker_key
+def check_worker_key(sender: Any = None, **_: Any) -> None:
+    """At a worker's start (``worker_init``): stop it with one line on stderr if its key is missing or
+    malformed (:mod:`function_runner.keys`). Celery logs and ignores exceptions of signal handlers, so
+    the worker exits here. An app with no runtime attached (no :func:`install`) is checked when it has a
+    :class:`~function_runner.wrapper.task.RecoverableTask`, with the settings of the environment."""
+    app = getattr(sender, "app", None)
+    runtime = getattr(app, APP_ATTRIBUTE, None)
+    if not isinstance(runtime, Runtime):
+        if app is None or not any(isinstance(task, RecoverableTask) for task in app.tasks.values()):
+            return  # not a function-runner worker
+        runtime = runtime_for(app)  # what its tasks would build from the environment at the first failure
+    try:
+        keys.check_key(runtime)
+    except ConfigurationError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.flush()
+        raise SystemExit(2) from None  # a settings error, as in every command
 
+
+# A worker refuses to start without its key; connected on import.
+signals.worker_init.connect(check_worker_key, weak=False, dispatch_uid="function_runner.check_key")
 signals.worker_init.connect(_declare_broker_dead_letters, weak=False, dispatch_uid="function_runner.dead_letters")
 
 

@@ -8,7 +8,7 @@ A worker that sealed with a key of its own would write dead letters nobody else 
 - so is a missing key as soon as the database or the broker is a server; only the embedded default
   (SQLite and a broker with no server, one machine) keeps its key file in ``data_dir``;
 - each process checks at start, so the error comes once, on one line, before any work: a worker at
-  ``worker_init`` (:func:`check_worker_key`, connected here), a dispatcher and the API when created, and
+  ``worker_init`` (:func:`function_runner.app.check_worker_key`), a dispatcher and the API when created, and
   the commands that seal or unseal before they do.
 
 Rotation (:func:`rotate_keys`, ``function-runner keys rotate``): with the new key first and the old
@@ -24,18 +24,22 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from celery import signals
-
-from error_handling.exceptions import ConfigurationError
 from error_handling.persistence import rekey
 from error_handling.sealing import reseal_secrets
-from function_runner.runtime import APP_ATTRIBUTE, Runtime
 
-__all__ = ["UNRECORDED_TABLE", "Rotation", "TableRotation", "check_key", "check_worker_key", "rotate_keys"]
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from error_handling.sealing import Sealer
+    from function_runner.resilience.shared_redis import SharedRedis
+    from function_runner.settings import Settings
+
+T = TypeVar("T")
+
+__all__ = ["UNRECORDED_TABLE", "HasSettings", "KeyServices", "Rotation", "TableRotation", "check_key", "rotate_keys"]
 
 #: The name :class:`Rotation` gives the failures kept in the shared Redis.
 UNRECORDED_TABLE = "redis:fr:unrecorded"
@@ -53,40 +57,35 @@ return 0
 """
 
 
-def check_key(runtime: Runtime) -> None:
-    """Check the runtime's key now, so a missing or malformed key fails here, not at the first failure
+class HasSettings(Protocol):
+    """Anything that carries the settings (the runtime does)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+
+class KeyServices(HasSettings, Protocol):
+    """What :func:`rotate_keys` uses of the app's services (the runtime has them)."""
+
+    @property
+    def sealer(self) -> Sealer: ...
+    @property
+    def shared_redis(self) -> SharedRedis: ...
+
+    def in_transaction(self, work: Callable[[Session], T], *, patience: float | None = None) -> T:
+        """Run ``work`` in one transaction (``patience=0``: tried once)."""
+        ...
+
+
+def check_key(services: HasSettings) -> None:
+    """Check the configured key now, so a missing or malformed key fails here, not at the first failure
     (the embedded default's key file is still made when first needed).
 
     Raises:
         ConfigurationError: no key while the database or the broker is a server, or a key that is not a
             Fernet key.
     """
-    runtime.settings.check_encryption_key()
-
-
-def check_worker_key(sender: Any = None, **_: Any) -> None:
-    """At a worker's start (``worker_init``): stop it with one line on stderr if its key is missing or
-    malformed. Celery logs and ignores exceptions of signal handlers, so the worker exits here. An app
-    with no runtime attached (no :func:`~function_runner.install`) is checked when it has a
-    :class:`~function_runner.wrapper.task.RecoverableTask`, with the settings of the environment."""
-    app = getattr(sender, "app", None)
-    runtime = getattr(app, APP_ATTRIBUTE, None)
-    if not isinstance(runtime, Runtime):
-        from function_runner.runtime import runtime_for
-        from function_runner.wrapper.task import RecoverableTask
-
-        if app is None or not any(isinstance(task, RecoverableTask) for task in app.tasks.values()):
-            return  # not a function-runner worker
-        runtime = runtime_for(app)  # what its tasks would build from the environment at the first failure
-    try:
-        check_key(runtime)
-    except ConfigurationError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        sys.stderr.flush()
-        raise SystemExit(2) from None  # a settings error, as in every command
-
-
-signals.worker_init.connect(check_worker_key, weak=False, dispatch_uid="function_runner.check_key")
+    services.settings.check_encryption_key()
 
 
 @dataclasses.dataclass
@@ -131,7 +130,7 @@ class Rotation:
 
 
 def rotate_keys(
-    runtime: Runtime,
+    services: KeyServices,
     *,
     batch_size: int = 500,
     dry_run: bool = False,
@@ -140,7 +139,7 @@ def rotate_keys(
     """Re-seal every stored secret with the first configured key (see the module docstring).
 
     Args:
-        runtime: whose database, shared Redis and keys to use.
+        services: whose database, shared Redis and keys to use.
         batch_size: rows per transaction.
         dry_run: count what would be re-sealed; change nothing.
         progress: called with a table's running totals after each batch.
@@ -150,14 +149,14 @@ def rotate_keys(
         StorageUnavailable: the database cannot be reached (run it again: it resumes).
         redis.RedisError: the shared Redis failed (run it again).
     """
-    sealer = runtime.sealer
+    sealer = services.sealer
     rotation = Rotation(dry_run=dry_run)
     for target in rekey.SEALED_COLUMNS:
         totals = TableRotation(target.name)
         rotation.tables.append(totals)
         after: Any = None
         while True:
-            batch = runtime.in_transaction(
+            batch = services.in_transaction(
                 functools.partial(
                     rekey.reseal_batch, target=target, sealer=sealer, after=after, limit=batch_size, dry_run=dry_run
                 ),
@@ -174,7 +173,7 @@ def rotate_keys(
             if batch.rows < batch_size:
                 break
             after = batch.last_key
-    kept = _rotate_unrecorded(runtime, dry_run=dry_run)
+    kept = _rotate_unrecorded(services, dry_run=dry_run)
     if kept is not None:
         rotation.tables.append(kept)
         if progress is not None and kept.rows:
@@ -182,10 +181,10 @@ def rotate_keys(
     return rotation
 
 
-def _rotate_unrecorded(runtime: Runtime, *, dry_run: bool) -> TableRotation | None:
+def _rotate_unrecorded(services: KeyServices, *, dry_run: bool) -> TableRotation | None:
     """Re-seal the payloads of the failures kept in the shared Redis; None without one."""
     try:
-        client = runtime.shared_redis.require()
+        client = services.shared_redis.require()
     except RuntimeError:  # no shared Redis: nothing is kept there
         return None
     from function_runner.wrapper import unrecorded
@@ -199,11 +198,13 @@ def _rotate_unrecorded(runtime: Runtime, *, dry_run: bool) -> TableRotation | No
         text = client.get(key)
         if text is None:  # recorded and forgotten meanwhile
             continue
-        _rotate_kept(runtime, totals, key, text, replace=replace, dry_run=dry_run)
+        _rotate_kept(services, totals, key, text, replace=replace, dry_run=dry_run)
     return totals
 
 
-def _rotate_kept(runtime: Runtime, totals: TableRotation, key: str, text: Any, *, replace: Any, dry_run: bool) -> None:
+def _rotate_kept(
+    services: KeyServices, totals: TableRotation, key: str, text: Any, *, replace: Any, dry_run: bool
+) -> None:
     """Re-seal one kept failure (its text as read) and count it in ``totals``."""
     try:
         fields = json.loads(text)
@@ -213,7 +214,7 @@ def _rotate_kept(runtime: Runtime, totals: TableRotation, key: str, text: Any, *
     totals.rows += 1
     rotated = unopened = 0
     for part in ("args", "kwargs", "headers"):
-        resealed = reseal_secrets(payload.get(part), sealer=runtime.sealer)
+        resealed = reseal_secrets(payload.get(part), sealer=services.sealer)
         rotated += resealed.rotated
         totals.current += resealed.current
         unopened += resealed.unopened

@@ -276,9 +276,10 @@ def replay_dead_letter(
                 order,
                 app=celery,
                 sealer=runtime.sealer,
+                redactor=runtime.redactor,
+                settings=runtime.settings,
                 idempotency_key=idempotency_key,
                 actor=principal,
-                runtime=runtime,
             )
     except (
         dead_letters.DeadLetterError,

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
@@ -44,14 +45,21 @@ from function_runner.wrapper import headers as H
 
 if TYPE_CHECKING:
     from celery import Celery
+    from sqlalchemy.orm import Session
 
-    from function_runner.runtime import Runtime
+    from error_handling.messages import UserMessages
+    from error_handling.policy import RecoveryPolicy
+    from error_handling.redaction import Redactor
+    from error_handling.sealing import Sealer
     from function_runner.settings import Settings
+
+T = TypeVar("T")
 
 __all__ = [
     "DEAD_EXCHANGE",
     "DEAD_QUEUE",
     "PRECONDITION_FAILED",
+    "DeadLetterServices",
     "collect_dead_letters",
     "declare_dead_letter_queue",
     "is_amqp",
@@ -157,7 +165,26 @@ def _x_death(headers: dict[str, Any]) -> str:
     )
 
 
-def _record(runtime: Runtime, body: Any, headers: dict[str, Any], delivery: dict[str, Any]) -> str:
+class DeadLetterServices(Protocol):
+    """What collecting the broker's dead letters uses of the app's services (the runtime has them)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def policy(self) -> RecoveryPolicy: ...
+    @property
+    def redactor(self) -> Redactor: ...
+    @property
+    def sealer(self) -> Sealer: ...
+    @property
+    def user_messages(self) -> UserMessages: ...
+
+    def in_transaction(self, work: Callable[[Session], T], *, patience: float | None = None) -> T:
+        """Run ``work`` in one transaction (``patience=0``: tried once)."""
+        ...
+
+
+def _record(services: DeadLetterServices, body: Any, headers: dict[str, Any], delivery: dict[str, Any]) -> str:
     """Record one broker dead letter; returns its task id."""
     args, kwargs = (body[0], body[1]) if isinstance(body, list | tuple) and len(body) >= 2 else ([], {})
     task_id, task_name = str(headers.get("id") or ""), str(headers.get("task") or "")
@@ -168,7 +195,7 @@ def _record(runtime: Runtime, body: Any, headers: dict[str, Any], delivery: dict
     }
 
     def seal(value: Any) -> Any:
-        return seal_secrets(value, redactor=runtime.redactor, sealer=runtime.sealer)
+        return seal_secrets(value, redactor=services.redactor, sealer=services.sealer)
 
     try:
         attempt = int(headers.get(H.ATTEMPT) or 1)
@@ -179,7 +206,7 @@ def _record(runtime: Runtime, body: Any, headers: dict[str, Any], delivery: dict
         category=Category.PERMANENT,
         reason=Reason.BROKER_DEAD_LETTERED.value,
         fingerprint=fingerprint_parts(["function_runner.queues.BrokerDeadLetter", _death_reason(headers)]),
-        user_message=runtime.user_messages.for_classification(
+        user_message=services.user_messages.for_classification(
             Classification(category=Category.PERMANENT, reason=Reason.BROKER_DEAD_LETTERED.value)
         ),
         exc_type="function_runner.queues.BrokerDeadLetter",
@@ -204,8 +231,8 @@ def _record(runtime: Runtime, body: Any, headers: dict[str, Any], delivery: dict
         traceback=None,
         failed_at=utcnow(),
     )
-    recorded = runtime.in_transaction(
-        lambda s: failure_recording.record_failure(s, report=report, policy=runtime.policy), patience=0
+    recorded = services.in_transaction(
+        lambda s: failure_recording.record_failure(s, report=report, policy=services.policy), patience=0
     )
     if not recorded.duplicate and not isinstance(recorded.decision, DeadLetter):  # pragma: no cover
         raise AssertionError(f"a broker dead letter must be dead-lettered, not {recorded.decision!r}")
@@ -239,11 +266,11 @@ _CELERY_HEADERS = frozenset(
 )
 
 
-def collect_dead_letters(app: Celery, runtime: Runtime, *, limit: int = 100) -> int:
+def collect_dead_letters(app: Celery, services: DeadLetterServices, *, limit: int = 100) -> int:
     """Move what RabbitMQ dead-lettered into the dead-letter queue of the system of record (each
     message acked only once recorded; one that cannot be recorded stays for the next pass). Returns
     how many were recorded. Does nothing on other brokers."""
-    if not is_amqp(runtime.settings.effective_broker_url):
+    if not is_amqp(services.settings.effective_broker_url):
         return 0
     moved = 0
     with app.connection_for_write() as connection:
@@ -254,7 +281,7 @@ def collect_dead_letters(app: Celery, runtime: Runtime, *, limit: int = 100) -> 
             if message is None:
                 break
             try:
-                task_id = _record(runtime, message.decode(), dict(message.headers or {}), dict(message.delivery_info))
+                task_id = _record(services, message.decode(), dict(message.headers or {}), dict(message.delivery_info))
             except ValueError as problem:  # not a task message: nothing to replay it as; said, then dropped
                 log_event(
                     "broker_dead_letter.not_a_task",

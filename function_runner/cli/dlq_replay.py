@@ -92,7 +92,13 @@ def replay_command(
             return
         with transaction(runtime.sessions) as session:
             result = replay_in_session(
-                session, order, app=celery, sealer=runtime.sealer, actor=cli_actor(), runtime=runtime
+                session,
+                order,
+                app=celery,
+                sealer=runtime.sealer,
+                redactor=runtime.redactor,
+                settings=runtime.settings,
+                actor=cli_actor(),
             )
     except InvalidReplayEdit as exc:
         raise fail(f"--{exc.param}: {exc.message}", EXIT_USAGE) from None

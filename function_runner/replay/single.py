@@ -11,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from error_handling.persistence import audit, dead_letters
 from error_handling.persistence.db import transaction
@@ -27,10 +27,17 @@ from function_runner.events import log_event
 from function_runner.replay.edits import check_edits
 from function_runner.replay.errors import ReplayPublishFailed, ReservedIdempotencyKey
 from function_runner.replay.message import ReplayMessage, build_message, check_queue, publish_message
-from function_runner.runtime import Runtime, runtime_for
 from function_runner.settings import Settings
 
-__all__ = ["ReplayOrder", "ReplayPreview", "ReplayResult", "preview_replay", "replay_dead_letter", "replay_in_session"]
+__all__ = [
+    "ReplayOrder",
+    "ReplayPreview",
+    "ReplayResult",
+    "ReplayServices",
+    "preview_replay",
+    "replay_dead_letter",
+    "replay_in_session",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +50,19 @@ class ReplayOrder:
     kwargs: dict[str, Any] | None = None
     queue: str | None = None
     force: bool = False
+
+
+class ReplayServices(Protocol):
+    """What :func:`replay_dead_letter` uses of the app's services (the runtime has them)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def redactor(self) -> Redactor: ...
+    @property
+    def sealer(self) -> Sealer: ...
+    @property
+    def sessions(self) -> sessionmaker[Session]: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,16 +139,17 @@ def replay_in_session(
     *,
     app: Celery,
     sealer: Sealer,
+    redactor: Redactor,
+    settings: Settings,
     idempotency_key: str | None = None,
     now: dt.datetime | None = None,
     actor: str = audit.UNKNOWN_ACTOR,
-    runtime: Runtime | None = None,
 ) -> ReplayResult:
     """Replay a dead letter in the caller's transaction: record the replay and its audit event
     (``actor``'s ``dead_letter.replay``), then publish.
 
     The caller commits after this returns (and rolls back if it raises): then a failed publish marks
-    nothing. ``runtime`` (default: ``app``'s) gives the settings (queues, edit limits) and the redactor.
+    nothing. ``settings`` give the queues and the edit limits; ``redactor`` redacts the audited edits.
 
     Raises:
         ReservedIdempotencyKey: the key starts with ``replay-job:``.
@@ -146,8 +167,6 @@ def replay_in_session(
     """
     if idempotency_key is not None and idempotency_key.startswith(IDEMPOTENCY_PREFIX):
         raise ReservedIdempotencyKey()
-    runtime = runtime or runtime_for(app)
-    settings = runtime.settings
     _check_limits(settings, order)
     letter = dead_letters.lock_dead_letter(session, dead_letter_id=order.dead_letter_id)
     if idempotency_key is not None:
@@ -168,7 +187,7 @@ def replay_in_session(
     moment = now or utcnow()
     forced = letter.status is DeadLetterStatus.REPLAYED
     task_id = str(uuid.uuid4())
-    edits = _audit_edits(letter, args=order.args, kwargs=order.kwargs, redactor=runtime.redactor)
+    edits = _audit_edits(letter, args=order.args, kwargs=order.kwargs, redactor=redactor)
     dead_letters.mark_replayed(
         session, letter=letter, task_id=task_id, now=moment, queue=order.queue, idempotency_key=idempotency_key
     )
@@ -215,7 +234,7 @@ def _publish(app: Celery, message: ReplayMessage, task_id: str) -> None:
 
 def replay_dead_letter(
     app: Celery,
-    runtime: Runtime,
+    services: ReplayServices,
     *,
     dead_letter_id: int,
     args: list[Any] | None = None,
@@ -225,22 +244,23 @@ def replay_dead_letter(
     idempotency_key: str | None = None,
     actor: str = audit.UNKNOWN_ACTOR,
 ) -> ReplayResult:
-    """Replay a dead letter in a transaction of its own on ``runtime``'s database; publish through ``app``;
+    """Replay a dead letter in a transaction of its own on ``services``' database; publish through ``app``;
     audited as ``actor``'s.
 
     Raises:
         Everything :func:`replay_in_session` raises, and StorageUnavailable when the database is
         unreachable (tried once: a replay is never retried blindly).
     """
-    with transaction(runtime.sessions) as session:
+    with transaction(services.sessions) as session:
         return replay_in_session(
             session,
             ReplayOrder(dead_letter_id=dead_letter_id, args=args, kwargs=kwargs, queue=queue, force=force),
             app=app,
-            sealer=runtime.sealer,
+            sealer=services.sealer,
+            redactor=services.redactor,
+            settings=services.settings,
             idempotency_key=idempotency_key,
             actor=actor,
-            runtime=runtime,
         )
 
 

@@ -42,7 +42,6 @@ from celery.utils.saferepr import saferepr
 from celery.worker.request import Request
 
 from error_handling.redaction import Redactor
-from function_runner.runtime import runtime_for
 from function_runner.wrapper import headers as H
 
 __all__ = ["HOOK_ATTRIBUTE", "PublishHook", "RedactingRequest", "install_publish_hook"]
@@ -120,7 +119,8 @@ class RedactingRequest(Request):  # type: ignore[misc]
             request_dict["argsrepr"], request_dict["kwargsrepr"] = argsrepr, kwargsrepr
 
     def _redactor(self) -> Redactor:
-        return runtime_for(self.task.app).redactor
+        redactor: Redactor = self.task.services.redactor  # the app's (RecoverableTask.services)
+        return redactor
 
     def send_event(self, type: str, **fields: Any) -> None:
         """Send a task event with its exception text and traceback redacted."""

@@ -38,7 +38,7 @@ def claim_run(execution: Execution) -> None:
         return
     now = utcnow()
     try:
-        claimed = execution.runtime.in_transaction(lambda s: runs.claim_run(s, run_id=run_id, token=token, now=now))
+        claimed = execution.services.in_transaction(lambda s: runs.claim_run(s, run_id=run_id, token=token, now=now))
     except StorageUnavailable as exc:
         log_event("task.storage_unavailable", level=logging.WARNING, task_id=execution.request.id, step="claim")
         raise Reject(str(exc), requeue=True) from None
@@ -60,7 +60,7 @@ def may_be_duplicate(execution: Execution) -> bool:
 
 def kept_failure(execution: Execution) -> reports.FailureReport | None:
     """The failure of this attempt kept in Redis while the database was away, if any."""
-    kept = unrecorded.take(execution.runtime, execution.task_id, execution.attempt)
+    kept = unrecorded.take(execution.services, execution.task_id, execution.attempt)
     if kept is not None:
         log_event(
             "task.recording_kept_failure",
@@ -94,6 +94,6 @@ def _already_recorded(execution: Execution) -> bool:
         return found is not None
 
     try:
-        return execution.runtime.in_transaction(lookup)
+        return execution.services.in_transaction(lookup)
     except StorageUnavailable as exc:
         raise Reject(str(exc), requeue=True) from None

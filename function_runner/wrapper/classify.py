@@ -16,25 +16,27 @@ from error_handling.policy import RecoveryPolicy
 from function_runner.events import log_event
 
 if TYPE_CHECKING:
-    from function_runner.runtime import Runtime
+    from function_runner.wrapper.services import Services
 
 __all__ = ["classify", "policy_of"]
 
 
-def classify(runtime: Runtime, exc: BaseException, *, rules: Sequence[Rule] = ()) -> Classification:
+def classify(services: Services, exc: BaseException, *, rules: Sequence[Rule] = ()) -> Classification:
     """Classify ``exc`` (``rules`` first), its messages redacted."""
-    found = runtime.classifier.classify(exc, rules=rules)
-    redact = runtime.redactor.redact_text
+    found = services.classifier.classify(exc, rules=rules)
+    redact = services.redactor.redact_text
     return found.replace(
-        message=redact(found.message), user_message=redact(runtime.user_messages.for_classification(found))
+        message=redact(found.message), user_message=redact(services.user_messages.for_classification(found))
     )
 
 
-def policy_of(runtime: Runtime, overrides: RecoveryPolicy | dict[str, Any] | None, *, task_name: str) -> RecoveryPolicy:
+def policy_of(
+    services: Services, overrides: RecoveryPolicy | dict[str, Any] | None, *, task_name: str
+) -> RecoveryPolicy:
     """The task's policy (the app's with the task's ``recovery_policy``); one that is invalid is logged
     and the app's policy used."""
     try:
-        return runtime.policy.merged(overrides)
+        return services.policy.merged(overrides)
     except ConfigurationError as problem:
         log_event("task.invalid_policy", level=logging.ERROR, task=task_name, error=str(problem))
-        return runtime.policy
+        return services.policy

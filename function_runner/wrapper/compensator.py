@@ -43,7 +43,6 @@ from error_handling.sealing import unseal_secrets
 from function_runner.compensation.publish import CLAIM_LEASE_SECONDS, COMPENSATE_TASK
 from function_runner.compensation.recorder import UndoKind
 from function_runner.events import log_event
-from function_runner.runtime import runtime_for
 from function_runner.wrapper import headers as H
 from function_runner.wrapper.execution import Execution
 from function_runner.wrapper.failures import FailureToRecord
@@ -75,7 +74,7 @@ class Compensator(RecoverableTask):
         args = execution.args
         saga_id = str(args[0]) if args else str(execution.request.root_id or execution.request.id)
         return FailureToRecord(
-            report=report, policy=policy, saga_id=saga_id, compensating=True, gates=execution.runtime.gates
+            report=report, policy=policy, saga_id=saga_id, compensating=True, gates=execution.services.gates
         )
 
 
@@ -89,16 +88,18 @@ def register_compensator(app: Celery) -> None:
 
 def compensate(self: Compensator, saga_id: str) -> dict[str, int]:
     """Undo the saga's pending steps, newest first, one at a time; return how many ran."""
-    runtime = runtime_for(self.app)
+    services = self.services
     token = f"{self.request.id}:{self.attempt}"
     if (self.request.headers or {}).get(H.REPLAY_OF) is not None and self.attempt == 1:
         # the replay of a compensation that failed for good: its steps are to be undone again
-        reopened = runtime.in_transaction(lambda s: reopen_failed(s, saga_id=saga_id, now=utcnow()))
+        reopened = services.in_transaction(lambda s: reopen_failed(s, saga_id=saga_id, now=utcnow()))
         log_event("compensation.reopened", saga=saga_id, steps=reopened)
     lease = timedelta(seconds=CLAIM_LEASE_SECONDS)
     done = 0
     while True:
-        claim = runtime.in_transaction(lambda s: claim_next(s, saga_id=saga_id, token=token, now=utcnow(), lease=lease))
+        claim = services.in_transaction(
+            lambda s: claim_next(s, saga_id=saga_id, token=token, now=utcnow(), lease=lease)
+        )
         if claim is None:
             return {"compensated": done}
         if claim.undo_kind == UndoKind.NONE:  # nothing to undo: recorded for the log
@@ -111,7 +112,7 @@ def compensate(self: Compensator, saga_id: str) -> dict[str, int]:
 
 
 def _finish(task: Compensator, claim: Claim, token: str, status: StepStatus) -> None:
-    runtime_for(task.app).in_transaction(
+    task.services.in_transaction(
         functools.partial(finish_step, step_id=claim.step_id, token=token, status=status, now=utcnow())
     )
 
@@ -119,16 +120,16 @@ def _finish(task: Compensator, claim: Claim, token: str, status: StepStatus) -> 
 def _undo(task: Compensator, claim: Claim, token: str, saga_id: str) -> None:
     """Run the claimed step's undo; a failure releases the step and is raised: a known passing one
     as it is (retried by the policy), any other as :class:`CompensationFailed`."""
-    runtime = runtime_for(task.app)
+    services = task.services
     try:
-        _run_undo(task.app, claim, sealer=runtime.sealer)
+        _run_undo(task.app, claim, sealer=services.sealer)
     except Exception as exc:  # the user's undo may raise anything: recorded, then classified
-        error = runtime.redactor.redact_text(f"{type(exc).__name__}: {exc}")[:2000]
-        runtime.in_transaction(
+        error = services.redactor.redact_text(f"{type(exc).__name__}: {exc}")[:2000]
+        services.in_transaction(
             functools.partial(release_step, step_id=claim.step_id, token=token, error=error, now=utcnow())
         )
         log_event("compensation.undo_failed", level=logging.WARNING, saga=saga_id, step=claim.name, error=error)
-        found = runtime.classifier.classify(exc)
+        found = services.classifier.classify(exc)
         if found.category in (Category.TRANSIENT, Category.RESOURCE) and found.reason != UNCLASSIFIED:
             raise  # a known passing failure: retried by the compensate task's policy
         raise CompensationFailed(f"undo of step {claim.name!r} failed: {error}") from exc

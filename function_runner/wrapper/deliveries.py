@@ -44,13 +44,12 @@ from celery.exceptions import TimeLimitExceeded
 from error_handling.persistence import lost_deliveries
 from error_handling.persistence.models import utcnow
 from function_runner.events import log_event
-from function_runner.runtime import runtime_for
 from function_runner.wrapper import headers as H
 from function_runner.wrapper import start_marks
 from function_runner.wrapper.celery_view import RedactingRequest
 
 if TYPE_CHECKING:
-    from function_runner.runtime import Runtime
+    from function_runner.wrapper.services import SharedState
 
 __all__ = [
     "COUNTER_TTL",
@@ -183,8 +182,7 @@ class RecoverableRequest(RedactingRequest):
         report = loss_report(exc, worker=self.hostname, pid=self.worker_pid)
         task_id, attempt, name = self.id, _attempt_of(self.request_dict), self.name
         try:
-            runtime = runtime_for(self.task.app)
-            number = runtime.in_transaction(
+            number = self.task.services.in_transaction(
                 lambda s: lost_deliveries.report_lost_delivery(
                     s, task_id=task_id, attempt=attempt, task_name=name, report=report, now=utcnow()
                 ),
@@ -209,18 +207,18 @@ class RecoverableRequest(RedactingRequest):
         )
 
 
-def _counter(runtime: Runtime) -> Any | None:
+def _counter(shared: SharedState) -> Any | None:
     try:
-        return runtime.shared_redis.require()
+        return shared.shared_redis.require()
     except RuntimeError:
         return None
 
 
-def count_redelivery(runtime: Runtime, task_id: str, attempt: int, request: Any) -> int:
+def count_redelivery(shared: SharedState, task_id: str, attempt: int, request: Any) -> int:
     """Count this redelivery; return how many deliveries of ``(task_id, attempt)`` before it ended
     without an outcome, as far as the broker's count tells (the wrapper's own requeues left out):
     Redis' counter on a Redis broker, ``x-delivery-count`` on RabbitMQ quorum queues, else 1."""
-    client = _counter(runtime)
+    client = _counter(shared)
     if client is not None:
         key = f"fr:deliveries:{task_id}:{attempt}"
         try:
@@ -246,9 +244,9 @@ def _broker_count(request: Any) -> int | None:
         return None
 
 
-def count_requeue(runtime: Runtime, task_id: str, attempt: int) -> None:
+def count_requeue(shared: SharedState, task_id: str, attempt: int) -> None:
     """Note that the wrapper itself gives this delivery back (so its redelivery is not a loss)."""
-    client = _counter(runtime)
+    client = _counter(shared)
     if client is None:
         return
     key = f"fr:deliveries:{task_id}:{attempt}"
@@ -261,14 +259,14 @@ def count_requeue(runtime: Runtime, task_id: str, attempt: int) -> None:
         log_event("delivery.count_failed", level=logging.WARNING, task_id=task_id, error=type(problem).__name__)
 
 
-def count_refusal(runtime: Runtime, task_id: str, attempt: int) -> int | None:
+def count_refusal(shared: SharedState, task_id: str, attempt: int) -> int | None:
     """Count a refusal: the database refused what the wrapper records about this delivery (or its
     bookkeeping failed), and the wrapper is about to give the message back. Returns how many refusals
     ``(task_id, attempt)`` has had, this one included, from the shared Redis (the give-back is counted
     as a requeue too, so its redelivery is not taken for a lost delivery); None without it: a broker's
     own delivery count cannot tell the wrapper's give-backs from lost deliveries, so nothing counts
     and the caller must not give the message back."""
-    client = _counter(runtime)
+    client = _counter(shared)
     if client is None:
         return None
     key = f"fr:deliveries:{task_id}:{attempt}"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from function_runner.wrapper import headers as H
 
 if TYPE_CHECKING:
-    from function_runner.runtime import Runtime
+    from function_runner.wrapper.services import Services
 
 __all__ = ["Execution", "attempt_of", "custom_headers", "int_header"]
 
@@ -44,7 +44,7 @@ class Execution:
     """The facts of one execution that the wrapper's steps share.
 
     Attributes:
-        runtime: the app's services.
+        services: the app's services.
         request: Celery's request of this execution.
         task_name: the task's registered name.
         args: the positional arguments.
@@ -54,7 +54,7 @@ class Execution:
         token: the dispatch token that lets this message claim the run (``fr_token``).
     """
 
-    runtime: Runtime
+    services: Services
     request: Any
     task_name: str
     args: tuple[Any, ...]
@@ -65,13 +65,13 @@ class Execution:
 
     @classmethod
     def of(
-        cls, runtime: Runtime, request: Any, *, task_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+        cls, services: Services, request: Any, *, task_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Execution:
         """Read the execution from Celery's request."""
         headers = custom_headers(request)
         token = headers.get(H.TOKEN)
         return cls(
-            runtime=runtime,
+            services=services,
             request=request,
             task_name=task_name,
             args=args,

@@ -16,33 +16,33 @@ from error_handling.classification import Classification
 from function_runner.events import log_event
 
 if TYPE_CHECKING:
-    from function_runner.runtime import Runtime
+    from function_runner.wrapper.services import Services
 
 __all__ = ["breaker_guard", "retry_allowed", "succeeded"]
 
 
-def breaker_guard(runtime: Runtime, service: str | None) -> contextlib.AbstractContextManager[object]:
+def breaker_guard(services: Services, service: str | None) -> contextlib.AbstractContextManager[object]:
     """The breaker of ``service`` around the block (nothing without one)."""
-    return runtime.breakers.guard(service) if service else contextlib.nullcontext()
+    return services.breakers.guard(service) if service else contextlib.nullcontext()
 
 
-def succeeded(runtime: Runtime, budget: str | None) -> None:
+def succeeded(services: Services, budget: str | None) -> None:
     """The body succeeded: credit the budget of ``budget`` (a service), if any."""
     if not budget:
         return
     try:
-        runtime.budgets.on_success(budget)
+        services.budgets.on_success(budget)
     except Exception as exc:  # noqa: BLE001 - a budget only shapes retries: never the task's outcome
         log_event("budget.failed", level=logging.WARNING, error=type(exc).__name__)
 
 
-def retry_allowed(runtime: Runtime, budget: str | None, classification: Classification) -> bool | None:
+def retry_allowed(services: Services, budget: str | None, classification: Classification) -> bool | None:
     """Draw a transient failure on the budget of ``budget``: whether a retry is allowed; None when no
     budget applies (no budget, or not a transient failure)."""
     if not budget or classification.category is not Category.TRANSIENT:
         return None
     try:
-        return runtime.budgets.on_failure(budget)
+        return services.budgets.on_failure(budget)
     except Exception as exc:  # noqa: BLE001 - a budget only shapes retries: never the task's outcome
         log_event("budget.failed", level=logging.WARNING, error=type(exc).__name__)
         return True

@@ -32,16 +32,16 @@ def holding_gates(execution: Execution, resources: Mapping[str, int]) -> Iterato
     if not resources:
         yield
         return
-    runtime = execution.runtime
+    services = execution.services
     holder = holder_of(execution.task_id, execution.attempt)
-    store = runtime.lease_store
+    store = services.lease_store
     held: list[str] = []
     try:
         for name, units in resources.items():
-            gate = runtime.gates.get(name)
+            gate = services.gates.get(name)
             if gate is None or gate.capacity is None:
                 continue
-            ttl = runtime.settings.gate_lease_seconds
+            ttl = services.settings.gate_lease_seconds
             if not store.acquire(name, holder, units=units, capacity=gate.capacity, ttl=ttl):
                 raise ResourceError(
                     f"resource gate {name!r} is at capacity ({gate.capacity})",
@@ -49,11 +49,11 @@ def holding_gates(execution: Execution, resources: Mapping[str, int]) -> Iterato
                     reason=Reason.CAPACITY_EXHAUSTED,
                 )
             held.append(name)
-            runtime.renewer.hold(name, holder)
+            services.renewer.hold(name, holder)
         yield
     finally:
         for name in held:
-            runtime.renewer.drop(name, holder)
+            services.renewer.drop(name, holder)
             try:
                 store.release(name, holder)
             except Exception as exc:  # noqa: BLE001 - a lease left behind expires; never the task's outcome

@@ -58,7 +58,7 @@ def carry_out(decision: Decision, exc: Exception) -> NoReturn:
 def requeue(execution: Execution, *, step: str, why: str) -> NoReturn:
     """The database is unreachable: give the message back to the broker, unacked (the wrapper's own
     requeue, counted so its redelivery is not taken for a lost delivery)."""
-    deliveries.count_requeue(execution.runtime, execution.task_id, execution.attempt)
+    deliveries.count_requeue(execution.services, execution.task_id, execution.attempt)
     log_event(
         "task.storage_unavailable",
         level=logging.ERROR,

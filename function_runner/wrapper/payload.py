@@ -45,7 +45,7 @@ def payload(execution: Execution) -> reports.TaskPayload:
     Raises:
         FunctionRunnerError, TypeError, ValueError: it could not be sealed.
     """
-    request, runtime = execution.request, execution.runtime
+    request, services = execution.request, execution.services
     args, kwargs = execution.args, execution.kwargs
     delivery = request.delivery_info or {}
     options = {key: delivery[key] for key in KEPT_DELIVERY_INFO if delivery.get(key) not in (None, "")}
@@ -54,7 +54,7 @@ def payload(execution: Execution) -> reports.TaskPayload:
     custom = replay_headers(execution)
 
     def seal(value: Any) -> Any:
-        return seal_secrets(value, redactor=runtime.redactor, sealer=runtime.sealer)
+        return seal_secrets(value, redactor=services.redactor, sealer=services.sealer)
 
     sealed_args, sealed_kwargs, sealed_headers = seal(list(args)), seal(dict(kwargs)), seal(custom)
     faithful = True
@@ -84,7 +84,7 @@ def safe_payload(execution: Execution) -> reports.TaskPayload:
         log_event(
             "task.payload_unsealable", level=logging.ERROR, task_id=execution.request.id, error=type(problem).__name__
         )
-        redactor, request = execution.runtime.redactor, execution.request
+        redactor, request = execution.services.redactor, execution.request
         return reports.TaskPayload(
             task_name=execution.task_name,
             args=redactor.redact(list(execution.args)),
@@ -107,7 +107,7 @@ def failure_report(
         attempt=execution.attempt,
         payload=safe_payload(execution),
         classification=classification,
-        traceback=execution.runtime.redactor.redact_text("".join(traceback.format_exception(exc))),
+        traceback=execution.services.redactor.redact_text("".join(traceback.format_exception(exc))),
         failed_at=utcnow(),
         started_at=started_at,
         worker=execution.request.hostname,
@@ -118,7 +118,7 @@ def failure_report(
 def minimal_payload(execution: Execution) -> reports.TaskPayload:
     """The payload as sealed blobs only (no args in clear), sure to store; not replayable (and empty)
     when it cannot be sealed."""
-    sealer = execution.runtime.sealer
+    sealer = execution.services.sealer
     try:
         return reports.TaskPayload(
             task_name=execution.task_name,
@@ -177,7 +177,7 @@ def _seal_unstorable(stored: Any, original: Any, execution: Execution) -> bool:
             faithful = False
             continue
         try:
-            stored[key] = {SEALED_KEY: execution.runtime.sealer.seal(item)}
+            stored[key] = {SEALED_KEY: execution.services.sealer.seal(item)}
         except (TypeError, ValueError) as problem:
             log_event("task.payload_unsealable", level=logging.WARNING, error=type(problem).__name__)
             faithful = False

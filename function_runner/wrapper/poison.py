@@ -48,13 +48,13 @@ def record_losses(execution: Execution, *, put_back: list[int], limit: int | Non
     Raises:
         Reject: the database is unreachable (the message goes back, counted as the wrapper's requeue).
     """
-    runtime, task_id, attempt = execution.runtime, execution.task_id, execution.attempt
-    seen = deliveries.count_redelivery(runtime, task_id, attempt, execution.request) if execution.redelivered else 0
+    services, task_id, attempt = execution.services, execution.task_id, execution.attempt
+    seen = deliveries.count_redelivery(services, task_id, attempt, execution.request) if execution.redelivered else 0
     found = _found_by_marks(execution, put_back)
     lost = _reconcile(execution, found, at_least=seen + len(found))
     if not lost:
         return Losses()
-    limit = limit or runtime.settings.max_lost_deliveries
+    limit = limit or services.settings.max_lost_deliveries
     last = lost[-1]
     log_event(
         "task.redelivered",
@@ -97,7 +97,7 @@ def _found_by_marks(execution: Execution, put_back: list[int]) -> list[lost_deli
 
 def _reconcile(execution: Execution, found: list[lost_deliveries.LossReport], *, at_least: int) -> list[LostDelivery]:
     """Record ``found`` and the losses nobody reported; return every lost delivery of this attempt."""
-    runtime, task_id, attempt = execution.runtime, execution.task_id, execution.attempt
+    services, task_id, attempt = execution.services, execution.task_id, execution.attempt
     payload = safe_payload(execution)
     now = utcnow()
 
@@ -111,9 +111,9 @@ def _reconcile(execution: Execution, found: list[lost_deliveries.LossReport], *,
         )
 
     try:
-        return runtime.in_transaction(record)
+        return services.in_transaction(record)
     except StorageUnavailable as exc:
-        deliveries.count_requeue(runtime, task_id, attempt)
+        deliveries.count_requeue(services, task_id, attempt)
         log_event("task.storage_unavailable", level=logging.WARNING, task_id=task_id, step="redelivery")
         raise Reject(str(exc), requeue=True) from None
 

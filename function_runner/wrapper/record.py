@@ -23,18 +23,18 @@ from function_runner.wrapper.failures import FailureRecorded, FailureToRecord, r
 from function_runner.wrapper.group_commit import GroupCommit
 
 if TYPE_CHECKING:
-    from function_runner.runtime import Runtime
+    from function_runner.wrapper.services import Services
 
 __all__ = ["group_commit", "record", "record_success"]
 
 
-def group_commit(runtime: Runtime) -> GroupCommit[FailureToRecord, FailureRecorded]:
-    """This process's group commit for ``runtime``: the failed executions of its tasks that fail at the
+def group_commit(services: Services) -> GroupCommit[FailureToRecord, FailureRecorded]:
+    """This process's group commit for ``services``: the failed executions of its tasks that fail at the
     same time are recorded in one transaction, retried while the database is unavailable
-    (:meth:`~function_runner.runtime.Runtime.in_transaction`)."""
-    return runtime.per_process(
+    (:meth:`~function_runner.wrapper.services.Services.in_transaction`)."""
+    return services.per_process(
         "wrapper.group_commit",
-        lambda: GroupCommit(lambda items: runtime.in_transaction(lambda s: record_batch(s, items))),
+        lambda: GroupCommit(lambda items: services.in_transaction(lambda s: record_batch(s, items))),
     )
 
 
@@ -50,10 +50,10 @@ def record(execution: Execution, item: FailureToRecord, *, keep: bool = True) ->
     """
     report = item.report
     try:
-        recorded = group_commit(execution.runtime).submit(item)
+        recorded = group_commit(execution.services).submit(item)
     except StorageUnavailable as exc:
         if keep:
-            unrecorded.keep(execution.runtime, report, token=execution.token)
+            unrecorded.keep(execution.services, report, token=execution.token)
         outcome.requeue(execution, step="record_failure", why=f"failure not recorded: {exc}")
     classification = report.classification
     log_event(
@@ -81,7 +81,7 @@ def record_success(execution: Execution) -> None:
     task_id, run_id = execution.request.id, execution.run_id
     now = utcnow()
     try:
-        execution.runtime.in_transaction(
+        execution.services.in_transaction(
             lambda s: failure_recording.record_success(s, task_id=task_id, run_id=run_id, now=now)
         )
     except StorageUnavailable as exc:

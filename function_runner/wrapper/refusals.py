@@ -39,8 +39,8 @@ def past_limit(execution: Execution, error: BaseException, *, step: str) -> Unre
     Raises:
         Reject: the message is given back (counted as a refusal and a requeue).
     """
-    refusals = deliveries.count_refusal(execution.runtime, execution.task_id, execution.attempt)
-    limit = execution.runtime.settings.max_unrecordable_requeues
+    refusals = deliveries.count_refusal(execution.services, execution.task_id, execution.attempt)
+    limit = execution.services.settings.max_unrecordable_requeues
     log_event(
         "task.record_refused",
         level=logging.ERROR,
@@ -70,7 +70,7 @@ def unrecordable_report(execution: Execution, failure: UnrecordableFailure) -> r
         fingerprint=hashlib.blake2b(f"{name}:unrecordable".encode(), digest_size=16).hexdigest(),
         exc_type=f"{UnrecordableFailure.__module__}.{UnrecordableFailure.__qualname__}",
         message=str(failure),
-        user_message=execution.runtime.user_messages.for_classification(
+        user_message=execution.services.user_messages.for_classification(
             Classification(category=Category.PERMANENT, reason=Reason.UNRECORDABLE.value)
         ),
         rule="unrecordable",
@@ -82,7 +82,7 @@ def not_recorded(execution: Execution, bug: BaseException, *, step: str | None, 
     """Even dead-lettering the refused record failed (``step``; None: the minimal record itself was
     refused, for ``attempt``): give the message back, loudly, never acked unrecorded."""
     attempt = execution.attempt if attempt is None else attempt
-    deliveries.count_requeue(execution.runtime, execution.task_id, attempt)
+    deliveries.count_requeue(execution.services, execution.task_id, attempt)
     where = {} if step is None else {"step": step}
     log_event(
         "task.unrecordable_not_recorded",

@@ -40,6 +40,7 @@ from function_runner.wrapper.execution import Execution, attempt_of
 from function_runner.wrapper.failures import FailureToRecord
 from function_runner.wrapper.record import record, record_success
 from function_runner.wrapper.redacted_errors import redacted_error
+from function_runner.wrapper.services import Services
 
 __all__ = ["CONTROL_FLOW", "RecoverableTask", "task"]
 
@@ -78,17 +79,20 @@ class RecoverableTask(Task):  # type: ignore[misc]
     recovery_policy: ClassVar[RecoveryPolicy | dict[str, Any] | None] = None
     recovery_rules: ClassVar[Sequence[Rule]] = ()
     compensate_on: ClassVar[CompensateOn | str] = CompensateOn.TERMINAL
-    #: Units of capacity gates this task holds while it runs, e.g. ``{"gpu": 1}`` (see ``gates``).
     resources: ClassVar[dict[str, int]] = {}
-    #: The service whose circuit breaker the whole body runs through, e.g. ``"openai"``.
     breaker: ClassVar[str | None] = None
-    #: The service whose retry budget this task's retries draw on (default: ``breaker``).
     retry_budget: ClassVar[str | None] = None
+
+    @property
+    def services(self) -> Runtime:
+        """The app's runtime (attached from the environment on first use): the one place a task, its
+        worker-side request and the compensate task find the app's services."""
+        return runtime_for(self.app)
 
     @property
     def compensation(self) -> Recorder:
         """Records this execution's compensation steps: ``self.compensation.record_operation(...)``."""
-        return _recorder(self, runtime_for(self.app))
+        return _recorder(self, self.services)
 
     @property
     def attempt(self) -> int:
@@ -99,8 +103,8 @@ class RecoverableTask(Task):  # type: ignore[misc]
         request = self.request
         if request.called_directly:
             return self.run(*args, **kwargs)
-        runtime = runtime_for(self.app)
-        execution = Execution.of(runtime, request, task_name=self.name, args=args, kwargs=kwargs)
+        services = self.services
+        execution = Execution.of(services, request, task_name=self.name, args=args, kwargs=kwargs)
         put_back = start_marks.start_mark(execution.task_id, execution.attempt)
         try:
             try:
@@ -113,11 +117,9 @@ class RecoverableTask(Task):  # type: ignore[misc]
             error, traceback_ = verdict.error, verdict.traceback
         finally:
             start_marks.end_mark()
-        # raised here, out of every handler: Celery copies the traceback of what ends the execution
-        # frame by frame (billiard's ExceptionInfo), so it gets this frame and the body's, not the
-        # wrapper's; a terminal failure keeps its own context and cause. Celery stores, sends and
-        # logs what it gets: a redacted copy of the same type
-        raise redacted_error(error, runtime.redactor).with_traceback(traceback_)
+        # raised out of every handler, so Celery's copy of the traceback has this frame and the body's,
+        # not the wrapper's; Celery stores, sends and logs what it gets: a redacted copy of the same type
+        raise redacted_error(error, services.redactor).with_traceback(traceback_)
 
     def _execute(self, execution: Execution, put_back: list[int]) -> Any:
         """The steps: claim (runs, duplicates, lost deliveries), then hold gates and run the body."""
@@ -138,7 +140,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
                 self._on_failure(execution, losses.poison, started_at=None)
             lost = losses.count
         result = self._run_body(execution)
-        guards.succeeded(execution.runtime, self._budget)
+        guards.succeeded(execution.services, self._budget)
         if execution.run_id is not None or lost:
             record_success(execution)
         return result
@@ -146,12 +148,12 @@ class RecoverableTask(Task):  # type: ignore[misc]
     def _run_body(self, execution: Execution) -> Any:
         """Hold the gates and run the body through its breaker; a failure goes on to :meth:`_on_failure`."""
         started_at = utcnow()
-        runtime = execution.runtime
+        services = execution.services
         try:
             with (
-                recording(_recorder(self, runtime)),
+                recording(_recorder(self, services)),
                 leases.holding_gates(execution, self.resources),
-                guards.breaker_guard(runtime, self.breaker),
+                guards.breaker_guard(services, self.breaker),
             ):
                 return self.run(*execution.args, **execution.kwargs)
         except CONTROL_FLOW:
@@ -163,11 +165,11 @@ class RecoverableTask(Task):  # type: ignore[misc]
 
     def _on_failure(self, execution: Execution, exc: Exception, *, started_at: dt.datetime | None) -> NoReturn:
         """Classify the failure and build its report, then :meth:`_conclude`."""
-        runtime = execution.runtime
+        services = execution.services
         try:
-            classification = classify(runtime, exc, rules=self.recovery_rules)
+            classification = classify(services, exc, rules=self.recovery_rules)
             report = payload.failure_report(execution, exc, classification, started_at=started_at)
-            allowed = guards.retry_allowed(runtime, self._budget, classification)
+            allowed = guards.retry_allowed(services, self._budget, classification)
             if allowed is not None:
                 report = dataclasses.replace(report, retry_allowed=allowed)
         except Exception as bug:  # noqa: BLE001 - building the report failed: never ack a failure nobody recorded
@@ -186,7 +188,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
         """Record the failure with its decision, start its compensation if it calls for one, and carry
         the decision out (always raises). ``kept``: the report was kept in Redis during an outage;
         ``minimal``: it is a refusal's minimal record (refused too: the message goes back, loudly)."""
-        policy = policy_of(execution.runtime, self.recovery_policy, task_name=self.name)
+        policy = policy_of(execution.services, self.recovery_policy, task_name=self.name)
         try:
             item = self._to_record(execution, report, policy)
             recorded = record(execution, item, keep=not (kept or minimal))
@@ -197,7 +199,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
                 refusals.not_recorded(execution, bug, step=None, attempt=report.attempt)
             self._refused(dataclasses.replace(execution, run_id=report.run_id), bug, step="record_failure", exc=exc)
         if kept or minimal:
-            unrecorded.forget(execution.runtime, execution.task_id, report.attempt)
+            unrecorded.forget(execution.services, execution.task_id, report.attempt)
         if recorded.to_compensate:
             publish_compensation(self.app, item.saga_id)
         outcome.carry_out(recorded.recorded.decision, exc)
@@ -212,7 +214,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
             policy=policy,
             saga_id=str(request.root_id or request.id),
             compensate_on=self.compensate_on,
-            gates=execution.runtime.gates,
+            gates=execution.services.gates,
         )
 
     @contextlib.contextmanager
@@ -257,10 +259,10 @@ def task(*args: Any, **options: Any) -> Any:
     return shared_task(*args, **options)
 
 
-def _recorder(task: RecoverableTask, runtime: Runtime) -> Recorder:
-    """The compensation recorder of ``task``'s current execution, sealing and writing through ``runtime``."""
+def _recorder(task: RecoverableTask, services: Services) -> Recorder:
+    """The compensation recorder of ``task``'s current execution, sealing and writing through ``services``."""
     return Recorder(
         task,
-        seal=lambda value: seal_secrets(value, redactor=runtime.redactor, sealer=runtime.sealer),
-        in_transaction=runtime.in_transaction,
+        seal=lambda value: seal_secrets(value, redactor=services.redactor, sealer=services.sealer),
+        in_transaction=services.in_transaction,
     )

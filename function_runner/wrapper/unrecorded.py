@@ -39,7 +39,7 @@ from error_handling.persistence.reports import FailureReport, TaskPayload
 from function_runner.events import log_event
 
 if TYPE_CHECKING:
-    from function_runner.runtime import Runtime
+    from function_runner.wrapper.services import SharedState
 
 __all__ = [
     "SEEN",
@@ -138,17 +138,17 @@ def _decode_kept(text: str | bytes) -> Kept:
     return Kept(report, token=str(token) if token is not None else None)
 
 
-def _client(runtime: Runtime) -> Any | None:
+def _client(shared: SharedState) -> Any | None:
     try:
-        return runtime.shared_redis.require()
+        return shared.shared_redis.require()
     except RuntimeError:  # no Redis
         return None
 
 
-def keep(runtime: Runtime, report: FailureReport, *, token: str | None = None) -> bool:
+def keep(shared: SharedState, report: FailureReport, *, token: str | None = None) -> bool:
     """Keep a failure the database could not take; False if there is nowhere to keep it. ``token``:
     the dispatch token of the run the execution came from."""
-    client = _client(runtime)
+    client = _client(shared)
     if client is None:
         return False
     try:
@@ -162,10 +162,10 @@ def keep(runtime: Runtime, report: FailureReport, *, token: str | None = None) -
     return True
 
 
-def take(runtime: Runtime, task_id: str, attempt: int) -> FailureReport | None:
+def take(shared: SharedState, task_id: str, attempt: int) -> FailureReport | None:
     """The failure kept for ``(task_id, attempt)``, if any (it stays kept until :func:`forget`). A
     redelivery calls it: its message is marked seen now, so the dispatcher does not publish it again."""
-    client = _client(runtime)
+    client = _client(shared)
     if client is None:
         return None
     try:
@@ -185,10 +185,10 @@ def take(runtime: Runtime, task_id: str, attempt: int) -> FailureReport | None:
         return None
 
 
-def forget(runtime: Runtime, task_id: str, attempt: int) -> None:
+def forget(shared: SharedState, task_id: str, attempt: int) -> None:
     """Drop the kept failure once it is recorded (a leftover is harmless: recording it again is a
     duplicate that writes nothing)."""
-    client = _client(runtime)
+    client = _client(shared)
     if client is None:
         return
     try:
@@ -200,7 +200,7 @@ def forget(runtime: Runtime, task_id: str, attempt: int) -> None:
         log_event("failure.forget_failed", level=logging.WARNING, task_id=task_id, error=type(problem).__name__)
 
 
-def overdue(runtime: Runtime, *, unseen_for: float, limit: int = 100, now: float | None = None) -> list[Kept]:
+def overdue(shared: SharedState, *, unseen_for: float, limit: int = 100, now: float | None = None) -> list[Kept]:
     """Kept failures whose message no delivery has been seen with for ``unseen_for`` seconds (at most
     ``limit``, longest unseen first), marked seen now: the caller publishes their messages again.
     Index entries whose failure is gone (forgotten, or past :data:`TTL`) are dropped.
@@ -210,7 +210,7 @@ def overdue(runtime: Runtime, *, unseen_for: float, limit: int = 100, now: float
     Raises:
         redis.RedisError: Redis failed.
     """
-    client = _client(runtime)
+    client = _client(shared)
     if client is None:
         return []
     moment = time.time() if now is None else now
@@ -234,12 +234,12 @@ def overdue(runtime: Runtime, *, unseen_for: float, limit: int = 100, now: float
     return found
 
 
-def overdue_again(runtime: Runtime, kept: list[Kept]) -> None:
+def overdue_again(shared: SharedState, kept: list[Kept]) -> None:
     """Make these failures overdue again at once (:func:`overdue` took them but their messages could
     not be published). Best effort: if this fails too, they are overdue again after the usual delay."""
     if not kept:
         return
-    client = _client(runtime)
+    client = _client(shared)
     if client is None:
         return
     try:

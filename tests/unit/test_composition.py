@@ -1,6 +1,6 @@
 """The runtime as composition root: one shared Redis client for every resilience feature, narrow
-dependencies (resilience/ and gates/ never import the runtime, and hold no SQL), breaker states and
-causes as enums whose stored values do not change, and the gate monitor's room."""
+dependencies (only the entry points import the runtime; resilience/ and gates/ hold no SQL), breaker
+states and causes as enums whose stored values do not change, and the gate monitor's room."""
 
 from __future__ import annotations
 
@@ -134,3 +134,76 @@ def test_the_monitor_checks_a_gate_in_one_transaction() -> None:
         name="m", store=CountingStore(0), in_transaction=in_transaction, resources_of=lambda _: {}, reservation=30
     )
     assert checked.check(Gate("disk"), dt.datetime.now(dt.UTC)) == 2 and len(seen) == 1
+
+
+#: The entry points: the only modules of function_runner/ that may import the runtime (the composition
+#: root). Every other module takes what it uses (a protocol, a callable, a value). api/ is an entry point too.
+ENTRY_POINTS = (
+    "__init__.py",
+    "app.py",
+    "runtime.py",
+    "wrapper/task.py",
+    "dispatch/dispatcher.py",
+    "cli/*",
+    "demo/*",
+)
+RUNTIME = "function_runner.runtime"
+
+
+def _runtime_imports(source: str, *, package: str) -> list[int]:
+    """The lines of ``source`` (a module of ``package``) that import the runtime, however written:
+    absolute or relative, at the top, under TYPE_CHECKING or inside a function."""
+    found: list[int] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolved against the module's package
+                parts = package.split(".")
+                parent = parts[: len(parts) - node.level + 1]
+                base = ".".join([*parent, *([base] if base else [])])
+            names = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        if any(name == RUNTIME or name.startswith(RUNTIME + ".") for name in names):
+            found.append(node.lineno)
+    return found
+
+
+def _is_entry_point(relative: str) -> bool:
+    return any(
+        relative.startswith(pattern[:-1]) if pattern.endswith("*") else relative == pattern for pattern in ENTRY_POINTS
+    )
+
+
+def test_only_the_entry_points_import_the_runtime() -> None:
+    root = ROOT / "function_runner"
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root).as_posix()
+        if _is_entry_point(relative):
+            continue
+        package = ".".join(path.relative_to(ROOT).parts[:-1])
+        lines = _runtime_imports(path.read_text(), package=package)
+        offenders += [f"function_runner/{relative}:{line}" for line in lines]
+    assert not offenders, f"only the entry points {ENTRY_POINTS} may import {RUNTIME}: {offenders}"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from function_runner.runtime import Runtime",
+        "import function_runner.runtime",
+        "from function_runner import runtime",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from function_runner.runtime import Runtime",
+        "def f():\n    from ..runtime import runtime_for",
+        "def f():\n    from .. import runtime",
+    ],
+)
+def test_the_check_sees_every_form_of_importing_the_runtime(source: str) -> None:
+    assert _runtime_imports(source, package="function_runner.wrapper")
+    assert not _runtime_imports(
+        "from function_runner.wrapper.services import Services", package="function_runner.wrapper"
+    )
+    assert not _is_entry_point("wrapper/deliveries.py") and _is_entry_point("cli/keys.py")
