@@ -46,6 +46,7 @@ from bench._support import (
     stop,
     wait_for_http,
 )
+from error_handling.sealing import generate_key
 from function_runner.migrate import upgrade
 
 CATEGORIES = ("transient", "resource", "validation", "permanent")
@@ -179,6 +180,8 @@ def run(
             "FUNCTION_RUNNER_BROKER_URL": "memory://",
             "FUNCTION_RUNNER_DATA_DIR": folder,
             "FUNCTION_RUNNER_LOG_LEVEL": "WARNING",
+            # a server database needs the key every process seals with (the API refuses to start without it)
+            "FUNCTION_RUNNER_ENCRYPTION_KEY": generate_key(),
         }
         args = [sys.executable, "-m", "function_runner.cli", "api", "--host", "127.0.0.1", "--port", str(port)]
         server = spawn([*args, "--log-level", "warning"], env=env, log=Path(folder) / "api.log")

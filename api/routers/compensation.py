@@ -12,8 +12,8 @@ from api.errors import ApiError, error_responses
 from api.params import DEFAULT_WINDOW_MINUTES, WindowMinutes, window
 from api.schemas.errors import RecoveryStatsPublic, TaskCompensationPublic, step_public
 from error_handling.persistence import compensation
-from error_handling.persistence.models import TaskRecord
 from error_handling.persistence.reads import counts
+from error_handling.persistence.reads.attempts import get_task
 
 router = APIRouter(tags=["recovery"])
 
@@ -33,7 +33,7 @@ def task_compensation(
     if own:
         saga_id = own[0].saga_id
     else:
-        task = session.get(TaskRecord, task_id)
+        task = get_task(session, task_id=task_id)
         saga_id = (task.root_id if task else None) or task_id
     saga = list(compensation.saga_steps(session, saga_id=saga_id))
     if not own and not saga:

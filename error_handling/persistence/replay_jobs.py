@@ -7,11 +7,13 @@ Functions here run in the caller's transaction. Idempotency keys starting with
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from error_handling.exceptions import FunctionRunnerError
@@ -38,6 +40,7 @@ __all__ = [
     "get_job",
     "has_work",
     "idempotency_key",
+    "job_lock",
     "lock_job",
     "release_claims",
     "replay_task_id",
@@ -245,3 +248,36 @@ def lock_job(session: Session, *, job_id: int, skip_locked: bool = True) -> Repl
         .with_for_update(skip_locked=skip_locked)
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
+
+
+#: Advisory-lock namespace of replay jobs (Postgres ``pg_try_advisory_lock(namespace, job id)``).
+_LOCK_NAMESPACE = 0x6652
+
+
+@contextlib.contextmanager
+def job_lock(engine: Engine, job_id: int) -> Iterator[bool]:
+    """Try to take the lock of job ``job_id``; yields whether it is held (always, but on Postgres)."""
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    connection = engine.connect()
+    try:
+        held = bool(
+            connection.execute(
+                sa.text("SELECT pg_try_advisory_lock(:ns, :id)"), {"ns": _LOCK_NAMESPACE, "id": job_id}
+            ).scalar_one()
+        )
+        connection.commit()
+        try:
+            yield held
+        finally:
+            if held:
+                connection.execute(
+                    sa.text("SELECT pg_advisory_unlock(:ns, :id)"), {"ns": _LOCK_NAMESPACE, "id": job_id}
+                )
+                connection.commit()
+    except BaseException:
+        connection.invalidate()  # never give a connection that may hold the lock back to the pool
+        raise
+    finally:
+        connection.close()

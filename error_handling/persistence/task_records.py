@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -147,3 +147,10 @@ def task_names(session: Session, *, task_ids: Sequence[str]) -> dict[str, str]:
         return {}
     rows = session.execute(sa.select(TaskRecord.task_id, TaskRecord.task_name).where(TaskRecord.task_id.in_(task_ids)))
     return {task_id: name for task_id, name in rows}
+
+
+def existing_task_ids(session: Session, task_ids: Collection[str]) -> set[str]:
+    """Which of ``task_ids`` have a task record (``fr_tasks``)."""
+    if not task_ids:
+        return set()
+    return set(session.execute(sa.select(TaskRecord.task_id).where(TaskRecord.task_id.in_(task_ids))).scalars())

@@ -18,12 +18,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
-from error_handling.persistence.models import TERMINAL_STATES, DeadLetterRecord, FailedAttempt, TaskRecord
+from error_handling.persistence.models import TERMINAL_STATES
+from error_handling.persistence.reads.attempts import get_task
+from error_handling.persistence.reads.histories import task_history
 
 #: How long the demo waits for every task to finish before it gives up, in seconds.
 DEMO_DEADLINE = 90.0
@@ -143,10 +144,8 @@ def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
 
 def _all_terminal(sessions: sessionmaker[Session], task_ids: Sequence[str]) -> bool:
     with sessions() as session:
-        states = (
-            session.execute(sa.select(TaskRecord.state).where(TaskRecord.task_id.in_(list(task_ids)))).scalars().all()
-        )
-    return len(states) == len(task_ids) and all(state in TERMINAL_STATES for state in states)
+        tasks = [get_task(session, task_id=task_id) for task_id in task_ids]
+    return all(task is not None and task.state in TERMINAL_STATES for task in tasks)
 
 
 def _report(console: Console, sessions: sessionmaker[Session], expected: dict[str, str]) -> bool:
@@ -156,26 +155,20 @@ def _report(console: Console, sessions: sessionmaker[Session], expected: dict[st
         outcomes.add_column(column, no_wrap=True)
     outcomes.add_column("failed attempts: category/reason -> decision")
     with sessions() as session:
+        histories = {task_id: task_history(session, task_id=task_id) for task_id in expected}
         for task_id, want in expected.items():
-            task = session.get(TaskRecord, task_id)
-            attempts = (
-                session.execute(
-                    sa.select(FailedAttempt).where(FailedAttempt.task_id == task_id).order_by(FailedAttempt.attempt)
-                )
-                .scalars()
-                .all()
-            )
+            history = histories[task_id]
+            task = history.task if history else None
+            attempts = history.attempts if history else []
             state = task.state.value if task else "missing"
             ok &= state == want
             failures = "\n".join(f"#{a.attempt} {a.category}/{a.reason} -> {a.decision.value}" for a in attempts)
             total = (task.attempts + (1 if state == "succeeded" else 0)) if task else 0
             style = "green" if state == want else "red"
             outcomes.add_row(task.task_name if task else task_id, f"[{style}]{state}[/]", want, str(total), failures)
-        letters = session.execute(sa.select(DeadLetterRecord).order_by(DeadLetterRecord.id)).scalars().all()
-        user_messages = {
-            t.task_name: t.user_message
-            for t in session.execute(sa.select(TaskRecord).where(TaskRecord.user_message.is_not(None))).scalars()
-        }
+        found = [history for history in histories.values() if history is not None]
+        letters = sorted((h.dead_letter for h in found if h.dead_letter is not None), key=lambda letter: letter.id)
+        user_messages = {h.task.task_name: h.task.user_message for h in found if h.task and h.task.user_message}
     console.print(outcomes)
     dlq = Table(title="Dead-letter queue")
     for column in ("id", "task", "reason", "message", "kwargs (as stored: secrets sealed, shown redacted)"):

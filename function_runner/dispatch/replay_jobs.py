@@ -3,23 +3,21 @@
 Each dead letter of a job is published under a task id derived from the job and the dead letter, with
 the headers of a single replay. A batch claims its letters and records the in-flight bound (commit),
 publishes, then marks them replayed (commit); a dispatcher holds a job's lock while it works on it
-(:func:`job_lock`), and one that died mid-batch is recovered by :mod:`.replay_recovery`. The job's
+(:func:`~error_handling.persistence.replay_jobs.job_lock`), and one that died mid-batch is recovered by :mod:`.replay_recovery`. The job's
 ``next_batch_at`` keeps to its rate across dispatchers.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import enum
 import functools
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, ClassVar
 
-import sqlalchemy as sa
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.engine import Engine
@@ -36,8 +34,6 @@ from function_runner.replay.message import ReplayMessage, build_message, publish
 
 __all__ = ["BatchResult", "BulkReplayer", "batch_limit", "next_batch_at"]
 
-#: Advisory-lock namespace of replay jobs (Postgres ``pg_try_advisory_lock(namespace, job id)``).
-_LOCK_NAMESPACE = 0x6652
 #: The longest pause between two batches, in seconds (a day), however low the rate.
 MAX_PACING = 86_400.0
 
@@ -95,35 +91,6 @@ def next_batch_at(start: dt.datetime, published: int, rate_per_second: float | N
     return start + dt.timedelta(seconds=min(published / rate_per_second, MAX_PACING))
 
 
-@contextlib.contextmanager
-def job_lock(engine: Engine, job_id: int) -> Iterator[bool]:
-    """Try to take the lock of job ``job_id``; yields whether it is held (always, but on Postgres)."""
-    if engine.dialect.name != "postgresql":
-        yield True
-        return
-    connection = engine.connect()
-    try:
-        held = bool(
-            connection.execute(
-                sa.text("SELECT pg_try_advisory_lock(:ns, :id)"), {"ns": _LOCK_NAMESPACE, "id": job_id}
-            ).scalar_one()
-        )
-        connection.commit()
-        try:
-            yield held
-        finally:
-            if held:
-                connection.execute(
-                    sa.text("SELECT pg_advisory_unlock(:ns, :id)"), {"ns": _LOCK_NAMESPACE, "id": job_id}
-                )
-                connection.commit()
-    except BaseException:
-        connection.invalidate()  # never give a connection that may hold the lock back to the pool
-        raise
-    finally:
-        connection.close()
-
-
 class BulkReplayer(Role):
     """Processes replay jobs of one database, publishing through one Celery app (the replay jobs role).
 
@@ -178,7 +145,7 @@ class BulkReplayer(Role):
         start = now or utcnow()
         candidates = self.in_transaction(lambda s: replay_jobs.due_job_ids(s, now=start), patience=0)
         for job_id in candidates:
-            with job_lock(self.engine(), job_id) as held:
+            with replay_jobs.job_lock(self.engine(), job_id) as held:
                 if held:
                     try:
                         return self._batch(job_id, start)

@@ -10,11 +10,9 @@ import logging
 from typing import Any
 
 import redis
-import sqlalchemy as sa
 from celery import Celery
-from sqlalchemy.orm import Session
 
-from error_handling.persistence.models import TaskRecord
+from error_handling.persistence import task_records
 from function_runner.dispatch.role import InTransaction
 from function_runner.events import log_event
 from function_runner.replay.message import ReplayMessage
@@ -36,10 +34,7 @@ def already_published(
         return set()
     found: set[str] = set()
 
-    def recorded(session: Session) -> set[str]:
-        return set(session.execute(sa.select(TaskRecord.task_id).where(TaskRecord.task_id.in_(wanted))).scalars())
-
-    found |= in_transaction(recorded, patience=0)
+    found |= in_transaction(lambda session: task_records.existing_task_ids(session, wanted), patience=0)
     queues = {_queue_of(app, message) for _, message in candidates if message is not None}
     found |= _in_broker_queues(app, queues, wanted)
     log_event("replay_job.recovery", candidates=len(wanted), found=len(found))

@@ -12,13 +12,12 @@ Lost deliveries and poison messages are the next step (:mod:`~function_runner.wr
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from celery.exceptions import Ignore, Reject
 
 from error_handling.exceptions import StorageUnavailable
-from error_handling.persistence import reports, runs, sanitise
-from error_handling.persistence.models import FailedAttempt, utcnow
+from error_handling.persistence import failure_recording, reports, runs
+from error_handling.persistence.models import utcnow
 from function_runner.events import log_event
 from function_runner.wrapper import unrecorded
 from function_runner.wrapper.execution import Execution
@@ -87,13 +86,8 @@ def skip_duplicate(execution: Execution) -> None:
 
 
 def _already_recorded(execution: Execution) -> bool:
-    task_id, attempt = sanitise.task_key(execution.task_id), execution.attempt
-
-    def lookup(session: Any) -> bool:
-        found = session.query(FailedAttempt.id).filter_by(task_id=task_id, attempt=attempt).first()
-        return found is not None
-
+    key = (execution.task_id, execution.attempt)
     try:
-        return execution.services.in_transaction(lookup)
+        return bool(execution.services.in_transaction(lambda s: failure_recording.recorded_attempts(s, [key])))
     except StorageUnavailable as exc:
         raise Reject(str(exc), requeue=True) from None
