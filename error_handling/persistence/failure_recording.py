@@ -286,6 +286,17 @@ def record_success(session: Session, *, task_id: str, run_id: int | None, now: d
     return True
 
 
+def attempt_recorded(session: Session, *, task_id: str, attempt: int) -> bool:
+    """Whether a failed attempt ``(task_id, attempt)`` is recorded (one indexed lookup; an attempt number
+    the column cannot hold is refused by the database, as writing it would be)."""
+    found = session.execute(
+        sa.select(FailedAttempt.id).where(
+            FailedAttempt.task_id == sanitise.task_key(task_id), FailedAttempt.attempt == attempt
+        )
+    ).first()
+    return found is not None
+
+
 def recorded_attempts(session: Session, attempts: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
     """Which of these ``(task_id, attempt)`` pairs have a failed attempt recorded."""
     if not attempts:

@@ -86,8 +86,10 @@ def skip_duplicate(execution: Execution) -> None:
 
 
 def _already_recorded(execution: Execution) -> bool:
-    key = (execution.task_id, execution.attempt)
+    task_id, attempt = execution.task_id, execution.attempt
     try:
-        return bool(execution.services.in_transaction(lambda s: failure_recording.recorded_attempts(s, [key])))
+        return execution.services.in_transaction(
+            lambda s: failure_recording.attempt_recorded(s, task_id=task_id, attempt=attempt)
+        )
     except StorageUnavailable as exc:
         raise Reject(str(exc), requeue=True) from None
