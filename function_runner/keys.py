@@ -25,21 +25,13 @@ import dataclasses
 import functools
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from error_handling.persistence import rekey
 from error_handling.sealing import reseal_secrets
+from function_runner.services import HasSettings, Sealing, SharedState, Transactional
 
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
-    from error_handling.sealing import Sealer
-    from function_runner.resilience.shared_redis import SharedRedis
-    from function_runner.settings import Settings
-
-T = TypeVar("T")
-
-__all__ = ["UNRECORDED_TABLE", "HasSettings", "KeyServices", "Rotation", "TableRotation", "check_key", "rotate_keys"]
+__all__ = ["UNRECORDED_TABLE", "KeyServices", "Rotation", "TableRotation", "check_key", "rotate_keys"]
 
 #: The name :class:`Rotation` gives the failures kept in the shared Redis.
 UNRECORDED_TABLE = "redis:fr:unrecorded"
@@ -57,24 +49,8 @@ return 0
 """
 
 
-class HasSettings(Protocol):
-    """Anything that carries the settings (the runtime does)."""
-
-    @property
-    def settings(self) -> Settings: ...
-
-
-class KeyServices(HasSettings, Protocol):
+class KeyServices(HasSettings, Sealing, Transactional, SharedState, Protocol):
     """What :func:`rotate_keys` uses of the app's services (the runtime has them)."""
-
-    @property
-    def sealer(self) -> Sealer: ...
-    @property
-    def shared_redis(self) -> SharedRedis: ...
-
-    def in_transaction(self, work: Callable[[Session], T], *, patience: float | None = None) -> T:
-        """Run ``work`` in one transaction (``patience=0``: tried once)."""
-        ...
 
 
 def check_key(services: HasSettings) -> None:

@@ -73,15 +73,7 @@ def _unavailable(exc: Exception) -> ApiError:
 
 
 def _audit(session: Any, principal: str, action: audit.AuditAction, service: str, detail: dict[str, Any]) -> None:
-    audit.record(
-        session,
-        actor=principal,
-        action=action,
-        target_type=audit.AuditTarget.BREAKER,
-        target_id=service,
-        detail=detail,
-        now=utcnow(),
-    )
+    audit.record(session, action, service, actor=principal, now=utcnow(), detail=detail)
 
 
 @router.get("", response_model=BreakersPublic, responses=error_responses(503))

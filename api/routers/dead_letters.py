@@ -272,14 +272,7 @@ def replay_dead_letter(
                 force=request.force,
             )
             result = replay_in_session(
-                session,
-                order,
-                app=celery,
-                sealer=runtime.sealer,
-                redactor=runtime.redactor,
-                settings=runtime.settings,
-                idempotency_key=idempotency_key,
-                actor=principal,
+                session, order, runtime, app=celery, idempotency_key=idempotency_key, actor=principal
             )
     except (
         dead_letters.DeadLetterError,

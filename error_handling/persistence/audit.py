@@ -63,6 +63,11 @@ class AuditAction(enum.StrEnum):
     #: Forced a service's circuit breaker open (``detail``: the state before, for how long).
     BREAKER_OPEN = "breaker.open"
 
+    @property
+    def target(self) -> AuditTarget:
+        """What the action is done to: the part of its name before the dot."""
+        return AuditTarget(self.value.partition(".")[0])
+
 
 class AuditTarget(enum.StrEnum):
     """What an action was done to."""
@@ -85,15 +90,15 @@ class AuditPage:
 
 def record(
     session: Session,
+    action: AuditAction,
+    target_id: str | int | None,
     *,
     actor: str,
-    action: AuditAction,
-    target_type: AuditTarget,
-    target_id: str | int | None,
-    detail: dict[str, Any] | None = None,
     now: dt.datetime,
+    detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Add an event to the caller's transaction (it commits or rolls back with the action) and flush.
+    """Add ``actor``'s ``action`` on ``target_id`` (of the action's target type) to the caller's
+    transaction (it commits or rolls back with the action) and flush.
 
     ``detail`` must already be redacted: it is stored as given.
     """
@@ -101,7 +106,7 @@ def record(
         at=now,
         actor=(actor or UNKNOWN_ACTOR)[:255],
         action=AuditAction(action).value,
-        target_type=AuditTarget(target_type).value,
+        target_type=AuditAction(action).target.value,
         target_id=None if target_id is None else str(target_id)[:255],
         detail=detail or {},
     )

@@ -314,13 +314,6 @@ def discard(
         )
         .values(status=RunStatus.CANCELLED, updated_at=now)
     )
-    audit.record(
-        session,
-        actor=actor,
-        action=audit.AuditAction.DEAD_LETTER_DISCARD,
-        target_type=audit.AuditTarget.DEAD_LETTER,
-        target_id=letter.id,
-        detail={"task_id": letter.task_id, "task_name": letter.task_name, "reason": redact_text(reason)},
-        now=now,
-    )
+    detail = {"task_id": letter.task_id, "task_name": letter.task_name, "reason": redact_text(reason)}
+    audit.record(session, audit.AuditAction.DEAD_LETTER_DISCARD, letter.id, actor=actor, now=now, detail=detail)
     return letter

@@ -118,15 +118,8 @@ def create_job(
     )
     session.add(job)
     session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        action=audit.AuditAction.REPLAY_JOB_CREATE,
-        target_type=audit.AuditTarget.REPLAY_JOB,
-        target_id=job.id,
-        detail={"filter": job.filter, "rate_per_second": rate_per_second, "total": job.total},
-        now=now,
-    )
+    detail = {"filter": job.filter, "rate_per_second": rate_per_second, "total": job.total}
+    audit.record(session, audit.AuditAction.REPLAY_JOB_CREATE, job.id, actor=actor, now=now, detail=detail)
     return job
 
 
@@ -170,15 +163,8 @@ def cancel_job(session: Session, *, job_id: int, now: dt.datetime, actor: str = 
     job.finished_at = now
     job.updated_at = now
     session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        action=audit.AuditAction.REPLAY_JOB_CANCEL,
-        target_type=audit.AuditTarget.REPLAY_JOB,
-        target_id=job.id,
-        detail={"published": job.published, "total": job.total, "batch_in_flight": job.inflight_until_id is not None},
-        now=now,
-    )
+    detail = {"published": job.published, "total": job.total, "batch_in_flight": job.inflight_until_id is not None}
+    audit.record(session, audit.AuditAction.REPLAY_JOB_CANCEL, job.id, actor=actor, now=now, detail=detail)
     return job
 
 

@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
@@ -41,19 +40,13 @@ from error_handling.persistence.models import utcnow
 from error_handling.policy import DeadLetter
 from error_handling.sealing import seal_secrets
 from function_runner.events import log_event
+from function_runner.services import Recording
 from function_runner.wrapper import headers as H
 
 if TYPE_CHECKING:
     from celery import Celery
-    from sqlalchemy.orm import Session
 
-    from error_handling.messages import UserMessages
-    from error_handling.policy import RecoveryPolicy
-    from error_handling.redaction import Redactor
-    from error_handling.sealing import Sealer
     from function_runner.settings import Settings
-
-T = TypeVar("T")
 
 __all__ = [
     "DEAD_EXCHANGE",
@@ -165,23 +158,8 @@ def _x_death(headers: dict[str, Any]) -> str:
     )
 
 
-class DeadLetterServices(Protocol):
+class DeadLetterServices(Recording, Protocol):
     """What collecting the broker's dead letters uses of the app's services (the runtime has them)."""
-
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def policy(self) -> RecoveryPolicy: ...
-    @property
-    def redactor(self) -> Redactor: ...
-    @property
-    def sealer(self) -> Sealer: ...
-    @property
-    def user_messages(self) -> UserMessages: ...
-
-    def in_transaction(self, work: Callable[[Session], T], *, patience: float | None = None) -> T:
-        """Run ``work`` in one transaction (``patience=0``: tried once)."""
-        ...
 
 
 def _record(services: DeadLetterServices, body: Any, headers: dict[str, Any], delivery: dict[str, Any]) -> str:

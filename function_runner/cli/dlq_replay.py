@@ -80,26 +80,11 @@ def replay_command(
     try:
         if dry_run:
             with transaction(runtime.sessions) as session:
-                preview = preview_replay(
-                    session,
-                    order,
-                    sealer=runtime.sealer,
-                    redactor=runtime.redactor,
-                    app=celery,
-                    settings=runtime.settings,
-                )
+                preview = preview_replay(session, order, runtime, app=celery)
             _print_preview(preview, as_json=as_json)
             return
         with transaction(runtime.sessions) as session:
-            result = replay_in_session(
-                session,
-                order,
-                app=celery,
-                sealer=runtime.sealer,
-                redactor=runtime.redactor,
-                settings=runtime.settings,
-                actor=cli_actor(),
-            )
+            result = replay_in_session(session, order, runtime, app=celery, actor=cli_actor())
     except InvalidReplayEdit as exc:
         raise fail(f"--{exc.param}: {exc.message}", EXIT_USAGE) from None
     except FunctionRunnerError as exc:

@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 
 from error_handling.persistence import compensation as compensation_steps
 from error_handling.persistence.models import utcnow
-from function_runner.dispatch.role import InTransaction, Role
+from function_runner.dispatch.role import Role
 from function_runner.events import log_event
+from function_runner.services import InTransaction
 
 __all__ = ["CompensationSweepRole"]
 

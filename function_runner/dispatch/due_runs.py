@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 
 from error_handling.persistence import runs
 from error_handling.persistence.models import utcnow
-from function_runner.dispatch.role import InTransaction, Role
+from function_runner.dispatch.role import Role
 from function_runner.dispatch.stored import StoredPublisher
 from function_runner.events import log_event
+from function_runner.services import InTransaction
 from function_runner.wrapper import headers as H
 
 __all__ = ["DueRunsRole", "PassResult"]

@@ -12,10 +12,11 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from error_handling.persistence.models import utcnow
-from function_runner.dispatch.role import InTransaction, Role
+from function_runner.dispatch.role import Role
 from function_runner.gates.gate import Gate
 from function_runner.gates.leases import LeaseStore
 from function_runner.gates.monitor import GateMonitor
+from function_runner.services import InTransaction
 
 __all__ = ["GateMonitorRole"]
 

@@ -10,7 +10,8 @@ import socket
 from error_handling.exceptions import StorageUnavailable
 from error_handling.persistence import heartbeats
 from error_handling.persistence.models import utcnow
-from function_runner.dispatch.role import InTransaction, Role
+from function_runner.dispatch.role import Role
+from function_runner.services import InTransaction
 
 __all__ = ["HeartbeatRole"]
 

@@ -28,9 +28,10 @@ from error_handling.persistence import replay_batches, replay_jobs
 from error_handling.persistence.models import ReplayJobStatus, utcnow
 from error_handling.sealing import SealedValueError, Sealer
 from function_runner.dispatch.replay_recovery import already_published
-from function_runner.dispatch.role import InTransaction, Role
+from function_runner.dispatch.role import Role
 from function_runner.events import log_event
 from function_runner.replay.message import ReplayMessage, build_message, publish_message
+from function_runner.services import InTransaction
 
 __all__ = ["BatchResult", "BulkReplayer", "batch_limit", "next_batch_at"]
 

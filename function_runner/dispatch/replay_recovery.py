@@ -13,9 +13,9 @@ import redis
 from celery import Celery
 
 from error_handling.persistence import task_records
-from function_runner.dispatch.role import InTransaction
 from function_runner.events import log_event
 from function_runner.replay.message import ReplayMessage
+from function_runner.services import InTransaction
 
 __all__ = ["already_published"]
 

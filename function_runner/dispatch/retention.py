@@ -21,8 +21,9 @@ from typing import ClassVar
 from error_handling.exceptions import StorageUnavailable
 from error_handling.persistence import retention
 from error_handling.persistence.models import utcnow
-from function_runner.dispatch.role import InTransaction, Role
+from function_runner.dispatch.role import Role
 from function_runner.events import log_event
+from function_runner.services import InTransaction
 from function_runner.settings import Settings
 
 __all__ = ["STEP_SECONDS", "RetentionRole", "RunTotals"]

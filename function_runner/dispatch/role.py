@@ -14,27 +14,19 @@ Adding a role is one module (a :class:`Role` subclass) and one line in
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import ClassVar, Protocol, TypeVar
+from typing import ClassVar, TypeVar
 
 from kombu.exceptions import OperationalError as BrokerError
-from sqlalchemy.orm import Session
 
 from error_handling.exceptions import StorageUnavailable
 from function_runner.events import log_event
 
-__all__ = ["BROKER_ERRORS", "InTransaction", "Role", "run_role"]
+__all__ = ["BROKER_ERRORS", "Role", "run_role"]
 
 T = TypeVar("T")
 
 #: The errors of a broker that did not answer: the role's work stays due and is tried again.
 BROKER_ERRORS: tuple[type[BaseException], ...] = (BrokerError, ConnectionError, OSError)
-
-
-class InTransaction(Protocol):
-    """Runs ``work`` in one database transaction (``Runtime.in_transaction``)."""
-
-    def __call__(self, work: Callable[[Session], T], *, patience: float | None = None) -> T: ...
 
 
 class Role:

@@ -14,9 +14,10 @@ from typing import Any, ClassVar, Protocol
 from error_handling.exceptions import StorageUnavailable
 from error_handling.persistence import failure_recording
 from error_handling.sealing import SealedValueError
-from function_runner.dispatch.role import InTransaction, Role
+from function_runner.dispatch.role import Role
 from function_runner.dispatch.stored import StoredPublisher
 from function_runner.events import log_event
+from function_runner.services import InTransaction
 from function_runner.wrapper import headers as H
 from function_runner.wrapper.unrecorded import Kept
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from error_handling.persistence import audit, dead_letters
 from error_handling.persistence.db import transaction
@@ -27,6 +27,7 @@ from function_runner.events import log_event
 from function_runner.replay.edits import check_edits
 from function_runner.replay.errors import ReplayPublishFailed, ReservedIdempotencyKey
 from function_runner.replay.message import ReplayMessage, build_message, check_queue, publish_message
+from function_runner.services import HasSessions, HasSettings, Sealing
 from function_runner.settings import Settings
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "ReplayPreview",
     "ReplayResult",
     "ReplayServices",
+    "ReplayTools",
     "preview_replay",
     "replay_dead_letter",
     "replay_in_session",
@@ -52,17 +54,13 @@ class ReplayOrder:
     force: bool = False
 
 
-class ReplayServices(Protocol):
-    """What :func:`replay_dead_letter` uses of the app's services (the runtime has them)."""
+class ReplayTools(HasSettings, Sealing, Protocol):
+    """What a replay in the caller's transaction uses: the settings (queues, edit limits), the sealer
+    (the stored secrets) and the redactor (the audited edits, the preview)."""
 
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def redactor(self) -> Redactor: ...
-    @property
-    def sealer(self) -> Sealer: ...
-    @property
-    def sessions(self) -> sessionmaker[Session]: ...
+
+class ReplayServices(ReplayTools, HasSessions, Protocol):
+    """What :func:`replay_dead_letter` uses of the app's services (the runtime has them)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,12 +121,12 @@ def _check_limits(settings: Settings, order: ReplayOrder) -> None:
 
 
 def _checked_message(
-    letter: DeadLetterRecord, order: ReplayOrder, *, sealer: Sealer, app: Celery | None, settings: Settings | None
+    letter: DeadLetterRecord, order: ReplayOrder, *, sealer: Sealer, app: Celery | None, settings: Settings
 ) -> ReplayMessage:
     """The message that replays ``letter``, once it may be replayed (the queue checked with ``app``)."""
     edits_complete = order.args is not None and order.kwargs is not None
     dead_letters.check_replayable(letter, force=order.force, edits_complete=edits_complete)
-    if app is not None and settings is not None:
+    if app is not None:
         check_queue(order.queue, letter=letter, app=app, settings=settings)
     return build_message(letter, sealer=sealer, args=order.args, kwargs=order.kwargs, queue=order.queue)
 
@@ -136,11 +134,9 @@ def _checked_message(
 def replay_in_session(
     session: Session,
     order: ReplayOrder,
+    tools: ReplayTools,
     *,
     app: Celery,
-    sealer: Sealer,
-    redactor: Redactor,
-    settings: Settings,
     idempotency_key: str | None = None,
     now: dt.datetime | None = None,
     actor: str = audit.UNKNOWN_ACTOR,
@@ -149,7 +145,8 @@ def replay_in_session(
     (``actor``'s ``dead_letter.replay``), then publish.
 
     The caller commits after this returns (and rolls back if it raises): then a failed publish marks
-    nothing. ``settings`` give the queues and the edit limits; ``redactor`` redacts the audited edits.
+    nothing. ``tools`` give the queues and the edit limits, open the stored secrets and redact the audited
+    edits.
 
     Raises:
         ReservedIdempotencyKey: the key starts with ``replay-job:``.
@@ -167,7 +164,7 @@ def replay_in_session(
     """
     if idempotency_key is not None and idempotency_key.startswith(IDEMPOTENCY_PREFIX):
         raise ReservedIdempotencyKey()
-    _check_limits(settings, order)
+    _check_limits(tools.settings, order)
     letter = dead_letters.lock_dead_letter(session, dead_letter_id=order.dead_letter_id)
     if idempotency_key is not None:
         prior = dead_letters.find_replay_request(session, idempotency_key=idempotency_key)
@@ -183,29 +180,23 @@ def replay_in_session(
                 forced=prior.forced,
                 repeated=True,
             )
-    message = _checked_message(letter, order, sealer=sealer, app=app, settings=settings)
+    message = _checked_message(letter, order, sealer=tools.sealer, app=app, settings=tools.settings)
     moment = now or utcnow()
     forced = letter.status is DeadLetterStatus.REPLAYED
     task_id = str(uuid.uuid4())
-    edits = _audit_edits(letter, args=order.args, kwargs=order.kwargs, redactor=redactor)
+    edits = _audit_edits(letter, args=order.args, kwargs=order.kwargs, redactor=tools.redactor)
     dead_letters.mark_replayed(
         session, letter=letter, task_id=task_id, now=moment, queue=order.queue, idempotency_key=idempotency_key
     )
-    audit.record(
-        session,
-        actor=actor,
-        action=audit.AuditAction.DEAD_LETTER_REPLAY,
-        target_type=audit.AuditTarget.DEAD_LETTER,
-        target_id=order.dead_letter_id,
-        detail={
-            "task_id": task_id,
-            "task_name": message.task_name,
-            "queue": message.queue,
-            "forced": forced,
-            **({"edits": edits} if edits is not None else {}),
-        },
-        now=moment,
-    )
+    detail: dict[str, Any] = {
+        "task_id": task_id,
+        "task_name": message.task_name,
+        "queue": message.queue,
+        "forced": forced,
+    }
+    if edits is not None:
+        detail["edits"] = edits
+    audit.record(session, audit.AuditAction.DEAD_LETTER_REPLAY, letter.id, actor=actor, now=moment, detail=detail)
     _publish(app, message, task_id)
     log_event(
         "dead_letter.replayed",
@@ -255,38 +246,27 @@ def replay_dead_letter(
         return replay_in_session(
             session,
             ReplayOrder(dead_letter_id=dead_letter_id, args=args, kwargs=kwargs, queue=queue, force=force),
+            services,
             app=app,
-            sealer=services.sealer,
-            redactor=services.redactor,
-            settings=services.settings,
             idempotency_key=idempotency_key,
             actor=actor,
         )
 
 
 def preview_replay(
-    session: Session,
-    order: ReplayOrder,
-    *,
-    sealer: Sealer,
-    redactor: Redactor,
-    app: Celery | None = None,
-    settings: Settings | None = None,
+    session: Session, order: ReplayOrder, tools: ReplayTools, *, app: Celery | None = None
 ) -> ReplayPreview:
     """What :func:`replay_in_session` would publish, checked the same way, publishing nothing.
 
-    Secrets are shown as ``[REDACTED]``. With ``app`` and ``settings`` the queue and the edit limits are
-    checked too.
+    Secrets are shown as ``[REDACTED]``. The edit limits are checked; with ``app`` the queue too.
 
     Raises:
         The refusals of :func:`replay_in_session`, except ReplayPublishFailed.
     """
-    if settings is not None:
-        _check_limits(settings, order)
+    _check_limits(tools.settings, order)
     letter = dead_letters.get_dead_letter(session, dead_letter_id=order.dead_letter_id)
-    message = _checked_message(
-        letter, order, sealer=sealer, app=app if settings is not None else None, settings=settings
-    )
+    message = _checked_message(letter, order, sealer=tools.sealer, app=app, settings=tools.settings)
+    redactor = tools.redactor
     return ReplayPreview(
         dead_letter_id=letter.id,
         task_name=message.task_name,

@@ -49,7 +49,7 @@ from function_runner.wrapper import start_marks
 from function_runner.wrapper.celery_view import RedactingRequest
 
 if TYPE_CHECKING:
-    from function_runner.wrapper.services import SharedState
+    from function_runner.services import SharedState
 
 __all__ = [
     "COUNTER_TTL",

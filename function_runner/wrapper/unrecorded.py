@@ -39,7 +39,7 @@ from error_handling.persistence.reports import FailureReport, TaskPayload
 from function_runner.events import log_event
 
 if TYPE_CHECKING:
-    from function_runner.wrapper.services import SharedState
+    from function_runner.services import SharedState
 
 __all__ = [
     "SEEN",

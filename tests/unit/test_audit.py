@@ -20,8 +20,9 @@ T0 = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
 def write(
     sessions: sessionmaker[Session], actor: str, action: AuditAction, target: AuditTarget, tid: str, at: dt.datetime
 ) -> None:
+    assert action.target is target  # the action names what it is done to
     with transaction(sessions) as s:
-        audit.record(s, actor=actor, action=action, target_type=target, target_id=tid, detail={"n": tid}, now=at)
+        audit.record(s, action, tid, actor=actor, detail={"n": tid}, now=at)
 
 
 def test_events_are_listed_newest_first_with_filters_and_a_cursor(sessions: sessionmaker[Session]) -> None:
@@ -58,12 +59,14 @@ def test_an_event_is_rolled_back_with_its_action(sessions: sessionmaker[Session]
         pass
 
     with pytest.raises(Refused), transaction(sessions) as s:
-        audit.record(
-            s, actor="ops", action=AuditAction.BREAKER_OPEN, target_type=AuditTarget.BREAKER, target_id="x", now=T0
-        )
+        audit.record(s, AuditAction.BREAKER_OPEN, "x", actor="ops", now=T0)
         raise Refused  # the action fails after its event was written: neither is kept
     with sessions() as s:
         assert audit.list_events(s, limit=10).items == []
+
+
+def test_every_action_names_a_target_type() -> None:
+    assert {action.target for action in AuditAction} == set(AuditTarget)
 
 
 def test_the_diff_of_edits_hides_secrets_by_key_and_by_pattern() -> None:

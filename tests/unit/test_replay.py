@@ -266,8 +266,7 @@ def test_a_preview_shows_redacted_values_and_publishes_nothing(app: Celery, runt
         preview = preview_replay(
             s,
             ReplayOrder(dead_letter_id=letter_id, kwargs={"password": REDACTED, "amount": 3}, queue="urgent"),
-            sealer=runtime.sealer,
-            redactor=runtime.redactor,
+            runtime,
         )
     assert preview.kwargs == {"password": REDACTED, "amount": 3}
     assert preview.args == [7, {"token": REDACTED}]
