@@ -65,26 +65,15 @@ def check_key(services: HasSettings) -> None:
 
 
 @dataclasses.dataclass
-class TableRotation:
-    """The rotation of one table (or of the failures kept in Redis).
+class TableRotation(rekey.ResealCounts):
+    """The rotation of one table (or of the failures kept in Redis): its counts (with ``dry_run``: what
+    would be re-sealed and re-written); ``unopened_ids`` in Redis are ``task_id:attempt``.
 
     Attributes:
         table: the table's name (:data:`UNRECORDED_TABLE` for Redis).
-        rows: rows (or kept failures) holding sealed values.
-        rows_changed: rows re-written (with ``dry_run``: that would be).
-        rotated: values re-sealed with the first key (with ``dry_run``: that would be).
-        current: values already sealed with the first key.
-        unopened: values no configured key opens, kept as they are.
-        unopened_ids: the ids of the rows holding them (Redis: ``task_id:attempt``).
     """
 
-    table: str
-    rows: int = 0
-    rows_changed: int = 0
-    rotated: int = 0
-    current: int = 0
-    unopened: int = 0
-    unopened_ids: list[str] = dataclasses.field(default_factory=list)
+    table: str = dataclasses.field(kw_only=True)
 
 
 @dataclasses.dataclass
@@ -128,7 +117,7 @@ def rotate_keys(
     sealer = services.sealer
     rotation = Rotation(dry_run=dry_run)
     for target in rekey.SEALED_COLUMNS:
-        totals = TableRotation(target.name)
+        totals = TableRotation(table=target.name)
         rotation.tables.append(totals)
         after: Any = None
         while True:
@@ -138,12 +127,7 @@ def rotate_keys(
                 ),
                 patience=0,
             )
-            totals.rows += batch.rows
-            totals.rows_changed += batch.rows_changed
-            totals.rotated += batch.rotated
-            totals.current += batch.current
-            totals.unopened += batch.unopened
-            totals.unopened_ids += [str(key) for key in batch.unopened_ids]
+            totals.add(batch)
             if progress is not None and batch.rows:
                 progress(totals)
             if batch.rows < batch_size:
@@ -165,7 +149,7 @@ def _rotate_unrecorded(services: KeyServices, *, dry_run: bool) -> TableRotation
         return None
     from function_runner.wrapper import unrecorded
 
-    totals = TableRotation(UNRECORDED_TABLE)
+    totals = TableRotation(table=UNRECORDED_TABLE)
     replace = client.register_script(_COMPARE_AND_SET)
     for name in client.scan_iter(match=f"{_UNRECORDED_PREFIX}*", count=_SCAN_COUNT):
         key = name.decode() if isinstance(name, bytes) else str(name)

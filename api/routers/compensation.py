@@ -57,4 +57,4 @@ def recovery_stats(
     started, released and timed out, fail-fasts, dead letters, replays, and compensation steps undone or
     failed (and open now)."""
     since, until = window(window_minutes)
-    return RecoveryStatsPublic(**vars(counts.recovery_stats(session, since=since, until=until)))
+    return counts.recovery_stats(session, since=since, until=until)

@@ -16,20 +16,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Row
 
 from api.params import copy_fields
-from error_handling.persistence.models import (
-    CompensationStep,
-    DeadLetterRecord,
-    DeadLetterStatus,
-    DecisionKind,
-    FailedAttempt,
-    RunKind,
-    RunStatus,
-    ScheduledRun,
-    StepStatus,
-    TaskRecord,
-    TaskState,
-)
-from error_handling.persistence.reads.counts import ErrorStats, FingerprintGroup
+from error_handling.persistence import models
+from error_handling.persistence.reads.counts import ErrorStats, FingerprintGroup, RecoveryStats
 from error_handling.persistence.reads.histories import TaskHistory
 from error_handling.sealing import redacted_view
 
@@ -81,7 +69,7 @@ class AttemptPublic(BaseModel):
     user_message: str | None
     status_code: int | None
     rule: str | None = Field(description="The classifier rule that matched.")
-    decision: DecisionKind
+    decision: models.DecisionKind
     decision_reason: str | None
     decision_at: dt.datetime | None = Field(description="For a retry, when it is due; for a wait, its deadline.")
     delay: float | None = Field(description="For a retry, the delay in seconds.")
@@ -122,7 +110,7 @@ class TaskPublic(BaseModel):
     task_id: str
     task_name: str
     queue: str | None
-    state: TaskState
+    state: models.TaskState
     attempts: int
     args: Any
     kwargs: Any
@@ -151,12 +139,12 @@ class ScheduledRunPublic(BaseModel):
     """A scheduled retry or resource wait of a task."""
 
     id: int
-    kind: RunKind
+    kind: models.RunKind
     attempt: int = Field(description="The execution number this run runs as.")
     resource: str | None
     deadline: dt.datetime | None
     due_at: dt.datetime
-    status: RunStatus
+    status: models.RunStatus
     dispatch_count: int
     dispatched_at: dt.datetime | None
     created_at: dt.datetime
@@ -177,7 +165,7 @@ class CompensationStepPublic(BaseModel):
     undo: Any = Field(description="How it is undone, secrets shown as [REDACTED].")
     data: Any = Field(description="What the undo is given, secrets shown as [REDACTED].")
     idempotency_key: str
-    status: StepStatus
+    status: models.StepStatus
     attempts: int = Field(description="How many times the undo was tried.")
     last_error: str | None = Field(description="The undo's last error, redacted.")
     created_at: dt.datetime
@@ -194,23 +182,9 @@ class TaskCompensationPublic(BaseModel):
     saga_steps: list[CompensationStepPublic] = Field(description="Every step of the saga, in recorded order.")
 
 
-class RecoveryStatsPublic(BaseModel):
-    """What recovery did in the window: retries, waits, fail-fasts, dead letters, replays, compensations."""
-
-    since: dt.datetime
-    until: dt.datetime
-    retries_scheduled: int
-    retries_succeeded: int = Field(description="Tasks that failed before and then succeeded.")
-    waits_started: int
-    waits_released: int
-    waits_timed_out: int
-    failed_fast: int
-    dead_lettered: int
-    replays: int
-    forced_replays: int
-    compensations_run: int = Field(description="Steps undone.")
-    compensations_failed: int = Field(description="Steps whose undo failed for good.")
-    compensations_open: int = Field(description="Steps waiting for their undo now, whatever their age.")
+#: What recovery did in the window: the counts as persistence reads them (a frozen dataclass, served as it
+#: is; its docstring describes each count).
+RecoveryStatsPublic = RecoveryStats
 
 
 class DeadLetterSummaryPublic(BaseModel):
@@ -222,7 +196,7 @@ class DeadLetterSummaryPublic(BaseModel):
     reason: str
     category: str | None
     last_reason: str | None
-    status: DeadLetterStatus
+    status: models.DeadLetterStatus
     attempts: int
     replayed_task_id: str | None
     replayed_at: dt.datetime | None
@@ -236,7 +210,7 @@ class ReplayLinkPublic(BaseModel):
     :class:`api.schemas.dead_letters.ReplayPublic`)."""
 
     task_id: str
-    state: TaskState | None = Field(description="Null when the replay has recorded no failure (yet).")
+    state: models.TaskState | None = Field(description="Null when the replay has recorded no failure (yet).")
 
 
 class FallbackPassPublic(BaseModel):
@@ -311,7 +285,7 @@ class ErrorStatsPublic(BaseModel):
 _PAYLOAD_FIELDS = frozenset({"args", "kwargs", "options", "headers"})
 
 
-def attempt_public(row: FailedAttempt) -> AttemptPublic:
+def attempt_public(row: models.FailedAttempt) -> AttemptPublic:
     """The public form of a failed attempt."""
     return AttemptPublic.model_validate(row, from_attributes=True)
 
@@ -322,21 +296,21 @@ def attempts_public(rows: Sequence[Row[Any]], next_cursor: str | None) -> Attemp
     return AttemptsPublic.model_validate({"data": [row._asdict() for row in rows], "next_cursor": next_cursor})
 
 
-def task_public(task: TaskRecord) -> TaskPublic:
+def task_public(task: models.TaskRecord) -> TaskPublic:
     """The public form of a task record: sealed secrets become ``[REDACTED]``."""
     return copy_fields(TaskPublic, task, **{name: redacted_view(getattr(task, name)) for name in _PAYLOAD_FIELDS})
 
 
-def attempt_detail_public(row: FailedAttempt, task: TaskRecord | None) -> AttemptDetailPublic:
+def attempt_detail_public(row: models.FailedAttempt, task: models.TaskRecord | None) -> AttemptDetailPublic:
     """The public form of one failed attempt with its traceback and its task."""
     return copy_fields(AttemptDetailPublic, row, task=task_public(task) if task else None)
 
 
-def _run_public(run: ScheduledRun) -> ScheduledRunPublic:
+def _run_public(run: models.ScheduledRun) -> ScheduledRunPublic:
     return copy_fields(ScheduledRunPublic, run)
 
 
-def _letter_public(letter: DeadLetterRecord) -> DeadLetterSummaryPublic:
+def _letter_public(letter: models.DeadLetterRecord) -> DeadLetterSummaryPublic:
     return copy_fields(DeadLetterSummaryPublic, letter)
 
 
@@ -359,7 +333,7 @@ def task_history_public(history: TaskHistory) -> TaskHistoryPublic:
     )
 
 
-def step_public(step: CompensationStep) -> CompensationStepPublic:
+def step_public(step: models.CompensationStep) -> CompensationStepPublic:
     """The public form of a compensation step: sealed secrets become ``[REDACTED]``."""
     return copy_fields(CompensationStepPublic, step, undo=redacted_view(step.undo), data=redacted_view(step.data))
 

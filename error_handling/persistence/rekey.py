@@ -57,27 +57,42 @@ SEALED_COLUMNS: tuple[SealedColumns, ...] = (
 
 
 @dataclasses.dataclass
-class BatchOutcome:
-    """What one batch of :func:`reseal_batch` saw and did.
+class ResealCounts:
+    """What re-sealing a table saw and did.
 
     Attributes:
-        last_key: the primary key of the batch's last row (the next batch starts after it); None when
-            the table has no more rows holding sealed values.
-        rows: rows read that hold sealed values.
+        rows: rows (or kept failures) holding sealed values.
         rows_changed: rows written (at least one value re-sealed).
         rotated: values re-sealed with the first key.
         current: values already sealed with the first key.
-        unopened: values no configured key opens (kept).
-        unopened_ids: the primary keys of the rows holding them.
+        unopened: values no configured key opens (kept as they are).
+        unopened_ids: the ids of the rows holding them.
     """
 
-    last_key: Any = None
     rows: int = 0
     rows_changed: int = 0
     rotated: int = 0
     current: int = 0
     unopened: int = 0
-    unopened_ids: list[Any] = dataclasses.field(default_factory=list)
+    unopened_ids: list[str] = dataclasses.field(default_factory=list)
+
+    def add(self, other: ResealCounts) -> None:
+        """Add ``other``'s counts and ids to these."""
+        for field in dataclasses.fields(ResealCounts):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+
+
+@dataclasses.dataclass
+class BatchOutcome(ResealCounts):
+    """What one batch of :func:`reseal_batch` saw and did (``unopened_ids``: the rows' primary keys, as
+    text).
+
+    Attributes:
+        last_key: the primary key of the batch's last row (the next batch starts after it); None when
+            the table has no more rows holding sealed values.
+    """
+
+    last_key: Any = None
 
 
 def _holds_sealed(column: sa.Column[Any]) -> sa.ColumnElement[bool]:
@@ -123,7 +138,7 @@ def reseal_batch(
                 changes[column.name] = resealed.value
         if unopened:
             outcome.unopened += unopened
-            outcome.unopened_ids.append(key)
+            outcome.unopened_ids.append(str(key))
         if changes:
             outcome.rows_changed += 1
             if not dry_run:

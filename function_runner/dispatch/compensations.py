@@ -6,6 +6,7 @@ compensator died mid-undo (its claim older than the claim lease), gets its compe
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,7 @@ from function_runner.services import InTransaction
 __all__ = ["CompensationSweepRole"]
 
 
+@dataclasses.dataclass(kw_only=True, eq=False)
 class CompensationSweepRole(Role):
     """Republishes the compensations of quiet sagas.
 
@@ -33,19 +35,13 @@ class CompensationSweepRole(Role):
 
     name = "compensations"
 
-    def __init__(
-        self,
-        *,
-        in_transaction: InTransaction,
-        publish: Callable[[str], Any],
-        sweep_after: float,
-        claim_lease: float,
-    ) -> None:
-        self.in_transaction = in_transaction
-        self.publish = publish
-        self.sweep_after = sweep_after
-        self.claim_lease = claim_lease
-        self.interval = sweep_after / 2
+    in_transaction: InTransaction
+    publish: Callable[[str], Any]
+    sweep_after: float
+    claim_lease: float
+
+    def __post_init__(self) -> None:
+        self.interval = self.sweep_after / 2
 
     def run_once(self) -> bool:
         """One sweep; never busy."""

@@ -7,6 +7,7 @@ units reserved); the due-runs role then publishes them.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -21,6 +22,7 @@ from function_runner.services import InTransaction
 __all__ = ["GateMonitorRole"]
 
 
+@dataclasses.dataclass(kw_only=True, eq=False)
 class GateMonitorRole(Role):
     """Checks the declared gates and releases their waits.
 
@@ -38,24 +40,13 @@ class GateMonitorRole(Role):
     failed_event = "dispatcher.gates_failed"
     broker_errors: ClassVar[tuple[type[BaseException], ...]] = ()  # e.g. Redis down: checked again next time
 
-    def __init__(
-        self,
-        *,
-        gates: Mapping[str, Gate],
-        lease_store: Callable[[], LeaseStore],
-        in_transaction: InTransaction,
-        tasks: Mapping[str, Any],
-        reservation: float,
-        interval: float,
-        monitor: str,
-    ) -> None:
-        self.gates = gates
-        self.lease_store = lease_store
-        self.in_transaction = in_transaction
-        self.tasks = tasks
-        self.reservation = reservation
-        self.interval = interval
-        self.monitor = monitor
+    gates: Mapping[str, Gate]
+    lease_store: Callable[[], LeaseStore]
+    in_transaction: InTransaction
+    tasks: Mapping[str, Any]
+    reservation: float
+    interval: float
+    monitor: str
 
     def run_once(self) -> bool:
         """One check of every gate; never busy."""

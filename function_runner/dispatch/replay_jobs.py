@@ -92,6 +92,7 @@ def next_batch_at(start: dt.datetime, published: int, rate_per_second: float | N
     return start + dt.timedelta(seconds=min(published / rate_per_second, MAX_PACING))
 
 
+@dataclasses.dataclass(kw_only=True, eq=False)
 class BulkReplayer(Role):
     """Processes replay jobs of one database, publishing through one Celery app (the replay jobs role).
 
@@ -110,22 +111,12 @@ class BulkReplayer(Role):
     failed_level = logging.ERROR
     broker_errors: ClassVar[tuple[type[BaseException], ...]] = (BrokerError, ConnectionError)
 
-    def __init__(
-        self,
-        app: Celery,
-        *,
-        in_transaction: InTransaction,
-        engine: Callable[[], Engine],
-        sealer: Sealer,
-        batch_size: int,
-        pass_interval: float,
-    ) -> None:
-        self.app = app
-        self.in_transaction = in_transaction
-        self.engine = engine
-        self.sealer = sealer
-        self.batch_size = batch_size
-        self.pass_interval = pass_interval
+    app: Celery = dataclasses.field(kw_only=False)
+    in_transaction: InTransaction
+    engine: Callable[[], Engine]
+    sealer: Sealer
+    batch_size: int
+    pass_interval: float
 
     def run_once(self) -> bool:
         """One batch of one job; busy while the job has more."""

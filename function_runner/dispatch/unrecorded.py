@@ -8,6 +8,7 @@ copy records its kept failure and carries out its decision. A failure recorded m
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any, ClassVar, Protocol
 
@@ -40,6 +41,7 @@ class KeptFailures(Protocol):
         ...
 
 
+@dataclasses.dataclass(kw_only=True, eq=False)
 class UnrecordedRole(Role):
     """Publishes again the messages of kept failures that seem lost.
 
@@ -55,21 +57,14 @@ class UnrecordedRole(Role):
     failed_event = "dispatcher.unrecorded_failed"
     broker_errors: ClassVar[tuple[type[BaseException], ...]] = ()  # Redis or the broker: tried again next time
 
-    def __init__(
-        self,
-        *,
-        kept: KeptFailures,
-        in_transaction: InTransaction,
-        publisher: StoredPublisher,
-        redeliver_after: float,
-        batch_size: int,
-    ) -> None:
-        self.kept = kept
-        self.in_transaction = in_transaction
-        self.publisher = publisher
-        self.redeliver_after = redeliver_after
-        self.batch_size = batch_size
-        self.interval = min(redeliver_after / 2, 60.0)
+    kept: KeptFailures
+    in_transaction: InTransaction
+    publisher: StoredPublisher
+    redeliver_after: float
+    batch_size: int
+
+    def __post_init__(self) -> None:
+        self.interval = min(self.redeliver_after / 2, 60.0)
 
     def run_once(self) -> bool:
         """One run; never busy."""

@@ -54,9 +54,23 @@ class LeaseStore(Protocol):
         ...
 
 
-_ACQUIRE = """
+# What every script starts with: the server's clock (never a worker's), and how the gate's two keys
+# (KEYS) outlive the longest lease by a minute: GT only ever extends them; NX gives new keys an expiry.
+_PRELUDE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local function keep_keys(ttl, new_keys_too)
+  local keep = math.ceil(ttl) + 60
+  for _, key in ipairs(KEYS) do
+    redis.call('EXPIRE', key, keep, 'GT')
+    if new_keys_too then redis.call('EXPIRE', key, keep, 'NX') end
+  end
+end
+"""
+
+_ACQUIRE = (
+    _PRELUDE
+    + """
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 for _, holder in ipairs(expired) do
   redis.call('ZREM', KEYS[1], holder)
@@ -72,35 +86,32 @@ for _, units in ipairs(redis.call('HVALS', KEYS[2])) do used = used + tonumber(u
 if used + tonumber(ARGV[2]) > tonumber(ARGV[3]) then return 0 end
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-local keep = math.ceil(ttl) + 60
-redis.call('EXPIRE', KEYS[1], keep, 'GT')
-redis.call('EXPIRE', KEYS[1], keep, 'NX')
-redis.call('EXPIRE', KEYS[2], keep, 'GT')
-redis.call('EXPIRE', KEYS[2], keep, 'NX')
+keep_keys(ttl, true)
 return 1
 """
+)
 
-_RENEW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+_RENEW = (
+    _PRELUDE
+    + """
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if (not score) or tonumber(score) <= now then return 0 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-local keep = math.ceil(tonumber(ARGV[2])) + 60
-redis.call('EXPIRE', KEYS[1], keep, 'GT')
-redis.call('EXPIRE', KEYS[2], keep, 'GT')
+keep_keys(tonumber(ARGV[2]), false)
 return 1
 """
+)
 
-_USED = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+_USED = (
+    _PRELUDE
+    + """
 local used = 0
 for _, holder in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
   used = used + tonumber(redis.call('HGET', KEYS[2], holder) or '0')
 end
 return used
 """
+)
 
 
 class RedisLeaseStore:

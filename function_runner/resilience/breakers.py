@@ -17,6 +17,7 @@ Without Redis, or while it does not answer, each service's breaker runs in this 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -114,26 +115,19 @@ class TransitionLog:
             log_event("breaker.event_not_recorded", level=logging.WARNING, service=transition.service, error=str(exc))
 
 
+@dataclasses.dataclass(eq=False)
 class Breakers:
     """The circuit breakers of one app (``runtime.breakers``)."""
 
-    def __init__(
-        self,
-        config: BreakerConfig,
-        *,
-        shared_redis: SharedRedis,
-        classify: Callable[[BaseException], Classification],
-        health: ServiceHealthRecorder,
-        transitions: TransitionLog,
-    ) -> None:
-        self.config = config
-        self.shared_redis = shared_redis
-        self.classify = classify
-        self.health = health
-        self.transitions = transitions
-        self._lock = threading.Lock()
-        self._local: dict[str, LocalBreaker] = {}
-        self._degraded: set[str] = set()
+    config: BreakerConfig
+    _: dataclasses.KW_ONLY
+    shared_redis: SharedRedis
+    classify: Callable[[BaseException], Classification]
+    health: ServiceHealthRecorder
+    transitions: TransitionLog
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, init=False, repr=False)
+    _local: dict[str, LocalBreaker] = dataclasses.field(default_factory=dict, init=False, repr=False)
+    _degraded: set[str] = dataclasses.field(default_factory=set, init=False, repr=False)
 
     def shared(self, service: str) -> RedisBreaker | None:
         """The shared breaker of a service, or None without Redis."""

@@ -79,6 +79,7 @@ class AllProvidersFailed(TransientError):
     default_reason = Reason.SERVICE_UNAVAILABLE.value
 
 
+@dataclasses.dataclass(kw_only=True, eq=False)
 class Fallbacks:
     """What the fallback chains of one app share (``runtime.fallbacks``): the breakers, the classifier,
     the providers' cool-downs and the record of calls served by a fallback.
@@ -91,22 +92,13 @@ class Fallbacks:
         declared: the chains the settings declare (``FUNCTION_RUNNER_FALLBACKS``), by service.
     """
 
-    def __init__(
-        self,
-        *,
-        breakers: Breakers,
-        classify: Callable[[BaseException], Classification],
-        shared_redis: SharedRedis,
-        write: Callable[[Callable[[Session], None]], None],
-        declared: Mapping[str, Sequence[str]],
-    ) -> None:
-        self.breakers = breakers
-        self.classify = classify
-        self.shared_redis = shared_redis
-        self.write = write
-        self.declared = declared
-        self._lock = threading.Lock()
-        self._local_cooldown: dict[str, float] = {}
+    breakers: Breakers
+    classify: Callable[[BaseException], Classification]
+    shared_redis: SharedRedis
+    write: Callable[[Callable[[Session], None]], None]
+    declared: Mapping[str, Sequence[str]]
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, init=False, repr=False)
+    _local_cooldown: dict[str, float] = dataclasses.field(default_factory=dict, init=False, repr=False)
 
     def chain(
         self, service: str, providers: Sequence[Provider], *, degraded: Callable[..., Any] | None = None

@@ -42,13 +42,7 @@ def claim_run(execution: Execution) -> None:
         log_event("task.storage_unavailable", level=logging.WARNING, task_id=execution.request.id, step="claim")
         raise Reject(str(exc), requeue=True) from None
     if not claimed:
-        log_event(
-            "task.duplicate_skipped",
-            task_id=execution.request.id,
-            task=execution.task_name,
-            attempt=execution.attempt,
-            run=run_id,
-        )
+        execution.log("task.duplicate_skipped", run=run_id)
         raise Ignore()
 
 
@@ -61,12 +55,7 @@ def kept_failure(execution: Execution) -> reports.FailureReport | None:
     """The failure of this attempt kept in Redis while the database was away, if any."""
     kept = unrecorded.take(execution.services, execution.task_id, execution.attempt)
     if kept is not None:
-        log_event(
-            "task.recording_kept_failure",
-            task_id=execution.request.id,
-            task=execution.task_name,
-            attempt=execution.attempt,
-        )
+        execution.log("task.recording_kept_failure")
     return kept
 
 
@@ -79,9 +68,7 @@ def skip_duplicate(execution: Execution) -> None:
         Reject: the database is unreachable (the message goes back).
     """
     if execution.run_id is None and _already_recorded(execution):
-        log_event(
-            "task.duplicate_skipped", task_id=execution.request.id, task=execution.task_name, attempt=execution.attempt
-        )
+        execution.log("task.duplicate_skipped")
         raise Ignore()
 
 

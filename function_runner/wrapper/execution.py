@@ -9,8 +9,10 @@ attempt, which scheduled run (if the dispatcher published it), and the arguments
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import TYPE_CHECKING, Any
 
+from function_runner.events import log_event
 from function_runner.wrapper import headers as H
 
 if TYPE_CHECKING:
@@ -85,6 +87,12 @@ class Execution:
     def task_id(self) -> str:
         """The task's id."""
         return str(self.request.id)
+
+    def log(self, event: str, *, level: int = logging.INFO, exc_info: bool = False, **fields: Any) -> None:
+        """Log ``event`` about this execution: its ``task_id``, ``task`` and ``attempt`` (which ``fields``
+        may override), then ``fields``."""
+        identity = {"task_id": self.task_id, "task": self.task_name, "attempt": self.attempt}
+        log_event(event, level=level, exc_info=exc_info, **(identity | fields))
 
     @property
     def headers(self) -> dict[str, Any]:

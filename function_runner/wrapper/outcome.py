@@ -21,7 +21,6 @@ from celery.exceptions import Reject, Retry
 from error_handling.policy import DeadLetter, Decision, FailFast
 from error_handling.policy import Retry as RetryDecision
 from error_handling.policy import Wait as WaitDecision
-from function_runner.events import log_event
 from function_runner.wrapper import deliveries
 from function_runner.wrapper.execution import Execution
 
@@ -59,12 +58,5 @@ def requeue(execution: Execution, *, step: str, why: str) -> NoReturn:
     """The database is unreachable: give the message back to the broker, unacked (the wrapper's own
     requeue, counted so its redelivery is not taken for a lost delivery)."""
     deliveries.count_requeue(execution.services, execution.task_id, execution.attempt)
-    log_event(
-        "task.storage_unavailable",
-        level=logging.ERROR,
-        task_id=execution.request.id,
-        task=execution.task_name,
-        attempt=execution.attempt,
-        step=step,
-    )
+    execution.log("task.storage_unavailable", level=logging.ERROR, step=step)
     raise Reject(f"{why}, message requeued", requeue=True) from None

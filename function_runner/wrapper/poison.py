@@ -56,12 +56,9 @@ def record_losses(execution: Execution, *, put_back: list[int], limit: int | Non
         return Losses()
     limit = limit or services.settings.max_lost_deliveries
     last = lost[-1]
-    log_event(
+    execution.log(
         "task.redelivered",
         level=logging.WARNING,
-        task_id=task_id,
-        task=execution.task_name,
-        attempt=attempt,
         delivery=len(lost) + 1,
         lost=len(lost),
         limit=limit,
@@ -84,14 +81,7 @@ def _found_by_marks(execution: Execution, put_back: list[int]) -> list[lost_deli
         for pid in put_back
     ]
     if found:
-        log_event(
-            "delivery.lost",
-            level=logging.WARNING,
-            task_id=execution.task_id,
-            task=execution.task_name,
-            attempt=execution.attempt,
-            pids=put_back,
-        )
+        execution.log("delivery.lost", level=logging.WARNING, pids=put_back)
     return found
 
 

@@ -56,11 +56,9 @@ def record(execution: Execution, item: FailureToRecord, *, keep: bool = True) ->
             unrecorded.keep(execution.services, report, token=execution.token)
         outcome.requeue(execution, step="record_failure", why=f"failure not recorded: {exc}")
     classification = report.classification
-    log_event(
+    execution.log(
         "task.failed",
         level=logging.WARNING,
-        task_id=execution.request.id,
-        task=execution.task_name,
         attempt=report.attempt,
         of=max_attempts(item.policy, classification),
         category=classification.category.value,
@@ -88,14 +86,6 @@ def record_success(execution: Execution) -> None:
         log_event("task.storage_unavailable", level=logging.WARNING, task_id=task_id, step="success")
         raise Reject(str(exc), requeue=True) from None
     except Exception as error:  # noqa: BLE001 - the body succeeded: a refused record must not make that a loss
-        log_event(
-            "task.success_not_recorded",
-            level=logging.ERROR,
-            exc_info=True,
-            task_id=task_id,
-            task=execution.task_name,
-            attempt=execution.attempt,
-            error=type(error).__name__,
-        )
+        execution.log("task.success_not_recorded", level=logging.ERROR, exc_info=True, error=type(error).__name__)
         return
-    log_event("task.recovered", task_id=task_id, task=execution.task_name, attempt=execution.attempt)
+    execution.log("task.recovered")

@@ -19,7 +19,6 @@ from celery.exceptions import Reject
 from error_handling.categories import Category, Reason
 from error_handling.classification import Classification
 from error_handling.persistence import reports
-from function_runner.events import log_event
 from function_runner.wrapper import deliveries
 from function_runner.wrapper.execution import Execution
 from function_runner.wrapper.payload import minimal_report
@@ -41,13 +40,10 @@ def past_limit(execution: Execution, error: BaseException, *, step: str) -> Unre
     """
     refusals = deliveries.count_refusal(execution.services, execution.task_id, execution.attempt)
     limit = execution.services.settings.max_unrecordable_requeues
-    log_event(
+    execution.log(
         "task.record_refused",
         level=logging.ERROR,
         exc_info=True,
-        task_id=execution.task_id,
-        task=execution.task_name,
-        attempt=execution.attempt,
         step=step,
         error=type(error).__name__,
         refusals=refusals,
@@ -83,17 +79,8 @@ def not_recorded(execution: Execution, bug: BaseException, *, step: str | None, 
     refused, for ``attempt``): give the message back, loudly, never acked unrecorded."""
     attempt = execution.attempt if attempt is None else attempt
     deliveries.count_requeue(execution.services, execution.task_id, attempt)
-    where = {} if step is None else {"step": step}
-    log_event(
-        "task.unrecordable_not_recorded",
-        level=logging.CRITICAL,
-        exc_info=True,
-        task_id=execution.request.id,
-        task=execution.task_name,
-        attempt=attempt,
-        **where,
-        error=type(bug).__name__,
-    )
+    fields = {"attempt": attempt} | ({} if step is None else {"step": step}) | {"error": type(bug).__name__}
+    execution.log("task.unrecordable_not_recorded", level=logging.CRITICAL, exc_info=True, **fields)
     what = "minimal record refused" if step is None else f"{step} not recorded"
     raise Reject(f"{what} ({type(bug).__name__}), message requeued", requeue=True) from None
 
