@@ -2,7 +2,8 @@
 
 Every setting has a default that works with no server at all (the *embedded default*: a SQLite file and
 kombu's filesystem transport under ``data_dir``). Production sets at least ``database_url``,
-``broker_url`` and ``encryption_key``. Each concern is a group of its own, combined here::
+``broker_url`` and ``encryption_key``. Each concern is a group of its own (what the groups share, a field
+described by its docstring and the constrained types, is in group.py), combined here::
 
     Settings ─┬─ StorageSettings     where things live, the encryption key   (storage.py)
               ├─ RetentionSettings   how long history is kept                (retention.py)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from error_handling.exceptions import ConfigurationError
 from function_runner.settings.api_keys import parse_api_keys
+from function_runner.settings.group import AtLeastOne, SettingsGroup
 
 #: The largest request body the API reads by default: 1 MiB.
 DEFAULT_API_MAX_BODY_BYTES = 1024 * 1024
@@ -17,36 +18,25 @@ DEFAULT_API_MAX_BODY_BYTES = 1024 * 1024
 ALLOWED_HOST = re.compile(r"^(\*|[A-Za-z0-9_.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])$")
 
 
-class ApiSettings(BaseModel):
+class ApiSettings(SettingsGroup):
     """Who the API answers, and how much it reads."""
 
-    api_keys: SecretStr | None = Field(
-        default=None,
-        description="API keys of the error API, comma-separated 'scope:key' or 'NAME=scope:key' entries with "
-        "scope read or write (write implies read); NAME is who the key belongs to, as the audit trail shows it. "
-        "Unset: the API answers only local clients (the loopback address, no proxy in between).",
-    )
-    api_allow_open: bool = Field(
-        default=False,
-        description="With no api_keys: serve every client, remote ones included, without a key (an open API; "
-        "list the names it is reached by in api_allowed_hosts). Ignored when api_keys is set.",
-    )
-    api_allowed_hosts: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        description="Host names the API answers to (the Host header, any port), comma-separated; '*' for any. "
-        "The loopback names localhost, 127.0.0.1 and [::1] are always allowed. Empty: only those when no "
-        "api_keys are set, any host when they are.",
-    )
-    api_max_body_bytes: int = Field(
-        default=DEFAULT_API_MAX_BODY_BYTES,
-        ge=1,
-        description="Largest request body the API reads (bytes); a larger one is refused (413) before it is parsed.",
-    )
-    api_forwarded_allow_ips: str | None = Field(
-        default=None,
-        description="Addresses of the reverse proxies whose X-Forwarded-For/-Proto headers `function-runner api` "
-        "believes (uvicorn's forwarded_allow_ips, comma-separated, '*' for any). Unset: proxy headers are ignored.",
-    )
+    api_keys: SecretStr | None = None
+    """API keys of the error API, comma-separated 'scope:key' or 'NAME=scope:key' entries with scope read or
+    write (write implies read); NAME is who the key belongs to, as the audit trail shows it. Unset: the API
+    answers only local clients (the loopback address, no proxy in between)."""
+    api_allow_open: bool = False
+    """With no api_keys: serve every client, remote ones included, without a key (an open API; list the names
+    it is reached by in api_allowed_hosts). Ignored when api_keys is set."""
+    api_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Host names the API answers to (the Host header, any port), comma-separated; '*' for any. The loopback
+    names localhost, 127.0.0.1 and [::1] are always allowed. Empty: only those when no api_keys are set, any
+    host when they are."""
+    api_max_body_bytes: AtLeastOne = DEFAULT_API_MAX_BODY_BYTES
+    """Largest request body the API reads (bytes); a larger one is refused (413) before it is parsed."""
+    api_forwarded_allow_ips: str | None = None
+    """Addresses of the reverse proxies whose X-Forwarded-For/-Proto headers `function-runner api` believes
+    (uvicorn's forwarded_allow_ips, comma-separated, '*' for any). Unset: proxy headers are ignored."""
 
     @field_validator("api_keys")
     @classmethod

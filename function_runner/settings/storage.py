@@ -16,10 +16,11 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import SecretStr, field_validator
 
 from error_handling.exceptions import ConfigurationError
 from error_handling.sealing import Sealer, generate_key
+from function_runner.settings.group import SettingsGroup
 
 #: Name of the key file created under ``data_dir`` when no ``encryption_key`` is set.
 KEY_FILE_NAME = "encryption.key"
@@ -32,36 +33,27 @@ MISSING_KEY = (
 )
 
 
-class StorageSettings(BaseModel):
+class StorageSettings(SettingsGroup):
     """The database, the broker, the shared Redis, the result backend and the encryption key."""
 
-    data_dir: Path = Field(
-        default=Path(".function-runner"),
-        description="Where the embedded default keeps its SQLite file, broker folders and key file.",
-    )
-    database_url: str | None = Field(
-        default=None,
-        description="SQLAlchemy URL of the system of record, e.g. postgresql://user@host/db. "
-        "Default: a SQLite file in data_dir.",
-    )
-    broker_url: str | None = Field(
-        default=None,
-        description="Celery broker URL, e.g. redis://localhost:6379/0. Default: kombu's filesystem "
-        "transport in data_dir (no server).",
-    )
-    redis_url: str | None = Field(
-        default=None,
-        description="Redis for the state workers share: circuit breakers, retry budgets, capacity leases, "
-        "delivery counters and failures kept while the database is unreachable. Default: the broker, when "
-        "it is Redis. Set it when the broker is RabbitMQ (without it those run per process or in the database).",
-    )
-    result_backend: str | None = Field(default=None, description="Celery result backend URL (optional).")
-    encryption_key: SecretStr | None = Field(
-        default=None,
-        description="Fernet key(s), comma-separated (first encrypts, all decrypt), sealing secret "
-        "values kept for replay. Default: a key file created in data_dir, for the embedded default only "
-        "(a database or a broker on a server needs the key set).",
-    )
+    data_dir: Path = Path(".function-runner")
+    """Where the embedded default keeps its SQLite file, broker folders and key file."""
+    database_url: str | None = None
+    """SQLAlchemy URL of the system of record, e.g. postgresql://user@host/db. Default: a SQLite file in
+    data_dir."""
+    broker_url: str | None = None
+    """Celery broker URL, e.g. redis://localhost:6379/0. Default: kombu's filesystem transport in data_dir (no
+    server)."""
+    redis_url: str | None = None
+    """Redis for the state workers share: circuit breakers, retry budgets, capacity leases, delivery counters
+    and failures kept while the database is unreachable. Default: the broker, when it is Redis. Set it when the
+    broker is RabbitMQ (without it those run per process or in the database)."""
+    result_backend: str | None = None
+    """Celery result backend URL (optional)."""
+    encryption_key: SecretStr | None = None
+    """Fernet key(s), comma-separated (first encrypts, all decrypt), sealing secret values kept for replay.
+    Default: a key file created in data_dir, for the embedded default only (a database or a broker on a server
+    needs the key set)."""
 
     @field_validator("database_url", "broker_url", "redis_url", "result_backend")
     @classmethod

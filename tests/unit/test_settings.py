@@ -250,3 +250,14 @@ def test_a_liveness_timeout_not_longer_than_the_interval_is_refused(tmp_path: Pa
     assert Settings(data_dir=tmp_path, liveness_timeout=0).liveness_timeout == 0  # off
     defaults = Settings(data_dir=tmp_path)
     assert (defaults.liveness_interval, defaults.liveness_timeout) == (5.0, 15.0)
+
+
+def test_a_description_is_the_docstring_under_the_field_as_one_paragraph() -> None:
+    schema = Settings.model_json_schema()["properties"]
+    for name, field in Settings.model_fields.items():
+        assert field.description and "\n" not in field.description, name
+        assert schema[name]["description"] == field.description, name  # the schema shows the joined lines
+    assert Settings.model_fields["visibility_timeout"].description == (
+        "Redis/SQS transports: seconds before an unacked message of a lost worker is delivered again. "
+        "Keep it longer than your longest task."
+    )
