@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import SessionDep
 from api.errors import error_responses
@@ -19,20 +20,27 @@ from error_handling.persistence.cursor import decode_cursor
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
-TextFilter = Annotated[str | None, Query(min_length=1, max_length=255, pattern=NO_NUL)]
+
+class AuditQuery(BaseModel):
+    """The filters of ``GET /audit`` as query parameters."""
+
+    model_config = ConfigDict(use_enum_values=True)
+
+    actor: str | None = Field(
+        default=None, min_length=1, max_length=255, pattern=NO_NUL, description="Who acted (exact)."
+    )
+    action: AuditAction | None = Field(default=None, description="What was done.")
+    target_type: AuditTarget | None = Field(default=None, description="The kind of target.")
+    target_id: str | None = Field(default=None, min_length=1, max_length=255, pattern=NO_NUL)
+    since: AwareDatetime | None = Field(default=None, description="At or after (ISO 8601 with timezone).")
+    until: AwareDatetime | None = Field(default=None, description="Before (ISO 8601 with timezone).")
 
 
 @router.get("", response_model=AuditEventsPublic, responses=error_responses(400, 422, 503))
 def list_audit_events(
+    *,
     session: SessionDep,
-    actor: Annotated[
-        str | None, Query(min_length=1, max_length=255, pattern=NO_NUL, description="Who acted (exact).")
-    ] = None,
-    action: Annotated[AuditAction | None, Query(description="What was done.")] = None,
-    target_type: Annotated[AuditTarget | None, Query(description="The kind of target.")] = None,
-    target_id: TextFilter = None,
-    since: Annotated[AwareDatetime | None, Query(description="At or after (ISO 8601 with timezone).")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Before (ISO 8601 with timezone).")] = None,
+    query: Annotated[AuditQuery, Query()],
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> AuditEventsPublic:
@@ -40,12 +48,7 @@ def list_audit_events(
     forced opens, each with who did it (the API key's name or ``cli:<user>``) and what it did."""
     page = audit.list_events(
         session,
-        actor=actor,
-        action=action.value if action else None,
-        target_type=target_type.value if target_type else None,
-        target_id=target_id,
-        since=since,
-        until=until,
+        audit.AuditFilter(**query.model_dump()),
         cursor=decode_cursor(cursor) if cursor is not None else None,
         limit=limit,
     )

@@ -27,13 +27,13 @@ from api.celery_dep import CeleryDep, RuntimeDep
 from api.deps import PrincipalDep, SessionDep
 from api.errors import ApiError, error_responses
 from api.pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
-from api.params import AwareDatetime, copy_fields
+from api.params import copy_fields
 from api.schemas.dead_letters import (
-    NO_NUL,
     BulkReplayPreview,
     BulkReplayRequest,
     DeadLetterDetailPublic,
     DeadLetterPublic,
+    DeadLetterQuery,
     DeadLettersPublic,
     DiscardRequest,
     ReplayJobPublic,
@@ -61,7 +61,6 @@ MAX_ID = 2**63 - 1
 
 
 DeadLetterId = Annotated[int, Path(ge=1, le=MAX_ID, description="The dead letter's id.")]
-TextFilter = Annotated[str | None, Query(min_length=1, max_length=255, pattern=NO_NUL)]
 
 
 #: Refusals of a dead-letter operation and the API error of each, in the order they are matched.
@@ -107,18 +106,10 @@ def api_error(exc: Exception) -> ApiError:
 
 @router.get("", response_model=DeadLettersPublic, responses=error_responses(400, 422, 503))
 def list_dead_letters(
+    *,
     session: SessionDep,
     status_: Annotated[DeadLetterStatus | None, Query(alias="status")] = None,
-    task_name: TextFilter = None,
-    category: TextFilter = None,
-    reason: TextFilter = None,
-    fingerprint: TextFilter = None,
-    queue: TextFilter = None,
-    q: Annotated[
-        str | None, Query(min_length=1, max_length=255, pattern=NO_NUL, description="Text in the error message.")
-    ] = None,
-    since: Annotated[AwareDatetime | None, Query(description="Created at or after (ISO 8601 with timezone).")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Created before (ISO 8601 with timezone).")] = None,
+    query: Annotated[DeadLetterQuery, Query()],
     cursor: Annotated[
         str | None, Query(max_length=MAX_CURSOR_LENGTH, description="next_cursor of the previous page.")
     ] = None,
@@ -126,19 +117,9 @@ def list_dead_letters(
 ) -> DeadLettersPublic:
     """Dead letters, newest first, with filters and cursor pagination. Payloads (args, kwargs, headers)
     are left out: `GET /dead-letters/{id}` shows one letter's."""
-    flt = dlq.DeadLetterFilter(
-        task_name=task_name,
-        category=category,
-        reason=reason,
-        fingerprint=fingerprint,
-        queue=queue,
-        search=q,
-        since=since,
-        until=until,
-    )
     page = dlq.list_dead_letters(
         session,
-        flt,
+        query.to_filter(),
         status=status_,
         cursor=decode_cursor(cursor) if cursor is not None else None,
         limit=limit,

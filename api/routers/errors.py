@@ -11,6 +11,7 @@ import datetime as dt
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import SessionDep
 from api.errors import ApiError, error_responses, found
@@ -56,31 +57,33 @@ def _utc(value: dt.datetime | None, param: str) -> dt.datetime | None:
         ) from None
 
 
+class AttemptQuery(BaseModel):
+    """The filters of ``GET /`` as query parameters (the text search is spelled ``q``)."""
+
+    model_config = ConfigDict(use_enum_values=True)
+
+    task_name: str | None = Field(default=None, max_length=255, pattern=NO_NUL, description="Exact task name.")
+    category: Category | None = Field(default=None, description="Failure category.")
+    reason: str | None = Field(default=None, max_length=64, pattern=NO_NUL, description="Reason code, e.g. `timeout`.")
+    fingerprint: str | None = Field(default=None, max_length=32, pattern=NO_NUL, description="Error group fingerprint.")
+    queue: str | None = Field(default=None, max_length=255, pattern=NO_NUL, description="Queue the task was sent to.")
+    since: AwareDatetime | None = Field(default=None, description="Failed at or after (ISO 8601 with timezone).")
+    until: AwareDatetime | None = Field(default=None, description="Failed before (ISO 8601 with timezone).")
+    search: str | None = Field(
+        default=None,
+        alias="q",
+        min_length=1,
+        max_length=MAX_SEARCH_LENGTH,
+        pattern=NO_NUL,
+        description="Case-insensitive text in the message.",
+    )
+
+
 @router.get("", response_model=AttemptsPublic, responses=error_responses(400, 422, 503))
 def list_errors(
+    *,
     session: SessionDep,
-    task_name: Annotated[str | None, Query(max_length=255, pattern=NO_NUL, description="Exact task name.")] = None,
-    category: Annotated[Category | None, Query(description="Failure category.")] = None,
-    reason: Annotated[
-        str | None, Query(max_length=64, pattern=NO_NUL, description="Reason code, e.g. `timeout`.")
-    ] = None,
-    fingerprint: Annotated[
-        str | None, Query(max_length=32, pattern=NO_NUL, description="Error group fingerprint.")
-    ] = None,
-    queue: Annotated[
-        str | None, Query(max_length=255, pattern=NO_NUL, description="Queue the task was sent to.")
-    ] = None,
-    since: Annotated[AwareDatetime | None, Query(description="Failed at or after (ISO 8601 with timezone).")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Failed before (ISO 8601 with timezone).")] = None,
-    q: Annotated[
-        str | None,
-        Query(
-            min_length=1,
-            max_length=MAX_SEARCH_LENGTH,
-            pattern=NO_NUL,
-            description="Case-insensitive text in the message.",
-        ),
-    ] = None,
+    query: Annotated[AttemptQuery, Query()],
     cursor: Annotated[
         str | None, Query(max_length=MAX_CURSOR_LENGTH, description="The `next_cursor` of the previous page.")
     ] = None,
@@ -92,23 +95,14 @@ def list_errors(
     once, even while new failures are recorded. An invalid cursor is a 400; a time without a timezone,
     or `since` after `until`, a 422.
     """
-    since, until = _utc(since, "since"), _utc(until, "until")
+    since, until = _utc(query.since, "since"), _utc(query.until, "until")
     if since is not None and until is not None and since > until:
         raise ApiError(422, "since must not be later than until", code="invalid_time_range", param="since")
+    flt = attempts.FailureFilter(**query.model_dump() | {"since": since, "until": until})
     page = attempts.list_attempts(
-        session,
-        task_name=task_name,
-        category=category.value if category else None,
-        reason=reason,
-        fingerprint=fingerprint,
-        queue=queue,
-        since=since,
-        until=until,
-        search=q,
-        cursor=decode_cursor(cursor) if cursor is not None else None,
-        limit=limit,
+        session, flt, cursor=decode_cursor(cursor) if cursor is not None else None, limit=limit
     )
-    return attempts_public(page.items, encode_cursor(*page.next_keyset) if page.next_keyset else None)
+    return attempts_public(page.items, encode_cursor(*page.next_cursor) if page.next_cursor else None)
 
 
 @router.get("/stats", response_model=ErrorStatsPublic, responses=error_responses(422, 503))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -32,6 +32,8 @@ __all__ = [
     "DeadLetterAttemptPublic",
     "DeadLetterDetailPublic",
     "DeadLetterPublic",
+    "DeadLetterQuery",
+    "DeadLetterSelection",
     "DeadLettersPublic",
     "DiscardRequest",
     "ReplayJobPublic",
@@ -224,21 +226,38 @@ MAX_REPLAY_RATE = 10_000.0
 MAX_SAMPLE_SIZE = 100
 
 
-class BulkReplayRequest(BaseModel):
+#: A text field of the dead-letter filter: not empty, at most 255 characters, no NUL.
+FilterText = Annotated[str | None, Field(min_length=1, max_length=255, pattern=NO_NUL)]
+
+
+class DeadLetterSelection(BaseModel):
+    """Which dead letters a listing or a bulk replay takes (unset fields match anything)."""
+
+    task_name: FilterText = None
+    category: FilterText = None
+    reason: FilterText = None
+    fingerprint: FilterText = None
+    queue: FilterText = None
+    search: FilterText = Field(default=None, description="Text in the error message.")
+    since: AwareDatetime | None = Field(default=None, description="Created at or after (ISO 8601 with timezone).")
+    until: AwareDatetime | None = Field(default=None, description="Created before (ISO 8601 with timezone).")
+
+    def to_filter(self) -> DeadLetterFilter:
+        """The dead-letter filter of the selection."""
+        return DeadLetterFilter(**self.model_dump(include=set(DeadLetterSelection.model_fields)))
+
+
+class DeadLetterQuery(DeadLetterSelection):
+    """The filter of ``GET /dead-letters`` as query parameters, where ``search`` is spelled ``q``."""
+
+    model_config = ConfigDict(alias_generator=lambda name: "q" if name == "search" else name)
+
+
+class BulkReplayRequest(DeadLetterSelection):
     """Replay every pending dead letter matching a filter (unset fields match anything)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    task_name: str | None = Field(default=None, min_length=1, max_length=255, pattern=NO_NUL)
-    category: str | None = Field(default=None, min_length=1, max_length=255, pattern=NO_NUL)
-    reason: str | None = Field(default=None, min_length=1, max_length=255, pattern=NO_NUL)
-    fingerprint: str | None = Field(default=None, min_length=1, max_length=255, pattern=NO_NUL)
-    queue: str | None = Field(default=None, min_length=1, max_length=255, pattern=NO_NUL)
-    search: str | None = Field(
-        default=None, min_length=1, max_length=255, pattern=NO_NUL, description="Text in the error message."
-    )
-    since: AwareDatetime | None = Field(default=None, description="Created at or after (ISO 8601 with timezone).")
-    until: AwareDatetime | None = Field(default=None, description="Created before (ISO 8601 with timezone).")
     dry_run: bool = Field(default=False, strict=True, description="Return the count and a sample; publish nothing.")
     rate_per_second: float | None = Field(
         default=None,
@@ -260,19 +279,6 @@ class BulkReplayRequest(BaseModel):
             return value.astimezone(dt.UTC)
         except OverflowError:
             raise ValueError("date-time out of range") from None
-
-    def to_filter(self) -> DeadLetterFilter:
-        """The dead-letter filter of the request."""
-        return DeadLetterFilter(
-            task_name=self.task_name,
-            category=self.category,
-            reason=self.reason,
-            fingerprint=self.fingerprint,
-            queue=self.queue,
-            search=self.search,
-            since=self.since,
-            until=self.until,
-        )
 
 
 class BulkReplayPreview(BaseModel):

@@ -24,14 +24,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from error_handling.persistence.cursor import Keyset, narrowed, newest_first
+from error_handling.persistence.cursor import Keyset, Listing, Page, TimeRange
 from error_handling.persistence.models import AuditEvent
 from error_handling.redaction import REDACTED, Redactor
 
 __all__ = [
+    "EVENTS",
     "MAX_DIFF_CHANGES",
     "UNKNOWN_ACTOR",
     "AuditAction",
+    "AuditFilter",
     "AuditPage",
     "AuditTarget",
     "canonical_json",
@@ -45,6 +47,8 @@ __all__ = [
 UNKNOWN_ACTOR = "unknown"
 #: The most changes a replay's audited diff lists (the rest are counted in ``truncated``).
 MAX_DIFF_CHANGES = 200
+#: The events, newest first.
+EVENTS = Listing(AuditEvent, AuditEvent.at)
 
 
 class AuditAction(enum.StrEnum):
@@ -81,11 +85,19 @@ class AuditTarget(enum.StrEnum):
 
 
 @dataclasses.dataclass(frozen=True)
-class AuditPage:
-    """One page of events, newest first, and where the next page starts (None on the last)."""
+class AuditFilter(TimeRange):
+    """Which events a listing takes (``since <= at < until``): exact matches (``None`` matches anything)."""
 
-    items: list[AuditEvent]
-    next_cursor: Keyset | None
+    actor: str | None = None
+    #: An :class:`AuditAction`'s value.
+    action: str | None = None
+    #: An :class:`AuditTarget`'s value.
+    target_type: str | None = None
+    target_id: str | None = None
+
+
+#: One page of events.
+AuditPage = Page[AuditEvent]
 
 
 def record(
@@ -115,37 +127,16 @@ def record(
     return event
 
 
-def list_events(
-    session: Session,
-    *,
-    actor: str | None = None,
-    action: str | None = None,
-    target_type: str | None = None,
-    target_id: str | None = None,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
-    cursor: Keyset | None = None,
-    limit: int,
-) -> AuditPage:
-    """A page of events, newest first (keyset pagination on ``(at, id)``).
+def list_events(session: Session, flt: AuditFilter, *, cursor: Keyset | None = None, limit: int) -> AuditPage:
+    """A page of the events ``flt`` matches, newest first (keyset pagination on ``(at, id)``).
 
     Args:
-        actor, action, target_type, target_id: exact matches.
-        since, until: ``since <= at < until``.
+        flt: which events (every field given must match).
         cursor: the ``next_cursor`` of the previous page; the page holds the events strictly after it.
         limit: at most this many events (at least 1).
     """
-    equal = (
-        (AuditEvent.actor, actor),
-        (AuditEvent.action, action),
-        (AuditEvent.target_type, target_type),
-        (AuditEvent.target_id, target_id),
-    )
-    query = narrowed(sa.select(AuditEvent), equal=equal, time_column=AuditEvent.at, since=since, until=until)
-    items, next_cursor = newest_first(
-        session, query, time_column=AuditEvent.at, id_column=AuditEvent.id, cursor=cursor, limit=max(1, limit)
-    )
-    return AuditPage(items=items, next_cursor=next_cursor)
+    query = sa.select(AuditEvent).where(*EVENTS.where(flt))
+    return EVENTS.page(session, query, cursor=cursor, limit=max(1, limit))
 
 
 def canonical_json(value: Any) -> str:

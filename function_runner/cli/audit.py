@@ -46,18 +46,16 @@ def list_command(
     """List operator actions, newest first."""
     from api.schemas.audit import AuditEventsPublic
 
+    flt = audit.AuditFilter(
+        actor=actor,
+        action=action.value if action else None,
+        target_type=target_type.value if target_type else None,
+        target_id=target_id,
+        since=utc(since),
+        until=utc(until),
+    )
     with page_reading(cursor) as (session, position):
-        page = audit.list_events(
-            session,
-            actor=actor,
-            action=action.value if action else None,
-            target_type=target_type.value if target_type else None,
-            target_id=target_id,
-            since=utc(since),
-            until=utc(until),
-            cursor=position,
-            limit=limit,
-        )
+        page = audit.list_events(session, flt, cursor=position, limit=limit)
         public = AuditEventsPublic.from_page(page)
     print_page(
         public,

@@ -41,7 +41,7 @@ from error_handling.categories import Category
 from error_handling.exceptions import ConfigurationError, InvalidCursor
 from error_handling.persistence.cursor import decode_cursor, encode_cursor
 from error_handling.persistence.db import UNAVAILABLE_ERRORS, make_engine, normalise_url
-from error_handling.persistence.reads.attempts import get_attempt, get_task, list_attempts
+from error_handling.persistence.reads.attempts import FailureFilter, get_attempt, get_task, list_attempts
 from error_handling.persistence.reads.histories import task_history
 from function_runner.cli.common import EXIT_FAILED, EXIT_USAGE, fail, first_line, load_settings
 from function_runner.cli.output import out, print_json
@@ -195,21 +195,19 @@ def list_command(
         keyset = decode_cursor(cursor) if cursor is not None else None
     except InvalidCursor as exc:
         raise fail(f"--cursor {str(exc).removeprefix('cursor ')}", EXIT_USAGE) from None
+    flt = FailureFilter(
+        task_name=task_name,
+        category=category.value if category else None,
+        reason=reason,
+        fingerprint=fingerprint,
+        queue=queue,
+        search=search or None,
+        since=start,
+        until=end,
+    )
     with reading(load_settings()) as session:
-        page = list_attempts(
-            session,
-            task_name=task_name,
-            category=category.value if category else None,
-            reason=reason,
-            fingerprint=fingerprint,
-            queue=queue,
-            since=start,
-            until=end,
-            search=search or None,
-            cursor=keyset,
-            limit=limit,
-        )
-        document = attempts_public(page.items, encode_cursor(*page.next_keyset) if page.next_keyset else None)
+        page = list_attempts(session, flt, cursor=keyset, limit=limit)
+        document = attempts_public(page.items, encode_cursor(*page.next_cursor) if page.next_cursor else None)
     if as_json:
         print_json(document)
         return

@@ -35,7 +35,7 @@ def test_events_are_listed_newest_first_with_filters_and_a_cursor(sessions: sess
     cursor = None
     with sessions() as s:
         while True:
-            page = audit.list_events(s, cursor=cursor, limit=1)
+            page = audit.list_events(s, audit.AuditFilter(), cursor=cursor, limit=1)
             walked += [event.target_id for event in page.items]
             if page.next_cursor is None:
                 break
@@ -43,14 +43,15 @@ def test_events_are_listed_newest_first_with_filters_and_a_cursor(sessions: sess
         assert walked == ["7", "openai", "2", "1"]  # ties on the instant broken by id, each once
 
         def ids(**filters: object) -> list[str | None]:
-            return [e.target_id for e in audit.list_events(s, limit=50, **filters).items]  # type: ignore[arg-type]
+            flt = audit.AuditFilter(**filters)  # type: ignore[arg-type]
+            return [e.target_id for e in audit.list_events(s, flt, limit=50).items]
 
         assert ids(actor="ops") == ["7", "openai", "1"]
         assert ids(action="dead_letter.discard") == ["2"]
         assert ids(target_type="breaker", target_id="openai") == ["openai"]
         assert ids(since=T0 + dt.timedelta(minutes=1)) == ["7", "openai"]
         assert ids(until=T0 + dt.timedelta(minutes=1)) == ["2", "1"]
-        (first,) = audit.list_events(s, action="dead_letter.replay", limit=5).items
+        (first,) = audit.list_events(s, audit.AuditFilter(action="dead_letter.replay"), limit=5).items
         assert (first.actor, first.at, first.detail) == ("ops", T0, {"n": "1"})
 
 
@@ -62,7 +63,7 @@ def test_an_event_is_rolled_back_with_its_action(sessions: sessionmaker[Session]
         audit.record(s, AuditAction.BREAKER_OPEN, "x", actor="ops", now=T0)
         raise Refused  # the action fails after its event was written: neither is kept
     with sessions() as s:
-        assert audit.list_events(s, limit=10).items == []
+        assert audit.list_events(s, audit.AuditFilter(), limit=10).items == []
 
 
 def test_every_action_names_a_target_type() -> None:

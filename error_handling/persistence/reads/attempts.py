@@ -11,68 +11,50 @@ those rows, not an index lookup: it is as fast as the other filters let it be.""
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from error_handling.persistence.cursor import Keyset, narrowed, newest_first
-from error_handling.persistence.models import (
-    FailedAttempt,
-    TaskRecord,
-)
+from error_handling.persistence.cursor import Keyset, Listing, Page, TimeRange
+from error_handling.persistence.models import FailedAttempt, TaskRecord
 
 #: The columns of a failed attempt in a list: all of them but the traceback.
 SUMMARY_COLUMNS: Final = tuple(c for c in FailedAttempt.__table__.c if c.name != "traceback")
 
-#: The escape character of :func:`escape_like` patterns.
-LIKE_ESCAPE: Final = "\\"
+#: Failed attempts, newest first by the time they failed.
+ATTEMPTS: Final = Listing(FailedAttempt, FailedAttempt.failed_at, FailedAttempt.message)
 
 
 @dataclasses.dataclass(frozen=True)
-class AttemptPage:
-    """One page of failed attempts, newest first.
+class FailureFilter(TimeRange):
+    """Which failures a listing takes (``None`` matches anything): failed attempts (:func:`list_attempts`,
+    ``since`` and ``until`` bounding the time of the failure), and dead letters, whose
+    :class:`~error_handling.persistence.reads.dlq.DeadLetterFilter` adds what a bulk replay needs."""
 
-    Attributes:
-        items: at most ``limit`` attempts: rows with every column of ``fr_failed_attempts`` but the
-            traceback (:data:`SUMMARY_COLUMNS`), read by attribute like the model.
-        next_keyset: where the next page starts, or None when this page is the last.
-    """
-
-    items: list[sa.Row[Any]]
-    next_keyset: Keyset | None
-
-
-def escape_like(text: str) -> str:
-    """Escape ``text`` for a LIKE pattern (with :data:`LIKE_ESCAPE`), so ``%`` and ``_`` match themselves."""
-    return text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", LIKE_ESCAPE + "%").replace("_", LIKE_ESCAPE + "_")
+    task_name: str | None = None
+    category: str | None = None
+    reason: str | None = None
+    fingerprint: str | None = None
+    queue: str | None = None
+    #: Case-insensitive text in the (redacted) error message; ``%`` and ``_`` are literal.
+    search: str | None = None
 
 
-def list_attempts(
-    session: Session,
-    *,
-    task_name: str | None = None,
-    category: str | None = None,
-    reason: str | None = None,
-    fingerprint: str | None = None,
-    queue: str | None = None,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
-    search: str | None = None,
-    cursor: Keyset | None = None,
-    limit: int,
-) -> AttemptPage:
-    """Return failed attempts matching every given filter, newest first, one page at a time.
+#: One page of failed attempts: rows with every column of ``fr_failed_attempts`` but the traceback
+#: (:data:`SUMMARY_COLUMNS`), read by attribute like the model.
+AttemptPage = Page[sa.Row[Any]]
+
+
+def list_attempts(session: Session, flt: FailureFilter, *, cursor: Keyset | None = None, limit: int) -> AttemptPage:
+    """Return the failed attempts ``flt`` matches, newest first, one page at a time.
 
     The rows are plain column tuples without the traceback (cheaper than models by half for a page of
     500); :func:`get_attempt` has the whole attempt.
 
     Args:
-        since: only attempts that failed at or after this time (timezone-aware).
-        until: only attempts that failed before this time (timezone-aware).
-        search: a case-insensitive substring of the (redacted) message; ``%`` and ``_`` are literal.
-        cursor: continue after this row (the ``next_keyset`` of the previous page).
+        flt: which attempts (every field given must match).
+        cursor: continue after this row (the ``next_cursor`` of the previous page).
         limit: the page size, at least 1.
 
     Raises:
@@ -80,28 +62,8 @@ def list_attempts(
     """
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    equal = (
-        (FailedAttempt.task_name, task_name),
-        (FailedAttempt.category, category),
-        (FailedAttempt.reason, reason),
-        (FailedAttempt.fingerprint, fingerprint),
-        (FailedAttempt.queue, queue),
-    )
-    query = narrowed(
-        sa.select(*SUMMARY_COLUMNS), equal=equal, time_column=FailedAttempt.failed_at, since=since, until=until
-    )
-    if search:
-        query = query.where(FailedAttempt.message.ilike(f"%{escape_like(search)}%", escape=LIKE_ESCAPE))
-    items, next_keyset = newest_first(
-        session,
-        query,
-        time_column=FailedAttempt.failed_at,
-        id_column=FailedAttempt.id,
-        cursor=cursor,
-        limit=limit,
-        models=False,
-    )
-    return AttemptPage(items=items, next_keyset=next_keyset)
+    query = sa.select(*SUMMARY_COLUMNS).where(*ATTEMPTS.where(flt))
+    return ATTEMPTS.page(session, query, cursor=cursor, limit=limit, models=False)
 
 
 def get_attempt(session: Session, *, attempt_id: int) -> FailedAttempt | None:

@@ -6,29 +6,23 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from error_handling.persistence.cursor import Keyset, newest_first
+from error_handling.persistence.cursor import Keyset, Listing, Page
 from error_handling.persistence.models import DeadLetterRecord, DeadLetterStatus, FailedAttempt, ReplayRequestRecord
+from error_handling.persistence.reads.attempts import FailureFilter
+
+#: Dead letters, newest first by the time they were created.
+DEAD_LETTERS: Final = Listing(DeadLetterRecord, DeadLetterRecord.created_at, DeadLetterRecord.message)
 
 
 @dataclasses.dataclass(frozen=True)
-class DeadLetterFilter:
-    """Which dead letters a listing or a bulk replay takes. ``None`` matches anything."""
-
-    task_name: str | None = None
-    category: str | None = None
-    reason: str | None = None
-    fingerprint: str | None = None
-    queue: str | None = None
-    #: Case-insensitive text in the (redacted) error message.
-    search: str | None = None
-    #: ``since <= created_at < until``.
-    since: dt.datetime | None = None
-    until: dt.datetime | None = None
+class DeadLetterFilter(FailureFilter):
+    """Which dead letters a listing or a bulk replay takes (``since <= created_at < until``); it is
+    stored with a bulk replay job as JSON. ``None`` matches anything."""
 
     def to_json(self) -> dict[str, Any]:
         """The filter as a JSON document (times in ISO 8601), without the unset fields."""
@@ -54,32 +48,12 @@ class DeadLetterFilter:
 
     def where(self, status: DeadLetterStatus | None) -> list[Any]:
         """The SQL conditions selecting the dead letters that match, in ``status`` (None: any)."""
-        found: list[Any] = []
-        for column, value in (
-            (DeadLetterRecord.status, status),
-            (DeadLetterRecord.task_name, self.task_name),
-            (DeadLetterRecord.category, self.category),
-            (DeadLetterRecord.reason, self.reason),
-            (DeadLetterRecord.fingerprint, self.fingerprint),
-            (DeadLetterRecord.queue, self.queue),
-        ):
-            if value is not None:
-                found.append(column == value)
-        if self.search:
-            found.append(DeadLetterRecord.message.icontains(self.search, autoescape=True))
-        if self.since is not None:
-            found.append(DeadLetterRecord.created_at >= self.since)
-        if self.until is not None:
-            found.append(DeadLetterRecord.created_at < self.until)
-        return found
+        found = [] if status is None else [DeadLetterRecord.status == status]
+        return found + DEAD_LETTERS.where(self)
 
 
-@dataclasses.dataclass(frozen=True)
-class DeadLetterPage:
-    """One page of dead letters, newest first, and where the next page starts (None on the last)."""
-
-    items: list[DeadLetterRecord]
-    next_cursor: Keyset | None
+#: One page of dead letters.
+DeadLetterPage = Page[DeadLetterRecord]
 
 
 def list_dead_letters(
@@ -99,15 +73,7 @@ def list_dead_letters(
         limit: at most this many rows (at least 1).
     """
     query = sa.select(DeadLetterRecord).where(*(flt or DeadLetterFilter()).where(status))
-    items, next_cursor = newest_first(
-        session,
-        query,
-        time_column=DeadLetterRecord.created_at,
-        id_column=DeadLetterRecord.id,
-        cursor=cursor,
-        limit=max(1, limit),
-    )
-    return DeadLetterPage(items=items, next_cursor=next_cursor)
+    return DEAD_LETTERS.page(session, query, cursor=cursor, limit=max(1, limit))
 
 
 def attempts_of(session: Session, *, task_id: str) -> Sequence[FailedAttempt]:
