@@ -227,29 +227,26 @@ class FallbackChain:
         Raises:
             the provider's error when the chain must not move on (see :meth:`_moves_on`).
         """
-        left = self.fallbacks.cooling(provider.name)
+        name = provider.name
+        left = self.fallbacks.cooling(name)
         if left > 0:
-            passed.append((provider.name, f"cooling down {left:.1f}s"))
+            passed.append((name, f"cooling down {left:.1f}s"))
             return False, None
         try:
-            with self.fallbacks.breakers.guard(provider.name):
+            with self.fallbacks.breakers.guard(name):
                 return True, provider.call(*args, **kwargs)
         except CircuitOpenError as exc:
-            passed.append((provider.name, Reason.CIRCUIT_OPEN.value))
+            passed.append((name, Reason.CIRCUIT_OPEN.value))
             return False, exc
         except Exception as exc:
             c = self._moves_on(exc)
             if c is None:
                 raise
             if c.retry_after:
-                self.fallbacks.cool_down(provider.name, c.retry_after)
-            passed.append((provider.name, c.reason))
+                self.fallbacks.cool_down(name, c.retry_after)
+            passed.append((name, c.reason))
             log_event(
-                "fallback.provider_failed",
-                level=logging.WARNING,
-                service=self.service,
-                provider=provider.name,
-                reason=c.reason,
+                "fallback.provider_failed", level=logging.WARNING, service=self.service, provider=name, reason=c.reason
             )
             return False, exc
 

@@ -32,6 +32,7 @@ database was unreachable when a failure had to be recorded) are counted apart an
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import re
 from pathlib import Path
@@ -122,30 +123,17 @@ def _seconds(exc: BaseException) -> str:
 def loss_report(exc: BaseException, *, worker: str | None, pid: int | None) -> lost_deliveries.LossReport:
     """What a pool process's death tells: the cause, the signal or exit code (billiard's message:
     ``Worker exited prematurely: signal 9 (SIGKILL)`` / ``exitcode 1``), the OOM killer."""
-    message = str(exc)
+    process = functools.partial(lost_deliveries.LossReport, worker=worker, pid=pid, memory_limit=_oom_detail())
     if isinstance(exc, TimeLimitExceeded):
-        return lost_deliveries.LossReport(
-            cause=LossCause.TIME_LIMIT,
-            worker=worker,
-            pid=pid,
-            detail=f"killed at the hard time limit ({_seconds(exc)} s)",
-            memory_limit=_oom_detail(),
-        )
+        return process(cause=LossCause.TIME_LIMIT, detail=f"killed at the hard time limit ({_seconds(exc)} s)")
+    message = str(exc)
     found = _STATUS.search(message)
     signal = exit_code = None
     if found and found.group("signum"):
         signal = found.group("signame") or f"signal {found.group('signum')}"
     elif found and found.group("code"):
         exit_code = int(found.group("code"))
-    return lost_deliveries.LossReport(
-        cause=LossCause.WORKER_LOST,
-        worker=worker,
-        pid=pid,
-        signal=signal,
-        exit_code=exit_code,
-        memory_limit=_oom_detail(),
-        detail=message[:2000],
-    )
+    return process(cause=LossCause.WORKER_LOST, signal=signal, exit_code=exit_code, detail=message[:2000])
 
 
 def _attempt_of(request_dict: dict[str, Any]) -> int:
