@@ -63,6 +63,16 @@ class Reason(enum.StrEnum):
     NOT_FOUND = "not_found"
     #: The operation is not allowed (HTTP 405, 501).
     NOT_SUPPORTED = "not_supported"
+    #: A bug in the task's code (``AttributeError``, ``TypeError``, ``NameError``, ``AssertionError``,
+    #: ...): retrying runs the same code on the same input, so it is dead-lettered at once (replay it after
+    #: the fix).
+    PROGRAMMING_ERROR = "programming_error"
+    #: The deployment is wrong (a missing module, a certificate that does not verify, a redirect loop):
+    #: nothing changes until someone fixes it.
+    INVALID_CONFIGURATION = "invalid_configuration"
+    #: Every connection of a pool is in use (SQLAlchemy's ``QueuePool limit ... reached``,
+    #: ``psycopg_pool.PoolTimeout``, the server's ``too many connections``): the task waits for one.
+    POOL_EXHAUSTED = "pool_exhausted"
     #: A circuit breaker is open for the service.
     CIRCUIT_OPEN = "circuit_open"
     #: A failure the task itself declared permanent, or a programming error.
@@ -102,5 +112,6 @@ DEFAULT_RESOURCE_FOR_REASON: dict[str, str] = {
     Reason.GPU_UNAVAILABLE.value: "gpu",
     Reason.QUOTA_EXCEEDED.value: "quota",
     Reason.TOO_MANY_OPEN_FILES.value: "file_descriptors",
+    Reason.POOL_EXHAUSTED.value: "connection_pool",
     Reason.RESOURCE_UNAVAILABLE.value: "resource",
 }

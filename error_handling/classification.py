@@ -38,6 +38,7 @@ REASON_USER_MESSAGES: dict[str, str] = {
     Reason.GPU_UNAVAILABLE.value: "No processing capacity is free right now. Your request is queued and will run "
     "as soon as capacity is available.",
     Reason.TOO_MANY_OPEN_FILES.value: "The system is busy. Your request is queued and will run shortly.",
+    Reason.POOL_EXHAUSTED.value: "The system is busy. Your request is queued and will run shortly.",
     Reason.RESOURCE_UNAVAILABLE.value: "A resource your request needs is busy. Your request is queued and will "
     "run when it is available.",
     Reason.INVALID_INPUT.value: "The request could not be processed because some of its input is invalid. "
@@ -51,6 +52,10 @@ REASON_USER_MESSAGES: dict[str, str] = {
     Reason.NOT_SUPPORTED.value: "This operation is not supported.",
     Reason.CIRCUIT_OPEN.value: f"The service is having trouble and is being given a moment to recover. {_WAIT}",
     Reason.PERMANENT_FAILURE.value: "The request could not be completed. Our team has been notified.",
+    Reason.PROGRAMMING_ERROR.value: "The request could not be completed because of a problem on our side. Our "
+    "team has been notified.",
+    Reason.INVALID_CONFIGURATION.value: "The request could not be completed because of a problem on our side. "
+    "Our team has been notified.",
     Reason.UNCLASSIFIED.value: "Something went wrong while processing the request. It will be retried; if it "
     "keeps failing our team will look into it.",
     Reason.RETRIES_EXHAUSTED.value: "The request could not be completed after several attempts. Our team has "

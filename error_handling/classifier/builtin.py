@@ -3,21 +3,27 @@ original, a provider's body and the HTTP status, the MRO walk with its message a
 
 from __future__ import annotations
 
+from error_handling.categories import Category
 from error_handling.classifier.subject import Subject
 from error_handling.http import body_error_codes, body_message, google_quota_ids, safe_attr
 from error_handling.rules import (
+    CODE_RULES,
+    DETERMINISTIC_RULES,
     ERRNO_BY_NUMBER,
     ERRNO_EXCEPTION,
     EXCEPTION_RULES,
     GOOGLE_LONG_QUOTA,
+    HTML_DOCUMENT,
     HTTP_STATUS_CLASS_RULES,
     HTTP_STATUS_RULES,
     MESSAGE_RULES_BY_EXCEPTION,
+    NETWORK_CLIENT_MODULES,
     PROVIDER_ERROR_CODES,
     PROVIDER_MESSAGE_RULES,
     UNSCOPED_MESSAGE_RULES,
     WRAPPED_EXCEPTION_ATTRIBUTES,
     Outcome,
+    Outcomes,
 )
 
 #: An outcome and the name of the rule that gave it.
@@ -68,9 +74,29 @@ def _status_outcome(status: int) -> Verdict | None:
     return (outcome, f"http:{digit}xx") if outcome is not None else None
 
 
+def code_outcome(subject: Subject) -> Verdict | None:
+    """The verdict of the first code rule (:data:`~error_handling.rules.CODE_RULES`) that finds a code
+    with an outcome on ``subject``."""
+    for rule in CODE_RULES:
+        if rule.exceptions and rule.exceptions.isdisjoint(subject.names):
+            continue
+        for attribute in rule.attributes:
+            code = safe_attr(subject.exc, attribute)
+            if isinstance(code, bool) or not isinstance(code, str | int) or code == "":
+                continue
+            outcome = rule.lookup(str(code))
+            if outcome is not None:
+                return outcome, f"{rule.name}:{code}"
+            break
+    return None
+
+
 def type_outcome(subject: Subject) -> Verdict | None:
-    """The MRO walk (scoped message rules, then the class's entry, then ``errno`` at ``OSError``),
-    then the message rules for any exception."""
+    """The code rules, then the MRO walk (scoped message rules, then the class's entry, then ``errno``
+    at ``OSError``), then the message rules for any exception."""
+    verdict = code_outcome(subject)
+    if verdict is not None:
+        return verdict
     for name in subject.names:
         verdict = _class_outcome(subject, name)
         if verdict is not None:
@@ -93,4 +119,22 @@ def _class_outcome(subject: Subject, name: str) -> Verdict | None:
         entry = ERRNO_BY_NUMBER.get(number) if isinstance(number, int) else None
         if entry is not None:
             return entry[1], f"errno:{entry[0]}"
+    return None
+
+
+def deterministic_outcome(subject: Subject) -> Verdict | None:
+    """The verdict of the deterministic rules (:mod:`error_handling.rules.deterministic`) on the class
+    of ``subject``: malformed input only when the error carries no HTTP response and no network client
+    raised it; a JSON document that is an HTML page is a service's error page."""
+    for name in subject.names:
+        outcome = DETERMINISTIC_RULES.get(name)
+        if outcome is None:
+            continue
+        if outcome.category is Category.VALIDATION:
+            document = safe_attr(subject.exc, "doc")
+            if isinstance(document, str) and HTML_DOCUMENT.match(document):
+                return Outcomes.UNAVAILABLE, "exception:html_instead_of_json"
+            if subject.http is not None or subject.raised_in(NETWORK_CLIENT_MODULES):
+                return None
+        return outcome, f"exception:{name}"
     return None

@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from error_handling.categories import Category
 from error_handling.classification import Classification, Rule
-from error_handling.classifier.builtin import http_outcome, type_outcome, wrapped
+from error_handling.classifier.builtin import deterministic_outcome, http_outcome, type_outcome, wrapped
 from error_handling.classifier.subject import (
     MAX_MESSAGE_LENGTH,
     Match,
@@ -84,9 +84,12 @@ class Classifier:
         """
         call_rules = checked_rules(rules)
         first = subject(exc)
-        match = self._match(first, call_rules, depth=0, seen={id(exc)})
+        now = self._clock()
+        match = self._match(first, call_rules, depth=0, seen={id(exc)}, now=now) or self._deterministic(
+            first, depth=0, seen={id(exc)}, now=now
+        )
         if match is None:
-            match = from_outcome(UNCLASSIFIED, _FALLBACK_RULE, subject=first, now=self._clock())
+            match = from_outcome(UNCLASSIFIED, _FALLBACK_RULE, subject=first, now=now)
         return classification(
             match,
             fingerprint=fingerprint(exc, message=first.message),
@@ -145,8 +148,11 @@ class Classifier:
             message=message,
         )
 
-    def _match(self, subj: Subject, call_rules: tuple[Rule, ...], *, depth: int, seen: set[int]) -> Match | None:
-        now = self._clock()
+    def _match(
+        self, subj: Subject, call_rules: tuple[Rule, ...], *, depth: int, seen: set[int], now: float
+    ) -> Match | None:
+        """The rules, then the built-ins, on ``subj`` and then along its chain (deterministic errors
+        aside: see :meth:`_deterministic`)."""
         for prefix, rules in (("task", call_rules), ("user", self._rules)):
             for index, rule in enumerate(rules):
                 label = f"{prefix}:{index}"
@@ -155,20 +161,37 @@ class Classifier:
         builtin = self._builtin(subj, call_rules, depth=depth, seen=seen, now=now)
         if builtin is not None:
             return builtin
-        cause = subj.exc.__cause__
-        if cause is not None:
-            inner = self._follow(cause, call_rules, depth=depth, seen=seen)
+        for label, linked in chain_links(subj.exc):
+            inner = self._follow(linked, call_rules, depth=depth, seen=seen, now=now)
             if inner is not None:
-                return inner.via("cause")
+                return inner.via(label)
         return None
 
     def _follow(
-        self, linked: BaseException, call_rules: tuple[Rule, ...], *, depth: int, seen: set[int]
+        self, linked: BaseException, call_rules: tuple[Rule, ...], *, depth: int, seen: set[int], now: float
     ) -> Match | None:
         if depth >= MAX_CHAIN_DEPTH or id(linked) in seen:
             return None
         seen.add(id(linked))
-        return self._match(subject(linked), call_rules, depth=depth + 1, seen=seen)
+        return self._match(subject(linked), call_rules, depth=depth + 1, seen=seen, now=now)
+
+    def _deterministic(self, subj: Subject, *, depth: int, seen: set[int], now: float) -> Match | None:
+        """The weakest rules, once nothing else recognised the error nor its chain: a bug, a missing
+        module or malformed input (:mod:`error_handling.rules.deterministic`), of ``subj`` first, then of
+        what it wraps and its chain."""
+        verdict = deterministic_outcome(subj)
+        if verdict is not None:
+            return from_outcome(verdict[0], verdict[1], subject=subj, now=now)
+        original = wrapped(subj)
+        links = ((("wrapped", original),) if original is not None else ()) + chain_links(subj.exc)
+        for label, linked in links:
+            if depth >= MAX_CHAIN_DEPTH or id(linked) in seen:
+                continue
+            seen.add(id(linked))
+            inner = self._deterministic(subject(linked), depth=depth + 1, seen=seen, now=now)
+            if inner is not None:
+                return inner.via(label)
+        return None
 
     def _builtin(
         self, subj: Subject, call_rules: tuple[Rule, ...], *, depth: int, seen: set[int], now: float
@@ -180,7 +203,7 @@ class Classifier:
                 return from_recoverable(exc, category, subject=subj, now=now)
         original = wrapped(subj)
         if original is not None:
-            inner = self._follow(original, call_rules, depth=depth, seen=seen)
+            inner = self._follow(original, call_rules, depth=depth, seen=seen, now=now)
             if inner is not None:
                 return inner.via("wrapped")
         verdict = (
@@ -188,6 +211,18 @@ class Classifier:
         )
         verdict = verdict or type_outcome(subj)
         return from_outcome(verdict[0], verdict[1], subject=subj, now=now) if verdict is not None else None
+
+
+def chain_links(exc: BaseException) -> tuple[tuple[str, BaseException], ...]:
+    """The exceptions ``exc`` was raised from: its ``__cause__`` (``raise ... from``), and its
+    ``__context__`` (raised while handling it) unless ``raise ... from None`` suppressed it."""
+    links: list[tuple[str, BaseException]] = []
+    if isinstance(exc.__cause__, BaseException):
+        links.append(("cause", exc.__cause__))
+    context = exc.__context__
+    if isinstance(context, BaseException) and not exc.__suppress_context__ and context is not exc.__cause__:
+        links.append(("context", context))
+    return tuple(links)
 
 
 #: The classifier with no user rules that :func:`classify` and :func:`classify_http` use.

@@ -17,6 +17,8 @@ from error_handling.rules import Outcome
 
 #: Characters of ``str(exc)`` kept in a classification's ``message``.
 MAX_MESSAGE_LENGTH: Final = 2000
+#: Frames of a traceback looked at, at most.
+MAX_FRAMES: Final = 200
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -49,6 +51,19 @@ class Subject:
     def status(self) -> int | None:
         """The HTTP status the exception carries, if any."""
         return self.http.status if self.http is not None else None
+
+    def raised_in(self, modules: tuple[str, ...]) -> bool:
+        """Whether a frame of the traceback (at most :data:`MAX_FRAMES`) runs in one of ``modules`` or
+        their submodules."""
+        tb = self.exc.__traceback__
+        for _ in range(MAX_FRAMES):
+            if tb is None:
+                return False
+            name = tb.tb_frame.f_globals.get("__name__")
+            if isinstance(name, str) and any(name == m or name.startswith(f"{m}.") for m in modules):
+                return True
+            tb = tb.tb_next
+        return False
 
 
 def _safe_message(exc: BaseException) -> str:

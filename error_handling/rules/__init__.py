@@ -7,15 +7,20 @@ so no module here imports a library. In the order the classifier consults them::
     exception_types   WRAPPED_EXCEPTION_ATTRIBUTES   wrapped original classified first
     providers         PROVIDER_ERROR_CODES, ...      error codes / messages in a provider's body
     http_statuses     HTTP_STATUS_RULES, ..._CLASS_  the status, then its class (4xx, 5xx)
+    codes             CODE_RULES                     a code the error carries (SQLSTATE, reply code)
     messages          MESSAGE_RULES (scoped)         ┐
     exception_types   EXCEPTION_RULES, ERRNO_RULES   ┘ the walk along the MRO
     messages          MESSAGE_RULES (unscoped)       after the walk found nothing
+                                                     ... then the same along the cause and context
+    deterministic     DETERMINISTIC_RULES            last: bugs, missing modules, malformed input
 
 New rules are new rows, or a new module listed in :func:`all_outcomes`.
 """
 
 from __future__ import annotations
 
+from error_handling.rules.codes import CODE_RULES
+from error_handling.rules.deterministic import DETERMINISTIC_RULES, HTML_DOCUMENT, NETWORK_CLIENT_MODULES
 from error_handling.rules.exception_types import (
     ERRNO_BY_NUMBER,
     ERRNO_EXCEPTION,
@@ -25,24 +30,29 @@ from error_handling.rules.exception_types import (
 )
 from error_handling.rules.http_statuses import HTTP_STATUS_CLASS_RULES, HTTP_STATUS_RULES
 from error_handling.rules.messages import MESSAGE_RULES, MESSAGE_RULES_BY_EXCEPTION, UNSCOPED_MESSAGE_RULES
-from error_handling.rules.outcome import UNCLASSIFIED, MessageRule, Outcome, Outcomes
+from error_handling.rules.outcome import UNCLASSIFIED, CodeRule, MessageRule, Outcome, Outcomes
 from error_handling.rules.providers import GOOGLE_LONG_QUOTA, PROVIDER_ERROR_CODES, PROVIDER_MESSAGE_RULES
 
 __all__ = [
+    "CODE_RULES",
+    "DETERMINISTIC_RULES",
     "ERRNO_BY_NUMBER",
     "ERRNO_EXCEPTION",
     "ERRNO_RULES",
     "EXCEPTION_RULES",
     "GOOGLE_LONG_QUOTA",
+    "HTML_DOCUMENT",
     "HTTP_STATUS_CLASS_RULES",
     "HTTP_STATUS_RULES",
     "MESSAGE_RULES",
     "MESSAGE_RULES_BY_EXCEPTION",
+    "NETWORK_CLIENT_MODULES",
     "PROVIDER_ERROR_CODES",
     "PROVIDER_MESSAGE_RULES",
     "UNCLASSIFIED",
     "UNSCOPED_MESSAGE_RULES",
     "WRAPPED_EXCEPTION_ATTRIBUTES",
+    "CodeRule",
     "MessageRule",
     "Outcome",
     "Outcomes",
@@ -55,6 +65,7 @@ def all_outcomes() -> list[tuple[str, Outcome]]:
     return [
         *((f"exception:{name}", o) for name, o in EXCEPTION_RULES.items()),
         *((f"errno:{name}", o) for name, o in ERRNO_RULES.items()),
+        *((f"exception:{name}", o) for name, o in DETERMINISTIC_RULES.items()),
         *((f"http:{status}", o) for status, o in HTTP_STATUS_RULES.items()),
         *((f"http:{digit}xx", o) for digit, o in HTTP_STATUS_CLASS_RULES.items()),
         *((f"body:{code}", o) for code, o in PROVIDER_ERROR_CODES.items()),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 
 from error_handling.categories import DEFAULT_RESOURCE_FOR_REASON, Category, Reason
 
@@ -51,6 +52,26 @@ class MessageRule:
     exceptions: frozenset[str] = frozenset()
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class CodeRule:
+    """A built-in rule on a code an error carries in an attribute: a SQLSTATE, a driver's error number,
+    an AMQP reply code. More specific than the error's class, it is tried before the walk along the MRO.
+
+    Attributes:
+        name: a short name, shown as ``<name>:<code>`` in a classification's ``rule``.
+        attributes: the attributes read, in order; the first that holds a code (a non-empty str, or an
+            int) is looked up.
+        lookup: the outcome of a code (as text), or None when the code says nothing the class does not.
+        exceptions: qualified names (matched along the MRO) whose instances carry the code; empty means
+            any exception that has one of ``attributes``.
+    """
+
+    name: str
+    attributes: tuple[str, ...]
+    lookup: Callable[[str], Outcome | None]
+    exceptions: frozenset[str] = frozenset()
+
+
 _T, _R, _V, _P = Category.TRANSIENT, Category.RESOURCE, Category.VALIDATION, Category.PERMANENT
 
 
@@ -74,6 +95,9 @@ class Outcomes:
     NOT_FOUND = Outcome(_P, Reason.NOT_FOUND)
     NOT_SUPPORTED = Outcome(_P, Reason.NOT_SUPPORTED)
     PERMANENT = Outcome(_P, Reason.PERMANENT_FAILURE)
+    PROGRAMMING = Outcome(_P, Reason.PROGRAMMING_ERROR)
+    CONFIGURATION = Outcome(_P, Reason.INVALID_CONFIGURATION)
+    POOL = Outcome(_R, Reason.POOL_EXHAUSTED)
 
 
 #: What an error no rule matches becomes (retried with the unclassified budget, then dead-lettered).

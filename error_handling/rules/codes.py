@@ -1,0 +1,10 @@
+"""Rules on the codes errors carry in attributes (:class:`~error_handling.rules.outcome.CodeRule`), in
+the order they are tried: each library's table is its own module, listed here."""
+
+from __future__ import annotations
+
+from error_handling.rules.outcome import CodeRule
+
+#: Every code rule, tried in order before the walk along the MRO; the first that finds a code with an
+#: outcome decides.
+CODE_RULES: tuple[CodeRule, ...] = ()
