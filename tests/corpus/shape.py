@@ -63,7 +63,9 @@ def with_attrs(exc: BaseException, **attrs: Any) -> BaseException:
     return exc
 
 
-def raised(exc: BaseException, *, cause: BaseException | None = None, context: BaseException | None = None) -> BaseException:
+def raised(
+    exc: BaseException, *, cause: BaseException | None = None, context: BaseException | None = None
+) -> BaseException:
     """``exc`` after it was raised (so it has a traceback): ``raise exc from cause``, inside ``except``
     of ``context`` when given (so ``context`` is its ``__context__``)."""
 
@@ -104,7 +106,9 @@ def response(
     return reply
 
 
-def httpx_status_error(status: int, body: Any = None, headers: Mapping[str, str] | None = None, **kw: Any) -> BaseException:
+def httpx_status_error(
+    status: int, body: Any = None, headers: Mapping[str, str] | None = None, **kw: Any
+) -> BaseException:
     """What ``response.raise_for_status()`` raises in httpx (the openai and anthropic SDKs are built on it),
     with httpx's own message."""
     reply = response(status, body, headers, **kw)
@@ -132,10 +136,14 @@ def sdk_status_error(
     cls = foreign(path, foreign(path.rpartition(".")[0] + ".APIStatusError"))
     text = message if message is not None else f"Error code: {status} - {body!r}"
     inner = body.get("error", body) if inner_body and isinstance(body, dict) else body
-    return with_attrs(cls(text), response=reply, status_code=status, body=inner, request_id=reply.headers.get("x-request-id"))
+    return with_attrs(
+        cls(text), response=reply, status_code=status, body=inner, request_id=reply.headers.get("x-request-id")
+    )
 
 
-def botocore_client_error(code: str, message: str, status: int, operation: str = "InvokeModel", headers: Mapping[str, str] | None = None) -> BaseException:
+def botocore_client_error(
+    code: str, message: str, status: int, operation: str = "InvokeModel", headers: Mapping[str, str] | None = None
+) -> BaseException:
     """botocore's ``ClientError``: its message names the code and operation, ``response`` is the parsed
     error dict with its metadata."""
     cls = foreign("botocore.exceptions.ClientError")

@@ -396,3 +396,54 @@ def refused(self: RecoverableTask, how: str, *args: Any, **kwargs: Any) -> str:
     if how == "marked":
         raise PermanentError("REFUSED-BY-TRIGGER")
     raise ValidationError("invalid input")
+
+
+# --- diagnosis: what a retry cannot fix, what waits, what a provider says -----------------------------
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.summarise_bug")
+def summarise_bug(self: RecoverableTask, document: Any = None) -> Any:
+    """A bug: reads an attribute of None (a retry would run the same code again)."""
+    started(self)
+    return document.text.split()
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.validate_order")
+def validate_order(self: RecoverableTask, order: dict[str, Any]) -> int:
+    """Malformed input: pydantic refuses the order."""
+    import pydantic
+
+    class Order(pydantic.BaseModel):
+        quantity: int
+
+    started(self)
+    return Order.model_validate(order).quantity
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.pool_starved")
+def pool_starved(self: RecoverableTask) -> str:
+    """Needs a database connection from a pool of one that the test's other connection holds, until the
+    test sets ``pool-free``: SQLAlchemy's real ``QueuePool limit ... reached`` timeout."""
+    import sqlalchemy as sa
+
+    started(self)
+    if state().get("pool-free"):
+        return "connected"
+    engine = sa.create_engine(os.environ["FUNCTION_RUNNER_DATABASE_URL"], pool_size=1, max_overflow=0, pool_timeout=0.2)
+    try:
+        with engine.connect(), engine.connect():
+            return "unreachable"
+    finally:
+        engine.dispose()
+
+
+@app.task(base=RecoverableTask, bind=True, name="e2e.model_loading")
+def model_loading(self: RecoverableTask, estimated_time: float) -> str:
+    """Hugging Face's Inference API while the model loads: 503 with ``estimated_time``, then an answer."""
+    import httpx
+
+    if started(self) == 1:
+        request = httpx.Request("POST", "https://api-inference.huggingface.co/models/org/model")
+        body = {"error": "Model org/model is currently loading", "estimated_time": estimated_time}
+        httpx.Response(503, json=body, request=request).raise_for_status()
+    return "generated"

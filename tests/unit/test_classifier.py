@@ -486,19 +486,41 @@ BUILTIN_CASES: list[Any] = [
         None,
         id="PermissionError",
     ),
-    pytest.param(ValueError("bad value"), T, Reason.UNCLASSIFIED, "unclassified", None, id="ValueError"),
-    pytest.param(TypeError("bad type"), T, Reason.UNCLASSIFIED, "unclassified", None, id="TypeError"),
-    pytest.param(KeyError("missing"), T, Reason.UNCLASSIFIED, "unclassified", None, id="KeyError"),
+    # deterministic: a retry cannot help (a bug dead-letters, malformed input fails fast)
+    pytest.param(ValueError("bad value"), V, Reason.INVALID_INPUT, "exception:ValueError", None, id="ValueError"),
+    pytest.param(TypeError("bad type"), P, Reason.PROGRAMMING_ERROR, "exception:TypeError", None, id="TypeError"),
+    pytest.param(KeyError("missing"), P, Reason.PROGRAMMING_ERROR, "exception:LookupError", None, id="KeyError"),
     pytest.param(
         json.JSONDecodeError("Expecting value", "doc", 0),
-        T,
-        Reason.UNCLASSIFIED,
-        "unclassified",
+        V,
+        Reason.INVALID_INPUT,
+        "exception:ValueError",
         None,
         id="JSONDecodeError",
     ),
     pytest.param(
-        ZeroDivisionError("division by zero"), T, Reason.UNCLASSIFIED, "unclassified", None, id="ZeroDivisionError"
+        json.JSONDecodeError("Expecting value", "<!DOCTYPE html><html><title>502 Bad Gateway</title>", 0),
+        T,
+        Reason.SERVICE_UNAVAILABLE,
+        "exception:html_instead_of_json",
+        None,
+        id="JSONDecodeError-of-an-error-page",
+    ),
+    pytest.param(
+        ModuleNotFoundError("No module named 'pandas'"),
+        P,
+        Reason.INVALID_CONFIGURATION,
+        "exception:ImportError",
+        None,
+        id="ModuleNotFoundError",
+    ),
+    pytest.param(
+        ZeroDivisionError("division by zero"),
+        P,
+        Reason.PROGRAMMING_ERROR,
+        "exception:ArithmeticError",
+        None,
+        id="ZeroDivisionError",
     ),
     pytest.param(RuntimeError("boom"), T, Reason.UNCLASSIFIED, "unclassified", None, id="RuntimeError"),
     pytest.param(
@@ -1259,19 +1281,58 @@ def test_user_rules_apply_to_the_cause() -> None:
     assert (c.reason, c.rule) == ("vendor", "cause:user:0")
 
 
-def test_implicit_context_is_not_followed() -> None:
+def test_a_suppressed_context_is_not_followed() -> None:
     try:
         try:
             raise TimeoutError("t")
         except TimeoutError:
-            raise ValueError("bug in the handler") from None
-    except ValueError as exc:
+            raise RuntimeError("bug in the handler") from None
+    except RuntimeError as exc:
         assert exc.__context__ is not None
         assert classify(exc).reason == Reason.UNCLASSIFIED.value
 
 
+def test_an_error_raised_while_handling_another_is_judged_by_it_first() -> None:
+    try:
+        try:
+            raise TimeoutError("t")
+        except TimeoutError:
+            raise ValueError("no data")
+    except ValueError as exc:
+        c = classify(exc)
+    assert (c.reason, c.rule, c.exc_type) == (Reason.TIMEOUT.value, "context:exception:TimeoutError", "ValueError")
+
+
+def test_a_deterministic_error_is_the_weakest_verdict_along_the_chain() -> None:
+    # the bug of the cause decides only when nothing recognises the error itself
+    c = classify(chained(RuntimeError("job failed"), KeyError("user_id")))
+    assert (c.category, c.reason, c.rule) == (P, Reason.PROGRAMMING_ERROR.value, "cause:exception:LookupError")
+    # its own deterministic class comes before the cause's
+    c = classify(chained(ValueError("bad quantity"), AttributeError("x")))
+    assert (c.reason, c.rule) == (Reason.INVALID_INPUT.value, "exception:ValueError")
+
+
+def test_malformed_input_carrying_a_response_or_raised_by_a_network_client_is_not_the_inputs() -> None:
+    carried = with_attrs(ValueError("Expecting value"), status_code=200, response=Attrs(status_code=200, headers={}))
+    assert classify(carried).reason == Reason.UNCLASSIFIED.value
+    import httpx
+
+    try:
+        httpx.Response(200, content=b"upstream connect error").json()
+    except ValueError as exc:
+        by_client = exc
+    c = classify(by_client)
+    assert (c.category, c.reason) == (T, Reason.UNCLASSIFIED.value)
+    # a bug raised inside a client (a wrong argument's type) is still a bug
+    try:
+        httpx.Request("GET", 123)  # type: ignore[arg-type]
+    except TypeError as exc:
+        wrong_call = exc
+    assert classify(wrong_call).reason == Reason.PROGRAMMING_ERROR.value
+
+
 def test_cycles_in_the_cause_chain_end() -> None:
-    a, b = ValueError("a"), KeyError("b")
+    a, b = RuntimeError("a"), OSError("b")
     a.__cause__, b.__cause__ = b, a
     assert classify(a).reason == Reason.UNCLASSIFIED.value
 
@@ -1279,11 +1340,11 @@ def test_cycles_in_the_cause_chain_end() -> None:
 def test_chain_depth_is_bounded() -> None:
     exc: BaseException = TimeoutError("root")
     for i in range(classifier_module.MAX_CHAIN_DEPTH + 1):
-        wrapper = ValueError(f"level {i}")
+        wrapper = RuntimeError(f"level {i}")
         wrapper.__cause__ = exc
         exc = wrapper
     assert classify(exc).reason == Reason.UNCLASSIFIED.value
-    shallow = ValueError("top")
+    shallow = RuntimeError("top")
     shallow.__cause__ = TimeoutError("root")
     assert classify(shallow).reason == Reason.TIMEOUT.value
 

@@ -275,10 +275,14 @@ def test_per_task_rules_override_the_built_ins(app: Celery, rows: Rows) -> None:
     (task,) = rows("fr_tasks", task_id="rule-1")
     assert (task["state"], task["user_message"]) == ("failed_fast", "Unknown customer.")
 
-    # without the rule, a KeyError is an unclassified bug: retried on the small budget
-    assert run(lookup_builtin, "acme", task_id="builtin-1").state == "RETRY"
+    # without the rule, a KeyError is a bug: a retry would run the same code again, so it is dead-lettered
+    assert run(lookup_builtin, "acme", task_id="builtin-1").state == "FAILURE"
     (builtin,) = rows("fr_failed_attempts", task_id="builtin-1")
-    assert (builtin["reason"], builtin["decision"]) == ("unclassified", "retry")
+    assert (builtin["category"], builtin["reason"], builtin["decision"]) == (
+        "permanent",
+        "programming_error",
+        "dead_letter",
+    )
 
 
 def test_secrets_in_kwargs_are_sealed_in_the_stored_rows(app: Celery, rows: Rows) -> None:
