@@ -15,6 +15,7 @@ from error_handling.classifier.subject import (
     MAX_MESSAGE_LENGTH,
     Match,
     Subject,
+    attribute_hint,
     classification,
     from_outcome,
     from_recoverable,
@@ -205,7 +206,12 @@ class Classifier:
         if original is not None:
             inner = self._follow(original, call_rules, depth=depth, seen=seen, now=now)
             if inner is not None:
-                return inner.via("wrapped")
+                stated = attribute_hint(subj, now)  # a wrapper's own countdown (Celery's Retry) wins
+                return (
+                    inner.via("wrapped")
+                    if stated is None
+                    else dataclasses.replace(inner.via("wrapped"), retry_after=stated)
+                )
         verdict = (
             http_outcome(subj.status, subj.http.body) if subj.http is not None and subj.status is not None else None
         )

@@ -5,6 +5,7 @@ error's own first, then the rule's."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import math
 from typing import Final
 
@@ -12,8 +13,8 @@ from error_handling.categories import DEFAULT_RESOURCE_FOR_REASON, Category, Rea
 from error_handling.classification import Classification, Rule, default_user_message
 from error_handling.exceptions import RecoverableError, ResourceError
 from error_handling.fingerprint import qualified_name
-from error_handling.http import HttpDetails, body_retry_delay, http_details, parse_retry_after
-from error_handling.rules import Outcome
+from error_handling.http import HttpDetails, body_retry_delay, http_details, parse_retry_after, safe_attr
+from error_handling.rules import CELERY_HINT_ATTRIBUTES, Outcome
 
 #: Characters of ``str(exc)`` kept in a classification's ``message``.
 MAX_MESSAGE_LENGTH: Final = 2000
@@ -87,12 +88,31 @@ def valid_hint(value: object) -> float | None:
     return None
 
 
+def attribute_hint(subject: Subject, now: float) -> float | None:
+    """The retry hint an exception states in an attribute (:data:`~error_handling.rules.CELERY_HINT_ATTRIBUTES`:
+    Celery's ``Retry.when``), as seconds from ``now``: a number of seconds, or a datetime (naive is UTC)."""
+    for name in subject.names:
+        attribute = CELERY_HINT_ATTRIBUTES.get(name)
+        if attribute is None:
+            continue
+        value = safe_attr(subject.exc, attribute)
+        if isinstance(value, dt.datetime):
+            moment = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+            return max(0.0, moment.timestamp() - now)
+        return valid_hint(value)
+    return None
+
+
 def _error_hint(subject: Subject, now: float) -> float | None:
-    """The retry hint the error states itself: a RecoverableError's, else its response headers'."""
+    """The retry hint the error states itself: a RecoverableError's, else one in an attribute
+    (:func:`attribute_hint`), else its response headers'."""
     if isinstance(subject.exc, RecoverableError):
         own = valid_hint(subject.exc.retry_after)
         if own is not None:
             return own
+    stated = attribute_hint(subject, now)
+    if stated is not None:
+        return stated
     if subject.http is not None:
         if subject.http.headers:
             hint = parse_retry_after(subject.http.headers, now=now)

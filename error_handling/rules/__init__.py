@@ -8,6 +8,7 @@ so no module here imports a library. In the order the classifier consults them::
     providers         PROVIDER_ERROR_CODES, ...      error codes / messages in a provider's body
     http_statuses     HTTP_STATUS_RULES, ..._CLASS_  the status, then its class (4xx, 5xx)
     codes             CODE_RULES                     a code the error carries (SQLSTATE, reply code)
+                      (brokers: REDIS_REPLY_CODES, AMQP_REPLY_CODES)
     messages          MESSAGE_RULES (scoped)         ┐
     exception_types   EXCEPTION_RULES, ERRNO_RULES   ┘ the walk along the MRO
     messages          MESSAGE_RULES (unscoped)       after the walk found nothing
@@ -19,6 +20,8 @@ New rules are new rows, or a new module listed in :func:`all_outcomes`.
 
 from __future__ import annotations
 
+from error_handling.rules.brokers import AMQP_REPLY_CODES, REDIS_REPLY_CODES
+from error_handling.rules.celery import CELERY_HINT_ATTRIBUTES
 from error_handling.rules.codes import CODE_RULES
 from error_handling.rules.deterministic import DETERMINISTIC_RULES, HTML_DOCUMENT, NETWORK_CLIENT_MODULES
 from error_handling.rules.exception_types import (
@@ -34,6 +37,8 @@ from error_handling.rules.outcome import UNCLASSIFIED, CodeRule, MessageRule, Ou
 from error_handling.rules.providers import GOOGLE_LONG_QUOTA, PROVIDER_ERROR_CODES, PROVIDER_MESSAGE_RULES
 
 __all__ = [
+    "AMQP_REPLY_CODES",
+    "CELERY_HINT_ATTRIBUTES",
     "CODE_RULES",
     "DETERMINISTIC_RULES",
     "ERRNO_BY_NUMBER",
@@ -49,6 +54,7 @@ __all__ = [
     "NETWORK_CLIENT_MODULES",
     "PROVIDER_ERROR_CODES",
     "PROVIDER_MESSAGE_RULES",
+    "REDIS_REPLY_CODES",
     "UNCLASSIFIED",
     "UNSCOPED_MESSAGE_RULES",
     "WRAPPED_EXCEPTION_ATTRIBUTES",
@@ -72,4 +78,6 @@ def all_outcomes() -> list[tuple[str, Outcome]]:
         *((f"body_message:{name}", o) for name, _, o in PROVIDER_MESSAGE_RULES),
         ("google_quota:per_day", Outcomes.QUOTA),
         *((f"message:{rule.name}", rule.outcome) for rule in MESSAGE_RULES),
+        *((f"redis:{code}", o) for code, o in REDIS_REPLY_CODES.items()),
+        *((f"amqp:{code}", o) for code, o in AMQP_REPLY_CODES.items()),
     ]

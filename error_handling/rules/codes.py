@@ -3,8 +3,11 @@ the order they are tried: each library's table is its own module, listed here.""
 
 from __future__ import annotations
 
+from error_handling.rules.brokers import BROKER_CODE_RULES
 from error_handling.rules.outcome import CodeRule
 
 #: Every code rule, tried in order before the walk along the MRO; the first that finds a code with an
 #: outcome decides.
-CODE_RULES: tuple[CodeRule, ...] = ()
+CODE_RULES: tuple[CodeRule, ...] = (
+    *BROKER_CODE_RULES,  # Redis reply codes, AMQP reply codes
+)

@@ -10,6 +10,9 @@ import errno
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from error_handling.rules.brokers import BROKER_EXCEPTION_RULES, BROKER_WRAPPED_ATTRIBUTES
+from error_handling.rules.celery import CELERY_EXCEPTION_RULES, CELERY_WRAPPED_ATTRIBUTES
+from error_handling.rules.network import NETWORK_EXCEPTION_RULES
 from error_handling.rules.outcome import Outcome, Outcomes
 
 #: Errors of the official OpenAI and Anthropic SDKs (both export these names from the package root).
@@ -62,36 +65,14 @@ EXCEPTION_RULES: Mapping[str, Outcome] = MappingProxyType(
         "socket.gaierror": Outcomes.CONNECTION,  # DNS resolution
         "socket.herror": Outcomes.CONNECTION,
         "ssl.SSLError": Outcomes.CONNECTION,
-        "ssl.SSLCertVerificationError": Outcomes.PERMANENT,
         "http.client.RemoteDisconnected": Outcomes.CONNECTION,
         "http.client.IncompleteRead": Outcomes.CONNECTION,
         "http.client.BadStatusLine": Outcomes.CONNECTION,
         "urllib.error.URLError": Outcomes.CONNECTION,
         "subprocess.TimeoutExpired": Outcomes.TIMEOUT,
-        # Celery, billiard (celery.exceptions re-exports billiard's classes), kombu, amqp
-        "billiard.exceptions.SoftTimeLimitExceeded": Outcomes.TIMEOUT,
-        "celery.exceptions.SoftTimeLimitExceeded": Outcomes.TIMEOUT,
-        "billiard.exceptions.TimeLimitExceeded": Outcomes.TIMEOUT,
-        "celery.exceptions.TimeLimitExceeded": Outcomes.TIMEOUT,
-        "billiard.exceptions.WorkerLostError": Outcomes.UNAVAILABLE,
-        "celery.exceptions.WorkerLostError": Outcomes.UNAVAILABLE,
-        "celery.exceptions.TimeoutError": Outcomes.TIMEOUT,
-        "kombu.exceptions.OperationalError": Outcomes.CONNECTION,
-        "amqp.exceptions.RecoverableConnectionError": Outcomes.CONNECTION,
-        "amqp.exceptions.ConnectionForced": Outcomes.CONNECTION,
-        "amqp.exceptions.AccessRefused": Outcomes.AUTH_FAILED,
-        # redis-py
-        "redis.exceptions.ConnectionError": Outcomes.CONNECTION,
-        "redis.exceptions.TimeoutError": Outcomes.TIMEOUT,
-        "redis.exceptions.BusyLoadingError": Outcomes.UNAVAILABLE,
-        "redis.exceptions.ReadOnlyError": Outcomes.UNAVAILABLE,
-        "redis.exceptions.ClusterError": Outcomes.UNAVAILABLE,
-        "redis.exceptions.TryAgainError": Outcomes.UNAVAILABLE,
-        "redis.exceptions.OutOfMemoryError": Outcomes.OUT_OF_MEMORY,
-        "redis.exceptions.AuthenticationError": Outcomes.AUTH_FAILED,  # a ConnectionError subclass
-        "redis.exceptions.AuthorizationError": Outcomes.AUTH_FAILED,  # a ConnectionError subclass
-        "redis.exceptions.NoPermissionError": Outcomes.AUTH_FAILED,
-        "redis.exceptions.ResponseError": Outcomes.PERMANENT,
+        **NETWORK_EXCEPTION_RULES,  # TLS verification, redirect loops
+        **BROKER_EXCEPTION_RULES,  # redis-py, py-amqp, kombu
+        **CELERY_EXCEPTION_RULES,  # Celery, billiard
         # PostgreSQL: psycopg 3, psycopg2, the psycopg pool
         **{f"{driver}.errors.{name}": o for driver in ("psycopg", "psycopg2") for name, o in _POSTGRES_ERRORS.items()},
         **{f"{driver}.{name}": o for driver in ("psycopg", "psycopg2") for name, o in _DBAPI_ERRORS.items()},
@@ -182,6 +163,8 @@ WRAPPED_EXCEPTION_ATTRIBUTES: Mapping[str, str] = MappingProxyType(
     {
         "sqlalchemy.exc.StatementError": "orig",  # DBAPIError and its subclasses
         "urllib3.exceptions.MaxRetryError": "reason",
+        **BROKER_WRAPPED_ATTRIBUTES,
+        **CELERY_WRAPPED_ATTRIBUTES,
     }
 )
 

@@ -34,6 +34,7 @@ HTTP_STATUS_RULES: Mapping[int, Outcome] = MappingProxyType(
         503: Outcomes.UNAVAILABLE,
         504: Outcomes.TIMEOUT,
         507: Outcomes.DISK_FULL,
+        511: Outcomes.CONFIGURATION,  # network authentication required: a captive portal or proxy login
         529: Outcomes.UNAVAILABLE,  # Anthropic: overloaded
     }
 )

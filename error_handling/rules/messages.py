@@ -7,21 +7,18 @@ import re
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from error_handling.rules.brokers import BROKER_MESSAGE_RULES
+from error_handling.rules.celery import CELERY_MESSAGE_RULES
+from error_handling.rules.network import NETWORK_MESSAGE_RULES
 from error_handling.rules.outcome import MessageRule, Outcomes
 
-_REDIS_RESPONSE = frozenset({"redis.exceptions.ResponseError"})
 _SQLITE_OPERATIONAL = frozenset({"sqlite3.OperationalError"})
 
 #: Rules on messages, for errors whose class says too little.
 MESSAGE_RULES: tuple[MessageRule, ...] = (
-    MessageRule("redis_oom", re.compile(r"^OOM command not allowed"), Outcomes.OUT_OF_MEMORY, _REDIS_RESPONSE),
-    MessageRule(
-        "redis_unavailable",
-        re.compile(r"^(?:LOADING|READONLY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b"),
-        Outcomes.UNAVAILABLE,
-        _REDIS_RESPONSE,
-    ),
-    MessageRule("redis_auth", re.compile(r"^(?:NOAUTH|WRONGPASS|NOPERM)\b"), Outcomes.AUTH_FAILED, _REDIS_RESPONSE),
+    *BROKER_MESSAGE_RULES,  # redis-py, kombu
+    *CELERY_MESSAGE_RULES,  # Celery, billiard
+    *NETWORK_MESSAGE_RULES,  # TLS verification
     MessageRule(
         "sqlite_locked", re.compile(r"database (?:table |schema )?is locked"), Outcomes.CONFLICT, _SQLITE_OPERATIONAL
     ),

@@ -269,6 +269,13 @@ REAL_CASES: list[Any] = [
         "redis.exceptions",
         lambda m: m.ResponseError("WRONGTYPE Operation against a key"),
         P,
+        Reason.PROGRAMMING_ERROR,
+        id="redis-wrongtype-message",
+    ),
+    pytest.param(
+        "redis.exceptions",
+        lambda m: m.ResponseError("value is not an integer or out of range", status_code="ERR"),
+        P,
         Reason.PERMANENT_FAILURE,
         id="redis-ResponseError",
     ),
@@ -335,7 +342,7 @@ REAL_CASES: list[Any] = [
         "ssl",
         lambda m: m.SSLCertVerificationError(1, "certificate verify failed"),
         P,
-        Reason.PERMANENT_FAILURE,
+        Reason.INVALID_CONFIGURATION,
         id="ssl-cert-verification",
     ),
     pytest.param(
