@@ -1304,7 +1304,7 @@ def test_an_error_raised_while_handling_another_is_judged_by_it_first() -> None:
         try:
             raise TimeoutError("t")
         except TimeoutError:
-            raise ValueError("no data")
+            raise ValueError("no data")  # noqa: B904 - the implicit context is the point
     except ValueError as exc:
         c = classify(exc)
     assert (c.reason, c.rule, c.exc_type) == (Reason.TIMEOUT.value, "context:exception:TimeoutError", "ValueError")
