@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from error_handling.rules.outcome import MessageRule, Outcomes
+from error_handling.rules.providers_aws import AWS_MESSAGE_RULES
 
 _REDIS_RESPONSE = frozenset({"redis.exceptions.ResponseError"})
 _SQLITE_OPERATIONAL = frozenset({"sqlite3.OperationalError"})
@@ -34,6 +35,7 @@ MESSAGE_RULES: tuple[MessageRule, ...] = (
         ),
         Outcomes.GPU,
     ),
+    *AWS_MESSAGE_RULES,
 )
 
 
