@@ -3,6 +3,8 @@ original, a provider's body and the HTTP status, the MRO walk with its message a
 
 from __future__ import annotations
 
+import re
+
 from error_handling.categories import Category
 from error_handling.classifier.subject import Subject
 from error_handling.http import body_error_codes, body_message, google_quota_ids, safe_attr
@@ -20,6 +22,7 @@ from error_handling.rules import (
     NETWORK_CLIENT_MODULES,
     PROVIDER_ERROR_CODES,
     PROVIDER_MESSAGE_RULES,
+    PROVIDER_PRIORITY_MESSAGE_RULES,
     UNSCOPED_MESSAGE_RULES,
     WRAPPED_EXCEPTION_ATTRIBUTES,
     Outcome,
@@ -46,6 +49,10 @@ def http_outcome(status: int, body: object) -> Verdict | None:
 
 
 def _body_outcome(status: int, body: object) -> Verdict | None:
+    message = body_message(body) if status >= 400 else None
+    verdict = _body_message_outcome(message, PROVIDER_PRIORITY_MESSAGE_RULES)
+    if verdict is not None:
+        return verdict
     codes = body_error_codes(body)
     if any(code.casefold() == "resource_exhausted" for code in codes):
         long_quota = next((q for q in google_quota_ids(body) if GOOGLE_LONG_QUOTA.search(q)), None)
@@ -55,9 +62,14 @@ def _body_outcome(status: int, body: object) -> Verdict | None:
         outcome = PROVIDER_ERROR_CODES.get(code.casefold())
         if outcome is not None:
             return outcome, f"body:{code}"
-    message = body_message(body) if status >= 400 else None
+    return _body_message_outcome(message, PROVIDER_MESSAGE_RULES)
+
+
+def _body_message_outcome(
+    message: str | None, rules: tuple[tuple[str, re.Pattern[str], Outcome], ...]
+) -> Verdict | None:
     if message:
-        for name, pattern, outcome in PROVIDER_MESSAGE_RULES:
+        for name, pattern, outcome in rules:
             if pattern.search(message):
                 return outcome, f"body_message:{name}"
     return None

@@ -6,6 +6,8 @@ so no module here imports a library. In the order the classifier consults them::
 
     exception_types   WRAPPED_EXCEPTION_ATTRIBUTES   wrapped original classified first
     providers         PROVIDER_ERROR_CODES, ...      error codes / messages in a provider's body
+    providers_aws     AWS_ERROR_CODES                botocore's generated classes (in the exception and
+                                                     message tables)
     http_statuses     HTTP_STATUS_RULES, ..._CLASS_  the status, then its class (4xx, 5xx)
     codes             CODE_RULES                     a code the error carries (SQLSTATE, reply code)
                       (brokers: REDIS_REPLY_CODES, AMQP_REPLY_CODES)
@@ -34,7 +36,12 @@ from error_handling.rules.exception_types import (
 from error_handling.rules.http_statuses import HTTP_STATUS_CLASS_RULES, HTTP_STATUS_RULES
 from error_handling.rules.messages import MESSAGE_RULES, MESSAGE_RULES_BY_EXCEPTION, UNSCOPED_MESSAGE_RULES
 from error_handling.rules.outcome import UNCLASSIFIED, CodeRule, MessageRule, Outcome, Outcomes
-from error_handling.rules.providers import GOOGLE_LONG_QUOTA, PROVIDER_ERROR_CODES, PROVIDER_MESSAGE_RULES
+from error_handling.rules.providers import (
+    GOOGLE_LONG_QUOTA,
+    PROVIDER_ERROR_CODES,
+    PROVIDER_MESSAGE_RULES,
+    PROVIDER_PRIORITY_MESSAGE_RULES,
+)
 
 __all__ = [
     "AMQP_REPLY_CODES",
@@ -54,6 +61,7 @@ __all__ = [
     "NETWORK_CLIENT_MODULES",
     "PROVIDER_ERROR_CODES",
     "PROVIDER_MESSAGE_RULES",
+    "PROVIDER_PRIORITY_MESSAGE_RULES",
     "REDIS_REPLY_CODES",
     "UNCLASSIFIED",
     "UNSCOPED_MESSAGE_RULES",
@@ -75,7 +83,7 @@ def all_outcomes() -> list[tuple[str, Outcome]]:
         *((f"http:{status}", o) for status, o in HTTP_STATUS_RULES.items()),
         *((f"http:{digit}xx", o) for digit, o in HTTP_STATUS_CLASS_RULES.items()),
         *((f"body:{code}", o) for code, o in PROVIDER_ERROR_CODES.items()),
-        *((f"body_message:{name}", o) for name, _, o in PROVIDER_MESSAGE_RULES),
+        *((f"body_message:{name}", o) for name, _, o in (*PROVIDER_PRIORITY_MESSAGE_RULES, *PROVIDER_MESSAGE_RULES)),
         ("google_quota:per_day", Outcomes.QUOTA),
         *((f"message:{rule.name}", rule.outcome) for rule in MESSAGE_RULES),
         *((f"redis:{code}", o) for code, o in REDIS_REPLY_CODES.items()),

@@ -14,6 +14,7 @@ from error_handling.rules.brokers import BROKER_EXCEPTION_RULES, BROKER_WRAPPED_
 from error_handling.rules.celery import CELERY_EXCEPTION_RULES, CELERY_WRAPPED_ATTRIBUTES
 from error_handling.rules.network import NETWORK_EXCEPTION_RULES
 from error_handling.rules.outcome import Outcome, Outcomes
+from error_handling.rules.providers_aws import AWS_EXCEPTION_RULES
 
 #: Errors of the official OpenAI and Anthropic SDKs (both export these names from the package root).
 _LLM_SDK_ERRORS: Mapping[str, Outcome] = {
@@ -137,6 +138,7 @@ EXCEPTION_RULES: Mapping[str, Outcome] = MappingProxyType(
         "botocore.exceptions.ConnectTimeoutError": Outcomes.TIMEOUT,
         "botocore.exceptions.NoCredentialsError": Outcomes.AUTH_FAILED,
         "botocore.exceptions.PartialCredentialsError": Outcomes.AUTH_FAILED,
+        **AWS_EXCEPTION_RULES,  # botocore.errorfactory.<Code>: the generated class is named after the code
         # google-api-core (gRPC errors carry no HTTP response, so their names are mapped)
         "google.api_core.exceptions.ResourceExhausted": Outcomes.RATE_LIMITED,
         "google.api_core.exceptions.TooManyRequests": Outcomes.RATE_LIMITED,

@@ -11,6 +11,7 @@ from error_handling.rules.brokers import BROKER_MESSAGE_RULES
 from error_handling.rules.celery import CELERY_MESSAGE_RULES
 from error_handling.rules.network import NETWORK_MESSAGE_RULES
 from error_handling.rules.outcome import MessageRule, Outcomes
+from error_handling.rules.providers_aws import AWS_MESSAGE_RULES
 
 _SQLITE_OPERATIONAL = frozenset({"sqlite3.OperationalError"})
 
@@ -31,6 +32,7 @@ MESSAGE_RULES: tuple[MessageRule, ...] = (
         ),
         Outcomes.GPU,
     ),
+    *AWS_MESSAGE_RULES,
 )
 
 
