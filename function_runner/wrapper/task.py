@@ -99,6 +99,37 @@ class RecoverableTask(Task):  # type: ignore[misc]
         """The attempt number of the current execution: 1 for the first, 2 for the first retry, ..."""
         return attempt_of(self.request)
 
+    def retry(
+        self,
+        args: Any = None,
+        kwargs: Any = None,
+        exc: BaseException | None = None,
+        throw: bool = True,
+        eta: dt.datetime | None = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> NoReturn:
+        """Ask for a retry from the body (``raise self.retry(exc=exc, countdown=30)``), as with Celery, but
+        recorded like any failure and scheduled as a row the dispatcher publishes (never a broker ETA
+        message): ``exc`` (if given) is classified and decides the route, the retry comes no sooner than
+        ``countdown`` seconds (or ``eta``; default ``default_retry_delay``), and the task's recovery policy
+        counts the attempts (``max_retries`` is not used). It always raises (``throw`` is not used), and the
+        retry runs the recorded arguments: new ``args``, ``kwargs`` or options are refused with a
+        ``TypeError`` (a bug: dead-lettered, to be replayed with edits). Called directly (not through a
+        worker) it is Celery's own."""
+        if self.request.called_directly:
+            super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
+        if args is not None or kwargs is not None or options:
+            raise TypeError(
+                "RecoverableTask.retry() runs the recorded arguments again: it takes no new args, kwargs or "
+                f"options (got {sorted(k for k, v in (('args', args), ('kwargs', kwargs)) if v is not None) + sorted(options)})"
+            )
+        when: dt.datetime | float = (
+            eta if eta is not None else (countdown if countdown is not None else float(self.default_retry_delay))
+        )
+        raise Retry(f"retry requested: {exc!r}" if exc is not None else "retry requested", exc=exc, when=when)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         request = self.request
         if request.called_directly:
@@ -156,6 +187,8 @@ class RecoverableTask(Task):  # type: ignore[misc]
                 guards.breaker_guard(services, self.breaker),
             ):
                 return self.run(*execution.args, **execution.kwargs)
+        except Retry as requested:  # the body's own self.retry(): a failure like any other, its countdown the hint
+            self._on_failure(execution, requested, started_at=started_at)
         except CONTROL_FLOW:
             raise
         except StorageUnavailable as db_exc:  # our own records (a compensation step, a gate) could not be written

@@ -501,3 +501,36 @@ def test_a_refused_success_record_leaves_the_success_a_success(
     assert (result.state, result.result) == ("SUCCESS", "done")
     assert any("task.success_not_recorded" in r.getMessage() for r in caplog.records)
     assert len(rows("fr_lost_deliveries", task_id="recovered-1")) == 1
+
+
+def test_the_bodys_own_retry_is_recorded_and_scheduled_as_a_row_after_its_countdown(
+    app: Celery, rows: Rows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    published: list[Any] = []
+    monkeypatch.setattr(Celery, "send_task", lambda *a, **k: published.append((a, k)))
+
+    @app.task(base=RecoverableTask, bind=True, name="unit.asks_for_retry")
+    def asks(self: RecoverableTask, cause: str) -> None:
+        exc = TransientError("upstream 503") if cause == "transient" else None
+        raise self.retry(exc=exc, countdown=30)
+
+    @app.task(base=RecoverableTask, bind=True, name="unit.retry_with_new_args")
+    def new_args(self: RecoverableTask) -> None:
+        raise self.retry(args=[2], countdown=5)
+
+    for task_id, cause in (("asked-1", "none"), ("asked-2", "transient")):
+        assert run(asks, cause, task_id=task_id).state == "RETRY"
+        (attempt,) = rows("fr_failed_attempts", task_id=task_id)
+        assert (attempt["category"], attempt["retry_after"], attempt["decision"]) == ("transient", 30.0, "retry")
+        (scheduled,) = rows("fr_scheduled_runs", task_id=task_id)
+        due = dt.datetime.fromisoformat(str(scheduled["due_at"]))
+        failed = dt.datetime.fromisoformat(str(attempt["failed_at"]))
+        assert (scheduled["kind"], scheduled["status"]) == ("retry", "pending")
+        assert due - failed >= dt.timedelta(seconds=30)  # the countdown, as a row: no ETA message
+    assert [a["reason"] for a in rows("fr_failed_attempts", task_id="asked-2")] == ["service_unavailable"]
+    assert published == []
+
+    # the retry runs the recorded arguments: new ones are a bug of the task
+    assert run(new_args, task_id="new-args-1").state == "FAILURE"
+    (refused,) = rows("fr_failed_attempts", task_id="new-args-1")
+    assert (refused["reason"], refused["exc_type"]) == ("programming_error", "TypeError")
