@@ -20,6 +20,7 @@ New rules are new rows, or a new module listed in :func:`all_outcomes`.
 from __future__ import annotations
 
 from error_handling.rules.codes import CODE_RULES
+from error_handling.rules.databases import database_outcomes
 from error_handling.rules.deterministic import DETERMINISTIC_RULES, HTML_DOCUMENT, NETWORK_CLIENT_MODULES
 from error_handling.rules.exception_types import (
     ERRNO_BY_NUMBER,
@@ -57,6 +58,7 @@ __all__ = [
     "Outcome",
     "Outcomes",
     "all_outcomes",
+    "database_outcomes",
 ]
 
 
@@ -71,5 +73,6 @@ def all_outcomes() -> list[tuple[str, Outcome]]:
         *((f"body:{code}", o) for code, o in PROVIDER_ERROR_CODES.items()),
         *((f"body_message:{name}", o) for name, _, o in PROVIDER_MESSAGE_RULES),
         ("google_quota:per_day", Outcomes.QUOTA),
+        *database_outcomes(),
         *((f"message:{rule.name}", rule.outcome) for rule in MESSAGE_RULES),
     ]

@@ -7,10 +7,11 @@ import re
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from error_handling.rules.databases import DATABASE_MESSAGE_RULES
 from error_handling.rules.outcome import MessageRule, Outcomes
+from error_handling.rules.sqlite import SQLITE_MESSAGE_RULES
 
 _REDIS_RESPONSE = frozenset({"redis.exceptions.ResponseError"})
-_SQLITE_OPERATIONAL = frozenset({"sqlite3.OperationalError"})
 
 #: Rules on messages, for errors whose class says too little.
 MESSAGE_RULES: tuple[MessageRule, ...] = (
@@ -22,10 +23,8 @@ MESSAGE_RULES: tuple[MessageRule, ...] = (
         _REDIS_RESPONSE,
     ),
     MessageRule("redis_auth", re.compile(r"^(?:NOAUTH|WRONGPASS|NOPERM)\b"), Outcomes.AUTH_FAILED, _REDIS_RESPONSE),
-    MessageRule(
-        "sqlite_locked", re.compile(r"database (?:table |schema )?is locked"), Outcomes.CONFLICT, _SQLITE_OPERATIONAL
-    ),
-    MessageRule("sqlite_full", re.compile(r"database or disk is full"), Outcomes.DISK_FULL, _SQLITE_OPERATIONAL),
+    *SQLITE_MESSAGE_RULES,
+    *DATABASE_MESSAGE_RULES,
     MessageRule(
         "gpu_out_of_memory",
         re.compile(
