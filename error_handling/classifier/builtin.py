@@ -93,7 +93,7 @@ def code_outcome(subject: Subject) -> Verdict | None:
         if rule.exceptions and rule.exceptions.isdisjoint(subject.names):
             continue
         for attribute in rule.attributes:
-            code = safe_attr(subject.exc, attribute)
+            code = _code(subject.exc, attribute)
             if isinstance(code, bool) or not isinstance(code, str | int) or code == "":
                 continue
             outcome = rule.lookup(str(code))
@@ -101,6 +101,16 @@ def code_outcome(subject: Subject) -> Verdict | None:
                 return outcome, f"{rule.name}:{code}"
             break
     return None
+
+
+def _code(exc: BaseException, attribute: str) -> object:
+    """The attribute ``attribute`` of ``exc``; ``args`` means the first argument (DB-API drivers such as
+    PyMySQL raise ``OperationalError(number, message)``)."""
+    if attribute == "args":
+        args = safe_attr(exc, "args")
+        first = args[0] if isinstance(args, tuple) and args else None
+        return first if type(first) in (int, str) else None  # not a subclass: its __str__ is not run
+    return safe_attr(exc, attribute)
 
 
 def type_outcome(subject: Subject) -> Verdict | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from error_handling.rules.brokers import AMQP_REPLY_CODES, REDIS_REPLY_CODES
 from error_handling.rules.celery import CELERY_HINT_ATTRIBUTES
 from error_handling.rules.codes import CODE_RULES
+from error_handling.rules.databases import database_outcomes
 from error_handling.rules.deterministic import DETERMINISTIC_RULES, HTML_DOCUMENT, NETWORK_CLIENT_MODULES
 from error_handling.rules.exception_types import (
     ERRNO_BY_NUMBER,
@@ -71,6 +72,7 @@ __all__ = [
     "Outcome",
     "Outcomes",
     "all_outcomes",
+    "database_outcomes",
 ]
 
 
@@ -85,6 +87,7 @@ def all_outcomes() -> list[tuple[str, Outcome]]:
         *((f"body:{code}", o) for code, o in PROVIDER_ERROR_CODES.items()),
         *((f"body_message:{name}", o) for name, _, o in (*PROVIDER_PRIORITY_MESSAGE_RULES, *PROVIDER_MESSAGE_RULES)),
         ("google_quota:per_day", Outcomes.QUOTA),
+        *database_outcomes(),
         *((f"message:{rule.name}", rule.outcome) for rule in MESSAGE_RULES),
         *((f"redis:{code}", o) for code, o in REDIS_REPLY_CODES.items()),
         *((f"amqp:{code}", o) for code, o in AMQP_REPLY_CODES.items()),

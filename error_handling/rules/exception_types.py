@@ -12,6 +12,7 @@ from types import MappingProxyType
 
 from error_handling.rules.brokers import BROKER_EXCEPTION_RULES, BROKER_WRAPPED_ATTRIBUTES
 from error_handling.rules.celery import CELERY_EXCEPTION_RULES, CELERY_WRAPPED_ATTRIBUTES
+from error_handling.rules.databases import DATABASE_EXCEPTION_RULES
 from error_handling.rules.network import NETWORK_EXCEPTION_RULES
 from error_handling.rules.outcome import Outcome, Outcomes
 from error_handling.rules.providers_aws import AWS_EXCEPTION_RULES
@@ -28,30 +29,6 @@ _LLM_SDK_ERRORS: Mapping[str, Outcome] = {
     "BadRequestError": Outcomes.INVALID_INPUT,
     "UnprocessableEntityError": Outcomes.INVALID_INPUT,
     "ConflictError": Outcomes.CONFLICT,
-}
-
-#: PostgreSQL errors by class name; psycopg 3 and psycopg2 both define them in their ``errors`` module.
-_POSTGRES_ERRORS: Mapping[str, Outcome] = {
-    "DeadlockDetected": Outcomes.CONFLICT,
-    "SerializationFailure": Outcomes.CONFLICT,
-    "LockNotAvailable": Outcomes.CONFLICT,
-    "TransactionRollback": Outcomes.CONFLICT,
-    "QueryCanceled": Outcomes.TIMEOUT,
-    "TooManyConnections": Outcomes.CONNECTION,
-    "DiskFull": Outcomes.DISK_FULL,
-    "OutOfMemory": Outcomes.OUT_OF_MEMORY,
-    "InvalidPassword": Outcomes.AUTH_FAILED,
-    "InvalidAuthorizationSpecification": Outcomes.AUTH_FAILED,
-    "InsufficientPrivilege": Outcomes.AUTH_FAILED,
-    "UniqueViolation": Outcomes.INVALID_INPUT,
-}
-
-#: The DB-API base classes of both PostgreSQL drivers (exported by ``psycopg`` and ``psycopg2``).
-_DBAPI_ERRORS: Mapping[str, Outcome] = {
-    "OperationalError": Outcomes.CONNECTION,
-    "InterfaceError": Outcomes.CONNECTION,
-    "IntegrityError": Outcomes.INVALID_INPUT,
-    "DataError": Outcomes.INVALID_INPUT,
 }
 
 #: Exceptions by qualified name. The most specific class of an error's MRO that has an entry wins.
@@ -74,23 +51,8 @@ EXCEPTION_RULES: Mapping[str, Outcome] = MappingProxyType(
         **NETWORK_EXCEPTION_RULES,  # TLS verification, redirect loops
         **BROKER_EXCEPTION_RULES,  # redis-py, py-amqp, kombu
         **CELERY_EXCEPTION_RULES,  # Celery, billiard
-        # PostgreSQL: psycopg 3, psycopg2, the psycopg pool
-        **{f"{driver}.errors.{name}": o for driver in ("psycopg", "psycopg2") for name, o in _POSTGRES_ERRORS.items()},
-        **{f"{driver}.{name}": o for driver in ("psycopg", "psycopg2") for name, o in _DBAPI_ERRORS.items()},
-        "psycopg2.extensions.TransactionRollbackError": Outcomes.CONFLICT,
-        "psycopg2.extensions.QueryCanceledError": Outcomes.TIMEOUT,
-        "psycopg_pool.PoolTimeout": Outcomes.TIMEOUT,
-        "psycopg_pool.errors.PoolTimeout": Outcomes.TIMEOUT,
-        # SQLite (the embedded default); "database is locked" and "disk is full" are message rules
-        "sqlite3.IntegrityError": Outcomes.INVALID_INPUT,
-        "sqlite3.DataError": Outcomes.INVALID_INPUT,
-        # SQLAlchemy (its DBAPIError wraps the driver's error, which is classified first)
-        "sqlalchemy.exc.OperationalError": Outcomes.CONNECTION,
-        "sqlalchemy.exc.InterfaceError": Outcomes.CONNECTION,
-        "sqlalchemy.exc.DisconnectionError": Outcomes.CONNECTION,
-        "sqlalchemy.exc.TimeoutError": Outcomes.TIMEOUT,  # connection pool exhausted
-        "sqlalchemy.exc.IntegrityError": Outcomes.INVALID_INPUT,
-        "sqlalchemy.exc.DataError": Outcomes.INVALID_INPUT,
+        # databases: drivers, pools and SQLAlchemy (their codes are code rules)
+        **DATABASE_EXCEPTION_RULES,
         # httpx (HTTPStatusError is classified by its response's status)
         "httpx.TimeoutException": Outcomes.TIMEOUT,
         "httpx.ReadTimeout": Outcomes.TIMEOUT,

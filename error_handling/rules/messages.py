@@ -9,21 +9,19 @@ from types import MappingProxyType
 
 from error_handling.rules.brokers import BROKER_MESSAGE_RULES
 from error_handling.rules.celery import CELERY_MESSAGE_RULES
+from error_handling.rules.databases import DATABASE_MESSAGE_RULES
 from error_handling.rules.network import NETWORK_MESSAGE_RULES
 from error_handling.rules.outcome import MessageRule, Outcomes
 from error_handling.rules.providers_aws import AWS_MESSAGE_RULES
-
-_SQLITE_OPERATIONAL = frozenset({"sqlite3.OperationalError"})
+from error_handling.rules.sqlite import SQLITE_MESSAGE_RULES
 
 #: Rules on messages, for errors whose class says too little.
 MESSAGE_RULES: tuple[MessageRule, ...] = (
     *BROKER_MESSAGE_RULES,  # redis-py, kombu
     *CELERY_MESSAGE_RULES,  # Celery, billiard
     *NETWORK_MESSAGE_RULES,  # TLS verification
-    MessageRule(
-        "sqlite_locked", re.compile(r"database (?:table |schema )?is locked"), Outcomes.CONFLICT, _SQLITE_OPERATIONAL
-    ),
-    MessageRule("sqlite_full", re.compile(r"database or disk is full"), Outcomes.DISK_FULL, _SQLITE_OPERATIONAL),
+    *SQLITE_MESSAGE_RULES,
+    *DATABASE_MESSAGE_RULES,
     MessageRule(
         "gpu_out_of_memory",
         re.compile(

@@ -60,7 +60,7 @@ class CodeRule:
     Attributes:
         name: a short name, shown as ``<name>:<code>`` in a classification's ``rule``.
         attributes: the attributes read, in order; the first that holds a code (a non-empty str, or an
-            int) is looked up.
+            int) is looked up. ``args`` reads the first argument (``exc.args[0]``).
         lookup: the outcome of a code (as text), or None when the code says nothing the class does not.
         exceptions: qualified names (matched along the MRO) whose instances carry the code; empty means
             any exception that has one of ``attributes``.

@@ -96,7 +96,7 @@ EXCEPTION_CASES: list[tuple[str, Category, Reason]] = [
     ("psycopg.OperationalError", T, Reason.CONNECTION),
     ("psycopg.errors.DiskFull", R, Reason.DISK_FULL),
     ("psycopg.errors.OutOfMemory", R, Reason.OUT_OF_MEMORY),
-    ("psycopg.errors.TooManyConnections", T, Reason.CONNECTION),
+    ("psycopg.errors.TooManyConnections", R, Reason.POOL_EXHAUSTED),
     ("psycopg.errors.UniqueViolation", V, Reason.INVALID_INPUT),
     ("psycopg.IntegrityError", V, Reason.INVALID_INPUT),
     ("psycopg.DataError", V, Reason.INVALID_INPUT),
@@ -105,7 +105,7 @@ EXCEPTION_CASES: list[tuple[str, Category, Reason]] = [
     ("psycopg2.extensions.QueryCanceledError", T, Reason.TIMEOUT),
     ("psycopg2.errors.InvalidPassword", P, Reason.AUTH_FAILED),
     ("sqlalchemy.exc.OperationalError", T, Reason.CONNECTION),
-    ("sqlalchemy.exc.TimeoutError", T, Reason.TIMEOUT),
+    ("sqlalchemy.exc.TimeoutError", R, Reason.POOL_EXHAUSTED),
     ("sqlalchemy.exc.IntegrityError", V, Reason.INVALID_INPUT),
     ("openai.APITimeoutError", T, Reason.TIMEOUT),
     ("openai.APIConnectionError", T, Reason.CONNECTION),
@@ -308,7 +308,11 @@ REAL_CASES: list[Any] = [
     ),
     pytest.param("psycopg.errors", lambda m: m.AdminShutdown("s"), T, Reason.CONNECTION, id="psycopg-AdminShutdown"),
     pytest.param(
-        "psycopg.errors", lambda m: m.UndefinedTable("t"), T, Reason.UNCLASSIFIED, id="psycopg-UndefinedTable-is-a-bug"
+        "psycopg.errors",
+        lambda m: m.UndefinedTable("t"),
+        P,
+        Reason.PROGRAMMING_ERROR,
+        id="psycopg-UndefinedTable-is-a-bug",
     ),
     pytest.param(
         "billiard.exceptions",
@@ -330,7 +334,9 @@ REAL_CASES: list[Any] = [
         "amqp.exceptions", lambda m: m.ConnectionForced("x"), T, Reason.CONNECTION, id="amqp-ConnectionForced"
     ),
     pytest.param("amqp.exceptions", lambda m: m.AccessRefused("x"), P, Reason.AUTH_FAILED, id="amqp-AccessRefused"),
-    pytest.param("sqlalchemy.exc", lambda m: m.TimeoutError("pool"), T, Reason.TIMEOUT, id="sqlalchemy-TimeoutError"),
+    pytest.param(
+        "sqlalchemy.exc", lambda m: m.TimeoutError("pool"), R, Reason.POOL_EXHAUSTED, id="sqlalchemy-TimeoutError"
+    ),
     pytest.param(
         "http.client", lambda m: m.RemoteDisconnected("x"), T, Reason.CONNECTION, id="http-client-RemoteDisconnected"
     ),
@@ -353,7 +359,9 @@ REAL_CASES: list[Any] = [
     pytest.param(
         "sqlite3", lambda m: m.OperationalError("database or disk is full"), R, Reason.DISK_FULL, id="sqlite-full"
     ),
-    pytest.param("sqlite3", lambda m: m.OperationalError("no such table: x"), T, Reason.UNCLASSIFIED, id="sqlite-bug"),
+    pytest.param(
+        "sqlite3", lambda m: m.OperationalError("no such table: x"), P, Reason.PROGRAMMING_ERROR, id="sqlite-bug"
+    ),
     pytest.param(
         "sqlite3",
         lambda m: m.IntegrityError("UNIQUE constraint failed"),
@@ -380,7 +388,7 @@ def test_real_sqlalchemy_error_is_classified_by_the_driver_error_it_wraps() -> N
     pg_errors = pytest.importorskip("psycopg.errors")
     c = classify(sa_exc.OperationalError("UPDATE t SET x = 1", {}, pg_errors.DeadlockDetected("deadlock detected")))
     assert (c.category, c.reason) == (T, Reason.CONFLICT.value)
-    assert c.rule == "wrapped:exception:psycopg.errors.DeadlockDetected"
+    assert c.rule == "wrapped:sqlstate:40P01"
     assert c.exc_type == "sqlalchemy.exc.OperationalError"
 
 
