@@ -42,7 +42,7 @@ from function_runner.wrapper.record import record, record_success
 from function_runner.wrapper.redacted_errors import redacted_error
 from function_runner.wrapper.services import Services
 
-__all__ = ["CONTROL_FLOW", "RecoverableTask", "task"]
+__all__ = ["CONTROL_FLOW", "RecoverableTask", "requested_retry", "task"]
 
 #: Exceptions that steer Celery itself; the wrapper never classifies them.
 CONTROL_FLOW: tuple[type[BaseException], ...] = (Retry, Ignore, Reject)
@@ -99,36 +99,11 @@ class RecoverableTask(Task):  # type: ignore[misc]
         """The attempt number of the current execution: 1 for the first, 2 for the first retry, ..."""
         return attempt_of(self.request)
 
-    def retry(
-        self,
-        args: Any = None,
-        kwargs: Any = None,
-        exc: BaseException | None = None,
-        throw: bool = True,
-        eta: dt.datetime | None = None,
-        countdown: float | None = None,
-        max_retries: int | None = None,
-        **options: Any,
-    ) -> NoReturn:
-        """Ask for a retry from the body (``raise self.retry(exc=exc, countdown=30)``), as with Celery, but
-        recorded like any failure and scheduled as a row the dispatcher publishes (never a broker ETA
-        message): ``exc`` (if given) is classified and decides the route, the retry comes no sooner than
-        ``countdown`` seconds (or ``eta``; default ``default_retry_delay``), and the task's recovery policy
-        counts the attempts (``max_retries`` is not used). It always raises (``throw`` is not used), and the
-        retry runs the recorded arguments: new ``args``, ``kwargs`` or options are refused with a
-        ``TypeError`` (a bug: dead-lettered, to be replayed with edits). Called directly (not through a
-        worker) it is Celery's own."""
+    def retry(self, *args: Any, **options: Any) -> NoReturn:
+        """Celery's ``self.retry()``, recorded and scheduled as a row (:func:`requested_retry`)."""
         if self.request.called_directly:
-            super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
-        if args is not None or kwargs is not None or options:
-            raise TypeError(
-                "RecoverableTask.retry() runs the recorded arguments again: it takes no new args, kwargs or "
-                f"options (got {sorted(k for k, v in (('args', args), ('kwargs', kwargs)) if v is not None) + sorted(options)})"
-            )
-        when: dt.datetime | float = (
-            eta if eta is not None else (countdown if countdown is not None else float(self.default_retry_delay))
-        )
-        raise Retry(f"retry requested: {exc!r}" if exc is not None else "retry requested", exc=exc, when=when)
+            super().retry(*args, **options)
+        raise requested_retry(self, *args, **options)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         request = self.request
@@ -241,14 +216,8 @@ class RecoverableTask(Task):  # type: ignore[misc]
         self, execution: Execution, report: reports.FailureReport, policy: RecoveryPolicy
     ) -> FailureToRecord:
         """What recording this failure needs: the saga whose steps a terminal outcome makes pending."""
-        request = execution.request
-        return FailureToRecord(
-            report=report,
-            policy=policy,
-            saga_id=str(request.root_id or request.id),
-            compensate_on=self.compensate_on,
-            gates=execution.services.gates,
-        )
+        saga_id, gates = str(execution.request.root_id or execution.request.id), execution.services.gates
+        return FailureToRecord(report, policy, saga_id=saga_id, compensate_on=self.compensate_on, gates=gates)
 
     @contextlib.contextmanager
     def _bookkeeping(self, execution: Execution, step: str) -> Iterator[None]:
@@ -277,9 +246,36 @@ class RecoverableTask(Task):  # type: ignore[misc]
             refusals.not_recorded(execution, bug, step=step)
 
     @property
-    def _budget(self) -> str | None:
-        """The service whose retry budget this task draws on."""
+    def _budget(self) -> str | None:  # the service whose retry budget this task draws on
         return self.retry_budget or self.breaker
+
+
+def requested_retry(
+    task: Task,
+    args: Any = None,
+    kwargs: Any = None,
+    exc: BaseException | None = None,
+    throw: bool = True,
+    eta: dt.datetime | None = None,
+    countdown: float | None = None,
+    max_retries: int | None = None,
+    **options: Any,
+) -> Retry:
+    """The ``Retry`` a body's ``self.retry()`` raises in a :class:`RecoverableTask` (Celery's arguments),
+    which the wrapper records like any failure and schedules as a row the dispatcher publishes (never a
+    broker ETA message): ``exc`` (if given) is classified and decides the route, the retry comes no sooner
+    than ``countdown`` seconds or ``eta`` (default: the task's ``default_retry_delay``), and the task's
+    recovery policy counts the attempts (``max_retries`` and ``throw`` are not used).
+
+    Raises:
+        TypeError: new ``args``, ``kwargs`` or options were given (a bug: the retry runs the recorded
+            arguments; the dead letter can be replayed with edits).
+    """
+    given = sorted(name for name, value in {"args": args, "kwargs": kwargs, **options}.items() if value is not None)
+    if given:
+        raise TypeError(f"RecoverableTask.retry() runs the recorded arguments again: it takes no {', '.join(given)}")
+    when = eta if eta is not None else (countdown if countdown is not None else float(task.default_retry_delay))
+    return Retry(f"retry requested: {exc!r}" if exc is not None else "retry requested", exc=exc, when=when)
 
 
 def task(*args: Any, **options: Any) -> Any:
