@@ -1,20 +1,34 @@
 """Fingerprints: one short digest for "the same error", across tasks, workers and runs.
 
-A fingerprint is built from the exception's qualified type, its message with the parts that vary
-between occurrences stripped (ids, numbers, uuids, hex, paths, quoted values, e-mail addresses, URLs'
-query strings), and the first *in-app* frame of its traceback (module and function, not the line
-number, so an unrelated edit to the file does not split a group).
+As Sentry groups events (a parameterised message and the in-app frames), a fingerprint is built from
+the exception's qualified type, its message with what varies between occurrences replaced by a
+placeholder, and the first *in-app* frame of its traceback (module and function, not the line number,
+so an unrelated edit to the file does not split a group). An exception that carries an HTTP response
+adds the response: its status, the provider's error codes and its normalised body message, so two
+different 429s of one SDK class differ while the same 429 for another organisation does not.
+
+What varies (:func:`normalise_message`, in this order): request and trace ids, URLs (the host stays),
+e-mail addresses, UUIDs (Celery task ids), ISO timestamps and clock times, IPv6 and IPv4 addresses,
+paths, quoted values, identifiers after "for" / "of", and then each word: numbers, Go-style durations
+(``6m0s``), hex and random ids (a part of eight or more characters mixing letters and digits,
+``req_8f3a9c2e``) are replaced, while a name with numbers glued to it stays (``gpt-4o-2024-08-06``,
+``utf8mb4``). Every pattern is linear (bounded repetitions, no nested ambiguity) and at most
+:data:`MAX_FINGERPRINT_CHARS` characters are read.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 import sys
 import sysconfig
 import types
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Final
+
+from error_handling.http import HttpDetails, body_error_codes, body_message, http_details
 
 #: Module prefixes that are never "in-app": this project's own wrapper and the task runtime.
 FRAMEWORK_MODULES: tuple[str, ...] = (
@@ -25,23 +39,131 @@ FRAMEWORK_MODULES: tuple[str, ...] = (
     "billiard.",
 )
 
-_NORMALISERS: tuple[tuple[re.Pattern[str], str], ...] = (
+#: At most this many characters of a message are normalised (and so count in a fingerprint).
+MAX_FINGERPRINT_CHARS: Final = 2000
+#: A part of a word at least this long that mixes letters and digits is a random id.
+RANDOM_PART_LENGTH: Final = 8
+#: A part of a word at least this long that mixes upper and lower case letters is a random id too.
+RANDOM_CASE_PART_LENGTH: Final = 16
+
+#: Words after which an identifier (a word with a digit, ``_`` or ``-``) is a value, not a name:
+#: "for user_42", "of task-7", "in organization org-XXX".
+IDENTIFIER_LABELS: tuple[str, ...] = (
+    "for",
+    "of",
+    "organization",
+    "org",
+    "project",
+    "account",
+    "user",
+    "tenant",
+    "workspace",
+)
+
+_Replacement = str | Callable[[re.Match[str]], str]
+
+
+def _ip(match: re.Match[str]) -> str:
+    text = match.group(0)
+    try:
+        ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return text
+    return "<ip>"
+
+
+def _url(match: re.Match[str]) -> str:
+    scheme, host, rest = match.group("scheme"), match.group("host"), match.group("rest")
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        host = "<ip>"
+    except ValueError:
+        pass
+    return f"{scheme}://{host}{'/<path>' if rest else ''}"
+
+
+def _request_id(match: re.Match[str]) -> str:
+    if any(ch.isdigit() for ch in match.group("id")):
+        return f"{match.group('label')}{match.group('sep')}<id>"
+    return match.group(0)
+
+
+def _identifier_after(match: re.Match[str]) -> str:
+    word = match.group("word")
+    if any(ch.isdigit() or ch in "_-" for ch in word):
+        return f"{match.group('lead')}<id>"
+    return match.group(0)
+
+
+_DURATION_WORD = re.compile(r"(?:\d{1,9}(?:\.\d{1,9})?(?:ms|us|µs|ns|h|m|s)){1,6}")
+_NUMBER_WORD = re.compile(r"\d{1,64}(?:[.,]\d{1,64}){0,8}")
+_HEX_WORD = re.compile(r"0[xX][0-9a-fA-F]{1,64}")
+_WORD_PARTS = re.compile(r"[-_.]")
+
+
+def _is_random(part: str) -> bool:
+    if len(part) >= RANDOM_PART_LENGTH and any(c.isdigit() for c in part) and any(c.isalpha() for c in part):
+        return True
+    return len(part) >= RANDOM_CASE_PART_LENGTH and any(c.isupper() for c in part) and any(c.islower() for c in part)
+
+
+def _word(match: re.Match[str]) -> str:
+    word = match.group(0)
+    if _NUMBER_WORD.fullmatch(word):
+        return "<n>"
+    if _DURATION_WORD.fullmatch(word):
+        return "<duration>"
+    if _HEX_WORD.fullmatch(word):
+        return "<hex>"
+    if any(_is_random(part) for part in _WORD_PARTS.split(word)):
+        return "<id>"
+    return word
+
+
+_NORMALISERS: tuple[tuple[re.Pattern[str], _Replacement], ...] = (
+    (
+        re.compile(
+            r"(?i)\b(?P<label>request[ _-]?id|req[ _-]?id|trace[ _-]?id|correlation[ _-]?id|span[ _-]?id)"
+            r"(?P<sep>[\"']?[ \t]{0,3}[:=#]?[ \t]{0,3}[\"']?)(?P<id>[\w-]{1,200})"
+        ),
+        _request_id,
+    ),
+    (
+        re.compile(
+            r"\b(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]{0,15})://(?P<host>[^\s/?#'\"<>()]{1,255})(?P<rest>[^\s'\"<>]{0,1000})"
+        ),
+        _url,
+    ),
+    (re.compile(r"\b[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}\b"), "<email>"),
     (re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"), "<uuid>"),
-    (re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b"), "<email>"),
-    (re.compile(r"(https?://[^\s?#'\"]+)\?[^\s'\"]*"), r"\1?<query>"),
-    (re.compile(r"(?<![\w/])(?:[A-Za-z]:)?(?:[/\\][\w.\-~]+){2,}[/\\]?"), "<path>"),
-    (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<hex>"),
-    (re.compile(r"\b[0-9a-fA-F]{12,}\b"), "<hex>"),
-    (re.compile(r"'[^']{0,200}'"), "'<str>'"),
-    (re.compile(r'"[^"]{0,200}"'), '"<str>"'),
-    (re.compile(r"\d+(?:\.\d+)?"), "<n>"),
+    (
+        re.compile(
+            r"(?<![\w-])\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?(?!\w)"
+        ),
+        "<timestamp>",
+    ),
+    (re.compile(r"(?<![\w:])\d{1,2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?![\w:])"), "<time>"),
+    (re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:%\w{1,16})?(?![\w:])"), _ip),
+    (re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w)(?!\.\d)"), _ip),
+    (re.compile(r"(?<![\w/<])(?:[A-Za-z]:)?(?:[/\\][\w.\-~]{1,255}){2,64}[/\\]?"), "<path>"),
+    (re.compile(r"(?<!\w)'[^'\n]{0,200}'(?!\w)"), "'<str>'"),
+    (re.compile(r'(?<!\w)"[^"\n]{0,200}"(?!\w)'), '"<str>"'),
+    (
+        re.compile(
+            rf"(?i)(?P<lead>\b(?:{'|'.join(IDENTIFIER_LABELS)})[ \t]{{1,3}}[`'\"]?)"
+            r"(?P<word>[A-Za-z_](?:[\w:/-]|\.(?=\w)){0,100})"
+        ),
+        _identifier_after,
+    ),
+    (re.compile(r"\w(?:\w|[-.](?=\w)|(?<=\d),(?=\d)){0,200}"), _word),
     (re.compile(r"\s+"), " "),
 )
 
 
 def normalise_message(message: str) -> str:
-    """Strip the parts of a message that vary between occurrences of the same error."""
-    text = message[:2000]
+    """Replace the parts of a message that vary between occurrences of the same error (see the module
+    docstring); only the first :data:`MAX_FINGERPRINT_CHARS` characters are read."""
+    text = message[:MAX_FINGERPRINT_CHARS]
     for pattern, replacement in _NORMALISERS:
         text = pattern.sub(replacement, text)
     return text.strip()
@@ -87,14 +209,28 @@ def fingerprint_parts(parts: Iterable[str | None]) -> str:
     return digest.hexdigest()[:16]
 
 
-def fingerprint(exc: BaseException, *, message: str | None = None) -> str:
+def response_parts(status: int | None, body: object) -> tuple[str, str, str]:
+    """What a response adds to a fingerprint: its status, the provider's error codes in its (decoded)
+    body and the body's normalised message."""
+    codes = "|".join(body_error_codes(body)[:4])
+    stated = body_message(body)
+    return ("" if status is None else str(status), normalise_message(codes), normalise_message(stated or ""))
+
+
+_READ: Final = object()
+
+
+def fingerprint(exc: BaseException, *, message: str | None = None, http: HttpDetails | object | None = _READ) -> str:
     """Return the fingerprint of an exception.
 
     Args:
         exc: the exception, with its traceback if it was raised.
         message: the message to use instead of ``str(exc)`` (for example, already redacted).
+        http: the HTTP details already read from ``exc`` (read from it when not given).
     """
     text = str(exc) if message is None else message
+    details = http_details(exc) if http is _READ else http
+    response = response_parts(details.status, details.body) if isinstance(details, HttpDetails) else ()
     return fingerprint_parts(
-        (qualified_name(type(exc)), normalise_message(text), first_in_app_frame(exc.__traceback__))
+        (qualified_name(type(exc)), normalise_message(text), first_in_app_frame(exc.__traceback__), *response)
     )

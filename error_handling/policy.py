@@ -10,6 +10,11 @@ how many times it failed in this budget, since when it waits for a resource) and
 - :class:`FailFast` ``(reason, user_message)``: terminal, the input is wrong, tell the user;
 - :class:`DeadLetter` ``(reason)``: terminal, keep everything needed to replay it.
 
+A server's retry hint (a header, a body field or a wait stated in the message) is waited for when it is
+longer than the backoff, up to ``max_retry_after`` (hours of a daily token limit included); a transient
+failure whose hint is longer than that becomes a :class:`Wait` on the quota, looked at again when the cap
+has passed, not a retry in seconds. A resource wait's deadline stretches to a stated hint, up to the cap.
+
 Carrying a decision out (writing rows, publishing messages) is the router's job, not this module's.
 
 Budgets are counted per *budget group*: failures of a task classified ``transient`` with a known reason
@@ -27,7 +32,7 @@ import math
 import random
 from typing import Any, Protocol
 
-from error_handling.categories import Category, Reason
+from error_handling.categories import DEFAULT_RESOURCE_FOR_REASON, Category, Reason
 from error_handling.classification import Classification
 from error_handling.exceptions import ConfigurationError
 
@@ -245,10 +250,11 @@ def decide(
         return DeadLetter(reason=classification.reason)
     if category is Category.RESOURCE:
         since = waiting_since or now
-        deadline = since + dt.timedelta(seconds=policy.resource_wait_timeout)
+        hint = min(classification.retry_after or 0.0, policy.max_retry_after)
+        # A stated reset later than the timeout (a quota back in 3 hours) is waited for, up to the cap.
+        deadline = since + dt.timedelta(seconds=max(policy.resource_wait_timeout, hint))
         if now >= deadline:
             return DeadLetter(reason=Reason.RESOURCE_WAIT_TIMEOUT.value)
-        hint = min(classification.retry_after or 0.0, policy.max_retry_after)
         check_at = min(now + dt.timedelta(seconds=max(policy.resource_check_interval, hint)), deadline)
         resource = classification.resource or Reason.RESOURCE_UNAVAILABLE.value
         return Wait(resource=resource, deadline=deadline, check_at=check_at)
@@ -259,7 +265,26 @@ def decide(
         return DeadLetter(reason=Reason.UNCLASSIFIED.value if unclassified else Reason.RETRIES_EXHAUSTED.value)
     if not retry_allowed:
         return DeadLetter(reason=Reason.RETRY_BUDGET_EXHAUSTED.value)
+    stated = classification.retry_after
+    if stated is not None and stated > policy.max_retry_after:
+        return _wait_past_the_cap(classification, now=now, policy=policy, waiting_since=waiting_since)
     delay = policy.backoff.delay(failures, rng or random)
-    if classification.retry_after is not None:
-        delay = max(delay, min(classification.retry_after, policy.max_retry_after))
+    if stated is not None:
+        delay = max(delay, stated)
     return Retry(at=now + dt.timedelta(seconds=delay), delay=delay)
+
+
+def _wait_past_the_cap(
+    classification: Classification, *, now: dt.datetime, policy: RecoveryPolicy, waiting_since: dt.datetime | None
+) -> Wait | DeadLetter:
+    """A transient failure whose server hint is longer than ``policy.max_retry_after`` (a daily token
+    limit that resets in hours, past a shorter cap): not a retry in seconds, but a wait on the quota it
+    exhausted, looked at again when the cap has passed and given up at the later of the cap and the
+    resource wait timeout."""
+    since = waiting_since or now
+    deadline = since + dt.timedelta(seconds=max(policy.resource_wait_timeout, policy.max_retry_after))
+    if now >= deadline:
+        return DeadLetter(reason=Reason.RESOURCE_WAIT_TIMEOUT.value)
+    check_at = min(now + dt.timedelta(seconds=policy.max_retry_after), deadline)
+    resource = classification.resource or DEFAULT_RESOURCE_FOR_REASON[Reason.QUOTA_EXCEEDED.value]
+    return Wait(resource=resource, deadline=deadline, check_at=check_at)

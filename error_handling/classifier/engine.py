@@ -24,8 +24,8 @@ from error_handling.classifier.subject import (
 )
 from error_handling.classifier.user_rules import checked_rules, first_http_rule, rule_matches
 from error_handling.exceptions import RecoverableError
-from error_handling.fingerprint import fingerprint, fingerprint_parts, normalise_message, qualified_name
-from error_handling.http import body_message, decode_body, is_http_status, parse_retry_after
+from error_handling.fingerprint import fingerprint, fingerprint_parts, qualified_name, response_parts
+from error_handling.http import body_message, decode_body, is_http_status, stated_retry_hint
 from error_handling.rules import UNCLASSIFIED
 
 #: How many ``__cause__`` / wrapped links are followed from the exception given.
@@ -93,7 +93,7 @@ class Classifier:
             match = from_outcome(UNCLASSIFIED, _FALLBACK_RULE, subject=first, now=now)
         return classification(
             match,
-            fingerprint=fingerprint(exc, message=first.message),
+            fingerprint=fingerprint(exc, message=first.message, http=first.http),
             exc_type=qualified_name(type(exc)),
             message=first.message,
         )
@@ -129,7 +129,7 @@ class Classifier:
         decoded = decode_body(body)
         stated = body_message(decoded) or ""
         message = (stated or f"HTTP {status}")[:MAX_MESSAGE_LENGTH]
-        retry_after = parse_retry_after(headers, now=self._clock())
+        retry_after = stated_retry_hint(headers=headers, body=decoded, now=self._clock())
         match = first_http_rule(call_rules, "task", status, message) or first_http_rule(
             self._rules, "user", status, message
         )
@@ -144,7 +144,7 @@ class Classifier:
         )
         return classification(
             match,
-            fingerprint=fingerprint_parts(("http", str(status), normalise_message(stated))),
+            fingerprint=fingerprint_parts(("http", *response_parts(status, decoded))),
             exc_type=None,
             message=message,
         )

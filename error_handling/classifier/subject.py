@@ -13,7 +13,7 @@ from error_handling.categories import DEFAULT_RESOURCE_FOR_REASON, Category, Rea
 from error_handling.classification import Classification, Rule, default_user_message
 from error_handling.exceptions import RecoverableError, ResourceError
 from error_handling.fingerprint import qualified_name
-from error_handling.http import HttpDetails, body_retry_delay, http_details, parse_retry_after, safe_attr
+from error_handling.http import HttpDetails, http_details, safe_attr, stated_retry_hint
 from error_handling.rules import CELERY_HINT_ATTRIBUTES, Outcome
 
 #: Characters of ``str(exc)`` kept in a classification's ``message``.
@@ -103,27 +103,35 @@ def attribute_hint(subject: Subject, now: float) -> float | None:
     return None
 
 
+def _own_text(exc: BaseException, name: str) -> str | None:
+    """A text attribute of a :class:`RecoverableError` (``reason``, ``resource``, ``user_message``), or None
+    when a subclass that never ran ``__init__`` (or a property that raises) leaves it unset."""
+    value = safe_attr(exc, name)
+    return value if isinstance(value, str) and value else None
+
+
 def _error_hint(subject: Subject, now: float) -> float | None:
     """The retry hint the error states itself: a RecoverableError's, else one in an attribute
-    (:func:`attribute_hint`), else its response headers'."""
+    (:func:`attribute_hint`), else its response's headers, its body (fields, then the wait its message
+    states) and last the wait its own message states."""
     if isinstance(subject.exc, RecoverableError):
-        own = valid_hint(subject.exc.retry_after)
+        own = valid_hint(safe_attr(subject.exc, "retry_after"))
         if own is not None:
             return own
     stated = attribute_hint(subject, now)
     if stated is not None:
         return stated
-    if subject.http is not None:
-        if subject.http.headers:
-            hint = parse_retry_after(subject.http.headers, now=now)
-            if hint is not None:
-                return hint
-        return body_retry_delay(subject.http.body)
-    return None
+    http = subject.http
+    return stated_retry_hint(
+        headers=http.headers if http is not None else None,
+        body=http.body if http is not None else None,
+        message=subject.message,
+        now=now,
+    )
 
 
 def _own_user_message(exc: BaseException) -> str | None:
-    return exc.user_message if isinstance(exc, RecoverableError) and exc.user_message else None
+    return _own_text(exc, "user_message") if isinstance(exc, RecoverableError) else None
 
 
 def from_outcome(outcome: Outcome, rule: str, *, subject: Subject, now: float) -> Match:
@@ -141,20 +149,21 @@ def from_outcome(outcome: Outcome, rule: str, *, subject: Subject, now: float) -
 
 def from_recoverable(exc: RecoverableError, category: Category, *, subject: Subject, now: float) -> Match:
     """The match of a :class:`RecoverableError`: what it states about itself."""
+    default = getattr(type(exc), "default_reason", None)
     return Match(
         category,
-        exc.reason,
+        _own_text(exc, "reason") or (default if isinstance(default, str) else Reason.UNCLASSIFIED.value),
         f"recoverable:{subject.names[0]}",
-        resource=exc.resource if isinstance(exc, ResourceError) else None,
+        resource=_own_text(exc, "resource") if isinstance(exc, ResourceError) else None,
         retry_after=_error_hint(subject, now),
-        user_message=exc.user_message,
+        user_message=_own_user_message(exc),
         status_code=subject.status,
     )
 
 
 def from_rule(rule: Rule, label: str, *, subject: Subject, now: float) -> Match:
     """The match of a user rule (the error's own resource, hint and user message win)."""
-    own_resource = subject.exc.resource if isinstance(subject.exc, ResourceError) else None
+    own_resource = _own_text(subject.exc, "resource") if isinstance(subject.exc, ResourceError) else None
     hint = _error_hint(subject, now)
     return Match(
         rule.category,

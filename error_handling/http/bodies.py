@@ -18,8 +18,8 @@ MAX_BODY_CHARS = 65536
 _ERROR_OBJECT_KEYS: tuple[str, ...] = ("error", "Error")
 #: Fields of an error object that hold a provider's error code, most specific first.
 _ERROR_CODE_FIELDS: tuple[str, ...] = ("code", "Code", "type", "Type")
-#: Fields of an error object that hold its message.
-_ERROR_MESSAGE_FIELDS: tuple[str, ...] = ("message", "Message")
+#: Fields of an error object that hold its message (``description``: Telegram's Bot API).
+_ERROR_MESSAGE_FIELDS: tuple[str, ...] = ("message", "Message", "description")
 
 
 def decode_body(body: object) -> Any:

@@ -51,8 +51,9 @@ _DURATION_UNITS: Mapping[str, float] = MappingProxyType(
     {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ns": 1e-9}
 )
 _UNIT_ALTERNATION = "|".join(sorted(map(re.escape, _DURATION_UNITS), key=len, reverse=True))
-_DURATION_PART = re.compile(rf"(\d+(?:\.\d*)?|\.\d+)({_UNIT_ALTERNATION})")
-_DURATION = re.compile(rf"(?:(?:\d+(?:\.\d*)?|\.\d+)(?:{_UNIT_ALTERNATION}))+")
+#: Bounded repetitions only (a duration has at most 12 parts of at most 20 digits): linear by construction.
+_DURATION_PART = re.compile(rf"(\d{{1,20}}(?:\.\d{{0,20}})?|\.\d{{1,20}})({_UNIT_ALTERNATION})")
+_DURATION = re.compile(rf"(?:(?:\d{{1,20}}(?:\.\d{{0,20}})?|\.\d{{1,20}})(?:{_UNIT_ALTERNATION})){{1,12}}")
 _NUMBER = re.compile(r"\+?(?:\d+(?:\.\d*)?|\.\d+)")
 
 

@@ -9,14 +9,18 @@ from typing import Any
 import pytest
 
 from error_handling.http import (
+    MAX_PROSE_CHARS,
     HttpDetails,
     body_error_codes,
+    body_field_hint,
     body_message,
     decode_body,
     http_details,
     iter_headers,
     parse_duration,
     parse_retry_after,
+    prose_retry_hint,
+    stated_retry_hint,
 )
 
 #: A fixed "now" (2026-01-01T00:00:00Z) so dates and epoch resets are deterministic.
@@ -320,3 +324,95 @@ def test_http_details_reads_a_real_httpx_error() -> None:
     assert details.status == 429
     assert ("retry-after", "8") in details.headers
     assert details.body == {"error": {"code": "rate_limit_exceeded"}}
+
+
+# --- waits stated in prose and in body fields -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("Please try again in 20s.", 20.0, id="openai-seconds"),
+        pytest.param("Please try again in 1.5s. Visit https://x", 1.5, id="openai-fraction"),
+        pytest.param("Please try again in 6m0s.", 360.0, id="openai-go-minutes"),
+        pytest.param("Please try again in 644ms.", 0.644, id="openai-ms"),
+        pytest.param("Please try again in 7.66s.", 7.66, id="groq"),
+        pytest.param("Please try again in 1m0.363142857s.", 60.363142857, id="groq-compound"),
+        pytest.param("try again in 1h2m3.5s", 3723.5, id="go-hours"),
+        pytest.param("Please retry after 21 seconds.", 21.0, id="azure"),
+        pytest.param("Please retry in 37.519576667s.", 37.519576667, id="gemini"),
+        pytest.param("Rate limit is exceeded. Try again in 30 seconds.", 30.0, id="apim-capitalised"),
+        pytest.param("Please wait 2 minutes before retrying", 120.0, id="wait-minutes"),
+        pytest.param("quota resets in 3 hours", 10800.0, id="reset-hours"),
+        pytest.param("try again in 250 ms", 0.25, id="ms-word"),
+        pytest.param("Too Many Requests: retry after 41", 41.0, id="telegram-unitless"),
+        pytest.param("Too Many Requests: retry after 5.", 5.0, id="telegram-unitless-stop"),
+        pytest.param("retry after 3 times", None, id="a-count-is-not-a-wait"),
+        pytest.param("timed out after 30 seconds", None, id="a-timeout-is-not-a-wait"),
+        pytest.param("Limit 30000, Used 29000, Requested 2000.", None, id="numbers-without-a-wait"),
+        pytest.param("Please try again later.", None, id="later-states-no-wait"),
+        pytest.param("try again in 20", None, id="no-unit"),
+        pytest.param("try again in 5 days", 432000.0, id="days"),
+        pytest.param("", None, id="empty"),
+    ],
+)
+def test_prose_retry_hint(text: str, expected: float | None) -> None:
+    result = prose_retry_hint(text)
+    assert result == (pytest.approx(expected) if expected is not None else None)
+
+
+def test_prose_retry_hint_reads_only_the_start_of_a_huge_text() -> None:
+    assert prose_retry_hint("x" * MAX_PROSE_CHARS + " try again in 5s") is None
+    assert prose_retry_hint("try again in 5s " + "x" * 10 * MAX_PROSE_CHARS) == 5.0
+    assert prose_retry_hint(None) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param({"error": "Model x is currently loading", "estimated_time": 20.0}, 20.0, id="hf-loading"),
+        pytest.param(
+            {"message": "You are being rate limited.", "retry_after": 64.57, "global": False}, 64.57, id="discord"
+        ),
+        pytest.param({"ok": False, "parameters": {"retry_after": 41}}, 41.0, id="telegram-parameters"),
+        pytest.param({"error": {"retry_after_ms": 1500}}, 1.5, id="milliseconds-in-error"),
+        pytest.param({"estimated_time": -1}, None, id="negative-ignored"),
+        pytest.param({"estimated_time": True}, None, id="bool-ignored"),
+        pytest.param({"estimated_time": "20"}, None, id="text-ignored"),
+        pytest.param({"estimated_time": float("nan")}, None, id="nan-ignored"),
+        pytest.param(["estimated_time", 20], None, id="not-a-mapping"),
+    ],
+)
+def test_body_field_hint(body: object, expected: float | None) -> None:
+    assert body_field_hint(body) == expected
+
+
+def test_stated_retry_hint_prefers_headers_then_body_fields_then_body_prose_then_the_message() -> None:
+    body = {"error": {"message": "Please try again in 20s."}, "estimated_time": 9.0}
+    assert stated_retry_hint(headers={"retry-after": "3"}, body=body, message="try again in 1s", now=NOW) == 3.0
+    assert stated_retry_hint(headers={"x-other": "1"}, body=body, message="try again in 1s", now=NOW) == 9.0
+    assert stated_retry_hint(body={"error": {"message": "Please try again in 20s."}}, message="in 1s", now=NOW) == 20.0
+    assert stated_retry_hint(body={"error": {"message": "later"}}, message="Retry in 30 seconds", now=NOW) == 30.0
+    assert stated_retry_hint(message="Please try again later.", now=NOW) is None
+
+
+def test_classify_http_reads_a_hint_from_the_body_when_no_header_states_one() -> None:
+    from error_handling.classifier import Classifier
+
+    classifier = Classifier(clock=lambda: NOW)
+    loading = classifier.classify_http(503, None, {"error": "Model gpt2 is currently loading", "estimated_time": 20.0})
+    assert loading.retry_after == 20.0
+    prose = classifier.classify_http(429, {}, {"error": {"message": "Please try again in 6m0s."}})
+    assert prose.retry_after == 360.0
+    both = classifier.classify_http(429, {"retry-after": "2"}, {"error": {"message": "Please try again in 6m0s."}})
+    assert both.retry_after == 2.0
+
+
+def test_an_error_states_its_wait_in_its_own_message() -> None:
+    from error_handling.classifier import Classifier
+
+    class RetryAfter(Exception):
+        pass
+
+    c = Classifier(clock=lambda: NOW).classify(RetryAfter("Flood control exceeded. Retry in 30 seconds"))
+    assert c.retry_after == 30.0

@@ -78,7 +78,8 @@ def test_transient_failure_is_retried_with_backoff() -> None:
         (0.5, True, 4.0),  # a smaller hint does not shorten the backoff
         (None, True, 4.0),
         (10.0, False, 10.0),
-        (10 * 86400.0, False, 86400.0),  # absurd hints are capped at max_retry_after
+        (5 * 3600.0, False, 5 * 3600.0),  # a daily token limit's hours are waited for, not 2 s
+        (86400.0, False, 86400.0),  # up to the cap itself
     ],
 )
 def test_server_hint_wins_when_larger(hint: float | None, jitter_max: bool, expected: float) -> None:
@@ -135,6 +136,40 @@ def test_resource_waits_until_deadline_then_dead_letters() -> None:
     assert near_end.check_at == NOW + dt.timedelta(hours=1)  # never checked past the deadline
     timed_out = decide(gpu, failures=6, now=NOW + dt.timedelta(hours=1), policy=POLICY, waiting_since=NOW)
     assert timed_out == DeadLetter(reason="resource_wait_timeout")
+
+
+def test_a_transient_hint_past_the_cap_waits_on_the_quota_instead_of_retrying() -> None:
+    limited = c(Category.TRANSIENT, Reason.RATE_LIMITED, retry_after=10 * 86400.0)
+    d = decide(limited, failures=1, now=NOW, policy=POLICY, rng=MaxRandom())
+    cap = dt.timedelta(seconds=POLICY.max_retry_after)
+    assert d == Wait(resource="quota", deadline=NOW + cap, check_at=NOW + cap)
+
+
+def test_a_hint_of_hours_past_a_shorter_cap_is_a_wait_checked_at_the_cap() -> None:
+    policy = RecoveryPolicy(max_retry_after=1800.0)
+    daily = c(Category.TRANSIENT, Reason.RATE_LIMITED, retry_after=6 * 3600.0, resource="openai")
+    d = decide(daily, failures=2, now=NOW, policy=policy, rng=MaxRandom())
+    assert d == Wait(resource="openai", deadline=NOW + dt.timedelta(hours=1), check_at=NOW + dt.timedelta(minutes=30))
+    later = NOW + dt.timedelta(hours=1)
+    assert decide(daily, failures=3, now=later, policy=policy, waiting_since=NOW) == DeadLetter(
+        reason="resource_wait_timeout"
+    )
+
+
+def test_a_hint_past_the_cap_still_counts_against_the_budgets() -> None:
+    limited = c(Category.TRANSIENT, Reason.RATE_LIMITED, retry_after=10 * 86400.0)
+    assert decide(limited, failures=5, now=NOW, policy=POLICY) == DeadLetter(reason="retries_exhausted")
+    assert decide(limited, failures=1, now=NOW, policy=POLICY, retry_allowed=False) == DeadLetter(
+        reason="retry_budget_exhausted"
+    )
+
+
+def test_a_resource_hint_longer_than_the_wait_timeout_extends_the_deadline_up_to_the_cap() -> None:
+    quota = c(Category.RESOURCE, "quota_exceeded", resource="quota", retry_after=3 * 3600.0)
+    d = decide(quota, failures=1, now=NOW, policy=POLICY)
+    assert d == Wait(resource="quota", deadline=NOW + dt.timedelta(hours=3), check_at=NOW + dt.timedelta(hours=3))
+    capped = decide(quota, failures=1, now=NOW, policy=RecoveryPolicy(max_retry_after=7200.0))
+    assert capped == Wait(resource="quota", deadline=NOW + dt.timedelta(hours=2), check_at=NOW + dt.timedelta(hours=2))
 
 
 def test_resource_hint_delays_the_next_check() -> None:
