@@ -2,7 +2,7 @@
 
 As Sentry groups events (a parameterised message and the in-app frames), a fingerprint is built from
 the exception's qualified type, its message with what varies between occurrences replaced by a
-placeholder, and the first *in-app* frame of its traceback (module and function, not the line number,
+placeholder, and the *in-app* frames of its traceback (module and function, not the line number,
 so an unrelated edit to the file does not split a group). An exception that carries an HTTP response
 adds the response: its status, the provider's error codes and its normalised body message, so two
 different 429s of one SDK class differ while the same 429 for another organisation does not.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import itertools
 import os
 import re
 import sys
@@ -28,7 +29,14 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Final
 
-from error_handling.http import HttpDetails, body_error_codes, body_message, http_details
+from error_handling.http import (
+    HttpDetails,
+    body_error_codes,
+    body_message,
+    google_quota_ids,
+    http_details,
+    safe_attr,
+)
 
 #: Module prefixes that are never "in-app": this project's own wrapper and the task runtime.
 FRAMEWORK_MODULES: tuple[str, ...] = (
@@ -104,7 +112,11 @@ _WORD_PARTS = re.compile(r"[-_.]")
 def _is_random(part: str) -> bool:
     if len(part) >= RANDOM_PART_LENGTH and any(c.isdigit() for c in part) and any(c.isalpha() for c in part):
         return True
-    return len(part) >= RANDOM_CASE_PART_LENGTH and any(c.isupper() for c in part) and any(c.islower() for c in part)
+    if len(part) < RANDOM_CASE_PART_LENGTH:
+        return False
+    # base62 noise switches case every few letters; a CamelCase name (ServiceQuotaExceededException) rarely
+    switches = sum(1 for a, b in itertools.pairwise(part) if a.islower() and b.isupper())
+    return switches * 5 >= len(part)
 
 
 def _word(match: re.Match[str]) -> str:
@@ -146,6 +158,18 @@ _NORMALISERS: tuple[tuple[re.Pattern[str], _Replacement], ...] = (
     (re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:%\w{1,16})?(?![\w:])"), _ip),
     (re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w)(?!\.\d)"), _ip),
     (re.compile(r"(?<![\w/<])(?:[A-Za-z]:)?(?:[/\\][\w.\-~]{1,255}){2,64}[/\\]?"), "<path>"),
+    (
+        re.compile(
+            r"\bAn error occurred \((?P<code>[\w.]{1,100})\) when calling the \w{1,100} operation(?: \([^)\n]{0,100}\))?: "
+        ),
+        r"(\g<code>) ",
+    ),
+    (re.compile(r"\bFailing row contains \([^\n]{0,1000}?\)(?=\.|$|\s)"), "Failing row contains (<row>)"),
+    (re.compile(r"\bKey \((?P<columns>[^)\n]{0,200})\)=\([^\n]{0,1000}?\)(?= )"), r"Key (\g<columns>)=(<values>)"),
+    (re.compile(r"(?i)\b(?P<label>models?)(?P<sep>:[ \t]{0,3}|/)[`'\"]?[\w.:/-]{1,200}"), r"\g<label>\g<sep><id>"),
+    (re.compile(r"(?<!\w)`[^`\n]{0,200}`(?!\w)"), "`<str>`"),
+    (re.compile(r"[\w-]{0,40}\*{3,40}[\w-]{0,40}"), "<masked>"),  # a secret shown masked: sk-abc***xyz
+    (re.compile(r"(?<![\w~])~(?=\d)"), ""),  # an approximate number (Requested ~4000) is a number
     (re.compile(r"(?<!\w)'[^'\n]{0,200}'(?!\w)"), "'<str>'"),
     (re.compile(r'(?<!\w)"[^"\n]{0,200}"(?!\w)'), '"<str>"'),
     (
@@ -187,14 +211,26 @@ def _is_in_app(frame: types.FrameType) -> bool:
     return not filename.startswith(_LIBRARY_DIRS) and not filename.startswith("<")
 
 
-def first_in_app_frame(tb: types.TracebackType | None) -> str | None:
-    """Return ``module:function`` of the first traceback frame that belongs to the application."""
-    while tb is not None:
+#: The innermost in-app frames a fingerprint keeps (a recursion counts once).
+MAX_IN_APP_FRAMES: Final = 8
+#: Frames of a traceback looked at, at most (the innermost are kept: the walk stops after this many).
+MAX_TRACEBACK_FRAMES: Final = 1000
+
+
+def in_app_frames(tb: types.TracebackType | None) -> tuple[str, ...]:
+    """``module:function`` of the traceback's frames that belong to the application, outermost first: at most
+    the :data:`MAX_IN_APP_FRAMES` innermost, a frame that repeats the one before it (a recursion) once."""
+    frames: list[str] = []
+    for _ in range(MAX_TRACEBACK_FRAMES):
+        if tb is None:
+            break
         frame = tb.tb_frame
         if _is_in_app(frame):
-            return f"{frame.f_globals.get('__name__', '?')}:{frame.f_code.co_name}"
+            name = f"{frame.f_globals.get('__name__', '?')}:{frame.f_code.co_name}"
+            if not frames or frames[-1] != name:
+                frames.append(name)
         tb = tb.tb_next
-    return None
+    return tuple(frames[-MAX_IN_APP_FRAMES:])
 
 
 def qualified_name(cls: type) -> str:
@@ -209,28 +245,55 @@ def fingerprint_parts(parts: Iterable[str | None]) -> str:
     return digest.hexdigest()[:16]
 
 
-def response_parts(status: int | None, body: object) -> tuple[str, str, str]:
-    """What a response adds to a fingerprint: its status, the provider's error codes in its (decoded)
-    body and the body's normalised message."""
-    codes = "|".join(body_error_codes(body)[:4])
+def response_parts(status: int | None, body: object) -> tuple[str, ...]:
+    """What a response puts in a fingerprint: its status, and in place of the exception's message (which
+    SDKs build from the body) the provider's error codes (Google's exceeded quotas too) and the body's
+    normalised message when the body states either, as ``(code) message`` (botocore's messages read so once
+    normalised)."""
+    codes = (*body_error_codes(body)[:4], *google_quota_ids(body)[:4])
     stated = body_message(body)
-    return ("" if status is None else str(status), normalise_message(codes), normalise_message(stated or ""))
+    head = "" if status is None else str(status)
+    if codes or stated:
+        return (head, normalise_message(f"({'|'.join(codes)}) {stated or ''}" if codes else stated or ""))
+    return (head,)
 
 
 _READ: Final = object()
 
 
+def _safe_str(exc: BaseException) -> str | None:
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - a foreign __str__ may raise anything; a fingerprint must not
+        return None
+
+
+def _driver_message(exc: BaseException) -> str | None:
+    """``[number] message`` for a database driver's ``(number, 'message')`` arguments (PyMySQL,
+    mysqlclient), whose text is the tuple's repr: its quoted message would be a value to parameterise."""
+    args = safe_attr(exc, "args")
+    if isinstance(args, tuple) and len(args) == 2 and type(args[0]) is int and type(args[1]) is str:
+        return f"[{args[0]}] {args[1]}"
+    return _safe_str(exc)
+
+
 def fingerprint(exc: BaseException, *, message: str | None = None, http: HttpDetails | object | None = _READ) -> str:
-    """Return the fingerprint of an exception.
+    """Return the fingerprint of an exception: its qualified type, its normalised message (or, when it
+    carries a response whose body states an error, :func:`response_parts`), and its in-app frames.
 
     Args:
         exc: the exception, with its traceback if it was raised.
         message: the message to use instead of ``str(exc)`` (for example, already redacted).
         http: the HTTP details already read from ``exc`` (read from it when not given).
     """
-    text = str(exc) if message is None else message
     details = http_details(exc) if http is _READ else http
-    response = response_parts(details.status, details.body) if isinstance(details, HttpDetails) else ()
-    return fingerprint_parts(
-        (qualified_name(type(exc)), normalise_message(text), first_in_app_frame(exc.__traceback__), *response)
-    )
+    if message is None or message == _safe_str(exc):
+        message = _driver_message(exc)
+    said: tuple[str, ...] = ()
+    if isinstance(details, HttpDetails):
+        said = response_parts(details.status, details.body)
+        if len(said) == 1:  # the body states nothing: the exception's message does
+            said = (*said, normalise_message(message or ""))
+    else:
+        said = (normalise_message(message or ""),)
+    return fingerprint_parts((qualified_name(type(exc)), *said, *in_app_frames(exc.__traceback__)))

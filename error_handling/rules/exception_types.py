@@ -115,6 +115,10 @@ EXCEPTION_RULES: Mapping[str, Outcome] = MappingProxyType(
         "google.api_core.exceptions.Forbidden": Outcomes.AUTH_FAILED,
         "google.api_core.exceptions.NotFound": Outcomes.NOT_FOUND,
         "google.api_core.exceptions.BadRequest": Outcomes.INVALID_INPUT,
+        # python-telegram-bot (https://docs.python-telegram-bot.org/en/stable/telegram.error.html)
+        "telegram.error.RetryAfter": Outcomes.RATE_LIMITED,  # flood control; the wait is in its message
+        "telegram.error.TimedOut": Outcomes.TIMEOUT,
+        "telegram.error.NetworkError": Outcomes.CONNECTION,
         # PyTorch (torch.cuda.OutOfMemoryError became an alias of torch.OutOfMemoryError)
         "torch.OutOfMemoryError": Outcomes.GPU,
         "torch.cuda.OutOfMemoryError": Outcomes.GPU,

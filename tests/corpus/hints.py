@@ -213,10 +213,11 @@ SHAPES: list[Shape] = [
         RL,
         None,
     ),
-    # Groq (OpenAI-compatible): fractional seconds and compound Go durations in the message.
+    # Groq (OpenAI-compatible): fractional seconds and compound Go durations in the message. One error
+    # whatever the model: the model is a quoted value in it, as OpenAI's "Rate limit reached for <model>".
     Shape(
         "hints",
-        "hints:groq-tpm-llama3-70b",
+        "hints:groq-tpm",
         "https://github.com/danielmiessler/Fabric/issues/364",
         _groq("llama3-70b-8192", "org_01hrsvc1b8ey0anvbgha0xckf2", 7000, 0, "~12903", "50.597142857s"),
         T,
@@ -225,7 +226,7 @@ SHAPES: list[Shape] = [
     ),
     Shape(
         "hints",
-        "hints:groq-tpm-llama-3.2-90b",
+        "hints:groq-tpm",
         "https://github.com/OpenHands/OpenHands/pull/4167",
         _groq("llama-3.2-90b-text-preview", "org_xxx", 7000, 6148, "7895", "1m0.363142857s"),
         T,
@@ -234,7 +235,7 @@ SHAPES: list[Shape] = [
     ),
     Shape(
         "hints",
-        "hints:groq-tpm-llama-3.2-90b",
+        "hints:groq-tpm",
         "https://github.com/OpenHands/OpenHands/pull/4167",
         _groq("llama-3.2-90b-text-preview", "org_xxx", 7000, 0, "7895", "7.671428571s"),
         T,
@@ -243,7 +244,7 @@ SHAPES: list[Shape] = [
     ),
     Shape(
         "hints",
-        "hints:groq-tpm-llama-3.3-70b",
+        "hints:groq-tpm",
         "https://github.com/openinterpreter/openinterpreter/issues/408",
         _groq("llama-3.3-70b-versatile", "org_01hs26sgxde6dva0eke39336sv", 6000, 3513, "3166", "6.780999999s"),
         T,
@@ -252,7 +253,7 @@ SHAPES: list[Shape] = [
     ),
     Shape(
         "hints",
-        "hints:groq-tpm-llama3-70b",
+        "hints:groq-tpm",
         "https://github.com/crewAIInc/crewAI/issues/494",
         _groq("llama3-70b-8192", "org_123", 5000, 5747, "~4251", "59.977s"),
         T,
@@ -262,7 +263,7 @@ SHAPES: list[Shape] = [
     # Groq's documented headers: retry-after and the resets, the largest wins over the message.
     Shape(
         "hints",
-        "hints:groq-tpm-llama3-8b",
+        "hints:groq-tpm",
         "https://console.groq.com/docs/rate-limits",
         lambda: sdk_status_error(
             "groq.RateLimitError",

@@ -270,7 +270,7 @@ SHAPES: list[Shape] = [
                 Reason.INVALID_CONFIGURATION,
             ),
             (
-                "aws:input_too_long",
+                "aws:bare_input_too_long",
                 _modeled("ValidationException", "Input is too long for requested model.", None),
                 V,
                 Reason.PAYLOAD_TOO_LARGE,

@@ -134,7 +134,7 @@ SHAPES: list[Shape] = [
         [
             # PENDING hint: in prose only
             (
-                "openai_compatible:groq_tpm_llama3_70b",
+                "openai_compatible:groq_tpm",
                 _groq_tpm("llama3-70b-8192", "org_01hrsvc1b8ey0anvbgha0xckf2", 7000, 0, "~12903", "50.597142857s"),
                 T,
                 Reason.RATE_LIMITED,
@@ -148,7 +148,7 @@ SHAPES: list[Shape] = [
         [
             # PENDING hint: in prose only, a Go-style duration
             (
-                "openai_compatible:groq_tpm_llama32_90b",
+                "openai_compatible:groq_tpm",
                 _groq_tpm("llama-3.2-90b-text-preview", "org_xxx", 7000, used, "7895", wait),
                 T,
                 Reason.RATE_LIMITED,

@@ -102,7 +102,7 @@ SHAPES: list[Shape] = [
                 Reason.NOT_FOUND,
             ),
             (
-                "openai:context_length_exceeded",
+                "openai:context_length_exceeded_short",  # Azure's one-sentence wording: another message
                 _e(
                     400,
                     {

@@ -1002,7 +1002,7 @@ def test_classify_http_retry_hint_message_and_fingerprint() -> None:
     assert c.retry_after == 12.0
     assert c.message == "Rate limit reached for org-123 on requests"
     assert c.fingerprint == fingerprint_parts(
-        ("http", "429", "rate_limit_exceeded", normalise_message("Rate limit reached for org-123 on requests"))
+        ("http", "429", normalise_message("(rate_limit_exceeded) Rate limit reached for org-123 on requests"))
     )
     assert c.user_message == default_user_message(T, Reason.RATE_LIMITED.value)
 
@@ -1010,7 +1010,7 @@ def test_classify_http_retry_hint_message_and_fingerprint() -> None:
 def test_classify_http_without_body_message() -> None:
     c = classify_http(503)
     assert c.message == "HTTP 503"
-    assert c.fingerprint == fingerprint_parts(("http", "503", "", ""))
+    assert c.fingerprint == fingerprint_parts(("http", "503"))
 
 
 @pytest.mark.parametrize("status", [99, 600, -1, True, "429", 429.0])
