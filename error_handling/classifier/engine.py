@@ -206,12 +206,11 @@ class Classifier:
         if original is not None:
             inner = self._follow(original, call_rules, depth=depth, seen=seen, now=now)
             if inner is not None:
-                stated = attribute_hint(subj, now)  # a wrapper's own countdown (Celery's Retry) wins
-                return (
-                    inner.via("wrapped")
-                    if stated is None
-                    else dataclasses.replace(inner.via("wrapped"), retry_after=stated)
-                )
+                # a wrapper's own countdown (Celery's Retry) is the earliest; the original's hint wins when later
+                stated = attribute_hint(subj, now)
+                if stated is not None and (inner.retry_after is None or inner.retry_after < stated):
+                    return dataclasses.replace(inner.via("wrapped"), retry_after=stated)
+                return inner.via("wrapped")
         verdict = (
             http_outcome(subj.status, subj.http.body) if subj.http is not None and subj.status is not None else None
         )

@@ -275,7 +275,10 @@ def requested_retry(
     if given:
         raise TypeError(f"RecoverableTask.retry() runs the recorded arguments again: it takes no {', '.join(given)}")
     when = eta if eta is not None else (countdown if countdown is not None else float(task.default_retry_delay))
-    return Retry(f"retry requested: {exc!r}" if exc is not None else "retry requested", exc=exc, when=when)
+    requested = Retry(f"retry requested: {exc!r}" if exc is not None else "retry requested", exc=exc, when=when)
+    if exc is not None:  # Celery keeps a stand-in for an exception it cannot pickle; the original is classified
+        requested.exc = exc
+    return requested
 
 
 def task(*args: Any, **options: Any) -> Any:

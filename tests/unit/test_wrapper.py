@@ -530,6 +530,24 @@ def test_the_bodys_own_retry_is_recorded_and_scheduled_as_a_row_after_its_countd
     assert [a["reason"] for a in rows("fr_failed_attempts", task_id="asked-2")] == ["service_unavailable"]
     assert published == []
 
+    # an exception Celery cannot pickle (httpx's needs its request and response) is classified as it is
+    @app.task(base=RecoverableTask, bind=True, name="unit.retry_after_429")
+    def after_429(self: RecoverableTask) -> None:
+        import httpx
+
+        request = httpx.Request("POST", "https://api.provider.test/v1")
+        reply = httpx.Response(429, headers={"Retry-After": "7"}, json={"error": {"code": "rate_limit_exceeded"}})
+        reply.request = request
+        try:
+            reply.raise_for_status()
+        except httpx.HTTPStatusError as exc:
+            raise self.retry(exc=exc, countdown=3) from exc
+
+    assert run(after_429, task_id="asked-3").state == "RETRY"
+    (limited,) = rows("fr_failed_attempts", task_id="asked-3")
+    assert (limited["reason"], limited["status_code"], limited["decision"]) == ("rate_limited", 429, "retry")
+    assert limited["retry_after"] == 7.0  # the server's wait, later than the countdown, wins
+
     # the retry runs the recorded arguments: new ones are a bug of the task
     assert run(new_args, task_id="new-args-1").state == "FAILURE"
     (refused,) = rows("fr_failed_attempts", task_id="new-args-1")
