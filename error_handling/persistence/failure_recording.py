@@ -2,7 +2,7 @@
 acknowledged, each call in the caller's transaction.
 
     reports ──► rounds (one report per task) ──► upsert+lock tasks ──► read histories ──► decide
-        ──► attempts, finished runs, new runs, dead letters, tasks' states ──► error roll-up
+        ──► attempts, finished runs, new runs, dead letters, tasks' states ──► error roll-up ──► groups
 
 A redelivery of an attempt already recorded, or a failure of a task already terminal, writes nothing.
 """
@@ -31,6 +31,7 @@ from error_handling.persistence.failure_rows import (
     run_row,
     state_after,
 )
+from error_handling.persistence.groups import count_recovered, touch_groups
 from error_handling.persistence.models import TERMINAL_STATES, FailedAttempt, TaskState
 from error_handling.persistence.reports import FailureReport, Recorded
 from error_handling.persistence.rollup import count_errors
@@ -83,8 +84,8 @@ def record_failures(
     are few and set-based: the tasks' rows are created or locked and read by one upsert (in task id
     order, the order every writer locks them in); the history of the tasks that failed before is read
     by one query; then one statement each for the attempts, the finished runs, the new runs, the dead
-    letters and the tasks' new state, and the roll-up last (its rows are locked only until the commit,
-    hour rows before day rows, each in key order).
+    letters and the tasks' new state, and the roll-up and the error groups last (their rows are locked
+    only until the commit: hour rows, day rows, then groups, each in key order).
     """
     policies = [policy] * len(reports) if isinstance(policy, RecoveryPolicy) else list(policy)
     if len(policies) != len(reports):
@@ -98,6 +99,7 @@ def record_failures(
             results[index] = outcome
         written.extend(attempts)
     count_errors(session, written)
+    touch_groups(session, written)
     return [result for result in results if result is not None]
 
 
@@ -283,6 +285,7 @@ def record_success(session: Session, *, task_id: str, run_id: int | None, now: d
     task.state = TaskState.SUCCEEDED
     task.terminal_at = now
     task.updated_at = now
+    count_recovered(session, task_id=task.task_id)
     return True
 
 

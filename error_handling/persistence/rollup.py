@@ -1,4 +1,4 @@
-"""The error roll-up: failed attempts counted per hour and per day (``fr_error_counts``).
+"""The error roll-up: failed attempts counted per hour and per day, task, queue and kind (``fr_error_counts``).
 
 Written in the transaction that records the attempts (:func:`count_errors`); the error statistics read
 it (:mod:`error_handling.persistence.reads.counts`).
@@ -44,9 +44,9 @@ def day_of(moment: dt.datetime) -> dt.datetime:
 #: Adds attempts to a roll-up row: the same statement on Postgres and SQLite (both have ``ON CONFLICT
 #: ... DO UPDATE``), compiled once, run for many rows at once.
 _COUNT_ERRORS = sa.text(
-    "INSERT INTO fr_error_counts (period, bucket, task_name, category, reason, fingerprint, count) "
-    "VALUES (:period, :bucket, :task_name, :category, :reason, :fingerprint, :count) "
-    "ON CONFLICT (period, bucket, task_name, category, reason, fingerprint) "
+    "INSERT INTO fr_error_counts (period, bucket, task_name, queue, category, reason, fingerprint, count) "
+    "VALUES (:period, :bucket, :task_name, :queue, :category, :reason, :fingerprint, :count) "
+    "ON CONFLICT (period, bucket, task_name, queue, category, reason, fingerprint) "
     "DO UPDATE SET count = fr_error_counts.count + excluded.count"
 ).bindparams(sa.bindparam("bucket", type_=UTCDateTime()))
 
@@ -61,9 +61,15 @@ def count_errors(session: Session, attempts: Sequence[dict[str, Any]]) -> None:
     rows stay locked only until the commit."""
     if not attempts:
         return
-    counts: dict[tuple[Period, dt.datetime, str, str, str, str], int] = {}
+    counts: dict[tuple[Period, dt.datetime, str, str, str, str, str], int] = {}
     for attempt in attempts:
-        kind = (attempt["task_name"], attempt["category"], attempt["reason"], attempt["fingerprint"])
+        kind = (
+            attempt["task_name"],
+            attempt["queue"] or "",
+            attempt["category"],
+            attempt["reason"],
+            attempt["fingerprint"],
+        )
         for period in (Period.HOUR, Period.DAY):
             key = (period, period.start_of(attempt["failed_at"]), *kind)
             counts[key] = counts.get(key, 0) + 1
@@ -71,14 +77,15 @@ def count_errors(session: Session, attempts: Sequence[dict[str, Any]]) -> None:
     session.execute(_COUNT_ERRORS, [_count_row(key, count) for key, count in ordered])
 
 
-def _count_row(key: tuple[Period, dt.datetime, str, str, str, str], count: int) -> dict[str, Any]:
-    period, bucket, task_name, category, reason, fingerprint = key
+def _count_row(key: tuple[Period, dt.datetime, str, str, str, str, str], count: int) -> dict[str, Any]:
+    period, bucket, task_name, queue, category, reason, fingerprint = key
     return sanitise.row(
         _COUNTS,
         {
             "period": period.value,
             "bucket": bucket,
             "task_name": task_name,
+            "queue": queue,
             "category": category,
             "reason": reason,
             "fingerprint": fingerprint,

@@ -105,11 +105,14 @@ def test_0005_fills_the_roll_up_from_the_attempts_already_recorded(database_url:
             assert stats.total == 5
             assert [(g.fingerprint, g.count) for g in stats.top_fingerprints] == [("a" * 16, 3), ("b" * 16, 2)]
             assert stats.top_fingerprints[1].first_seen == spots[3]
-        # and an attempt recorded after the migration is added to the same hour's and day's rows
-        fail(sessions, "later", 1, at=base + dt.timedelta(minutes=5), fingerprint="a" * 16, task_name="app.t")
+        # and an attempt recorded after the migration is added to the same hour's and day's rows (the rows
+        # counted before 0013 have the queue '', as has an attempt of no known queue)
+        fail(
+            sessions, "later", 1, at=base + dt.timedelta(minutes=5), fingerprint="a" * 16, task_name="app.t", queue=None
+        )
         with sessions() as session:
-            hour = session.get(ErrorCount, ("hour", base, "app.t", "transient", "timeout", "a" * 16))
-            whole_day = session.get(ErrorCount, ("day", day, "app.t", "transient", "timeout", "a" * 16))
+            hour = session.get(ErrorCount, ("hour", base, "app.t", "", "transient", "timeout", "a" * 16))
+            whole_day = session.get(ErrorCount, ("day", day, "app.t", "", "transient", "timeout", "a" * 16))
             assert hour is not None and hour.count == 3
             assert whole_day is not None and whole_day.count == 4
     finally:
@@ -139,5 +142,55 @@ def test_0011_accepts_replaying_and_a_downgrade_gives_claimed_letters_back(datab
             assert conn.execute(sa.text("SELECT status FROM fr_dead_letters")).scalars().all() == ["pending"]
         with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
             conn.execute(sa.text("UPDATE fr_dead_letters SET status = 'replaying'"))
+    finally:
+        engine.dispose()
+
+
+def test_0013_fills_the_groups_and_a_downgrade_merges_the_queues_back(database_url: str) -> None:
+    import datetime as dt
+
+    from error_handling.persistence.db import make_sessionmaker
+    from error_handling.persistence.models import ErrorCount, ErrorGroup, GroupState
+    from tests.support.failures import fail
+
+    upgrade(database_url, "0012")
+    engine = make_engine(database_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        base = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
+        with engine.begin() as conn:  # written as 0012 did: no queue in the roll-up, no groups
+            for i, minute in enumerate((0, 7, 30)):
+                at = base + dt.timedelta(minutes=minute)
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO fr_failed_attempts (task_id, attempt, task_name, queue, exc_type, message,"
+                        " category, reason, fingerprint, decision, failed_at) VALUES (:t, 1, 'app.t', 'q', 'E',"
+                        " 'm', 'transient', :reason, 'a', 'retry', :at)"
+                    ),
+                    {
+                        "t": f"t{i}",
+                        "reason": "timeout" if i < 2 else "connection",
+                        "at": at
+                        if conn.dialect.name != "sqlite"
+                        else at.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f"),
+                    },
+                )
+        upgrade(database_url, "0013")
+        with sessions() as session:
+            group = session.get(ErrorGroup, "a")
+            assert group is not None
+            assert (group.times_seen, group.first_seen, group.last_seen) == (3, base, base + dt.timedelta(minutes=30))
+            assert (group.reason, group.title, group.state) == ("connection", "E: m", GroupState.NEW)
+        # two queues of one kind: two rows at 0013, one row again after a downgrade
+        fail(sessions, "other", 1, at=base, fingerprint="b", task_name="app.t", queue="q1")
+        fail(sessions, "other2", 1, at=base, fingerprint="b", task_name="app.t", queue="q2")
+        with sessions() as session:
+            assert session.query(ErrorCount).filter_by(fingerprint="b", period="hour").count() == 2
+        downgrade(database_url, "0012")
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT count FROM fr_error_counts WHERE fingerprint = 'b' AND period = 'hour'")
+            ).all()
+            assert [row[0] for row in rows] == [2]
     finally:
         engine.dispose()

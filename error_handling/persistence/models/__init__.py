@@ -5,6 +5,7 @@ tasks         fr_tasks, fr_failed_attempts, fr_error_counts, fr_scheduled_runs, 
 dead_letters  fr_dead_letters, fr_replay_requests, fr_replay_jobs
 resilience    fr_resource_gates, fr_resource_leases, circuit_breaker_events, ai_service_health,
               ai_service_errors, ai_fallback_events
+groups        fr_error_groups
 operations    fr_heartbeats, fr_compensation_steps, fr_audit_events, fr_retention_runs
 """
 
@@ -26,6 +27,7 @@ from error_handling.persistence.models.dead_letters import (
     ReplayJobStatus,
     ReplayRequestRecord,
 )
+from error_handling.persistence.models.groups import ErrorGroup, GroupState
 from error_handling.persistence.models.operations import (
     AuditEvent,
     CompensationStep,
@@ -66,8 +68,10 @@ __all__ = [
     "DeadLetterStatus",
     "DecisionKind",
     "ErrorCount",
+    "ErrorGroup",
     "FailedAttempt",
     "FallbackEvent",
+    "GroupState",
     "Heartbeat",
     "Json",
     "LostDelivery",

@@ -153,17 +153,20 @@ class FailedAttempt(Base):
 class ErrorCount(Base):
     """How many attempts of one kind failed in one hour or one day: the roll-up the statistics read.
 
-    One row per ``(period, bucket, task_name, category, reason, fingerprint)``: each attempt is counted
+    One row per ``(period, bucket, task_name, queue, category, reason, fingerprint)``: each attempt is counted
     once in its hour (``period='hour'``) and once in its day (``period='day'``), by an upsert that
     :func:`~error_handling.persistence.failure_recording.record_failure` makes in the transaction that writes
     the attempt, so the counts are exact. ``bucket`` is the start (UTC) of the hour or day.
     """
 
     __tablename__ = "fr_error_counts"
+    __table_args__ = (sa.Index("ix_fr_error_counts_fingerprint_period_bucket", "fingerprint", "period", "bucket"),)
 
     period: Mapped[str] = mapped_column(sa.String(8), primary_key=True)
     bucket: Mapped[dt.datetime] = mapped_column(primary_key=True)
     task_name: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    #: The queue the attempt was delivered from ('' when unknown).
+    queue: Mapped[str] = mapped_column(sa.String(255), primary_key=True, server_default="")
     category: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     reason: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
