@@ -23,7 +23,15 @@ from sqlalchemy.orm import Session
 from error_handling.persistence import sanitise
 from error_handling.persistence.models import DecisionKind, ErrorGroup, GroupState, UTCDateTime
 
-__all__ = ["GROUPS", "TITLE_LENGTH", "count_recovered", "effective_state", "title_of", "touch_groups"]
+__all__ = [
+    "GROUPS",
+    "TITLE_LENGTH",
+    "count_dead_lettered",
+    "count_recovered",
+    "effective_state",
+    "title_of",
+    "touch_groups",
+]
 
 GROUPS: sa.Table = ErrorGroup.__table__  # type: ignore[assignment]
 #: The longest group title kept (the exception type and message of its first attempt).
@@ -122,3 +130,10 @@ _RECOVERED = sa.text(
 def count_recovered(session: Session, *, task_id: str) -> None:
     """Count ``task_id`` (which failed before and has now succeeded) as recovered in its last failure's group."""
     session.execute(_RECOVERED, {"task_id": task_id})
+
+
+def count_dead_lettered(session: Session, *, fingerprint: str) -> None:
+    """Count a dead letter made outside a failure (a resource wait found past its deadline) in its group."""
+    session.execute(
+        sa.update(GROUPS).where(GROUPS.c.fingerprint == fingerprint).values(dead_lettered=GROUPS.c.dead_lettered + 1)
+    )

@@ -20,6 +20,7 @@ from error_handling.categories import Reason
 from error_handling.persistence import compensation
 from error_handling.persistence.bulk import insert_returning_ids
 from error_handling.persistence.failure_rows import LETTERS, RUNS, letter_row
+from error_handling.persistence.groups import count_dead_lettered
 from error_handling.persistence.models import (
     TERMINAL_STATES,
     FailedAttempt,
@@ -211,5 +212,7 @@ def expire_wait(session: Session, *, run: ScheduledRun, now: dt.datetime) -> int
         now=now,
     )
     letter_id = insert_returning_ids(session, LETTERS, [row])[task.task_id]
+    if known["fingerprint"] is not None:
+        count_dead_lettered(session, fingerprint=known["fingerprint"])
     compensation.mark_pending(session, saga_id=task.root_id or task.task_id, now=now)
     return letter_id

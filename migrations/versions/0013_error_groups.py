@@ -76,6 +76,7 @@ def upgrade() -> None:
     op.create_index("ix_fr_error_groups_last_seen", "fr_error_groups", ["last_seen"], unique=False)
     op.create_index("ix_fr_error_groups_first_seen", "fr_error_groups", ["first_seen"], unique=False)
     op.create_index("ix_fr_error_groups_state_last_seen", "fr_error_groups", ["state", "last_seen"], unique=False)
+    op.create_index(op.f("ix_fr_tasks_terminal_at"), "fr_tasks", ["terminal_at"], unique=False)
     op.execute(_FILL)
     op.execute(_FILL_RECOVERED)
     with op.batch_alter_table("fr_error_counts", schema=None) as batch_op:
@@ -103,6 +104,7 @@ def downgrade() -> None:
         "SELECT period, bucket, task_name, category, reason, fingerprint, count FROM fr_error_counts_merged"
     )
     op.drop_table("fr_error_counts_merged")
+    op.drop_index(op.f("ix_fr_tasks_terminal_at"), table_name="fr_tasks")
     op.drop_index("ix_fr_error_groups_state_last_seen", table_name="fr_error_groups")
     op.drop_index("ix_fr_error_groups_first_seen", table_name="fr_error_groups")
     op.drop_index("ix_fr_error_groups_last_seen", table_name="fr_error_groups")

@@ -103,7 +103,7 @@ class TaskRecord(Base):
     user_message: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[dt.datetime] = mapped_column(index=True)
     updated_at: Mapped[dt.datetime]
-    terminal_at: Mapped[dt.datetime | None]
+    terminal_at: Mapped[dt.datetime | None] = mapped_column(index=True)
 
 
 class FailedAttempt(Base):

@@ -101,7 +101,7 @@ def error_stats(
     by_reason: Counter[str] = Counter()
     by_task: Counter[str] = Counter()
     by_fingerprint: Counter[str] = Counter()
-    for task_name, category, reason, fingerprint, count in _kinds(session, since, until):
+    for task_name, category, reason, fingerprint, count in count_kinds(session, since, until):
         by_category[category] += int(count)
         by_reason[reason] += int(count)
         by_task[task_name] += int(count)
@@ -123,7 +123,7 @@ def _largest_first(counts: Counter[str], limit: int | None = None) -> dict[str, 
     return dict(ordered[:limit] if limit is not None else ordered)
 
 
-def _kinds(session: Session, since: dt.datetime, until: dt.datetime) -> list[tuple[str, str, str, str, int]]:
+def count_kinds(session: Session, since: dt.datetime, until: dt.datetime) -> list[tuple[str, str, str, str, int]]:
     """How many attempts of each kind (task, category, reason, fingerprint) failed in ``[since, until)``;
     see :func:`plan_window` for where each part is read."""
     plan = plan_window(since, until)
