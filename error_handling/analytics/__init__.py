@@ -38,8 +38,8 @@ from error_handling.analytics.inputs import (
 from error_handling.analytics.lifecycle import new_group, regression
 from error_handling.analytics.poisson import poisson_tail
 from error_handling.analytics.recommendations import breaker_window, gate_waits_timing_out, recommend
+from error_handling.analytics.rule_suggestion import suggested_rule
 from error_handling.analytics.spikes import group_spike, is_escalating, is_spike, spike_threshold, task_spike
-from error_handling.analytics.suggested_rule import suggested_rule
 
 __all__ = [
     "DEFAULT_CONFIG",

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from error_handling.analytics.config import DEFAULT_CONFIG, AnalysisConfig
 from error_handling.analytics.findings import Recommendation, RecommendationRule, share_text
 from error_handling.analytics.inputs import GroupSeries, TaskSeries, Window
-from error_handling.analytics.suggested_rule import suggested_rule
+from error_handling.analytics.rule_suggestion import suggested_rule
 from error_handling.categories import Category, Reason
 
 
