@@ -83,8 +83,9 @@ def _string(text: str) -> str:
 
 
 def _pattern_literal(pattern: str) -> str:
-    """A raw string literal of ``pattern`` when one can hold it, else an ordinary literal."""
+    """A raw string literal of ``pattern`` when one can hold it (printable, no double quote, no odd
+    backslash at its end), else an ordinary literal (``repr`` escapes what is not printable)."""
     trailing = len(pattern) - len(pattern.rstrip("\\"))
-    if '"' in pattern or any(ch in pattern for ch in "\r\n") or trailing % 2:
+    if '"' in pattern or not pattern.isprintable() or trailing % 2:
         return repr(pattern)
     return f'r"{pattern}"'
