@@ -17,7 +17,7 @@ from typing import Any
 from error_handling.analytics.baseline import Baseline, baseline_for
 from error_handling.analytics.config import DEFAULT_CONFIG, AnalysisConfig
 from error_handling.analytics.findings import Anomaly, AnomalyKind, severity_of
-from error_handling.analytics.inputs import GroupSeries, GroupState, TaskSeries, Window
+from error_handling.analytics.inputs import GroupSeries, GroupState, Hourly, TaskSeries, Window
 from error_handling.analytics.poisson import poisson_tail
 
 #: The MAD of a normal distribution times this is its standard deviation.
@@ -56,10 +56,7 @@ def is_escalating(
     config: AnalysisConfig = DEFAULT_CONFIG,
 ) -> bool:
     """Whether ``group``'s volume in ``window`` is well above its own baseline (the state ``escalating``)."""
-    baseline = baseline_for(
-        group.history, since=window.since, until=window.until, observed_since=observed_since, config=config
-    )
-    return is_spike(group.count, baseline, config)
+    return is_spike(group.count, _baseline(group.history, window, observed_since, config), config)
 
 
 def group_spike(
@@ -73,26 +70,18 @@ def group_spike(
     and a group first seen in the window (that is a new group, not a spike)."""
     if group.state is GroupState.IGNORED or group.first_seen >= window.since:
         return None
-    baseline = baseline_for(
-        group.history, since=window.since, until=window.until, observed_since=observed_since, config=config
-    )
-    if not is_spike(group.count, baseline, config):
-        return None
+    baseline = _baseline(group.history, window, observed_since, config)
     tasks = dict(sorted(group.tasks.items(), key=lambda item: (-item[1], item[0]))[:TOP_TASKS])
-    evidence = _spike_evidence(group.count, baseline, window, config) | {
-        "fingerprint": group.fingerprint,
-        "category": group.category,
-        "reason": group.reason,
-        "exc_type": group.exc_type,
-        "tasks": tasks,
-    }
-    return Anomaly(
-        kind=AnomalyKind.GROUP_SPIKE,
-        severity=severity_of(group.count >= config.critical_multiplier * max(baseline.expected, 1.0)),
-        subject=group.fingerprint,
-        summary=f"group {group.fingerprint} ({group.reason}): {group.count} errors in {_minutes(window)}, "
-        f"expected {baseline.expected:.1f} ({baseline.kind.value}, {baseline.samples} samples)",
-        evidence=evidence,
+    facts = {"fingerprint": group.fingerprint, "category": group.category, "reason": group.reason}
+    return _spike(
+        AnomalyKind.GROUP_SPIKE,
+        group.fingerprint,
+        f"group {group.fingerprint} ({group.reason})",
+        group.count,
+        baseline,
+        window=window,
+        config=config,
+        facts=facts | {"exc_type": group.exc_type, "tasks": tasks},
     )
 
 
@@ -107,55 +96,60 @@ def task_spike(
 
     When its executions are known (in the window and per hour), the expected failures are scaled by
     the traffic's ratio to its own baseline: more traffic at the same error rate is no spike."""
-    baseline = baseline_for(
-        task.history, since=window.since, until=window.until, observed_since=observed_since, config=config
-    )
-    traffic = _traffic_ratio(task, window=window, observed_since=observed_since, config=config)
-    if traffic is not None:
-        baseline = baseline.scaled(traffic)
-    if not is_spike(task.failures, baseline, config):
-        return None
-    evidence = _spike_evidence(task.failures, baseline, window, config) | {
+    baseline = _baseline(task.history, window, observed_since, config)
+    traffic = None
+    if task.executions is not None and task.executions_history is not None:
+        usual = _baseline(task.executions_history, window, observed_since, config)
+        if usual.samples >= config.min_baseline_samples and usual.expected > 0:
+            traffic = task.executions / usual.expected
+            baseline = baseline.scaled(traffic)
+    facts = {
         "task": task.name,
         "executions": task.executions,
         "traffic_ratio": None if traffic is None else round(traffic, 3),
     }
-    return Anomaly(
-        kind=AnomalyKind.TASK_SPIKE,
-        severity=severity_of(task.failures >= config.critical_multiplier * max(baseline.expected, 1.0)),
-        subject=task.name,
-        summary=f"task {task.name}: {task.failures} failures in {_minutes(window)}, "
-        f"expected {baseline.expected:.1f} ({baseline.kind.value}, {baseline.samples} samples)",
-        evidence=evidence,
-    )
-
-
-def _traffic_ratio(
-    task: TaskSeries, *, window: Window, observed_since: dt.datetime | None, config: AnalysisConfig
-) -> float | None:
-    if task.executions is None or task.executions_history is None:
-        return None
-    usual = baseline_for(
-        task.executions_history,
-        since=window.since,
-        until=window.until,
-        observed_since=observed_since,
+    return _spike(
+        AnomalyKind.TASK_SPIKE,
+        task.name,
+        f"task {task.name}",
+        task.failures,
+        baseline,
+        window=window,
         config=config,
+        facts=facts,
     )
-    if usual.samples < config.min_baseline_samples or usual.expected <= 0:
+
+
+def _baseline(history: Hourly, window: Window, observed_since: dt.datetime | None, config: AnalysisConfig) -> Baseline:
+    return baseline_for(history, since=window.since, until=window.until, observed_since=observed_since, config=config)
+
+
+def _spike(
+    kind: AnomalyKind,
+    subject: str,
+    label: str,
+    count: int,
+    baseline: Baseline,
+    *,
+    window: Window,
+    config: AnalysisConfig,
+    facts: dict[str, Any],
+) -> Anomaly | None:
+    """The anomaly when ``count`` is a spike against ``baseline``, with its evidence; else None."""
+    if not is_spike(count, baseline, config):
         return None
-    return task.executions / usual.expected
-
-
-def _spike_evidence(count: int, baseline: Baseline, window: Window, config: AnalysisConfig) -> dict[str, Any]:
-    return {
+    evidence = {
         "count": count,
         "baseline": baseline.evidence(),
         "threshold": round(spike_threshold(baseline, config), 3),
         "probability": poisson_tail(count, max(baseline.expected, baseline.mean)),
         "window": window.evidence(),
     }
-
-
-def _minutes(window: Window) -> str:
-    return f"{window.hours * 60:g} min"
+    return Anomaly(
+        kind=kind,
+        severity=severity_of(count >= config.critical_multiplier * max(baseline.expected, 1.0)),
+        subject=subject,
+        summary=f"{label}: {count} errors in {window.hours * 60:g} min, expected {baseline.expected:.1f} "
+        f"({baseline.kind.value}, {baseline.samples} samples)",
+        evidence=evidence | facts,
+    )
