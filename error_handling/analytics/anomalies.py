@@ -31,12 +31,12 @@ def detect(inputs: AnalysisInputs, config: AnalysisConfig = DEFAULT_CONFIG) -> l
     found: list[Anomaly | None] = []
     reported = []
     for group in inputs.groups:
-        anomaly = _group_anomaly(group, inputs, config)
+        anomaly = _group_anomaly(group, inputs=inputs, config=config)
         if anomaly is not None:
             found.append(anomaly)
             reported.append(group)
     for task in inputs.tasks:
-        found.append(_task_anomaly(task, reported, inputs, config))
+        found.append(_task_anomaly(task, reported, inputs=inputs, config=config))
         found.append(
             error_rate(task.name, failures=task.failures, executions=task.executions, window=window, config=config)
         )
@@ -51,7 +51,7 @@ def detect(inputs: AnalysisInputs, config: AnalysisConfig = DEFAULT_CONFIG) -> l
     )
 
 
-def _group_anomaly(group: GroupSeries, inputs: AnalysisInputs, config: AnalysisConfig) -> Anomaly | None:
+def _group_anomaly(group: GroupSeries, *, inputs: AnalysisInputs, config: AnalysisConfig) -> Anomaly | None:
     """The one anomaly of a group: new, else regressed, else a spike."""
     window = inputs.window
     return (
@@ -62,7 +62,7 @@ def _group_anomaly(group: GroupSeries, inputs: AnalysisInputs, config: AnalysisC
 
 
 def _task_anomaly(
-    task: TaskSeries, reported: Sequence[GroupSeries], inputs: AnalysisInputs, config: AnalysisConfig
+    task: TaskSeries, reported: Sequence[GroupSeries], *, inputs: AnalysisInputs, config: AnalysisConfig
 ) -> Anomaly | None:
     """A task's spike, unless its failures without those of the reported groups are no spike."""
     explained = sum(group.tasks.get(task.name, 0) for group in reported)

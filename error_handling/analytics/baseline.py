@@ -83,7 +83,7 @@ def hour_start(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def count_between(history: Hourly, start: dt.datetime, end: dt.datetime) -> float:
+def count_between(history: Hourly, *, start: dt.datetime, end: dt.datetime) -> float:
     """The count of ``history`` in ``[start, end)``: hour buckets it covers in part count in proportion."""
     total = 0.0
     hour = hour_start(start)
@@ -126,18 +126,18 @@ def baseline_for(
         begin = end - length
         if begin < start or end > anchor:
             return None
-        return count_between(history, begin, end) * ((until - since) / length)
+        return count_between(history, start=begin, end=end) * ((until - since) / length)
 
     weekly = _samples(lambda k: sample(k * WEEK, until - since), config.seasonal_weeks)
     if len(weekly) >= MIN_WEEKS:
-        return _baseline(BaselineKind.SEASONAL_WEEK, weekly, config)
+        return _baseline(BaselineKind.SEASONAL_WEEK, weekly, config=config)
     daily = _samples(lambda k: sample(k * DAY, until - since), config.seasonal_days)
     if len(daily) >= MIN_DAYS:
-        return _baseline(BaselineKind.SEASONAL_DAY, daily, config)
+        return _baseline(BaselineKind.SEASONAL_DAY, daily, config=config)
     length = max(until - since, HOUR)
     first = until - anchor  # the first recent sample ends where the window's hour starts
     recent = _samples(lambda k: sample(first + (k - 1) * length, length), config.recent_samples)
-    return _baseline(BaselineKind.RECENT, recent, config)
+    return _baseline(BaselineKind.RECENT, recent, config=config)
 
 
 def _samples(take: Callable[[int], float | None], limit: int) -> list[float]:
@@ -150,7 +150,7 @@ def _samples(take: Callable[[int], float | None], limit: int) -> list[float]:
     return found
 
 
-def _baseline(kind: BaselineKind, samples: list[float], config: AnalysisConfig) -> Baseline:
+def _baseline(kind: BaselineKind, samples: list[float], *, config: AnalysisConfig) -> Baseline:
     if not samples:
         return Baseline(kind=kind, expected=0.0, median=0.0, mad=config.mad_floor, mean=0.0, samples=0)
     median = statistics.median(samples)

@@ -37,7 +37,7 @@ def spike_threshold(baseline: Baseline, config: AnalysisConfig = DEFAULT_CONFIG)
     )
 
 
-def is_spike(count: float, baseline: Baseline, config: AnalysisConfig = DEFAULT_CONFIG) -> bool:
+def is_spike(count: float, baseline: Baseline, *, config: AnalysisConfig = DEFAULT_CONFIG) -> bool:
     """Whether ``count`` is a spike against ``baseline`` (the test in the module's docstring)."""
     return (
         baseline.samples >= config.min_baseline_samples
@@ -56,7 +56,11 @@ def is_escalating(
     config: AnalysisConfig = DEFAULT_CONFIG,
 ) -> bool:
     """Whether ``group``'s volume in ``window`` is well above its own baseline (the state ``escalating``)."""
-    return is_spike(group.count, _baseline(group.history, window, observed_since, config), config)
+    return is_spike(
+        group.count,
+        _baseline(group.history, window=window, observed_since=observed_since, config=config),
+        config=config,
+    )
 
 
 def group_spike(
@@ -70,15 +74,15 @@ def group_spike(
     and a group first seen in the window (that is a new group, not a spike)."""
     if group.state is GroupState.IGNORED or group.first_seen >= window.since:
         return None
-    baseline = _baseline(group.history, window, observed_since, config)
+    baseline = _baseline(group.history, window=window, observed_since=observed_since, config=config)
     tasks = dict(sorted(group.tasks.items(), key=lambda item: (-item[1], item[0]))[:TOP_TASKS])
     facts = {"fingerprint": group.fingerprint, "category": group.category, "reason": group.reason}
     return _spike(
         AnomalyKind.GROUP_SPIKE,
         group.fingerprint,
-        f"group {group.fingerprint} ({group.reason})",
-        group.count,
-        baseline,
+        label=f"group {group.fingerprint} ({group.reason})",
+        count=group.count,
+        baseline=baseline,
         window=window,
         config=config,
         facts=facts | {"exc_type": group.exc_type, "tasks": tasks},
@@ -96,10 +100,10 @@ def task_spike(
 
     When its executions are known (in the window and per hour), the expected failures are scaled by
     the traffic's ratio to its own baseline: more traffic at the same error rate is no spike."""
-    baseline = _baseline(task.history, window, observed_since, config)
+    baseline = _baseline(task.history, window=window, observed_since=observed_since, config=config)
     traffic = None
     if task.executions is not None and task.executions_history is not None:
-        usual = _baseline(task.executions_history, window, observed_since, config)
+        usual = _baseline(task.executions_history, window=window, observed_since=observed_since, config=config)
         if usual.samples >= config.min_baseline_samples and usual.expected > 0:
             traffic = task.executions / usual.expected
             baseline = baseline.scaled(traffic)
@@ -111,32 +115,34 @@ def task_spike(
     return _spike(
         AnomalyKind.TASK_SPIKE,
         task.name,
-        f"task {task.name}",
-        task.failures,
-        baseline,
+        label=f"task {task.name}",
+        count=task.failures,
+        baseline=baseline,
         window=window,
         config=config,
         facts=facts,
     )
 
 
-def _baseline(history: Hourly, window: Window, observed_since: dt.datetime | None, config: AnalysisConfig) -> Baseline:
+def _baseline(
+    history: Hourly, *, window: Window, observed_since: dt.datetime | None, config: AnalysisConfig
+) -> Baseline:
     return baseline_for(history, since=window.since, until=window.until, observed_since=observed_since, config=config)
 
 
 def _spike(
     kind: AnomalyKind,
     subject: str,
+    *,
     label: str,
     count: int,
     baseline: Baseline,
-    *,
     window: Window,
     config: AnalysisConfig,
     facts: dict[str, Any],
 ) -> Anomaly | None:
     """The anomaly when ``count`` is a spike against ``baseline``, with its evidence; else None."""
-    if not is_spike(count, baseline, config):
+    if not is_spike(count, baseline, config=config):
         return None
     evidence = {
         "count": count,

@@ -22,7 +22,9 @@ def flat(hours: int, count: int = 6, *, start: dt.datetime = T0) -> dict[dt.date
 
 def test_a_partly_covered_hour_counts_in_proportion() -> None:
     history = {T0: 12, T0 + HOUR: 60}
-    assert count_between(history, T0 + dt.timedelta(minutes=30), T0 + dt.timedelta(minutes=75)) == pytest.approx(6 + 15)
+    assert count_between(
+        history, start=T0 + dt.timedelta(minutes=30), end=T0 + dt.timedelta(minutes=75)
+    ) == pytest.approx(6 + 15)
 
 
 def test_two_weeks_of_history_give_the_same_hour_of_the_week() -> None:

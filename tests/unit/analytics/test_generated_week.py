@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from error_handling.analytics import AnomalyKind, GroupSeries, GroupState, detect
+from error_handling.analytics import AnomalyKind, GroupSeries, GroupState, detect, recommend
 
 from .traffic import START, Week, generate, resolved, with_groups
 
@@ -80,3 +81,11 @@ def test_a_spike_a_new_group_and_a_regression_are_each_reported_once(hour_of_day
         anomalies[changed["regression"].fingerprint].evidence["regressed_at"]
         == (week.window.since + dt.timedelta(minutes=10)).isoformat()
     )
+
+
+def test_every_finding_of_the_week_is_json_and_the_clean_week_gets_no_advice() -> None:
+    clean = generate(11, hour_of_day=15)
+    assert recommend(clean.inputs()) == []
+    week, _ = injected(clean)
+    findings = [a.evidence for a in detect(week.inputs())] + [r.evidence for r in recommend(week.inputs())]
+    assert findings and json.loads(json.dumps(findings)) == findings
