@@ -1,0 +1,1 @@
+"""Tests of the analysis: baselines, anomalies, recommendations (pure, no I/O)."""
