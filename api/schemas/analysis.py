@@ -133,9 +133,7 @@ def analysis_public(analysis: Analysis) -> AnalysisPublic:
         executions=window.executions,
         error_rate=window.error_rate,
         error_distribution=window.error_distribution,
-        trend={
-            name: _totals(totals, compared_with=window.total_errors) for name, totals in analysis.trend.items()
-        },
+        trend={name: _totals(totals, compared_with=window.total_errors) for name, totals in analysis.trend.items()},
         anomalies=[_anomaly(a) for a in analysis.anomalies],
         recommendations=[_recommendation(r) for r in analysis.recommendations],
         circuit_breakers=BreakerSummaryPublic(

@@ -19,7 +19,7 @@ from error_handling.analytics.advice import (
     validation_after_deploy,
 )
 from error_handling.analytics.anomalies import detect
-from error_handling.analytics.baseline import Baseline, BaselineKind, baseline_for, count_between
+from error_handling.analytics.baseline import Baseline, BaselineKind, baseline_for, count_between, sample_spans
 from error_handling.analytics.config import DEFAULT_CONFIG, AnalysisConfig
 from error_handling.analytics.findings import Anomaly, AnomalyKind, Recommendation, RecommendationRule, Severity
 from error_handling.analytics.health import breaker_flapping, error_rate, recovery_failing, wait_timeouts
@@ -78,6 +78,7 @@ __all__ = [
     "recovery_failing",
     "regression",
     "retries_exhausted",
+    "sample_spans",
     "spike_threshold",
     "suggested_rule",
     "task_spike",

@@ -19,10 +19,12 @@ import datetime as dt
 import enum
 import statistics
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from error_handling.analytics.config import DEFAULT_CONFIG, AnalysisConfig
 from error_handling.analytics.inputs import Hourly
+
+T = TypeVar("T")
 
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
@@ -118,31 +120,51 @@ def baseline_for(
     if until <= since:
         raise ValueError("a window must end after it starts")
     start = observed_since if observed_since is not None else min(history, default=since)
+    kind, spans = _chosen_spans(since=since, until=until, observed_since=start, config=config)
+    samples = [count_between(history, start=begin, end=end) * ((until - since) / (end - begin)) for begin, end in spans]
+    return _baseline(kind, samples, config=config)
+
+
+def sample_spans(
+    *,
+    since: dt.datetime,
+    until: dt.datetime,
+    observed_since: dt.datetime | None,
+    config: AnalysisConfig = DEFAULT_CONFIG,
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The past spans whose counts the baseline of ``[since, until)`` samples, given where the history
+    starts (None: no history): what a reader of the roll-up has to read, and nothing more."""
+    if until <= since or observed_since is None:
+        return []
+    return _chosen_spans(since=since, until=until, observed_since=observed_since, config=config)[1]
+
+
+def _chosen_spans(
+    *, since: dt.datetime, until: dt.datetime, observed_since: dt.datetime, config: AnalysisConfig
+) -> tuple[BaselineKind, list[tuple[dt.datetime, dt.datetime]]]:
+    """Which kind of baseline ``[since, until)`` gets, and the spans it samples (see the module's docstring)."""
     anchor = hour_start(since)
 
-    def sample(offset: dt.timedelta, length: dt.timedelta) -> float | None:
+    def span(offset: dt.timedelta, length: dt.timedelta) -> tuple[dt.datetime, dt.datetime] | None:
         # the window shifted back by offset, as long as length (>= the window's), or None outside the history
         end = until - offset
         begin = end - length
-        if begin < start or end > anchor:
-            return None
-        return count_between(history, start=begin, end=end) * ((until - since) / length)
+        return None if begin < observed_since or end > anchor else (begin, end)
 
-    weekly = _samples(lambda k: sample(k * WEEK, until - since), config.seasonal_weeks)
+    weekly = _samples(lambda k: span(k * WEEK, until - since), config.seasonal_weeks)
     if len(weekly) >= MIN_WEEKS:
-        return _baseline(BaselineKind.SEASONAL_WEEK, weekly, config=config)
-    daily = _samples(lambda k: sample(k * DAY, until - since), config.seasonal_days)
+        return BaselineKind.SEASONAL_WEEK, weekly
+    daily = _samples(lambda k: span(k * DAY, until - since), config.seasonal_days)
     if len(daily) >= MIN_DAYS:
-        return _baseline(BaselineKind.SEASONAL_DAY, daily, config=config)
+        return BaselineKind.SEASONAL_DAY, daily
     length = max(until - since, HOUR)
     first = until - anchor  # the first recent sample ends where the window's hour starts
-    recent = _samples(lambda k: sample(first + (k - 1) * length, length), config.recent_samples)
-    return _baseline(BaselineKind.RECENT, recent, config=config)
+    return BaselineKind.RECENT, _samples(lambda k: span(first + (k - 1) * length, length), config.recent_samples)
 
 
-def _samples(take: Callable[[int], float | None], limit: int) -> list[float]:
+def _samples(take: Callable[[int], T | None], limit: int) -> list[T]:
     """The samples ``take(1)``, ``take(2)``, ... ``take(limit)`` that fall inside the history."""
-    found: list[float] = []
+    found: list[T] = []
     for k in range(1, limit + 1):
         value = take(k)
         if value is not None:

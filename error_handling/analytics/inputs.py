@@ -19,19 +19,27 @@ Hourly = Mapping[dt.datetime, int]
 
 
 class GroupState(enum.StrEnum):
-    """The life of an error group (one fingerprint)."""
+    """Where an error group (one fingerprint) stands (stored in ``fr_error_groups.state``).
 
-    #: First seen recently.
+    Traffic moves a group between the first four; an operator sets the last two (and may set a group back
+    to ``ongoing``)::
+
+        first attempt ──► new ──(new period over)──► ongoing ◄──► escalating (volume well above baseline)
+        resolved ──(seen again)──► regressed ──(new period over)──► ongoing
+        ignored ──(until passed, or it escalates when ignored until escalating)──► ongoing / escalating
+    """
+
+    #: First seen within the new period (``groups_new_period``).
     NEW = "new"
-    #: Seen before and still occurring at its usual volume.
+    #: Seen before the new period and occurring at its usual volume.
     ONGOING = "ongoing"
-    #: Occurring well above its own baseline.
+    #: Occurring well above its own baseline (set by the dispatchers' groups role).
     ESCALATING = "escalating"
-    #: Marked resolved, then seen again.
+    #: Seen again after an operator resolved it (stays so for the new period).
     REGRESSED = "regressed"
-    #: Marked resolved by an operator.
+    #: Marked resolved by an operator; its next attempt makes it ``regressed``.
     RESOLVED = "resolved"
-    #: Muted by an operator: no anomaly is reported about it.
+    #: Muted by an operator (forever, until a time, or until it escalates): no anomaly is reported about it.
     IGNORED = "ignored"
 
 

@@ -5,37 +5,11 @@ regressed)."""
 from __future__ import annotations
 
 import datetime as dt
-import enum
-
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from error_handling.analytics.inputs import GroupState
 from error_handling.persistence.models.base import Base, enum_type
-
-
-class GroupState(enum.StrEnum):
-    """Where an error group stands.
-
-    Traffic moves a group between the first four; an operator sets the last two (and may set a group back
-    to ``ongoing``)::
-
-        first attempt ──► new ──(new period over)──► ongoing ◄──► escalating (volume well above baseline)
-        resolved ──(seen again)──► regressed ──(new period over)──► ongoing
-        ignored ──(until passed, or it escalates when ignored until escalating)──► ongoing / escalating
-    """
-
-    #: First seen within the new period (``groups_new_period``).
-    NEW = "new"
-    #: Seen before the new period and not escalating.
-    ONGOING = "ongoing"
-    #: Its volume is well above its own baseline (set by the dispatchers' groups role).
-    ESCALATING = "escalating"
-    #: Seen again after an operator resolved it (stays so for the new period).
-    REGRESSED = "regressed"
-    #: An operator resolved it; the next attempt makes it ``regressed``.
-    RESOLVED = "resolved"
-    #: An operator ignored it: forever, until a time (``ignore_until``), or until it escalates.
-    IGNORED = "ignored"
 
 
 class ErrorGroup(Base):

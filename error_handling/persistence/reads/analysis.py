@@ -106,8 +106,7 @@ def analyse(
     return Analysis(
         window=window_totals(session, since=since, until=until),
         trend={
-            name: window_totals(session, since=since - offset, until=until - offset)
-            for name, offset in offsets.items()
+            name: window_totals(session, since=since - offset, until=until - offset) for name, offset in offsets.items()
         },
         anomalies=detect(inputs, config),
         recommendations=recommend(inputs, config),

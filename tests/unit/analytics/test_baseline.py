@@ -4,12 +4,14 @@ self-counting, median and MAD with their floors."""
 from __future__ import annotations
 
 import datetime as dt
+import random
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from error_handling.analytics import AnalysisConfig, BaselineKind, baseline_for, count_between
+from error_handling.analytics import AnalysisConfig, BaselineKind, baseline_for, count_between, sample_spans
+from error_handling.analytics.baseline import HOUR, hour_start
 
 UTC = dt.UTC
 HOUR = dt.timedelta(hours=1)
@@ -115,3 +117,22 @@ def test_the_window_itself_never_counts_in_its_baseline(counts: list[int], offse
     assert baseline_for(spiked, since=since, until=until, observed_since=T0) == baseline_for(
         history, since=since, until=until, observed_since=T0
     )
+
+
+@pytest.mark.parametrize("days_of_history", [0.5, 2, 5, 20, 40])
+@pytest.mark.parametrize("window_minutes", [5, 60, 150, 1440])
+def test_the_sampled_spans_are_all_a_baseline_reads(days_of_history: float, window_minutes: int) -> None:
+    """A history cut down to the hours of :func:`sample_spans` gives the same baseline as the whole one, so a
+    reader of the roll-up needs no other hour."""
+    rng = random.Random(f"{days_of_history}-{window_minutes}")
+    until = dt.datetime(2026, 11, 30, 14, 23, tzinfo=dt.UTC)
+    since = until - dt.timedelta(minutes=window_minutes)
+    observed = hour_start(until - dt.timedelta(days=days_of_history))
+    hours = int((until - observed) / HOUR) + 1
+    history = {observed + k * HOUR: rng.randrange(0, 30) for k in range(hours)}
+    spans = sample_spans(since=since, until=until, observed_since=observed)
+    kept = {hour: n for hour, n in history.items() if any(hour + HOUR > begin and hour < end for begin, end in spans)}
+    whole = baseline_for(history, since=since, until=until, observed_since=observed)
+    cut = baseline_for(kept, since=since, until=until, observed_since=observed)
+    assert cut == whole
+    assert len(kept) <= len(history)
