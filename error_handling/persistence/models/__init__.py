@@ -6,6 +6,7 @@ dead_letters  fr_dead_letters, fr_replay_requests, fr_replay_jobs
 resilience    fr_resource_gates, fr_resource_leases, circuit_breaker_events, ai_service_health,
               ai_service_errors, ai_fallback_events
 operations    fr_heartbeats, fr_compensation_steps, fr_audit_events, fr_retention_runs
+task_counts   fr_task_counts
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from error_handling.persistence.models.resilience import (
     ServiceError,
     ServiceHealth,
 )
+from error_handling.persistence.models.task_counts import TaskCount
 from error_handling.persistence.models.tasks import (
     TERMINAL_STATES,
     DecisionKind,
@@ -83,6 +85,7 @@ __all__ = [
     "ServiceError",
     "ServiceHealth",
     "StepStatus",
+    "TaskCount",
     "TaskRecord",
     "TaskState",
     "UTCDateTime",
