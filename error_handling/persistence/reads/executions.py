@@ -28,7 +28,7 @@ def widened_to_minutes(since: dt.datetime, until: dt.datetime) -> tuple[dt.datet
 
 def success_counts(session: Session, *, since: dt.datetime, until: dt.datetime) -> dict[tuple[str, str], int]:
     """How many executions succeeded in ``[since, until)``, by ``(task_name, queue)`` (queue ``''`` when
-    unknown); pairs with none are left out.
+    unknown); pairs with none are left out, and an empty window (``since >= until``) has none.
 
     The window is read in whole minutes (a partial minute at either end counts whole:
     :func:`widened_to_minutes`), split as the error statistics split theirs
@@ -37,6 +37,8 @@ def success_counts(session: Session, *, since: dt.datetime, until: dt.datetime) 
     ``retention_success_minutes_days`` (8 days): past that age the partial hours at the ends of a window
     are no longer counted; whole hours and days always are.
     """
+    if since >= until:
+        return {}
     start, end = widened_to_minutes(since, until)
     parts = signed_spans(plan_window(start, end), partial=Period.MINUTE)
     if not parts:
