@@ -67,7 +67,7 @@ def test_counters_of_many_threads_and_processes_write_the_same_rows_without_losi
                 counter.flush()
                 if round_ % 2 == index % 2:
                     shared.flush()
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:  # reported by the test
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
@@ -86,7 +86,11 @@ def test_counters_of_many_threads_and_processes_write_the_same_rows_without_losi
         by_period = dict(
             s.execute(sa.select(TaskCount.period, sa.func.sum(TaskCount.successes)).group_by(TaskCount.period)).all()
         )
-    assert by_period == {"minute": sum(expected.values()), "hour": sum(expected.values()), "day": sum(expected.values())}
+    assert by_period == {
+        "minute": sum(expected.values()),
+        "hour": sum(expected.values()),
+        "day": sum(expected.values()),
+    }
 
 
 def test_the_read_function_splits_a_window_into_days_hours_and_minutes(sessions: sessionmaker[Session]) -> None:
@@ -112,7 +116,9 @@ def test_retention_deletes_old_minute_rows_and_keeps_hours_and_days(
     sessions: sessionmaker[Session], pg_url: str, tmp_path: Path
 ) -> None:
     with transaction(sessions) as s:
-        add_successes(s, {(NOW - dt.timedelta(days=9), "app.a", "celery"): 3, (NOW - dt.timedelta(days=7), "app.a", "celery"): 5})
+        add_successes(
+            s, {(NOW - dt.timedelta(days=9), "app.a", "celery"): 3, (NOW - dt.timedelta(days=7), "app.a", "celery"): 5}
+        )
     settings = Settings(database_url=pg_url, broker_url="memory://", encryption_key=TEST_KEY, data_dir=tmp_path)
     assert settings.retention_success_minutes_days == 8.0
 

@@ -53,7 +53,9 @@ def sessions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sessionmaker[
 
 
 def insert(sessions: sessionmaker[Session], counts: dict[tuple[int, str, str], int]) -> None:
-    keyed: dict[SuccessKey, int] = {(T0 + minute * MINUTE, task, queue): n for (minute, task, queue), n in counts.items()}
+    keyed: dict[SuccessKey, int] = {
+        (T0 + minute * MINUTE, task, queue): n for (minute, task, queue), n in counts.items()
+    }
     with transaction(sessions) as s:
         s.execute(sa.delete(TaskCount))
         add_successes(s, keyed)
@@ -101,6 +103,8 @@ def test_whole_days_and_hours_are_read_from_their_rows_not_minute_rows(sessions:
         s.execute(sa.delete(TaskCount).where(TaskCount.period == "minute"))
     with sessions() as s:
         three_days = success_counts(s, since=T0, until=T0 + dt.timedelta(days=3))
-        partial_hour = success_counts(s, since=T0 + dt.timedelta(hours=25, minutes=15), until=T0 + dt.timedelta(hours=26))
+        partial_hour = success_counts(
+            s, since=T0 + dt.timedelta(hours=25, minutes=15), until=T0 + dt.timedelta(hours=26)
+        )
     assert three_days == {("app.b", ""): 8}
     assert partial_hour == {}  # a partial hour is read from minute rows, which are gone
