@@ -224,7 +224,7 @@ def test_the_default_interval_is_the_setting(runtime: Runtime) -> None:
     assert counter_of(runtime).interval == runtime.settings.success_flush_interval == 10.0
 
 
-def test_a_successful_execution_is_counted_without_a_database_round_trip(
+def test_a_successful_execution_is_counted_without_a_database_round_trip_and_written_when_the_app_closes(
     database_url: str, tmp_path: Path, sessions: sessionmaker[Session]
 ) -> None:
     app = create_app(
@@ -245,7 +245,9 @@ def test_a_successful_execution_is_counted_without_a_database_round_trip(
 
         counter = counter_of(runtime)
         assert sum(n for (_, task, _), n in counter.pending().items() if task == "unit.ok") == 2
-        counter.close()
+        runtime.close()  # an app closing writes what its process counted
+        assert counter.pending() == {}
+        assert counter_of(runtime) is not counter  # a later success starts a new counter and thread
         with sessions() as s:
             days = s.execute(sa.select(TaskCount.successes).where(TaskCount.period == "day")).scalars().all()
         assert days == [2]
