@@ -205,7 +205,17 @@ class Runtime:
         self.in_transaction(work, patience=0)
 
     def close(self) -> None:
-        """Dispose of this process's engine."""
+        """Close this process's per-process values that can be closed (its success counter writes what
+        it counted and stops its thread), then dispose of this process's engine."""
+        pid = os.getpid()
+        with self._lock:
+            mine = {key: value for key, (owner, value) in self._per_process.items() if owner == pid}
+            for key in mine:
+                del self._per_process[key]
+        for value in mine.values():
+            closer = getattr(value, "close", None)
+            if callable(closer):
+                closer()
         with self._lock:
             if self._engine is not None:
                 self._engine.dispose()

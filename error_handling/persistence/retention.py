@@ -11,7 +11,9 @@ never deleted (:data:`RULES`):
   retry budget and its poison-message count read them), and of a task whose dead letter is still
   ``pending`` (the operator deciding about it reads its history), are kept whatever their age;
 - the latest transition of each circuit breaker is kept (the breakers' view shows it);
-- roll-up rows, service minutes and errors, and fallback events are deleted by age alone.
+- roll-up rows, service minutes and errors, and fallback events are deleted by age alone;
+- of the success counts (``fr_task_counts``) only the minute rows are deleted: hour and day rows are
+  kept, so the counts of whole hours and days never go backwards.
 
 Purging (:func:`purge_batch`) replaces every sealed value of a dead letter, and of its task's record,
 with ``[REDACTED]`` and sets ``purged_at``: the letter can no longer be replayed
@@ -40,9 +42,11 @@ from error_handling.persistence.models import (
     RetentionRun,
     ServiceError,
     ServiceHealth,
+    TaskCount,
     TaskRecord,
     TaskState,
 )
+from error_handling.persistence.rollup import Period
 from error_handling.sealing import purge_secrets
 
 __all__ = [
@@ -128,6 +132,12 @@ RULES: tuple[Rule, ...] = (
         keep=lambda: _still_needed(_t(FailedAttempt).c.task_id),
     ),
     Rule(_t(ErrorCount), "retention_counts_days", _t(ErrorCount).c.bucket),
+    Rule(
+        _t(TaskCount),
+        "retention_success_minutes_days",
+        _t(TaskCount).c.bucket,
+        keep=lambda: _t(TaskCount).c.period != Period.MINUTE.value,
+    ),
     Rule(
         _t(CircuitBreakerEvent),
         "retention_breaker_events_days",

@@ -19,16 +19,27 @@ from error_handling.persistence.models import ErrorCount, UTCDateTime
 
 
 class Period(enum.StrEnum):
-    """The length of a roll-up bucket (``fr_error_counts.period``)."""
+    """The length of a roll-up bucket (``fr_error_counts.period``, ``fr_task_counts.period``).
 
+    The error roll-up has hour and day rows; the success counts have minute rows too."""
+
+    #: A UTC minute (success counts only).
+    MINUTE = "minute"
     #: A UTC hour.
     HOUR = "hour"
     #: A UTC day.
     DAY = "day"
 
     def start_of(self, moment: dt.datetime) -> dt.datetime:
-        """The start of the UTC hour or day ``moment`` falls in."""
+        """The start of the UTC minute, hour or day ``moment`` falls in."""
+        if self is Period.MINUTE:
+            return minute_of(moment)
         return hour_of(moment) if self is Period.HOUR else day_of(moment)
+
+
+def minute_of(moment: dt.datetime) -> dt.datetime:
+    """The start of the UTC minute ``moment`` falls in."""
+    return moment.astimezone(dt.UTC).replace(second=0, microsecond=0)
 
 
 def hour_of(moment: dt.datetime) -> dt.datetime:

@@ -12,6 +12,7 @@ described by its docstring and the constrained types, is in group.py), combined 
               ├─ DeliverySettings    reliable fetch, liveness, redeliveries  (delivery.py)
               ├─ ServiceSettings     circuit breakers, fallbacks             (services.py)
               ├─ ReplaySettings      redaction keys, replay limits           (replay.py)
+              ├─ StatisticsSettings  success counts of the workers           (statistics.py)
               └─ ApiSettings         the error API                           (api.py)
 """
 
@@ -26,6 +27,7 @@ from function_runner.settings.replay import ReplaySettings
 from function_runner.settings.retention import RetentionSettings
 from function_runner.settings.retries import RetrySettings
 from function_runner.settings.services import ServiceSettings
+from function_runner.settings.statistics import StatisticsSettings
 from function_runner.settings.storage import StorageSettings
 
 __all__ = ["Settings"]
@@ -35,6 +37,7 @@ __all__ = ["Settings"]
 # fields (and the errors of several bad variables) keep the order of the drawing above.
 class Settings(
     ApiSettings,
+    StatisticsSettings,
     ReplaySettings,
     ServiceSettings,
     DeliverySettings,

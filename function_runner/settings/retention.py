@@ -32,6 +32,10 @@ class RetentionSettings(SettingsGroup):
     retention_counts_days: MaxAgeDays = 400.0
     """Statistics roll-up rows (fr_error_counts) older than this (days) are deleted. 'off' (or empty): kept
     forever."""
+    retention_success_minutes_days: MaxAgeDays = 8.0
+    """Minute rows of the success counts (fr_task_counts) older than this (days) are deleted; their hour and
+    day rows are kept. A window's partial hours older than this are no longer counted. 'off' (or empty): kept
+    forever."""
     retention_breaker_events_days: MaxAgeDays = 30.0
     """Circuit breaker transitions older than this (days) are deleted, except each service's latest. 'off' (or
     empty): kept forever."""

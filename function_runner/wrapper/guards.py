@@ -1,5 +1,6 @@
 """The run step's guards: the circuit breaker the body runs through (``breaker=``) and the retry
-budget its transient failures draw on (``retry_budget=``, default: the breaker's service).
+budget its transient failures draw on (``retry_budget=``, default: the breaker's service); and what a
+success does: it is counted (:mod:`~function_runner.wrapper.successes`) and credits the budget.
 
 An open breaker refuses the call before the body runs (its error is classified like any other); a
 budget's bookkeeping that fails is logged and never the task's outcome (a retry is then allowed).
@@ -14,8 +15,10 @@ from typing import TYPE_CHECKING
 from error_handling.categories import Category
 from error_handling.classification import Classification
 from function_runner.events import log_event
+from function_runner.wrapper import successes
 
 if TYPE_CHECKING:
+    from function_runner.wrapper.execution import Execution
     from function_runner.wrapper.services import Services
 
 __all__ = ["breaker_guard", "retry_allowed", "succeeded"]
@@ -26,12 +29,13 @@ def breaker_guard(services: Services, service: str | None) -> contextlib.Abstrac
     return services.breakers.guard(service) if service else contextlib.nullcontext()
 
 
-def succeeded(services: Services, budget: str | None) -> None:
-    """The body succeeded: credit the budget of ``budget`` (a service), if any."""
+def succeeded(execution: Execution, budget: str | None) -> None:
+    """The body succeeded: count it (in memory) and credit the budget of ``budget`` (a service), if any."""
+    successes.count_success(execution)
     if not budget:
         return
     try:
-        services.budgets.on_success(budget)
+        execution.services.budgets.on_success(budget)
     except Exception as exc:  # noqa: BLE001 - a budget only shapes retries: never the task's outcome
         log_event("budget.failed", level=logging.WARNING, error=type(exc).__name__)
 

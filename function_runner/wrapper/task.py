@@ -146,7 +146,7 @@ class RecoverableTask(Task):  # type: ignore[misc]
                 self._on_failure(execution, losses.poison, started_at=None)
             lost = losses.count
         result = self._run_body(execution)
-        guards.succeeded(execution.services, self._budget)
+        guards.succeeded(execution, self._budget)
         if execution.run_id is not None or lost:
             record_success(execution)
         return result

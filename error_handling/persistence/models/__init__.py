@@ -7,6 +7,7 @@ resilience    fr_resource_gates, fr_resource_leases, circuit_breaker_events, ai_
               ai_service_errors, ai_fallback_events
 groups        fr_error_groups
 operations    fr_heartbeats, fr_compensation_steps, fr_audit_events, fr_retention_runs
+task_counts   fr_task_counts
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from error_handling.persistence.models.resilience import (
     ServiceError,
     ServiceHealth,
 )
+from error_handling.persistence.models.task_counts import TaskCount
 from error_handling.persistence.models.tasks import (
     TERMINAL_STATES,
     DecisionKind,
@@ -87,6 +89,7 @@ __all__ = [
     "ServiceError",
     "ServiceHealth",
     "StepStatus",
+    "TaskCount",
     "TaskRecord",
     "TaskState",
     "UTCDateTime",

@@ -1,5 +1,6 @@
-"""How the error statistics read a window ``[since, until)``: partial hours from the attempts, whole
-hours and days from the roll-up (``fr_error_counts``). Pure functions."""
+"""How the statistics read a window ``[since, until)``: partial hours from the attempts (the error
+roll-up, ``fr_error_counts``) or from minute rows (the success counts, ``fr_task_counts``), whole hours
+and days from hour and day rows. Pure functions."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import dataclasses
 import datetime as dt
 from typing import Final
 
-from error_handling.persistence.rollup import day_of, hour_of
+from error_handling.persistence.rollup import Period, day_of, hour_of
 
 #: A half-open time range ``[start, end)``.
 Span = tuple[dt.datetime, dt.datetime]
@@ -62,6 +63,15 @@ def plan_window(since: dt.datetime, until: dt.datetime) -> WindowPlan:
             plan.hours.append((start, end))
         start = end
     return plan
+
+
+def signed_spans(plan: WindowPlan, *, partial: Period) -> list[tuple[int, Period, Span]]:
+    """The plan as roll-up rows to add (+1) or subtract (-1): its partial hours as rows of ``partial``
+    (which must cover them exactly: minute rows for a window aligned on minutes), its hours and days as
+    hour and day rows, and the hours it subtracts as hour rows."""
+    added = [(partial, span) for span in plan.attempts]
+    added += [(Period.HOUR, span) for span in plan.hours] + [(Period.DAY, span) for span in plan.days]
+    return [(1, period, span) for period, span in added] + [(-1, Period.HOUR, span) for span in plan.minus_hours]
 
 
 def _extend(spans: list[Span], span: Span) -> None:
