@@ -9,15 +9,17 @@ not be counted yet, and a worker killed loses what it had not written (at most o
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from error_handling.persistence.models import TaskCount
+from error_handling.persistence.models import TaskCount, aware_utc
 from error_handling.persistence.reads.window import plan_window, signed_spans
-from error_handling.persistence.rollup import Period, minute_of
+from error_handling.persistence.rollup import Period, hour_of, minute_of
 
-__all__ = ["success_counts", "widened_to_minutes"]
+__all__ = ["hourly_successes", "success_counts", "widened_to_minutes"]
 
 
 def widened_to_minutes(since: dt.datetime, until: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
@@ -62,3 +64,25 @@ def success_counts(session: Session, *, since: dt.datetime, until: dt.datetime) 
         .group_by(TaskCount.task_name, TaskCount.queue)
     )
     return {(str(task), str(queue)): int(n) for task, queue, n in session.execute(query) if n}
+
+
+def hourly_successes(
+    session: Session, *, task_names: Sequence[str], spans: Sequence[tuple[dt.datetime, dt.datetime]]
+) -> dict[str, dict[dt.datetime, int]]:
+    """The successes of each of ``task_names`` per UTC hour (all queues), in the hours ``spans`` touch: an
+    hourly history for a baseline (one query on the hour rows)."""
+    found: dict[str, dict[dt.datetime, int]] = defaultdict(dict)
+    if not task_names or not spans:
+        return found
+    query = (
+        sa.select(TaskCount.task_name, TaskCount.bucket, sa.func.sum(TaskCount.successes))
+        .where(
+            TaskCount.period == Period.HOUR.value,
+            TaskCount.task_name.in_(list(task_names)),
+            sa.or_(*(sa.and_(TaskCount.bucket >= hour_of(a), TaskCount.bucket < b) for a, b in spans)),
+        )
+        .group_by(TaskCount.task_name, TaskCount.bucket)
+    )
+    for task_name, bucket, n in session.execute(query):
+        found[str(task_name)][aware_utc(bucket)] = int(n)
+    return found
