@@ -3,7 +3,7 @@
 The samples are windows of the same length in the past, counted from the hour buckets (a bucket that a
 sample covers in part counts in proportion, so a 5-minute window and a 3-day one are both served):
 
-- ``seasonal_week``: the same hours of the week in the previous weeks, when 2 or more fit in the history;
+- ``seasonal_week``: the same hours of the week in the previous weeks, when 3 or more fit in the history (a spike needs 3 samples);
 - ``seasonal_day``: else the same hours of the day in the previous days, when 3 or more fit;
 - ``recent``: else the windows just before (at least an hour long each, scaled to the window's length).
 
@@ -30,7 +30,7 @@ HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
 WEEK = dt.timedelta(weeks=1)
 #: The weekly and daily baselines need this many samples; fewer and the next kind is tried.
-MIN_WEEKS = 2
+MIN_WEEKS = 3
 MIN_DAYS = 3
 
 

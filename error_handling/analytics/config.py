@@ -20,7 +20,7 @@ class AnalysisConfig:
     """The thresholds of the anomaly evaluators and the recommendation rules (defaults are production's)."""
 
     # -- baselines
-    #: Previous weeks looked at for a same-hour-of-week baseline (used when 2 or more are in the history).
+    #: Previous weeks looked at for a same-hour-of-week baseline (used when 3 or more are in the history: a spike needs 3 samples).
     seasonal_weeks: int = 4
     #: Previous days looked at for a same-hour-of-day baseline (used when 3 or more are in the history).
     seasonal_days: int = 7

@@ -3,7 +3,7 @@
 ::
 
     build_roles(app, runtime, name) ──►  [heartbeat, queue_check, due_runs, gates, compensations,
-                                          unrecorded, broker_dead_letters, retention, liveness,
+                                          unrecorded, broker_dead_letters, retention, groups, liveness,
                                           replay_jobs]
     Dispatcher.run_forever:  each pass runs every role that is due (run_role: failures logged there),
                              then sleeps ``dispatcher_interval`` unless a role said more work is waiting.
@@ -32,6 +32,7 @@ from function_runner.dispatch.broker_dead_letters import BrokerDeadLettersRole
 from function_runner.dispatch.compensations import CompensationSweepRole
 from function_runner.dispatch.due_runs import DueRunsRole, PassResult
 from function_runner.dispatch.gate_monitor import GateMonitorRole
+from function_runner.dispatch.groups import GroupsRole
 from function_runner.dispatch.heartbeat import HeartbeatRole
 from function_runner.dispatch.lapsed import LapsedConsumersRole
 from function_runner.dispatch.queue_check import QueueCheckRole
@@ -107,6 +108,7 @@ def build_roles(app: Celery, runtime: Runtime, *, name: str) -> list[Role]:
         ),
         BrokerDeadLettersRole(collect=functools.partial(queues.collect_dead_letters, app, runtime)),
         RetentionRole(in_transaction=in_transaction, settings=settings, runner=name),
+        GroupsRole(in_transaction=in_transaction, settings=settings),
         LapsedConsumersRole(connections=app.pool, timeout=settings.liveness_timeout),
         BulkReplayer(
             app,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -78,7 +78,7 @@ def analysis_inputs(
         by_group[fingerprint] += n
         by_task[task_name] += n
         tasks_of[fingerprint][task_name] += n
-    observed = _observed_since(session)
+    observed = observed_since(session)
     spans = sample_spans(since=since, until=until, observed_since=observed, config=config)
     return AnalysisInputs(
         window=window,
@@ -91,7 +91,7 @@ def analysis_inputs(
     )
 
 
-def _observed_since(session: Session) -> dt.datetime | None:
+def observed_since(session: Session) -> dt.datetime | None:
     """The oldest hour of the roll-up: where every history starts."""
     found = session.execute(sa.select(sa.func.min(ErrorCount.bucket)).where(ErrorCount.period == Period.HOUR)).scalar()
     return aware_utc(found) if found is not None else None
@@ -133,7 +133,6 @@ def _groups(
     limit: int,
 ) -> list[GroupSeries]:
     """The largest groups of the window and those that began or came back in it, with their histories."""
-    state = effective_state(window.until, new_period).label("effective")
     fresh = sa.select(GROUPS.c.fingerprint).where(
         sa.or_(
             sa.and_(GROUPS.c.first_seen >= window.since, GROUPS.c.first_seen < window.until),
@@ -141,8 +140,27 @@ def _groups(
         )
     )
     wanted = set(_largest(counts, limit)) | {str(fp) for fp in session.execute(fresh.limit(limit)).scalars()}
+    return group_series(
+        session, wanted, counts=counts, tasks_of=tasks_of, window=window, spans=spans, new_period=new_period
+    )
+
+
+def group_series(
+    session: Session,
+    fingerprints: Iterable[str],
+    *,
+    counts: Mapping[str, int],
+    tasks_of: Mapping[str, Mapping[str, int]],
+    window: Window,
+    spans: Spans,
+    new_period: dt.timedelta,
+) -> list[GroupSeries]:
+    """The series of these groups: their rows (state as of the window's end), counts in the window (from
+    ``counts``), tasks, and hourly histories within ``spans`` (two queries)."""
+    wanted = sorted(set(fingerprints))
     if not wanted:
         return []
+    state = effective_state(window.until, new_period).label("effective")
     rows = session.execute(sa.select(GROUPS, state).where(GROUPS.c.fingerprint.in_(wanted))).all()
     histories = _hourly(session, ErrorCount.fingerprint, wanted, spans)
     return [
