@@ -7,6 +7,7 @@ Commands:
     api          the error API (FastAPI, served by uvicorn)
     db           upgrade / downgrade: the database schema
     errors, dlq  failed attempts; dead letters (list, show, replay, discard, bulk replay)
+    analyze      what went wrong in the last minutes, what changed, and what to do about it
     audit        the operator audit (who did what, when)
     keys         generate an encryption key; rotate: re-seal every stored secret under the newest key
 """
@@ -23,6 +24,7 @@ import sqlalchemy as sa
 import typer
 
 from error_handling.exceptions import ConfigurationError, FunctionRunnerError
+from function_runner.cli.analyze import analyze
 from function_runner.cli.audit import app as audit_app
 from function_runner.cli.common import (
     EXIT_FAILED,
@@ -50,6 +52,7 @@ app.add_typer(errors_app, name="errors")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
+app.command("analyze")(analyze)
 
 
 def _logging(level: str) -> None:

@@ -1,6 +1,6 @@
 """The groups role of the dispatcher: every ``groups_check_interval`` seconds it stores the error groups'
 states that time changes and marks the groups escalating, or calm again
-(:mod:`error_handling.persistence.group_states`).
+(:mod:`error_handling.persistence.group_escalation`).
 
 Every dispatcher runs it; the updates are conditional on the state read, so many at once are harmless.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from error_handling.persistence import group_states
+from error_handling.persistence import group_escalation
 from error_handling.persistence.models import utcnow
 from function_runner.dispatch.role import Role
 from function_runner.events import log_event
@@ -41,9 +41,9 @@ class GroupsRole(Role):
     def run_once(self) -> bool:
         """Settle the states time changes, then mark escalations (two short transactions)."""
         now = utcnow()
-        settled = self.in_transaction(lambda s: group_states.settle(s, now=now, new_period=self.new_period))
+        settled = self.in_transaction(lambda s: group_escalation.settle(s, now=now, new_period=self.new_period))
         changes = self.in_transaction(
-            lambda s: group_states.escalate(s, now=now, new_period=self.new_period, config=self.config)
+            lambda s: group_escalation.escalate(s, now=now, new_period=self.new_period, config=self.config)
         )
         for fingerprint in changes.escalated:
             log_event("group.escalating", level=logging.WARNING, fingerprint=fingerprint)

@@ -15,7 +15,7 @@ from error_handling.analytics import GroupState
 from error_handling.persistence.bulk import insert_many
 from error_handling.persistence.db import make_engine, make_sessionmaker
 from error_handling.persistence.failure_rows import ATTEMPTS
-from error_handling.persistence.group_states import escalate, settle
+from error_handling.persistence.group_escalation import escalate, settle
 from error_handling.persistence.groups import touch_groups
 from error_handling.persistence.models import ErrorGroup
 from error_handling.persistence.rollup import count_errors
