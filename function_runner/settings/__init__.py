@@ -12,6 +12,7 @@ described by its docstring and the constrained types, is in group.py), combined 
               ├─ DeliverySettings    reliable fetch, liveness, redeliveries  (delivery.py)
               ├─ ServiceSettings     circuit breakers, fallbacks             (services.py)
               ├─ ReplaySettings      redaction keys, replay limits           (replay.py)
+              ├─ AnalysisSettings    error groups: the new period            (analysis.py)
               └─ ApiSettings         the error API                           (api.py)
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from function_runner.settings.analysis import AnalysisSettings
 from function_runner.settings.api import ApiSettings
 from function_runner.settings.delivery import DeliverySettings
 from function_runner.settings.dispatcher import DispatcherSettings
@@ -35,6 +37,7 @@ __all__ = ["Settings"]
 # fields (and the errors of several bad variables) keep the order of the drawing above.
 class Settings(
     ApiSettings,
+    AnalysisSettings,
     ReplaySettings,
     ServiceSettings,
     DeliverySettings,
