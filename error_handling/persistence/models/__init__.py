@@ -23,6 +23,7 @@ from error_handling.persistence.models.base import (
 from error_handling.persistence.models.dead_letters import (
     DeadLetterRecord,
     DeadLetterStatus,
+    JobAction,
     ReplayJobRecord,
     ReplayJobStatus,
     ReplayRequestRecord,
@@ -73,6 +74,7 @@ __all__ = [
     "FallbackEvent",
     "GroupState",
     "Heartbeat",
+    "JobAction",
     "Json",
     "LostDelivery",
     "ReplayJobRecord",
