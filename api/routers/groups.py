@@ -106,17 +106,21 @@ def get_group(
 ) -> GroupDetailPublic:
     """One group: its trend (hourly up to 3 days, daily beyond), tasks and queues in the window, its
     latest attempts, its dead letters and the share of its attempts that recovered, failed fast or were
-    dead-lettered. 404 when no group has this fingerprint."""
+    dead-lettered. 404 when no group has this fingerprint; 422 `window_too_long` past 366 days."""
     since, until = _window(since, until)
-    detail = found(
-        group_detail.get_group(
+    try:
+        detail = group_detail.get_group(
             session, fingerprint=fingerprint, since=since, until=until, now=utcnow(), new_period=_new_period(settings)
-        ),
+        )
+    except ValueError as exc:
+        raise ApiError(422, str(exc), code="window_too_long", param="since") from None
+    public = found(
+        detail,
         f"no error group has fingerprint {fingerprint!r}",
         code="group_not_found",
         param="fingerprint",
     )
-    return group_detail_public(detail)
+    return group_detail_public(public)
 
 
 @router.patch("/{fingerprint}", response_model=GroupPublic, responses=error_responses(404, 422, 503))

@@ -20,6 +20,7 @@ from error_handling.persistence.reads import group_detail, groups
 from error_handling.persistence.reads.dlq import DeadLetterFilter
 from function_runner.cli.common import (
     EXIT_FAILED,
+    EXIT_USAGE,
     CursorOption,
     PageSizeOption,
     cli_actor,
@@ -92,9 +93,12 @@ def show_command(fingerprint: FingerprintArgument, since: SinceOption = None, as
     from api.schemas.groups import group_detail_public
 
     with database_session() as session:
-        detail = group_detail.get_group(
-            session, fingerprint=fingerprint, since=utc(since), now=utcnow(), new_period=_new_period()
-        )
+        try:
+            detail = group_detail.get_group(
+                session, fingerprint=fingerprint, since=utc(since), now=utcnow(), new_period=_new_period()
+            )
+        except ValueError as exc:
+            raise fail(str(exc), EXIT_USAGE) from None
         if detail is None:
             raise fail(f"no error group has fingerprint {fingerprint!r}", EXIT_FAILED)
         public = group_detail_public(detail)

@@ -148,6 +148,9 @@ def test_a_bad_cursor_is_a_400_and_a_bad_sort_a_422(client: TestClient, seeded: 
         BASE, params={"since": seeded.isoformat(), "until": (seeded - dt.timedelta(hours=1)).isoformat()}
     )
     assert backwards.status_code == 422 and backwards.json()["error"]["code"] == "invalid_time_range"
+    ages = client.get(f"{BASE}/{FP[0]}", params={"since": "1013-01-01T00:00:00Z"})  # 367,000 daily buckets: refused
+    assert ages.status_code == 422 and ages.json()["error"]["code"] == "window_too_long"
+    assert client.get(BASE, params={"since": "0001-01-01T00:00:00Z", "sort": "growth"}).status_code == 200
 
 
 def test_one_group_in_detail(client: TestClient, seeded: dt.datetime) -> None:

@@ -23,10 +23,12 @@ from error_handling.persistence.reads.groups import GroupFilter, GroupSummary, s
 from error_handling.persistence.reads.window_counts import Resolution, WindowQuery, count_window
 from error_handling.persistence.rollup import day_of, hour_of
 
-__all__ = ["HOURLY_UP_TO", "GroupDetail", "OutcomeShares", "get_group"]
+__all__ = ["HOURLY_UP_TO", "MAX_WINDOW", "GroupDetail", "OutcomeShares", "get_group"]
 
 #: The longest window whose trend is read hour by hour (longer: day by day).
 HOURLY_UP_TO: Final = dt.timedelta(days=3)
+#: The longest window a group's detail reads (its trend then holds at most 367 daily buckets).
+MAX_WINDOW: Final = dt.timedelta(days=366)
 #: How many of the latest attempts and dead letters a group's detail shows.
 DEFAULT_SAMPLES: Final = 5
 
@@ -79,8 +81,14 @@ def get_group(
     samples: int = DEFAULT_SAMPLES,
 ) -> GroupDetail | None:
     """The group of ``fingerprint`` with its counts in ``[since, until)`` (default: the day before
-    ``until``, which defaults to ``now``), or None when no such group exists."""
+    ``until``, which defaults to ``now``), or None when no such group exists.
+
+    Raises:
+        ValueError: the window is longer than :data:`MAX_WINDOW`.
+    """
     window = GroupFilter(since=since, until=until).window(now)
+    if window[1] - window[0] > MAX_WINDOW:
+        raise ValueError(f"a group's window may be {MAX_WINDOW.days} days long at most")
     group = summaries(session, [fingerprint], now=now, new_period=new_period, window=window).get(fingerprint)
     if group is None:
         return None

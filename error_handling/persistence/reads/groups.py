@@ -94,7 +94,7 @@ class GroupFilter:
     def window(self, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
         """The window the counts cover, as of ``now``."""
         until = self.until or now
-        return self.since or until - DEFAULT_WINDOW, until
+        return self.since or _earlier(until, DEFAULT_WINDOW), until
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,7 +274,19 @@ def _by_count(
 
 def _before(window: tuple[dt.datetime, dt.datetime]) -> tuple[dt.datetime, dt.datetime]:
     since, until = window
-    return since - (until - since), since
+    return _earlier(since, until - since), since
+
+
+#: The earliest time a window may start (a window that would start before it starts there).
+_EARLIEST: Final = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def _earlier(moment: dt.datetime, span: dt.timedelta) -> dt.datetime:
+    """``moment - span``, or :data:`_EARLIEST` when that is before year 1."""
+    try:
+        return moment - span
+    except OverflowError:
+        return _EARLIEST
 
 
 def _counts(
