@@ -14,7 +14,7 @@ from api.celery_dep import close_celery
 from api.errors import error_responses, install_error_handlers
 from api.guards import RequestGuard
 from api.log_redaction import redact_server_logs
-from api.routers import analysis, audit, breakers, compensation, dead_letters, errors, health, resources
+from api.routers import analysis, audit, breakers, compensation, dead_letters, errors, groups, health, resources
 from function_runner.settings import Settings
 
 #: Every route of the error API lives under this prefix.
@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(breakers.router, prefix=API_PREFIX, dependencies=protected, responses=auth_errors)
     app.include_router(resources.router, prefix=API_PREFIX, dependencies=protected, responses=auth_errors)
     app.include_router(compensation.router, prefix=API_PREFIX, dependencies=protected, responses=auth_errors)
+    app.include_router(groups.router, prefix=API_PREFIX, dependencies=protected, responses=auth_errors)
     app.include_router(errors.router, prefix=API_PREFIX, dependencies=protected, responses=auth_errors)
     app.include_router(audit.router, prefix=API_PREFIX, dependencies=protected, responses=auth_errors)
     app.include_router(analysis.router, prefix=API_PREFIX, dependencies=protected, responses=auth_errors)

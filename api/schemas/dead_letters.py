@@ -19,6 +19,7 @@ from error_handling.persistence.models import (
     DeadLetterRecord,
     DeadLetterStatus,
     FailedAttempt,
+    JobAction,
     ReplayJobRecord,
     ReplayJobStatus,
     ReplayRequestRecord,
@@ -290,16 +291,19 @@ class BulkReplayPreview(BaseModel):
 
 
 class ReplayJobPublic(BaseModel):
-    """A bulk replay job and its progress."""
+    """A bulk replay (or discard) job and its progress."""
 
     id: int
     status: ReplayJobStatus
+    action: JobAction = Field(default=JobAction.REPLAY, description="What the job does with each letter.")
     filter: dict[str, Any] = Field(description="The dead-letter filter (only pending dead letters are replayed).")
     rate_per_second: float | None = Field(description="Publishes per second at most; null: no limit.")
     total: int = Field(description="How many dead letters matched when the job was created.")
     published: int
     skipped: int = Field(description="Not replayable as stored.")
     failed: int = Field(description="Could not be published (their secrets could not be unsealed).")
+    discarded: int = Field(default=0, description="Discarded by a discard job.")
+    reason: str | None = Field(default=None, description="A discard job's reason, given to each letter.")
     created_at: dt.datetime
     updated_at: dt.datetime
     finished_at: dt.datetime | None

@@ -62,6 +62,9 @@ class AuditAction(enum.StrEnum):
     REPLAY_JOB_CREATE = "replay_job.create"
     #: Cancelled a bulk replay job (``detail``: how many it had published).
     REPLAY_JOB_CANCEL = "replay_job.cancel"
+    #: Changed an error group's state: resolved, ignored or set back to ongoing (``detail``: the state
+    #: before and after, the ignore condition).
+    GROUP_UPDATE = "group.update"
     #: Closed a service's circuit breaker (``detail``: the state before).
     BREAKER_RESET = "breaker.reset"
     #: Forced a service's circuit breaker open (``detail``: the state before, for how long).
@@ -80,6 +83,8 @@ class AuditTarget(enum.StrEnum):
     DEAD_LETTER = "dead_letter"
     #: A bulk replay job (``target_id``: its id).
     REPLAY_JOB = "replay_job"
+    #: An error group (``target_id``: its fingerprint).
+    GROUP = "group"
     #: A service's circuit breaker (``target_id``: the service).
     BREAKER = "breaker"
 

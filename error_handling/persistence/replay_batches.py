@@ -38,7 +38,8 @@ class BatchPlan:
     recovering: bool
 
 
-def _after(job: ReplayJobRecord) -> Any:
+def after_position(job: ReplayJobRecord) -> Any:
+    """The SQL condition selecting the letters after the job's position (oldest first)."""
     if job.position_created_at is None or job.position_id is None:
         return sa.true()
     return sa.or_(
@@ -67,7 +68,7 @@ def begin_batch(session: Session, *, job: ReplayJobRecord, limit: int, now: dt.d
         flt = DeadLetterFilter.from_json(job.filter)
         query = (
             sa.select(DeadLetterRecord)
-            .where(*flt.conditions(), _after(job))
+            .where(*flt.conditions(), after_position(job))
             .order_by(DeadLetterRecord.created_at, DeadLetterRecord.id)
             .limit(max(1, limit))
             .with_for_update(skip_locked=True)

@@ -21,10 +21,12 @@ from error_handling.persistence import audit
 from error_handling.persistence.models import (
     DeadLetterRecord,
     DeadLetterStatus,
+    JobAction,
     ReplayJobRecord,
     ReplayJobStatus,
 )
 from error_handling.persistence.reads.dlq import DeadLetterFilter
+from error_handling.redaction import redact_text
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -102,11 +104,17 @@ def create_job(
     rate_per_second: float | None,
     now: dt.datetime,
     actor: str = audit.UNKNOWN_ACTOR,
+    action: JobAction = JobAction.REPLAY,
+    reason: str | None = None,
 ) -> ReplayJobRecord:
     """Record a new job (``pending``, ``total`` = how many match now) and flush; audited as ``actor``'s
-    ``replay_job.create`` in the same transaction."""
+    ``replay_job.create`` in the same transaction. A job discards instead of replaying with ``action``
+    :attr:`~JobAction.DISCARD` (``reason``: each letter's discard reason)."""
     job = ReplayJobRecord(
         status=ReplayJobStatus.PENDING,
+        action=action,
+        reason=reason,
+        discarded=0,
         filter=flt.to_json(),
         rate_per_second=rate_per_second,
         total=count_matching(session, flt),
@@ -118,7 +126,9 @@ def create_job(
     )
     session.add(job)
     session.flush()
-    detail = {"filter": job.filter, "rate_per_second": rate_per_second, "total": job.total}
+    detail = {"action": action.value, "filter": job.filter, "rate_per_second": rate_per_second, "total": job.total}
+    if reason is not None:
+        detail["reason"] = redact_text(reason)
     audit.record(session, audit.AuditAction.REPLAY_JOB_CREATE, job.id, actor=actor, now=now, detail=detail)
     return job
 

@@ -38,6 +38,7 @@ from function_runner.cli.common import (
 from function_runner.cli.db import app as db_app
 from function_runner.cli.dlq import app as dlq_app
 from function_runner.cli.errors import app as errors_app
+from function_runner.cli.groups import app as groups_app
 from function_runner.cli.keys import app as keys_app
 
 app = typer.Typer(
@@ -50,6 +51,7 @@ app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(errors_app, name="errors")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(groups_app, name="groups")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 app.command("analyze")(analyze)

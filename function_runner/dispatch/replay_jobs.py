@@ -1,4 +1,6 @@
-"""The replay jobs role: bulk replay, one batch of one job at a time.
+"""The replay jobs role: bulk replay (and bulk discard), one batch of one job at a time.
+
+A discard job's batch is one transaction (:mod:`error_handling.persistence.discard_batches`).
 
 Each dead letter of a job is published under a task id derived from the job and the dead letter, with
 the headers of a single replay. A batch claims its letters and records the in-flight bound (commit),
@@ -24,8 +26,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from error_handling.exceptions import StorageUnavailable
-from error_handling.persistence import replay_batches, replay_jobs
-from error_handling.persistence.models import ReplayJobStatus, utcnow
+from error_handling.persistence import discard_batches, replay_batches, replay_jobs
+from error_handling.persistence.models import JobAction, ReplayJobStatus, utcnow
 from error_handling.sealing import SealedValueError, Sealer
 from function_runner.dispatch.replay_recovery import already_published
 from function_runner.dispatch.role import Role
@@ -75,6 +77,8 @@ class BatchResult:
     failed: int = 0
     #: Letters found already published during a recovery (not published again).
     recovered: int = 0
+    #: Letters a discard job discarded.
+    discarded: int = 0
     done: bool = False
 
 
@@ -153,11 +157,18 @@ class BulkReplayer(Role):
                         raise
         return None
 
-    def _plan(self, session: Session, job_id: int, start: dt.datetime) -> _Plan | None:
-        """Lock the job and claim its next batch (the first transaction); None when it has no work."""
+    def _plan(self, session: Session, job_id: int, start: dt.datetime) -> _Plan | BatchResult | None:
+        """Lock the job and claim its next batch (the first transaction); None when it has no work. A
+        discard job's batch is done here, whole: its result."""
         job = replay_jobs.lock_job(session, job_id=job_id)
         if job is None or not replay_jobs.has_work(job):
             return None
+        if job.action is JobAction.DISCARD:
+            batch = discard_batches.discard_batch(session, job=job, limit=max(1, self.batch_size), now=start)
+            log_event("replay_job.batch", job=job.id, action=job.action.value, discarded=batch.discarded)
+            if batch.done:
+                log_event("replay_job.done", job=job.id, discarded=job.discarded)
+            return BatchResult(job_id=job.id, discarded=batch.discarded, done=batch.done)
         limit = batch_limit(self.batch_size, job.rate_per_second, self.pass_interval)
         claimed = replay_batches.begin_batch(session, job=job, limit=limit, now=start)
         plan = _Plan(
@@ -183,6 +194,8 @@ class BulkReplayer(Role):
 
     def _batch(self, job_id: int, start: dt.datetime) -> BatchResult | None:
         plan = self.in_transaction(lambda s: self._plan(s, job_id, start), patience=0)
+        if isinstance(plan, BatchResult):
+            return plan
         result = BatchResult(job_id=job_id)
         if plan is not None and plan.done:
             result.done = True

@@ -13,6 +13,7 @@ described by its docstring and the constrained types, is in group.py), combined 
               ├─ ServiceSettings     circuit breakers, fallbacks             (services.py)
               ├─ ReplaySettings      redaction keys, replay limits           (replay.py)
               ├─ StatisticsSettings  success counts of the workers           (statistics.py)
+              ├─ AnalysisSettings    error groups and the analysis' thresholds (analysis.py)
               └─ ApiSettings         the error API                           (api.py)
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from function_runner.settings.analysis import AnalysisSettings
 from function_runner.settings.api import ApiSettings
 from function_runner.settings.delivery import DeliverySettings
 from function_runner.settings.dispatcher import DispatcherSettings
@@ -38,6 +40,7 @@ __all__ = ["Settings"]
 class Settings(
     ApiSettings,
     StatisticsSettings,
+    AnalysisSettings,
     ReplaySettings,
     ServiceSettings,
     DeliverySettings,

@@ -111,4 +111,4 @@ def test_public_names_are_exported_and_documented() -> None:
         value = getattr(audit, name)
         if inspect.isfunction(value) or inspect.isclass(value):
             assert value.__doc__, name
-    assert {action.value.split(".")[0] for action in AuditAction} == {"dead_letter", "replay_job", "breaker"}
+    assert {action.value.split(".")[0] for action in AuditAction} == {"dead_letter", "replay_job", "group", "breaker"}

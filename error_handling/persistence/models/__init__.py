@@ -24,6 +24,7 @@ from error_handling.persistence.models.base import (
 from error_handling.persistence.models.dead_letters import (
     DeadLetterRecord,
     DeadLetterStatus,
+    JobAction,
     ReplayJobRecord,
     ReplayJobStatus,
     ReplayRequestRecord,
@@ -75,6 +76,7 @@ __all__ = [
     "FallbackEvent",
     "GroupState",
     "Heartbeat",
+    "JobAction",
     "Json",
     "LostDelivery",
     "ReplayJobRecord",

@@ -97,8 +97,18 @@ class ReplayJobStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+class JobAction(enum.StrEnum):
+    """What a bulk job does with each pending dead letter its filter takes."""
+
+    #: Publish it again (a replay job).
+    REPLAY = "replay"
+    #: Discard it, as ``DELETE /dead-letters/{id}`` discards one (a discard job).
+    DISCARD = "discard"
+
+
 class ReplayJobRecord(Base):
-    """A bulk replay of the pending dead letters matching a filter, processed by the dispatcher in batches.
+    """A bulk replay (or discard, ``action``) of the pending dead letters matching a filter, processed by the
+    dispatcher in batches.
 
     ``position_created_at``/``position_id`` is the keyset (oldest first) of the last dead letter handled:
     the job resumes after it. ``inflight_until_*`` marks a batch recorded but perhaps not fully
@@ -110,6 +120,10 @@ class ReplayJobRecord(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     status: Mapped[ReplayJobStatus] = mapped_column(enum_type(ReplayJobStatus, "fr_replay_job_status"))
+    #: What it does with each letter: replay it (the default) or discard it.
+    action: Mapped[JobAction] = mapped_column(
+        enum_type(JobAction, "fr_job_action"), default=JobAction.REPLAY, server_default=JobAction.REPLAY.value
+    )
     #: The dead-letter filter (task_name, category, reason, fingerprint, queue, search, since, until).
     filter: Mapped[Any] = mapped_column(Json)
     #: At most this many publishes per second (None: unlimited).
@@ -119,6 +133,10 @@ class ReplayJobRecord(Base):
     published: Mapped[int] = mapped_column(sa.Integer, default=0)
     skipped: Mapped[int] = mapped_column(sa.Integer, default=0)
     failed: Mapped[int] = mapped_column(sa.Integer, default=0)
+    #: Letters a discard job discarded.
+    discarded: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    #: Why a discard job discards (each letter's ``discarded_reason``).
+    reason: Mapped[str | None] = mapped_column(sa.Text)
     position_created_at: Mapped[dt.datetime | None]
     position_id: Mapped[int | None] = mapped_column(BigId)
     inflight_until_created_at: Mapped[dt.datetime | None]

@@ -16,7 +16,6 @@ from error_handling.persistence.models import (
     CompensationStep,
     DeadLetterRecord,
     DecisionKind,
-    ErrorCount,
     FailedAttempt,
     ReplayRequestRecord,
     RunKind,
@@ -28,8 +27,7 @@ from error_handling.persistence.models import (
     aware_utc,
 )
 from error_handling.persistence.projection import copy_fields
-from error_handling.persistence.reads.window import plan_window
-from error_handling.persistence.rollup import Period
+from error_handling.persistence.reads.window_counts import WindowQuery, count_window
 
 #: How many fingerprint groups and task names :func:`error_stats` returns, largest first.
 DEFAULT_TOP: Final = 10
@@ -85,7 +83,7 @@ def error_stats(
 
     Whole days of the window are read from the daily roll-up (``fr_error_counts``), the other whole
     hours from the hourly one, and only the partial hours at its two ends from the attempts themselves
-    (:func:`plan_window`), so the cost grows with the number of distinct kinds of error in the window,
+    (:func:`~error_handling.persistence.reads.window.plan_window`), so the cost grows with the number of distinct kinds of error in the window,
     not with the number of attempts.
 
     Raises:
@@ -125,48 +123,9 @@ def _largest_first(counts: Counter[str], limit: int | None = None) -> dict[str, 
 
 def count_kinds(session: Session, since: dt.datetime, until: dt.datetime) -> list[tuple[str, str, str, str, int]]:
     """How many attempts of each kind (task, category, reason, fingerprint) failed in ``[since, until)``;
-    see :func:`plan_window` for where each part is read."""
-    plan = plan_window(since, until)
-    parts: list[Any] = []
-    for sign, rolled in (
-        (1, [(Period.HOUR, span) for span in plan.hours] + [(Period.DAY, span) for span in plan.days]),
-        (-1, [(Period.HOUR, span) for span in plan.minus_hours]),
-    ):
-        if rolled:
-            parts.append(
-                sa.select(
-                    ErrorCount.task_name,
-                    ErrorCount.category,
-                    ErrorCount.reason,
-                    ErrorCount.fingerprint,
-                    (ErrorCount.count * sign).label("n"),
-                ).where(
-                    sa.or_(
-                        *(
-                            sa.and_(ErrorCount.period == period, ErrorCount.bucket >= a, ErrorCount.bucket < b)
-                            for period, (a, b) in rolled
-                        )
-                    )
-                )
-            )
-    if plan.attempts:
-        keys = (FailedAttempt.task_name, FailedAttempt.category, FailedAttempt.reason, FailedAttempt.fingerprint)
-        parts.append(
-            sa.select(
-                *keys,
-                sa.func.count().label("n"),
-            )
-            .where(
-                sa.or_(*(sa.and_(FailedAttempt.failed_at >= a, FailedAttempt.failed_at < b) for a, b in plan.attempts))
-            )
-            .group_by(*keys)
-        )
-    if not parts:
-        return []
-    both = sa.union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
-    kind = (both.c.task_name, both.c.category, both.c.reason, both.c.fingerprint)
-    rows = session.execute(sa.select(*kind, sa.func.sum(both.c.n)).group_by(*kind))
-    return [(str(t), str(c), str(r), str(f), int(n)) for t, c, r, f, n in rows if n]
+    see :func:`~error_handling.persistence.reads.window_counts.count_window` for where each part is read."""
+    query = WindowQuery(since=since, until=until, keys=("task_name", "category", "reason", "fingerprint"))
+    return [(t, c, r, f, n) for _, (t, c, r, f), n in count_window(session, query)]
 
 
 def _fingerprint_groups(
