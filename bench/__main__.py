@@ -21,10 +21,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import api_latency, bulk_replay, memory, recording, throughput
+from bench import api_latency, bulk_replay, groups_latency, memory, recording, throughput
 from bench._support import PG_URL, REDIS_URL, machine, table
 
-BENCHES = ("throughput", "memory", "recording", "bulk_replay", "api_latency")
+BENCHES = ("throughput", "memory", "recording", "bulk_replay", "api_latency", "groups_latency")
 
 #: Counts of the full run (the issue's) and of ``--quick``.
 FULL = {
@@ -117,6 +117,9 @@ def plan(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Call
         ),
         "bulk_replay": lambda: bulk_replay.run(count=args.replay_count, **common),
         "api_latency": lambda: api_latency.run(
+            rows=args.api_rows, requests=args.api_requests, pg_url=args.pg_url, log=log
+        ),
+        "groups_latency": lambda: groups_latency.run(
             rows=args.api_rows, requests=args.api_requests, pg_url=args.pg_url, log=log
         ),
     }

@@ -14,7 +14,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from api.params import MAX_WINDOW_MINUTES
 from api.schemas.analysis import AnalysisPublic, analysis_public
 from error_handling.persistence.reads.analysis import analyse
 from function_runner.cli.common import database_session, load_settings
@@ -24,11 +23,13 @@ __all__ = ["analyze"]
 
 #: The window analysed when none is given, in minutes (the API's default).
 DEFAULT_MINUTES = 5
+#: The longest window, in minutes (a week, as the API's).
+MAX_MINUTES = 10_080
 
 
 def analyze(
     window_minutes: Annotated[
-        int, typer.Option("--window-minutes", "-w", min=1, max=MAX_WINDOW_MINUTES, help="How far back to look.")
+        int, typer.Option("--window-minutes", "-w", min=1, max=MAX_MINUTES, help="How far back to look.")
     ] = DEFAULT_MINUTES,
     as_json: JsonOption = False,
 ) -> None:

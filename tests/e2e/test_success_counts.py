@@ -69,3 +69,39 @@ def test_a_worker_stopped_gracefully_writes_what_it_counted(
 
     assert counted(engine, since) == TASKS
     assert "successes.not_written" not in worker.log()
+
+
+def test_the_error_rate_is_failures_over_executions(
+    publisher: Celery, start_worker: Callable[..., Process], engine: sa.Engine, state: redis_lib.Redis
+) -> None:
+    """A real worker fails 4 tasks (dead-lettered, recorded at once) and runs 8 of the same task that
+    succeed: once the successes are written, the analysis counts 12 executions and a rate of 4 / 12."""
+    from error_handling.persistence.models import DeadLetterRecord
+    from error_handling.persistence.reads.analysis import analyse
+
+    since = dt.datetime.now(dt.UTC)
+    start_worker(pool="prefork", concurrency=2)
+    failing = [publisher.send_task("e2e.fails_until_fixed", args=[f"o{i}"]).id for i in range(4)]
+
+    def letters() -> int:
+        with Session(engine) as s:
+            found = s.execute(sa.select(sa.func.count()).where(DeadLetterRecord.task_id.in_(failing))).scalar_one()
+            return int(found)
+
+    wait_until(lambda: letters() == 4, timeout=60, what="4 dead letters")
+    state.set("fixed", "1")
+    ok = [publisher.send_task("e2e.fails_until_fixed", args=[f"p{i}"]).id for i in range(8)]
+    wait_until(lambda: all(state.exists(f"done:{i}") for i in ok), timeout=60, what="8 successes")
+
+    def successes() -> int:
+        with Session(engine) as s:
+            found = success_counts(s, since=since, until=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1))
+            return found.get(("e2e.fails_until_fixed", "celery"), 0)
+
+    wait_until(lambda: successes() == 8, timeout=Settings().success_flush_interval + 15, what="8 successes written")
+    with Session(engine) as s:
+        until = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
+        analysis = analyse(s, since=since, until=until, new_period=dt.timedelta(days=1))
+    assert (analysis.window.total_errors, analysis.window.executions) == (4, 12)
+    assert analysis.window.error_rate == pytest.approx(4 / 12)
+    assert analysis.window.error_distribution == {"permanent": 4}

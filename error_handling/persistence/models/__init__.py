@@ -12,6 +12,7 @@ task_counts   fr_task_counts
 
 from __future__ import annotations
 
+from error_handling.analytics.inputs import GroupState
 from error_handling.persistence.models.base import (
     NAMING_CONVENTION,
     Base,
@@ -29,7 +30,7 @@ from error_handling.persistence.models.dead_letters import (
     ReplayJobStatus,
     ReplayRequestRecord,
 )
-from error_handling.persistence.models.groups import ErrorGroup, GroupState
+from error_handling.persistence.models.groups import ErrorGroup
 from error_handling.persistence.models.operations import (
     AuditEvent,
     CompensationStep,

@@ -5,6 +5,7 @@ regressed)."""
 from __future__ import annotations
 
 import datetime as dt
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 

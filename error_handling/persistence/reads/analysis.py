@@ -12,8 +12,7 @@ from typing import Final
 
 from sqlalchemy.orm import Session
 
-from error_handling.analytics import DEFAULT_CONFIG, AnalysisConfig, Anomaly, detect
-from error_handling.analytics.recommendations import Recommendation, recommend
+from error_handling.analytics import DEFAULT_CONFIG, AnalysisConfig, Anomaly, Recommendation, detect, recommend
 from error_handling.persistence.reads.analysis_inputs import analysis_inputs
 from error_handling.persistence.reads.counts import RecoveryStats, count_kinds, recovery_stats
 from error_handling.persistence.reads.executions import success_counts

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from error_handling.analytics import AnalysisConfig, BaselineKind, baseline_for, count_between, sample_spans
-from error_handling.analytics.baseline import HOUR, hour_start
+from error_handling.analytics.baseline import hour_start
 
 UTC = dt.UTC
 HOUR = dt.timedelta(hours=1)
