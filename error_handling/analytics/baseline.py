@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import math
 import statistics
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -86,14 +87,22 @@ def hour_start(moment: dt.datetime) -> dt.datetime:
 
 
 def count_between(history: Hourly, *, start: dt.datetime, end: dt.datetime) -> float:
-    """The count of ``history`` in ``[start, end)``: hour buckets it covers in part count in proportion."""
+    """The count of ``history`` in ``[start, end)``: hour buckets it covers in part count in proportion.
+
+    Walks the hours of the span or the buckets of the history, whichever are fewer."""
+    first = hour_start(start)
+    if len(history) < (end - first) / HOUR:
+        buckets = ((hour, n) for hour, n in history.items() if first <= hour < end)
+    else:
+        buckets = ((first + k * HOUR, history.get(first + k * HOUR, 0)) for k in range(math.ceil((end - first) / HOUR)))
     total = 0.0
-    hour = hour_start(start)
-    while hour < end:
-        count = history.get(hour, 0)
-        if count:
+    for hour, count in buckets:
+        if not count:
+            continue
+        if hour >= start and hour + HOUR <= end:
+            total += count
+        else:
             total += count * ((min(end, hour + HOUR) - max(start, hour)) / HOUR)
-        hour += HOUR
     return total
 
 

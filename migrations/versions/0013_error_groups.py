@@ -86,6 +86,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_fr_error_counts_fingerprint_period_bucket", ["fingerprint", "period", "bucket"], unique=False
         )
+        batch_op.create_index("ix_fr_error_counts_task_name_period_bucket", ["task_name", "period", "bucket"], unique=False)
 
 
 def downgrade() -> None:
@@ -95,6 +96,7 @@ def downgrade() -> None:
     )
     op.execute("DELETE FROM fr_error_counts")
     with op.batch_alter_table("fr_error_counts", schema=None) as batch_op:
+        batch_op.drop_index("ix_fr_error_counts_task_name_period_bucket")
         batch_op.drop_index("ix_fr_error_counts_fingerprint_period_bucket")
         batch_op.drop_constraint("pk_fr_error_counts", type_="primary")
         batch_op.drop_column("queue")

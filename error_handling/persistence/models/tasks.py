@@ -160,7 +160,10 @@ class ErrorCount(Base):
     """
 
     __tablename__ = "fr_error_counts"
-    __table_args__ = (sa.Index("ix_fr_error_counts_fingerprint_period_bucket", "fingerprint", "period", "bucket"),)
+    __table_args__ = (
+        sa.Index("ix_fr_error_counts_fingerprint_period_bucket", "fingerprint", "period", "bucket"),
+        sa.Index("ix_fr_error_counts_task_name_period_bucket", "task_name", "period", "bucket"),
+    )
 
     period: Mapped[str] = mapped_column(sa.String(8), primary_key=True)
     bucket: Mapped[dt.datetime] = mapped_column(primary_key=True)

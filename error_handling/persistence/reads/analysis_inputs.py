@@ -50,8 +50,9 @@ from error_handling.persistence.reads.counts import count_kinds
 from error_handling.persistence.reads.executions import hourly_successes, success_counts
 from error_handling.persistence.rollup import Period, hour_of
 
-#: The most groups and tasks whose history is read (the largest of the window).
-MAX_SERIES: Final = 200
+#: The most groups and tasks whose history is read (the largest of the window, and for groups also
+#: those new or regressed in it): a spike of a smaller one is left to the groups role's escalation.
+MAX_SERIES: Final = 50
 #: Windows of the same length before the window whose recovery is compared with it.
 RECOVERY_WINDOWS: Final = 6
 #: A breaker's transition to this state is an open.
@@ -117,7 +118,7 @@ def _hourly(session: Session, column: Any, keys: Iterable[str], spans: Spans) ->
         )
         .group_by(column, ErrorCount.bucket)
     )
-    for key, bucket, n in session.execute(query):
+    for key, bucket, n in session.connection().execute(query):  # plain rows: no ORM to go through
         found[str(key)][aware_utc(bucket)] = int(n)
     return found
 
