@@ -37,12 +37,14 @@ from error_handling.analytics.inputs import (
 )
 from error_handling.analytics.lifecycle import new_group, regression
 from error_handling.analytics.poisson import poisson_tail
+from error_handling.analytics.providers import PROVIDER_PACKAGES, service_of
 from error_handling.analytics.recommendations import breaker_window, gate_waits_timing_out, recommend
 from error_handling.analytics.rule_suggestion import suggested_rule
 from error_handling.analytics.spikes import group_spike, is_escalating, is_spike, spike_threshold, task_spike
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "PROVIDER_PACKAGES",
     "AnalysisConfig",
     "AnalysisInputs",
     "Anomaly",
@@ -79,6 +81,7 @@ __all__ = [
     "regression",
     "retries_exhausted",
     "sample_spans",
+    "service_of",
     "spike_threshold",
     "suggested_rule",
     "task_spike",

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from error_handling.analytics import AnomalyKind, GroupSeries, GroupState
+from error_handling.categories import Category
 from error_handling.persistence.bulk import insert_many
 from error_handling.persistence.db import make_engine, make_sessionmaker
 from error_handling.persistence.failure_rows import ATTEMPTS
@@ -158,3 +159,43 @@ def test_the_window_totals_and_trend_equal_direct_counts(sessions: sessionmaker[
     assert previous.executions == previous.total_errors + successes_before
     assert previous.error_rate == pytest.approx(previous.total_errors / previous.executions)
     assert analysis.trend["week_ago"].total_errors > 0  # the history's first hours
+
+
+def test_recommendations_come_from_what_was_recorded(sessions: sessionmaker[Session]) -> None:
+    """30 quota errors of an OpenAI call and 25 unclassified errors in the window: the analysis advises a
+    higher quota or a fallback for openai, and prints the rule that would classify the unknown error."""
+    from error_handling.analytics import RecommendationRule
+    from tests.support.failures import fail
+
+    until = dt.datetime(2026, 11, 30, 15, 0, tzinfo=dt.UTC)
+    for i in range(30):
+        fail(
+            sessions,
+            f"quota-{i}",
+            1,
+            at=until - dt.timedelta(minutes=30, seconds=i),
+            category=Category.RESOURCE,
+            reason="quota_exceeded",
+            exc_type="openai.RateLimitError",
+            message="You exceeded your current quota",
+            fingerprint="q" * 16,
+        )
+    for i in range(25):
+        fail(
+            sessions,
+            f"odd-{i}",
+            1,
+            at=until - dt.timedelta(minutes=20, seconds=i),
+            reason="unclassified",
+            exc_type="myapp.clients.LegacyError",
+            message="legacy backend said 17",
+            fingerprint="u" * 16,
+        )
+    with sessions() as session:
+        analysis = analyse(session, since=until - HOUR, until=until, new_period=NEW_PERIOD)
+    rules = {(r.rule, r.subject): r for r in analysis.recommendations}
+    quota = rules[(RecommendationRule.QUOTA_DOMINATES, "openai")]
+    assert quota.evidence["quota_errors"] == 30
+    assert "FUNCTION_RUNNER_FALLBACKS" in quota.action
+    unknown = rules[(RecommendationRule.UNCLASSIFIED_GROUP, "u" * 16)]
+    assert "Rule(" in unknown.action and "LegacyError" in unknown.action

@@ -33,6 +33,7 @@ from error_handling.analytics import (
     Window,
 )
 from error_handling.analytics.baseline import sample_spans
+from error_handling.analytics.providers import service_of
 from error_handling.categories import Reason
 from error_handling.persistence.groups import GROUPS, effective_state
 from error_handling.persistence.models import (
@@ -180,6 +181,7 @@ def group_series(
             regressed_at=aware_utc(row.state_changed_at) if row.effective == GroupState.REGRESSED else None,
             tasks=dict(tasks_of.get(row.fingerprint, {})),
             outcomes=Outcomes(recovered=row.recovered, failed_fast=row.failed_fast, dead_lettered=row.dead_lettered),
+            service=service_of(row.exc_type),
         )
         for row in rows
     ]
