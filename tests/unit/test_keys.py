@@ -88,7 +88,7 @@ def test_the_embedded_default_keeps_its_key_file(tmp_path: Path, broker: str | N
     assert Sealer((tmp_path / "data" / KEY_FILE_NAME).read_text()).unseal(sealer.seal("x")) == "x"
 
 
-@pytest.mark.parametrize("key", ["not-a-key", f"{generate_key()},short"])
+@pytest.mark.parametrize("key", ["not-a-key", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,short"])
 def test_a_malformed_key_is_refused_without_echoing_it(tmp_path: Path, key: str) -> None:
     settings = Settings(data_dir=tmp_path, database_url="postgresql://db.example/fr", encryption_key=key)
     with pytest.raises(
