@@ -22,8 +22,18 @@ from tests.support import services
 from tests.support.fake_provider import FakeProvider
 from tests.support.processes import Process
 
-#: The Redis database number the tests own (the machine's other users keep db 0).
-TEST_REDIS_DB = int(os.environ.get("FR_TEST_REDIS_DB", "13"))
+# A COLUMNS in the test process's environment (pytest-xdist gives its processes the terminal's) would fix the
+# CLI's rich console at that width when it is imported: the CLI tests set a wide COLUMNS for each command.
+os.environ.pop("COLUMNS", None)
+
+#: The Redis database number the tests own (the machine's other users keep db 0): ``FR_TEST_REDIS_DB``
+#: (default 13) for the first test process, the next numbers for the others of a parallel run (pytest-xdist's
+#: ``gw1``, ``gw2``, ...), so that no two processes flush each other's.
+TEST_REDIS_DB = int(os.environ.get("FR_TEST_REDIS_DB", "13")) + int(
+    os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0
+)
+if not 0 < TEST_REDIS_DB < 16:
+    raise RuntimeError(f"the tests' Redis db {TEST_REDIS_DB} is not one of 1-15: lower FR_TEST_REDIS_DB or -n")
 #: One encryption key for the whole run, shared by the test process and its workers.
 TEST_KEY = generate_key()
 

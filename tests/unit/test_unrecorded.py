@@ -182,6 +182,7 @@ def app(tmp_path: Path, redis_url: str) -> Iterator[Celery]:
         unrecorded_redeliver_after=60,
     )
     app = create_app(settings, main="fr_unit_unrecorded")
+    published(app)  # the in-memory broker is the process's: drop what an earlier test left in its queue
     yield app
     runtime_for(app).close()
     app.close()
